@@ -1,0 +1,159 @@
+import type { Epoch } from './epoch.js';
+import type { ErrorCode } from './errors.js';
+import type { AckStatus, Durability, FrameKind, ResyncReason } from './frame-kind.js';
+
+/*
+ * Decoded frames. Byte fields (`data`) are views: of the chunk the frame arrived in
+ * when it arrived whole, or of a buffer the decoder allocated for that one frame when
+ * it was split over chunks. The decoder never writes into either again, so a view
+ * stays valid for as long as you hold it; copy it (`Buffer.from(view)`) before keeping
+ * it for long, since a view keeps its whole chunk alive.
+ */
+
+/** What a client sends in its hello. */
+export interface HelloOptions {
+  /** Protocol version; defaults to the one this package speaks. */
+  version?: number;
+  /** Replay from this ts; `null`/absent means live only. */
+  since?: bigint | null;
+  /** The log identity the client last saw, if any. */
+  epoch?: Epoch | null;
+  /** Whether the server sends the client its own publishes and emits. Default true. */
+  echo?: boolean;
+  /** A name for logs and metrics. */
+  name?: string;
+  /** Auth token. */
+  token?: string;
+}
+
+/** What a server says in its welcome. */
+export interface WelcomeOptions {
+  version?: number;
+  epoch: Epoch;
+  newestTs: bigint;
+  horizon: bigint | null;
+  maxIdBytes: number;
+  maxDataBytes: number;
+  maxFrameBytes: number;
+  server?: string;
+  pingIntervalMs?: number;
+}
+
+export interface HelloFrame {
+  kind: typeof FrameKind.Hello;
+  version: number;
+  since: bigint | null;
+  epoch: Epoch | null;
+  echo: boolean;
+  name: string | undefined;
+  token: string | undefined;
+}
+
+export interface WelcomeFrame {
+  kind: typeof FrameKind.Welcome;
+  version: number;
+  epoch: Epoch;
+  newestTs: bigint;
+  horizon: bigint | null;
+  maxIdBytes: number;
+  maxDataBytes: number;
+  maxFrameBytes: number;
+  server: string | undefined;
+  pingIntervalMs: number | undefined;
+}
+
+export interface PublishFrame {
+  kind: typeof FrameKind.Publish;
+  reqId: number;
+  ts: bigint;
+  id: string;
+  data: Buffer;
+}
+
+export interface EmitFrame {
+  kind: typeof FrameKind.Emit;
+  reqId: number;
+  ts: bigint;
+  id: string;
+  data: Buffer;
+}
+
+export interface AckFrame {
+  kind: typeof FrameKind.Ack;
+  reqId: number;
+  status: AckStatus;
+  durability: Durability;
+  /** Set when `status` is `AckStatus.Error`. */
+  code: ErrorCode | null;
+  message: string;
+}
+
+export interface MessageFrame {
+  kind: typeof FrameKind.Message;
+  /** A sum of `MessageFlags`. */
+  flags: number;
+  ts: bigint;
+  id: string;
+  data: Buffer;
+}
+
+export interface ReplayDoneFrame {
+  kind: typeof FrameKind.ReplayDone;
+  /** Whether the replay was a full snapshot announced by a resync. */
+  snapshot: boolean;
+  count: number;
+  newestTs: bigint;
+}
+
+export interface ResyncFrame {
+  kind: typeof FrameKind.Resync;
+  reason: ResyncReason;
+  horizon: bigint | null;
+}
+
+export interface FetchFrame {
+  kind: typeof FrameKind.Fetch;
+  reqId: number;
+  ids: string[];
+}
+
+export type FetchEntry = { id: string; found: true; ts: bigint; data: Uint8Array } | { id: string; found: false };
+
+export interface FetchResultFrame {
+  kind: typeof FrameKind.FetchResult;
+  reqId: number;
+  more: boolean;
+  entries: FetchEntry[];
+}
+
+export interface ErrorFrame {
+  kind: typeof FrameKind.Error;
+  code: ErrorCode;
+  message: string;
+}
+
+export interface PingFrame {
+  kind: typeof FrameKind.Ping;
+  nonce: number;
+}
+
+export interface PongFrame {
+  kind: typeof FrameKind.Pong;
+  nonce: number;
+  newestTs: bigint;
+}
+
+export type Frame =
+  | HelloFrame
+  | WelcomeFrame
+  | PublishFrame
+  | EmitFrame
+  | AckFrame
+  | MessageFrame
+  | ReplayDoneFrame
+  | ResyncFrame
+  | FetchFrame
+  | FetchResultFrame
+  | ErrorFrame
+  | PingFrame
+  | PongFrame;

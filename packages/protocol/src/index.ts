@@ -1,0 +1,57 @@
+export { now, tsFromMillis, tsToMillis } from './clock.js';
+export type { FrameDecoderOptions } from './decoder.js';
+export { decodeFrame, FrameDecoder, parseFrame } from './decoder.js';
+export type { FrameEncoderOptions } from './encoder.js';
+export { FrameEncoder } from './encoder.js';
+export type { Epoch } from './epoch.js';
+export { checkEpoch, isEpoch, newEpoch } from './epoch.js';
+export type { ErrorCode, GossipErrorOptions } from './errors.js';
+export {
+  BadMagicError,
+  codeFromWire,
+  DataTooLargeError,
+  ERROR_CODES,
+  errorFromCode,
+  FrameTooLargeError,
+  GossipError,
+  InvalidArgumentError,
+  InvalidIdError,
+  MalformedFrameError,
+  TsAheadError,
+  UnknownFrameError,
+  UnsupportedVersionError,
+  wireCode,
+} from './errors.js';
+export { AckStatus, Durability, FrameKind, MessageFlags, ResyncReason } from './frame-kind.js';
+export type {
+  AckFrame,
+  EmitFrame,
+  ErrorFrame,
+  FetchEntry,
+  FetchFrame,
+  FetchResultFrame,
+  Frame,
+  HelloFrame,
+  HelloOptions,
+  MessageFrame,
+  PingFrame,
+  PongFrame,
+  PublishFrame,
+  ReplayDoneFrame,
+  ResyncFrame,
+  WelcomeFrame,
+  WelcomeOptions,
+} from './frames.js';
+export {
+  DEFAULT_MAX_DATA_BYTES,
+  DEFAULT_MAX_FRAME_BYTES,
+  EPOCH_BYTES,
+  FRAME_OVERHEAD_BYTES,
+  HELLO_MAGIC,
+  MAX_EXTENSION_BYTES,
+  MAX_ID_BYTES,
+  MAX_TS,
+  MIN_TS,
+  PROTOCOL_VERSION,
+} from './limits.js';
+export { checkData, checkId, checkTs } from './validate.js';

@@ -1,0 +1,27 @@
+/** The protocol version this package speaks (rule H2). */
+export const PROTOCOL_VERSION = 1;
+
+/** The first bytes of a native hello's body (rule H1): not ASCII, unlike the original `GOSSIP`. */
+export const HELLO_MAGIC: Readonly<Uint8Array> = Uint8Array.of(0x89, 0x47, 0x53, 0x50);
+
+/** Ids are 1 to 256 bytes of UTF-8. */
+export const MAX_ID_BYTES = 256;
+
+/** Default cap on a message's data: 10 MiB. */
+export const DEFAULT_MAX_DATA_BYTES = 10 * 1024 * 1024;
+
+/** Room for a frame's fixed fields and id beyond its data. */
+export const FRAME_OVERHEAD_BYTES = 64 * 1024;
+
+/** Default cap on one frame's declared length: max data plus overhead. */
+export const DEFAULT_MAX_FRAME_BYTES = DEFAULT_MAX_DATA_BYTES + FRAME_OVERHEAD_BYTES;
+
+/** Bytes of a log identity (epoch) on the wire. */
+export const EPOCH_BYTES = 16;
+
+/** Cap on the msgpack extension map of a hello or welcome. */
+export const MAX_EXTENSION_BYTES = 16 * 1024;
+
+/** Smallest and largest signed 64-bit integers: the domain of `ts`. */
+export const MIN_TS = -(2n ** 63n);
+export const MAX_TS = 2n ** 63n - 1n;

@@ -1,0 +1,41 @@
+import { DataTooLargeError, InvalidArgumentError, InvalidIdError } from './errors.js';
+import { MAX_ID_BYTES, MAX_TS, MIN_TS } from './limits.js';
+
+/**
+ * Checks an id (1 to 256 bytes of UTF-8) and returns its byte length.
+ * A lone surrogate cannot be encoded as UTF-8, so it is refused rather than silently
+ * replaced: two different strings must never become the same stored id.
+ */
+export function checkId(id: string): number {
+  if (typeof id !== 'string') throw new InvalidArgumentError('id must be a string');
+  if (id.length === 0) throw new InvalidIdError('GOSSIP_ERR_ID_EMPTY', 'id is empty: ids are 1 to 256 bytes of UTF-8');
+  if (id.length > MAX_ID_BYTES) throw idTooLong(id.length);
+  const bytes = Buffer.byteLength(id, 'utf8');
+  if (bytes > MAX_ID_BYTES) throw idTooLong(bytes);
+  if (!id.isWellFormed())
+    throw new InvalidIdError('GOSSIP_ERR_ID_NOT_UTF8', 'id holds a lone surrogate and cannot be UTF-8');
+  return bytes;
+}
+
+function idTooLong(bytes: number): InvalidIdError {
+  return new InvalidIdError(
+    'GOSSIP_ERR_ID_TOO_LONG',
+    `id is ${bytes}${bytes > MAX_ID_BYTES ? '' : '+'} bytes long: ids are at most ${MAX_ID_BYTES} bytes of UTF-8`,
+  );
+}
+
+/** Checks a payload's size against a maximum (`--max-data` on the server). */
+export function checkData(data: Uint8Array, maxDataBytes: number): void {
+  if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('data must be a Uint8Array');
+  if (data.byteLength > maxDataBytes) {
+    throw new DataTooLargeError(
+      `data is ${data.byteLength} bytes, over the maximum of ${maxDataBytes}: raise --max-data`,
+    );
+  }
+}
+
+/** Checks that a ts is a bigint within the signed 64-bit range. */
+export function checkTs(ts: bigint): void {
+  if (typeof ts !== 'bigint') throw new InvalidArgumentError(`ts must be a bigint of nanoseconds, got ${typeof ts}`);
+  if (ts < MIN_TS || ts > MAX_TS) throw new InvalidArgumentError(`ts ${ts} is outside the signed 64-bit range`);
+}

@@ -1,0 +1,11 @@
+import { fileURLToPath } from 'node:url';
+
+const src = (pkg: string) => fileURLToPath(new URL(`./packages/${pkg}/src/index.ts`, import.meta.url));
+
+/** Unit tests import `@gossip/*` from source, so they need no build. */
+export const sourceAliases = {
+  '@gossip/protocol': src('protocol'),
+  '@gossip/store': src('store'),
+  '@gossip/server': src('server'),
+  '@gossip/client': src('client'),
+};
