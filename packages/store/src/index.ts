@@ -1,2 +1,27 @@
-// The store package's API lands with its own issue; the package is laid out now so the workspace builds as one.
-export {};
+export type { ParsedRecord } from './format.js';
+export {
+  FORMAT_VERSION,
+  parseRecord,
+  parseSegmentName,
+  RECORD_OVERHEAD_BYTES,
+  replaces,
+  SEGMENT_HEADER_BYTES,
+  segmentName,
+} from './format.js';
+export type { OpenMode, StoreFile, StoreFs } from './fs.js';
+export { nodeFs } from './fs.js';
+export { LOCK_FILE, META_FILE } from './meta.js';
+export type { Corruption, RecordVisitor, ScanResult } from './recovery.js';
+export { scanSegment } from './recovery.js';
+export type {
+  AppendResult,
+  CompactionResult,
+  FsyncMode,
+  RecoveryProgress,
+  RecoveryReport,
+  StoredMessage,
+  StoreLogger,
+  StoreOptions,
+  StoreStats,
+} from './store.js';
+export { Store } from './store.js';

@@ -1,0 +1,150 @@
+import { crc32 } from 'node:zlib';
+
+/*
+ * On-disk layout (docs/STORAGE.md). All integers big-endian.
+ *
+ * Segment file: header, then records back to back.
+ *   header (16 bytes): magic "GSPL" (47 53 50 4c), u16 format version, u16 reserved (0),
+ *     u64 cleanAsOf: 0 for a segment appended to; for a compaction output, the lowest
+ *     sequence number that was not yet sealed when the compaction started (every
+ *     record of segments below it was committed, so the output holds none of their
+ *     superseded versions)
+ *   record: u32 bodyLen, u32 crc, body
+ *   body:   u8 flags (0), i64 ts, u16 idLen, id (UTF-8), data (the rest of the body)
+ *   crc:    CRC-32 (zlib's polynomial) of the 4 bodyLen bytes followed by the body
+ */
+
+export const SEGMENT_MAGIC = Buffer.from('GSPL', 'latin1');
+export const FORMAT_VERSION = 1;
+export const SEGMENT_HEADER_BYTES = 16;
+/** bodyLen + crc. */
+export const RECORD_PREFIX_BYTES = 8;
+/** flags + ts + idLen. */
+export const RECORD_FIXED_BODY_BYTES = 11;
+export const RECORD_OVERHEAD_BYTES = RECORD_PREFIX_BYTES + RECORD_FIXED_BODY_BYTES;
+/** No record body is ever longer: recovery treats a longer declared length as corruption. */
+export const MAX_RECORD_BODY_BYTES = 1024 * 1024 * 1024;
+
+export function segmentHeader(cleanAsOf = 0): Buffer {
+  const b = Buffer.alloc(SEGMENT_HEADER_BYTES);
+  SEGMENT_MAGIC.copy(b, 0);
+  b.writeUInt16BE(FORMAT_VERSION, 4);
+  b.writeBigUInt64BE(BigInt(cleanAsOf), 8);
+  return b;
+}
+
+export function headerCleanAsOf(b: Buffer): number {
+  return Number(b.readBigUInt64BE(8));
+}
+
+/** Whether `b` starts with a segment header of a version this code reads. */
+export function checkSegmentHeader(b: Buffer): 'ok' | 'short' | 'bad-magic' | 'bad-version' {
+  if (b.length < SEGMENT_HEADER_BYTES) return 'short';
+  if (!b.subarray(0, 4).equals(SEGMENT_MAGIC)) return 'bad-magic';
+  if (b.readUInt16BE(4) !== FORMAT_VERSION) return 'bad-version';
+  return 'ok';
+}
+
+/**
+ * Writes a record at `at` in `target`. With `inline`, the data is copied in too and
+ * `target` must have room for the whole record; without, only the prefix, fixed fields
+ * and id are written (room for `RECORD_OVERHEAD_BYTES + idBytes`) and the caller
+ * writes `data` right after them, as a separate write buffer. The CRC covers the data
+ * either way. Returns the offset just past what was written.
+ */
+export function writeRecord(
+  target: Buffer,
+  view: DataView,
+  at: number,
+  ts: bigint,
+  id: string,
+  idBytes: number,
+  data: Uint8Array,
+  inline: boolean,
+): number {
+  const bodyLen = RECORD_FIXED_BODY_BYTES + idBytes + data.byteLength;
+  view.setUint32(at, bodyLen);
+  target[at + 8] = 0;
+  view.setBigInt64(at + 9, ts);
+  view.setUint16(at + 17, idBytes);
+  target.write(id, at + 19, idBytes, 'utf8');
+  let end = at + 19 + idBytes;
+  if (inline) {
+    target.set(data, end);
+    end += data.byteLength;
+    view.setUint32(at + 4, crc32(target.subarray(at + 8, end), crc32(target.subarray(at, at + 4))));
+  } else {
+    const head = crc32(target.subarray(at + 8, end), crc32(target.subarray(at, at + 4)));
+    view.setUint32(at + 4, crc32(data, head));
+  }
+  return end;
+}
+
+/** A record read back: its fields, `data` a view of `buf`. */
+export interface ParsedRecord {
+  id: string;
+  ts: bigint;
+  data: Buffer;
+}
+
+/** Parses and checks the record at `at` in `buf`; undefined if it is not a valid record of `size` bytes. */
+export function parseRecord(buf: Buffer, at: number, size: number): ParsedRecord | undefined {
+  if (at + size > buf.length || size < RECORD_OVERHEAD_BYTES + 1) return undefined;
+  const bodyLen = buf.readUInt32BE(at);
+  if (bodyLen + RECORD_PREFIX_BYTES !== size) return undefined;
+  const idLen = buf.readUInt16BE(at + 17);
+  if (idLen === 0 || RECORD_FIXED_BODY_BYTES + idLen > bodyLen) return undefined;
+  if (recordCrc(buf, at, bodyLen) !== buf.readUInt32BE(at + 4)) return undefined;
+  return {
+    id: buf.toString('utf8', at + 19, at + 19 + idLen),
+    ts: buf.readBigInt64BE(at + 9),
+    data: buf.subarray(at + 19 + idLen, at + size),
+  };
+}
+
+/** The CRC a record at `at` should carry, computed from its bytes. */
+export function recordCrc(buf: Buffer, at: number, bodyLen: number): number {
+  return crc32(buf.subarray(at + 8, at + 8 + bodyLen), crc32(buf.subarray(at, at + 4)));
+}
+
+/** Where a segment sits in the log: the sequence numbers it covers and its compaction generation. */
+export interface SegmentRange {
+  first: number;
+  last: number;
+  gen: number;
+}
+
+/**
+ * Segment file names: `<first>-<last>-<gen>.seg`, sequence numbers zero-padded to 20
+ * digits and the generation to 6, so names sort in log order. An appended segment
+ * covers one sequence number at generation 0; a compaction output covers the range of
+ * its inputs at one generation more than the newest of them.
+ */
+export function segmentName(first: number, last: number, gen: number): string {
+  return `${pad(first, 20)}-${pad(last, 20)}-${pad(gen, 6)}.seg`;
+}
+
+const NAME_RE = /^(\d{20})-(\d{20})-(\d{6})\.seg$/;
+
+export function parseSegmentName(name: string): SegmentRange | undefined {
+  const m = NAME_RE.exec(name);
+  if (!m) return undefined;
+  const first = Number(m[1]);
+  const last = Number(m[2]);
+  const gen = Number(m[3]);
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || first > last) return undefined;
+  return { first, last, gen };
+}
+
+/**
+ * Whether segment `a` replaces `b`: a compaction output covers the ranges of its
+ * inputs at a higher generation, so an input found beside it is a leftover of a crash
+ * between the output's rename and the inputs' deletion.
+ */
+export function replaces(a: SegmentRange, b: SegmentRange): boolean {
+  return a.first <= b.first && b.last <= a.last && a.gen > b.gen;
+}
+
+function pad(n: number, width: number): string {
+  return n.toString().padStart(width, '0');
+}

@@ -1,0 +1,112 @@
+import { randomBytes } from 'node:crypto';
+import { GossipError, isEpoch, newEpoch } from '@gossip/protocol';
+import { readSmallFile, replaceFile, type StoreFs, writeFully } from './fs.js';
+
+export const META_FILE = 'gossip.meta';
+export const LOCK_FILE = 'gossip.lock';
+
+/** What the store keeps beside its segments (docs/STORAGE.md, "Meta file"). */
+export interface Meta {
+  /** The log's identity, sent to clients as the epoch. */
+  epoch: string;
+  /** Newest ts of a tombstone compaction dropped; null while none was. */
+  horizon: bigint | null;
+  /**
+   * Segments whose tail must be ignored: after a failed write or fsync the store stops
+   * writing into a file and records here where its acknowledged bytes end.
+   */
+  validLengths: Record<string, number>;
+}
+
+export async function loadMeta(fs: StoreFs, dir: string): Promise<Meta | undefined> {
+  const raw = await readSmallFile(fs, `${dir}/${META_FILE}`);
+  if (!raw) return undefined;
+  let json: { format?: number; epoch?: unknown; horizon?: unknown; validLengths?: unknown };
+  try {
+    json = JSON.parse(raw.toString('utf8'));
+  } catch (error) {
+    throw new GossipError('GOSSIP_ERR_STORE_CORRUPT', `${dir}/${META_FILE} is not valid JSON`, { cause: error });
+  }
+  if (json.format !== 1 || !isEpoch(json.epoch)) {
+    throw new GossipError('GOSSIP_ERR_STORE_CORRUPT', `${dir}/${META_FILE} has an unknown format or no epoch`);
+  }
+  const validLengths: Record<string, number> = {};
+  if (json.validLengths && typeof json.validLengths === 'object') {
+    for (const [name, n] of Object.entries(json.validLengths)) if (typeof n === 'number') validLengths[name] = n;
+  }
+  return {
+    epoch: json.epoch,
+    horizon: typeof json.horizon === 'string' ? BigInt(json.horizon) : null,
+    validLengths,
+  };
+}
+
+export function freshMeta(): Meta {
+  return { epoch: newEpoch(), horizon: null, validLengths: {} };
+}
+
+export async function saveMeta(fs: StoreFs, dir: string, meta: Meta): Promise<void> {
+  const json = {
+    format: 1,
+    epoch: meta.epoch,
+    horizon: meta.horizon === null ? null : meta.horizon.toString(),
+    validLengths: meta.validLengths,
+  };
+  await replaceFile(fs, dir, META_FILE, Buffer.from(`${JSON.stringify(json, null, 2)}\n`));
+}
+
+/** Locks this process holds, by token: a lock file naming this pid but no held token is stale. */
+const held = new Set<string>();
+
+/**
+ * Takes the folder's lock file, holding this process's pid and a token. A lock left by
+ * a process that no longer runs (or by a store of this process that never closed, in
+ * tests that simulate crashes) is taken over; one held by a live store refuses with
+ * GOSSIP_ERR_STORE_LOCKED. Returns the token to release it with.
+ */
+export async function acquireLock(fs: StoreFs, dir: string): Promise<string> {
+  const path = `${dir}/${LOCK_FILE}`;
+  const token = randomBytes(8).toString('hex');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const file = await fs.open(path, 'create');
+      try {
+        await writeFully(file, [Buffer.from(`${process.pid} ${token}\n`)], 0);
+      } finally {
+        await file.close();
+      }
+      held.add(token);
+      return token;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const [pidText, holderToken] = ((await readSmallFile(fs, path))?.toString('utf8') ?? '').trim().split(' ');
+    const holder = Number(pidText);
+    const live =
+      holder === process.pid
+        ? held.has(holderToken ?? '')
+        : Number.isInteger(holder) && holder > 0 && isRunning(holder);
+    if (live) {
+      throw new GossipError(
+        'GOSSIP_ERR_STORE_LOCKED',
+        `${dir} is in use by process ${holder} (${path}); stop it, or use another --data-dir`,
+      );
+    }
+    await fs.unlink(path); // stale: its process is gone
+  }
+  throw new GossipError('GOSSIP_ERR_STORE_LOCKED', `could not take ${path}`);
+}
+
+export async function releaseLock(fs: StoreFs, dir: string, token: string): Promise<void> {
+  held.delete(token);
+  await fs.unlink(`${dir}/${LOCK_FILE}`).catch(() => undefined);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

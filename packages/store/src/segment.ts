@@ -1,0 +1,65 @@
+import { segmentName } from './format.js';
+import type { StoreFile } from './fs.js';
+
+/**
+ * One segment file. Readers pin it while a read is in flight, so compaction can delete
+ * the file and still close its descriptor only once nobody reads from it.
+ */
+export class Segment {
+  /** Small number the index stores instead of the name. */
+  readonly handle: number;
+  readonly first: number;
+  readonly last: number;
+  readonly gen: number;
+  readonly name: string;
+  file: StoreFile | null = null;
+  /** Bytes of this file that hold header and written records. */
+  size = 0;
+  /** Takes no more appends: rolled over, compacted output, or written to after a failure. */
+  sealed = false;
+  /** Written since the last fsync. */
+  dirty = false;
+  /** Bytes of records in this file that the index points to. */
+  live = 0;
+  /** See `cleanAsOf` in format.ts: 0 unless this file is a compaction output. */
+  cleanAsOf = 0;
+  /** Its header was unreadable: kept for an operator to inspect, never compacted away. */
+  corrupt = false;
+  #pins = 0;
+  #closeWhenIdle = false;
+  #closed: Promise<void> | null = null;
+
+  constructor(handle: number, first: number, last: number, gen: number) {
+    this.handle = handle;
+    this.first = first;
+    this.last = last;
+    this.gen = gen;
+    this.name = segmentName(first, last, gen);
+  }
+
+  pin(): StoreFile {
+    if (!this.file || this.#closeWhenIdle) throw new Error(`segment ${this.name} is closed`);
+    this.#pins++;
+    return this.file;
+  }
+
+  unpin(): void {
+    this.#pins--;
+    if (this.#pins === 0 && this.#closeWhenIdle) void this.close();
+  }
+
+  /** Closes the file now, or as soon as the last reader unpins it. */
+  retire(): void {
+    this.#closeWhenIdle = true;
+    if (this.#pins === 0) void this.close();
+  }
+
+  close(): Promise<void> {
+    this.#closeWhenIdle = true;
+    if (!this.#closed) {
+      const file = this.file;
+      this.#closed = file ? file.close().catch(() => undefined) : Promise.resolve();
+    }
+    return this.#closed;
+  }
+}

@@ -1,0 +1,1195 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import {
+  checkData,
+  checkId,
+  checkTs,
+  now as clockNow,
+  DEFAULT_MAX_DATA_BYTES,
+  type Epoch,
+  GossipError,
+} from '@gossip/protocol';
+import {
+  parseRecord,
+  parseSegmentName,
+  RECORD_OVERHEAD_BYTES,
+  replaces,
+  SEGMENT_HEADER_BYTES,
+  type SegmentRange,
+  segmentHeader,
+  segmentName,
+  writeRecord,
+} from './format.js';
+import { nodeFs, type StoreFs, writeFully } from './fs.js';
+import { IndexTable } from './index-table.js';
+import { acquireLock, freshMeta, loadMeta, type Meta, releaseLock, saveMeta } from './meta.js';
+import { type Corruption, scanSegment } from './recovery.js';
+import { Segment } from './segment.js';
+import { sortSlotsByTs } from './sort.js';
+
+/** When an append is acknowledged (docs/STORAGE.md, "Durability"). */
+export type FsyncMode = 'always' | 'interval' | 'never';
+
+/** pino-compatible: `logger.info({ fields }, 'message')`. */
+export interface StoreLogger {
+  info(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+export interface RecoveryProgress {
+  segment: string;
+  segmentsDone: number;
+  segments: number;
+  records: number;
+}
+
+export interface StoreOptions {
+  /** The data folder; created if missing. */
+  dir: string;
+  /**
+   * `always`: an append settles after the fsync of the group commit that holds it.
+   * `interval` (default): after the write; the file is fsynced every `fsyncIntervalMs`.
+   * `never`: after the write; fsync only on roll-over and close.
+   */
+  fsync?: FsyncMode;
+  /** Period of the background fsync under `interval`. Default 100 ms. */
+  fsyncIntervalMs?: number;
+  /** A segment takes no more appends past this size. Default 64 MiB; at most 1 GiB. */
+  segmentBytes?: number;
+  /** Largest data of one message. Default 10 MiB. */
+  maxDataBytes?: number;
+  /** Background compaction starts when the dead share of sealed segments passes this. Default 0.5; 0 turns it off. */
+  compactThreshold?: number;
+  /** How often the background compaction checks the dead ratio. Default 10 s. */
+  compactCheckMs?: number;
+  /** Tombstones whose ts is older than this are dropped by compaction. Default 24 h. */
+  tombstoneRetentionMs?: number;
+  /** On a corrupt record inside an older segment: `skip` it and report (default), or `fail` to open. */
+  corruption?: 'skip' | 'fail';
+  /** The filesystem seam; tests pass a simulated disk. */
+  fs?: StoreFs;
+  logger?: StoreLogger;
+  /** The clock retention is judged by. Default: the protocol's `now()`. */
+  now?: () => bigint;
+  /** Called after each segment recovery scans. */
+  onRecoveryProgress?: (progress: RecoveryProgress) => void;
+}
+
+export interface AppendResult {
+  status: 'accepted' | 'stale';
+  /** `none` for stale; `written` (to the OS) or `synced` (fsynced) for accepted. */
+  durability: 'none' | 'written' | 'synced';
+}
+
+/** A persisted message. `data` is a view: of a buffer of its own from `get`, of a batch's read buffer from `replay`. */
+export interface StoredMessage {
+  id: string;
+  ts: bigint;
+  data: Buffer;
+}
+
+export interface RecoveryReport {
+  segments: number;
+  records: number;
+  /** Bytes cut from the newest segment's torn or corrupt tail. */
+  truncatedBytes: number;
+  /** Invalid stretches skipped inside older segments. */
+  corruptions: Corruption[];
+  /** Files left by an interrupted compaction and removed. */
+  leftoversRemoved: number;
+  ms: number;
+}
+
+export interface StoreStats {
+  epoch: Epoch;
+  /** Ids in the index, tombstones included. */
+  ids: number;
+  tombstones: number;
+  segments: number;
+  /** Bytes of records on disk. */
+  bytes: number;
+  /** Bytes of the records the index points to. */
+  liveBytes: number;
+  /** Share of record bytes that are superseded: 0 to 1. */
+  deadRatio: number;
+  newestTs: bigint | null;
+  horizon: bigint | null;
+  appends: number;
+  staleAppends: number;
+  compactions: number;
+  compactedBytes: number;
+  /** Write and fsync failures since open. */
+  ioErrors: number;
+  /** Approximate index memory beyond the ids' own bytes. */
+  indexBytes: number;
+  recovery: RecoveryReport;
+}
+
+export interface CompactionResult {
+  /** Runs of segments rewritten. */
+  runs: number;
+  segmentsIn: number;
+  bytesIn: number;
+  bytesOut: number;
+  tombstonesDropped: number;
+}
+
+interface Batch {
+  seg: Segment;
+  /** File offset of the batch's first byte. */
+  start: number;
+  bytes: number;
+  bufs: Buffer[];
+  entries: Pending[];
+  promise: Promise<AppendResult>;
+  resolve: (r: AppendResult) => void;
+  reject: (e: Error) => void;
+}
+
+/** An accepted append not yet written: visible to the newest-ts check, not to readers. */
+interface Pending {
+  id: string;
+  ts: bigint;
+  off: number;
+  size: number;
+  tomb: boolean;
+}
+
+const STALE: AppendResult = Object.freeze({ status: 'stale', durability: 'none' }) as AppendResult;
+const STALE_PROMISE = Promise.resolve(STALE);
+const WRITTEN: AppendResult = Object.freeze({ status: 'accepted', durability: 'written' }) as AppendResult;
+const SYNCED: AppendResult = Object.freeze({ status: 'accepted', durability: 'synced' }) as AppendResult;
+const SLAB_BYTES = 1024 * 1024;
+/** Data at least this large is written from the caller's buffer instead of copied. */
+const INLINE_MAX = 16 * 1024;
+/** A batch stops taking appends past this; the next turn's batch takes them. */
+const BATCH_MAX_BYTES = 8 * 1024 * 1024;
+const MAX_SEGMENT_BYTES = 1024 * 1024 * 1024;
+const NS_PER_MS = 1_000_000n;
+const noop = () => undefined;
+const silent: StoreLogger = { info: noop, warn: noop, error: noop };
+
+/**
+ * The durable log: segments on disk, an index of the newest record per id in memory,
+ * group commit, replay, fetch and compaction. Usable on its own, without a server.
+ * Open it with `Store.open()`.
+ */
+export class Store {
+  readonly dir: string;
+  readonly #fs: StoreFs;
+  readonly #log: StoreLogger;
+  readonly #mode: FsyncMode;
+  readonly #segmentBytes: number;
+  readonly #maxData: number;
+  readonly #threshold: number;
+  readonly #retentionNs: bigint;
+  readonly #now: () => bigint;
+  readonly #options: StoreOptions;
+  #meta: Meta;
+  #lockToken = '';
+  readonly #index = new IndexTable();
+  readonly #pending = new Map<string, Pending>();
+  /** Segments in log order (by first sequence number). */
+  #segments: Segment[] = [];
+  readonly #byHandle = new Map<number, Segment>();
+  #nextHandle = 1;
+  #nextSeq = 1;
+  /** Where appends go, and the offset the next record gets in it. */
+  #tail: Segment | null = null;
+  #tailEnd = 0;
+  #open: Batch | null = null;
+  readonly #queue: Batch[] = [];
+  #writing = false;
+  #flushScheduled = false;
+  #syncDue = false;
+  #drained: Promise<void> = Promise.resolve();
+  #drainedResolve: () => void = noop;
+  #newestTs: bigint | null = null;
+  #bytes = 0;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  #compacting: Promise<CompactionResult> | null = null;
+  #compactAbort = new AbortController();
+  #timers: NodeJS.Timeout[] = [];
+  #slab = Buffer.allocUnsafe(SLAB_BYTES);
+  #slabView = new DataView(this.#slab.buffer, this.#slab.byteOffset, this.#slab.byteLength);
+  #slabPos = 0;
+  /** Where the open batch's not-yet-listed slab bytes start. */
+  #slabMark = 0;
+  #counters = { appends: 0, stale: 0, compactions: 0, compactedBytes: 0, ioErrors: 0 };
+  #recovery: RecoveryReport = {
+    segments: 0,
+    records: 0,
+    truncatedBytes: 0,
+    corruptions: [],
+    leftoversRemoved: 0,
+    ms: 0,
+  };
+
+  private constructor(options: StoreOptions, meta: Meta) {
+    this.dir = options.dir;
+    this.#options = options;
+    this.#fs = options.fs ?? nodeFs;
+    this.#log = options.logger ?? silent;
+    this.#mode = options.fsync ?? 'interval';
+    this.#segmentBytes = Math.min(options.segmentBytes ?? 64 * 1024 * 1024, MAX_SEGMENT_BYTES);
+    this.#maxData = options.maxDataBytes ?? DEFAULT_MAX_DATA_BYTES;
+    this.#threshold = options.compactThreshold ?? 0.5;
+    this.#retentionNs = BigInt(Math.round(options.tombstoneRetentionMs ?? 24 * 3600 * 1000)) * NS_PER_MS;
+    this.#now = options.now ?? clockNow;
+    this.#meta = meta;
+  }
+
+  /** Opens (or creates) the data folder: takes its lock, recovers every segment, rebuilds the index. */
+  static async open(options: StoreOptions): Promise<Store> {
+    if (!['always', 'interval', 'never'].includes(options.fsync ?? 'interval')) {
+      throw new GossipError(
+        'GOSSIP_ERR_INVALID_ARGUMENT',
+        `fsync must be always, interval or never, got ${options.fsync}`,
+      );
+    }
+    const fs = options.fs ?? nodeFs;
+    await fs.mkdir(options.dir);
+    const token = await acquireLock(fs, options.dir);
+    let store: Store | undefined;
+    try {
+      let meta = await loadMeta(fs, options.dir);
+      if (!meta) {
+        meta = freshMeta();
+        await saveMeta(fs, options.dir, meta);
+      }
+      store = new Store(options, meta);
+      store.#lockToken = token;
+      await store.#recover();
+      store.#startTimers();
+      return store;
+    } catch (error) {
+      if (store) await store.#closeFiles();
+      await releaseLock(fs, options.dir, token);
+      throw error;
+    }
+  }
+
+  /** The log's identity: random per data folder, kept across restarts. */
+  get epoch(): Epoch {
+    return this.#meta.epoch;
+  }
+
+  /** Newest ts of a tombstone compaction dropped, or null. A client whose since is older may have missed a delete. */
+  get horizon(): bigint | null {
+    return this.#meta.horizon;
+  }
+
+  /** Newest ts of any persisted message, or null while the log is empty. */
+  get newestTs(): bigint | null {
+    return this.#newestTs;
+  }
+
+  get fsyncMode(): FsyncMode {
+    return this.#mode;
+  }
+
+  get maxDataBytes(): number {
+    return this.#maxData;
+  }
+
+  /**
+   * Appends a message if `ts` is newer than the newest ts persisted (or pending) for
+   * `id`; otherwise settles `stale` and writes nothing. Empty `data` is a tombstone.
+   * The check, the index's pending entry and the queueing of the write happen in this
+   * one synchronous call, so concurrent appends of one id are ordered by call order.
+   * Do not modify `data` before the promise settles.
+   */
+  append(id: string, ts: bigint, data: Uint8Array): Promise<AppendResult> {
+    let idBytes: number;
+    try {
+      if (this.#closed) throw new GossipError('GOSSIP_ERR_STORE_CLOSED', 'the store is closed');
+      idBytes = checkId(id);
+      checkTs(ts);
+      checkData(data, this.#maxData);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const pending = this.#pending.get(id);
+    let prev: bigint | undefined;
+    if (pending) prev = pending.ts;
+    else {
+      const slot = this.#index.slotOf(id);
+      if (slot !== undefined) prev = this.#index.ts(slot);
+    }
+    if (prev !== undefined && ts <= prev) {
+      this.#counters.stale++;
+      return STALE_PROMISE;
+    }
+    const size = RECORD_OVERHEAD_BYTES + idBytes + data.byteLength;
+    const batch = this.#batchFor(size);
+    const off = batch.start + batch.bytes;
+    const inline = data.byteLength < INLINE_MAX;
+    this.#reserve(RECORD_OVERHEAD_BYTES + idBytes + (inline ? data.byteLength : 0), batch);
+    const end = writeRecord(this.#slab, this.#slabView, this.#slabPos, ts, id, idBytes, data, inline);
+    this.#slabPos = end;
+    if (!inline) {
+      this.#cutSlab(batch);
+      batch.bufs.push(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+    }
+    batch.bytes += size;
+    this.#tailEnd += size;
+    const entry: Pending = { id, ts, off, size, tomb: data.byteLength === 0 };
+    batch.entries.push(entry);
+    this.#pending.set(id, entry);
+    this.#counters.appends++;
+    this.#scheduleFlush();
+    return batch.promise;
+  }
+
+  /** The newest persisted message of `id`, read from disk; undefined if none (a tombstone is returned, with empty data). */
+  async get(id: string): Promise<StoredMessage | undefined> {
+    this.#assertOpen();
+    const slot = this.#index.slotOf(id);
+    if (slot === undefined) return undefined;
+    const seg = this.#byHandle.get(this.#index.segment(slot));
+    const off = this.#index.offset(slot);
+    const size = this.#index.size(slot);
+    const ts = this.#index.ts(slot);
+    if (!seg) return undefined;
+    const buf = Buffer.allocUnsafe(size);
+    await this.#readInto(seg, buf, off, size);
+    const rec = parseRecord(buf, 0, size);
+    if (!rec || rec.id !== id || rec.ts !== ts) {
+      // Moved by a compaction between the lookup and the read, or corrupt on disk.
+      const again = this.#index.slotOf(id);
+      if (again !== undefined && (this.#index.segment(again) !== seg.handle || this.#index.offset(again) !== off)) {
+        return this.get(id);
+      }
+      throw new GossipError(
+        'GOSSIP_ERR_STORE_CORRUPT',
+        `record of ${JSON.stringify(id)} at ${seg.name}:${off} fails its checksum`,
+      );
+    }
+    return rec;
+  }
+
+  /** Ts of the newest persisted message of `id`, from memory. */
+  tsOf(id: string): bigint | undefined {
+    const slot = this.#index.slotOf(id);
+    return slot === undefined ? undefined : this.#index.ts(slot);
+  }
+
+  /**
+   * The newest message of every id whose newest ts is >= `since` (all ids for null),
+   * tombstones included, in ascending ts order, in batches read with large sequential
+   * reads. Memory is bounded by the batch size plus 12 bytes per matching id for the
+   * ordering. Appends made during a replay may or may not appear in it; an id updated
+   * after the replay started is left out (its new value is a live message).
+   */
+  async *replayBatches(
+    since: bigint | null,
+    options: { batchBytes?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<StoredMessage[]> {
+    this.#assertOpen();
+    const batchBytes = options.batchBytes ?? 1024 * 1024;
+    const index = this.#index;
+    const cap = index.capacity;
+    let slots: Uint32Array = new Uint32Array(index.count);
+    let n = 0;
+    for (let slot = 0; slot < cap; slot++) {
+      if (index.live(slot) && (since === null || index.ts(slot) >= since)) slots[n++] = slot;
+    }
+    slots = sortSlotsByTs(slots.subarray(0, n), index.tsArray);
+    const snapTs = new BigInt64Array(n);
+    for (let i = 0; i < n; i++) snapTs[i] = index.ts(slots[i] as number);
+
+    let i = 0;
+    while (i < n) {
+      options.signal?.throwIfAborted();
+      if (this.#closed) throw new GossipError('GOSSIP_ERR_STORE_CLOSED', 'the store closed during a replay');
+      // A window of records, still current, up to batchBytes.
+      const window: { i: number; seg: Segment; off: number; size: number }[] = [];
+      let bytes = 0;
+      while (i < n && bytes < batchBytes) {
+        const slot = slots[i] as number;
+        if (index.live(slot) && index.ts(slot) === snapTs[i]) {
+          const seg = this.#byHandle.get(index.segment(slot));
+          if (seg) {
+            const size = index.size(slot);
+            window.push({ i, seg, off: index.offset(slot), size });
+            bytes += size;
+          }
+        }
+        i++;
+      }
+      if (window.length === 0) continue;
+      const out = await this.#readWindow(window, slots, snapTs);
+      if (out.length > 0) yield out;
+    }
+  }
+
+  /** `replayBatches` one message at a time. */
+  async *replay(since: bigint | null, options: { signal?: AbortSignal } = {}): AsyncGenerator<StoredMessage> {
+    for await (const batch of this.replayBatches(since, options)) yield* batch;
+  }
+
+  /** Resolves once every append made so far is written (and fsynced, whatever the mode). */
+  async flush(): Promise<void> {
+    this.#assertOpen();
+    await this.#waitWrites();
+    const tail = this.#tail;
+    if (tail?.file && tail.dirty) {
+      this.#syncDue = true;
+      this.#kick();
+      await this.#waitWrites();
+    }
+  }
+
+  stats(): StoreStats {
+    const live = this.#index.liveBytes;
+    return {
+      epoch: this.epoch,
+      ids: this.#index.count,
+      tombstones: this.#index.tombstones,
+      segments: this.#segments.length,
+      bytes: this.#bytes,
+      liveBytes: live,
+      deadRatio: this.#bytes === 0 ? 0 : Math.max(0, 1 - live / this.#bytes),
+      newestTs: this.#newestTs,
+      horizon: this.#meta.horizon,
+      appends: this.#counters.appends,
+      staleAppends: this.#counters.stale,
+      compactions: this.#counters.compactions,
+      compactedBytes: this.#counters.compactedBytes,
+      ioErrors: this.#counters.ioErrors,
+      indexBytes: this.#index.overheadBytes(),
+      recovery: this.#recovery,
+    };
+  }
+
+  /**
+   * Compacts sealed segments now (the active one is never rewritten): runs of
+   * segments are merged into one, keeping the newest record per id, and tombstones
+   * past retention are dropped from runs that start at the oldest segment.
+   */
+  compact(): Promise<CompactionResult> {
+    this.#assertOpen();
+    return this.#runCompaction(true);
+  }
+
+  /** Waits for pending writes, fsyncs, closes the files and releases the lock. */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#compactAbort.abort();
+    await this.#compacting?.catch(noop);
+    await this.#waitWrites();
+    const tail = this.#tail;
+    if (tail?.file && tail.dirty) {
+      try {
+        await tail.file.sync();
+        tail.dirty = false;
+      } catch (error) {
+        this.#log.error({ err: error, segment: tail.name }, 'fsync on close failed');
+      }
+    }
+    await this.#closeFiles();
+    await releaseLock(this.#fs, this.dir, this.#lockToken);
+  }
+
+  async #closeFiles(): Promise<void> {
+    await Promise.all(this.#segments.map((s) => s.close()));
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new GossipError('GOSSIP_ERR_STORE_CLOSED', 'the store is closed');
+  }
+
+  // ---- group commit -------------------------------------------------------------
+
+  /** The open batch, or a new one; rolls to a new segment when this record would overflow the tail. */
+  #batchFor(size: number): Batch {
+    let batch = this.#open;
+    const tail = this.#tail;
+    const overflow =
+      !tail || tail.sealed || (this.#tailEnd + size > this.#segmentBytes && this.#tailEnd > SEGMENT_HEADER_BYTES);
+    if (overflow) {
+      this.#newTail();
+      batch = null;
+    } else if (batch && batch.bytes + size > BATCH_MAX_BYTES && batch.bytes > 0) {
+      batch = null;
+    }
+    if (!batch) {
+      this.#closeBatch();
+      batch = this.#newBatch(this.#tail as Segment, this.#tailEnd);
+      this.#open = batch;
+    }
+    return batch;
+  }
+
+  #newBatch(seg: Segment, start: number): Batch {
+    let resolve: (r: AppendResult) => void = noop;
+    let reject: (e: Error) => void = noop;
+    const promise = new Promise<AppendResult>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // A batch's promise is shared by its appends; nobody may be listening when it fails.
+    promise.catch(noop);
+    this.#slabMark = this.#slabPos;
+    return { seg, start, bytes: 0, bufs: [], entries: [], promise, resolve, reject };
+  }
+
+  /** A new segment object for appends; its file is created by the writer before its first write. */
+  #newTail(): void {
+    const seq = this.#nextSeq++;
+    const seg = new Segment(this.#nextHandle++, seq, seq, 0);
+    this.#addSegment(seg);
+    this.#tail = seg;
+    this.#tailEnd = SEGMENT_HEADER_BYTES;
+  }
+
+  #addSegment(seg: Segment): void {
+    this.#byHandle.set(seg.handle, seg);
+    this.#segments.push(seg);
+    this.#segments.sort((a, b) => a.first - b.first);
+  }
+
+  /** Makes room in the slab for `n` bytes; lists the open batch's bytes of a full slab first. */
+  #reserve(n: number, batch: Batch): void {
+    if (this.#slab.length - this.#slabPos >= n) return;
+    this.#cutSlab(batch);
+    this.#slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, n));
+    this.#slabView = new DataView(this.#slab.buffer, this.#slab.byteOffset, this.#slab.byteLength);
+    this.#slabPos = 0;
+    this.#slabMark = 0;
+  }
+
+  /** Adds the slab bytes written for `batch` since the last cut to its write buffers. */
+  #cutSlab(batch: Batch): void {
+    if (this.#slabPos > this.#slabMark) batch.bufs.push(this.#slab.subarray(this.#slabMark, this.#slabPos));
+    this.#slabMark = this.#slabPos;
+  }
+
+  #closeBatch(): void {
+    const batch = this.#open;
+    if (!batch) return;
+    this.#open = null;
+    this.#cutSlab(batch);
+    if (batch.entries.length > 0) this.#queue.push(batch);
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // setImmediate runs after this turn's I/O callbacks: every append of the turn joins the batch.
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      this.#closeBatch();
+      this.#kick();
+    });
+  }
+
+  #kick(): void {
+    if (this.#writing) return;
+    this.#writing = true;
+    this.#drained = new Promise((r) => {
+      this.#drainedResolve = r;
+    });
+    void this.#drain();
+  }
+
+  async #waitWrites(): Promise<void> {
+    this.#closeBatch();
+    if (this.#queue.length > 0 || this.#syncDue) this.#kick();
+    while (this.#writing) await this.#drained;
+  }
+
+  /** The writer: one batch at a time, in order; each is one writev (and one fsync under `always`). */
+  async #drain(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.#syncDue) {
+          this.#syncDue = false;
+          await this.#backgroundSync();
+        }
+        const batch = this.#queue.shift();
+        if (!batch) break;
+        await this.#writeBatch(batch);
+      }
+    } finally {
+      this.#writing = false;
+      this.#drainedResolve();
+    }
+  }
+
+  async #writeBatch(batch: Batch): Promise<void> {
+    const seg = batch.seg;
+    try {
+      if (!seg.file) await this.#createSegmentFile(seg);
+      const file = seg.file as NonNullable<Segment['file']>;
+      await writeFully(file, batch.bufs, batch.start);
+      seg.dirty = true;
+      if (this.#mode === 'always') {
+        await file.sync();
+        seg.dirty = false;
+      }
+    } catch (error) {
+      await this.#failBatch(batch, error);
+      return;
+    }
+    // Committed: visible to readers from here on.
+    seg.size = batch.start + batch.bytes;
+    this.#bytes += batch.bytes;
+    const index = this.#index;
+    for (const e of batch.entries) {
+      if (this.#pending.get(e.id) === e) this.#pending.delete(e.id);
+      const slot = index.slotOf(e.id);
+      if (slot !== undefined) {
+        if (index.ts(slot) >= e.ts) {
+          // A newer record of this id is already committed: this one is born dead.
+          continue;
+        }
+        const old = this.#byHandle.get(index.segment(slot));
+        if (old) old.live -= index.size(slot);
+      }
+      index.set(e.id, e.ts, seg.handle, e.off, e.size, e.tomb);
+      seg.live += e.size;
+      if (this.#newestTs === null || e.ts > this.#newestTs) this.#newestTs = e.ts;
+    }
+    batch.resolve(this.#mode === 'always' ? SYNCED : WRITTEN);
+  }
+
+  /**
+   * A write or fsync failed: the batch's appends fail and become invisible; the file
+   * is cut back to its last acknowledged byte and written no more (a failed fsync may
+   * have dropped dirty pages, so nothing after it can be trusted), and every later
+   * batch moves to a fresh segment. The next append tries the disk again.
+   */
+  async #failBatch(batch: Batch, cause: unknown): Promise<void> {
+    this.#counters.ioErrors++;
+    const seg = batch.seg;
+    const err = new GossipError(
+      'GOSSIP_ERR_STORE_WRITE',
+      `writing ${seg.name} failed (${(cause as NodeJS.ErrnoException)?.code ?? String(cause)}): the appends of this batch were not stored`,
+      { cause },
+    );
+    this.#log.error({ err: cause, segment: seg.name, appends: batch.entries.length }, 'write failed');
+    for (const e of batch.entries) if (this.#pending.get(e.id) === e) this.#pending.delete(e.id);
+    batch.reject(err);
+    await this.#sealAfterFailure(seg);
+  }
+
+  async #sealAfterFailure(seg: Segment): Promise<void> {
+    seg.sealed = true;
+    if (seg.file) {
+      this.#meta.validLengths[seg.name] = seg.size;
+      try {
+        await seg.file.truncate(seg.size);
+        await saveMeta(this.#fs, this.dir, this.#meta);
+      } catch (error) {
+        this.#log.error({ err: error, segment: seg.name }, 'could not record the valid length after a failed write');
+      }
+    }
+    // Later batches were laid out in this segment: move them to a new one.
+    this.#closeBatch();
+    const later = this.#queue.filter((b) => b.seg === seg);
+    if (this.#tail === seg || later.length > 0) {
+      this.#newTail();
+      const fresh = this.#tail as Segment;
+      for (const b of later) {
+        const delta = this.#tailEnd - b.start;
+        b.seg = fresh;
+        b.start = this.#tailEnd;
+        for (const e of b.entries) e.off += delta;
+        this.#tailEnd += b.bytes;
+      }
+    }
+    if (seg.size <= SEGMENT_HEADER_BYTES && seg.live === 0) await this.#dropEmpty(seg);
+  }
+
+  async #dropEmpty(seg: Segment): Promise<void> {
+    this.#segments = this.#segments.filter((s) => s !== seg);
+    this.#byHandle.delete(seg.handle);
+    seg.retire();
+    if (!seg.file) return;
+    try {
+      await this.#fs.unlink(`${this.dir}/${seg.name}`);
+      delete this.#meta.validLengths[seg.name];
+    } catch {
+      // Left for the next open, which removes empty segments.
+    }
+  }
+
+  async #createSegmentFile(seg: Segment): Promise<void> {
+    // The previous tail is complete: make it durable before the new file exists.
+    for (const s of this.#segments) {
+      if (s !== seg && s.file && s.dirty) {
+        await s.file.sync();
+        s.dirty = false;
+      }
+      if (s !== seg && s.first < seg.first) s.sealed = true;
+    }
+    const path = `${this.dir}/${seg.name}`;
+    const file = await this.#fs.open(path, 'create');
+    try {
+      await writeFully(file, [segmentHeader()], 0);
+      await file.sync();
+      await this.#fs.syncDir(this.dir);
+    } catch (error) {
+      await file.close().catch(noop);
+      await this.#fs.unlink(path).catch(noop);
+      throw error;
+    }
+    seg.file = file;
+    seg.size = SEGMENT_HEADER_BYTES;
+    this.#maybeCompactSoon();
+  }
+
+  async #backgroundSync(): Promise<void> {
+    const tail = this.#tail;
+    if (!tail?.file || !tail.dirty) return;
+    try {
+      await tail.file.sync();
+      tail.dirty = false;
+    } catch (error) {
+      // Acked `written` appends in this file may be gone from the page cache: stop
+      // trusting the file for new writes.
+      this.#counters.ioErrors++;
+      this.#log.error({ err: error, segment: tail.name }, 'background fsync failed; rolling to a new segment');
+      await this.#sealAfterFailure(tail);
+    }
+  }
+
+  #startTimers(): void {
+    if (this.#mode === 'interval') {
+      const t = setInterval(() => {
+        if (this.#tail?.dirty) {
+          this.#syncDue = true;
+          this.#kick();
+        }
+      }, this.#options.fsyncIntervalMs ?? 100);
+      t.unref();
+      this.#timers.push(t);
+    }
+    if (this.#threshold > 0) {
+      const t = setInterval(() => this.#maybeCompactSoon(), this.#options.compactCheckMs ?? 10_000);
+      t.unref();
+      this.#timers.push(t);
+    }
+  }
+
+  // ---- reads --------------------------------------------------------------------
+
+  async #readInto(seg: Segment, buf: Buffer, off: number, size: number): Promise<void> {
+    const file = seg.pin();
+    try {
+      let got = 0;
+      while (got < size) {
+        const n = await file.read(buf, got, size - got, off + got);
+        if (n === 0) throw new GossipError('GOSSIP_ERR_STORE_CORRUPT', `${seg.name} ends before ${off + size}`);
+        got += n;
+      }
+    } finally {
+      seg.unpin();
+    }
+  }
+
+  /** Reads a window of records with as few reads as possible, and returns them in window (ts) order. */
+  async #readWindow(
+    window: { i: number; seg: Segment; off: number; size: number }[],
+    slots: Uint32Array,
+    snapTs: BigInt64Array,
+  ): Promise<StoredMessage[]> {
+    const order = window.map((_, k) => k);
+    order.sort((a, b) => {
+      const x = window[a] as (typeof window)[number];
+      const y = window[b] as (typeof window)[number];
+      return x.seg.first - y.seg.first || x.off - y.off;
+    });
+    // Coalesce neighbours in one file into one read; a small gap of dead records is cheaper than a syscall.
+    const GAP = 32 * 1024;
+    const bufOf = new Array<Buffer>(window.length);
+    const baseOf = new Array<number>(window.length);
+    const reads: Promise<void>[] = [];
+    let k = 0;
+    while (k < order.length) {
+      const first = window[order[k] as number] as (typeof window)[number];
+      let end = first.off + first.size;
+      let j = k + 1;
+      while (j < order.length) {
+        const w = window[order[j] as number] as (typeof window)[number];
+        if (w.seg !== first.seg || w.off > end + GAP) break;
+        end = Math.max(end, w.off + w.size);
+        j++;
+      }
+      const buf = Buffer.allocUnsafe(end - first.off);
+      for (let m = k; m < j; m++) {
+        bufOf[order[m] as number] = buf;
+        baseOf[order[m] as number] = first.off;
+      }
+      reads.push(this.#readInto(first.seg, buf, first.off, buf.length));
+      k = j;
+    }
+    await Promise.all(reads);
+    const out: StoredMessage[] = [];
+    for (let w = 0; w < window.length; w++) {
+      const item = window[w] as (typeof window)[number];
+      const rec = parseRecord(bufOf[w] as Buffer, item.off - (baseOf[w] as number), item.size);
+      const slot = slots[item.i] as number;
+      if (!rec || rec.ts !== snapTs[item.i] || rec.id !== this.#index.id(slot)) {
+        if (rec === undefined) {
+          this.#log.warn(
+            { segment: item.seg.name, offset: item.off },
+            'replay skipped a record that fails its checksum',
+          );
+        }
+        continue;
+      }
+      out.push(rec);
+    }
+    return out;
+  }
+
+  // ---- recovery -----------------------------------------------------------------
+
+  async #recover(): Promise<void> {
+    const t0 = performance.now();
+    const fs = this.#fs;
+    const names = await fs.readdir(this.dir);
+    const found: (SegmentRange & { name: string })[] = [];
+    for (const name of names) {
+      if (name.endsWith('.tmp')) {
+        await fs.unlink(`${this.dir}/${name}`);
+        this.#recovery.leftoversRemoved++;
+        continue;
+      }
+      const range = parseSegmentName(name);
+      if (range) found.push({ name, ...range });
+    }
+    // A compaction output replaces every segment inside its range: those are leftovers.
+    const keep = found.filter((f) => !found.some((o) => replaces(o, f)));
+    for (const f of found) {
+      if (!keep.includes(f)) {
+        await fs.unlink(`${this.dir}/${f.name}`);
+        this.#recovery.leftoversRemoved++;
+      }
+    }
+    if (keep.length < found.length) await fs.syncDir(this.dir);
+    keep.sort((a, b) => a.first - b.first);
+
+    const index = this.#index;
+    const total = keep.length;
+    let done = 0;
+    for (const f of keep) {
+      const seg = new Segment(this.#nextHandle++, f.first, f.last, f.gen);
+      const isNewest = f === keep[keep.length - 1];
+      const file = await fs.open(`${this.dir}/${f.name}`, isNewest ? 'write' : 'read');
+      seg.file = file;
+      const fileSize = await file.size();
+      const valid = this.#meta.validLengths[f.name];
+      const end = valid === undefined ? fileSize : Math.min(valid, fileSize);
+      const scan = await scanSegment(file, f.name, end, (id, ts, off, size, data) => {
+        const slot = index.slotOf(id);
+        if (slot !== undefined) {
+          if (index.ts(slot) >= ts) return; // older or a duplicate: dead
+          const old = this.#byHandle.get(index.segment(slot));
+          if (old) old.live -= index.size(slot);
+        }
+        index.set(id, ts, seg.handle, off, size, data.length === 0);
+        seg.live += size;
+        if (this.#newestTs === null || ts > this.#newestTs) this.#newestTs = ts;
+      });
+      this.#byHandle.set(seg.handle, seg);
+      if (scan.header !== 'ok') {
+        if (isNewest && fileSize <= SEGMENT_HEADER_BYTES) {
+          // Created but never written: crash between creating the file and its header's fsync.
+          await file.close();
+          await fs.unlink(`${this.dir}/${f.name}`);
+          this.#byHandle.delete(seg.handle);
+          this.#nextSeq = Math.max(this.#nextSeq, f.last + 1);
+          continue;
+        }
+        const problem = { file: f.name, offset: 0, bytesLost: end };
+        if ((this.#options.corruption ?? 'skip') === 'fail') {
+          await file.close();
+          throw new GossipError(
+            'GOSSIP_ERR_STORE_CORRUPT',
+            `${this.dir}/${f.name} has a bad header (${scan.header}) at offset 0`,
+          );
+        }
+        this.#recovery.corruptions.push(problem);
+        this.#log.error(problem, 'segment header is not valid; its records are skipped');
+      }
+      for (const c of scan.skipped) {
+        if ((this.#options.corruption ?? 'skip') === 'fail') {
+          throw new GossipError(
+            'GOSSIP_ERR_STORE_CORRUPT',
+            `${this.dir}/${c.file} is corrupt at offset ${c.offset} (${c.bytesLost} bytes)`,
+          );
+        }
+        this.#recovery.corruptions.push(c);
+        this.#log.error({ ...c }, 'corrupt records skipped');
+      }
+      if (scan.tailBytes > 0) {
+        if (isNewest) {
+          await file.truncate(scan.validEnd);
+          await file.sync();
+          this.#recovery.truncatedBytes += scan.tailBytes;
+          this.#log.warn(
+            { segment: f.name, offset: scan.validEnd, bytes: scan.tailBytes, records: scan.records },
+            'torn tail of the newest segment truncated',
+          );
+        } else if (valid === undefined) {
+          const c = { file: f.name, offset: scan.validEnd, bytesLost: scan.tailBytes };
+          if ((this.#options.corruption ?? 'skip') === 'fail') {
+            throw new GossipError(
+              'GOSSIP_ERR_STORE_CORRUPT',
+              `${this.dir}/${c.file} is corrupt at offset ${c.offset} (${c.bytesLost} bytes)`,
+            );
+          }
+          this.#recovery.corruptions.push(c);
+          this.#log.error({ ...c }, 'corrupt tail of an older segment skipped');
+        }
+      }
+      seg.size = scan.header === 'ok' ? scan.validEnd : 0;
+      seg.corrupt = scan.header !== 'ok';
+      seg.cleanAsOf = scan.cleanAsOf;
+      seg.sealed = !isNewest || valid !== undefined || seg.corrupt;
+      this.#segments.push(seg);
+      this.#bytes += Math.max(0, seg.size - SEGMENT_HEADER_BYTES);
+      this.#nextSeq = Math.max(this.#nextSeq, f.last + 1);
+      this.#recovery.records += scan.records;
+      done++;
+      this.#options.onRecoveryProgress?.({
+        segment: f.name,
+        segmentsDone: done,
+        segments: total,
+        records: this.#recovery.records,
+      });
+    }
+    const last = this.#segments[this.#segments.length - 1];
+    if (last && !last.sealed && last.size < this.#segmentBytes) {
+      this.#tail = last;
+      this.#tailEnd = last.size;
+    }
+    this.#recovery.segments = this.#segments.length;
+    this.#recovery.ms = performance.now() - t0;
+    this.#log.info(
+      {
+        segments: this.#segments.length,
+        records: this.#recovery.records,
+        ids: index.count,
+        truncatedBytes: this.#recovery.truncatedBytes,
+        corruptions: this.#recovery.corruptions.length,
+        ms: Math.round(this.#recovery.ms),
+      },
+      'store recovered',
+    );
+  }
+
+  // ---- compaction ---------------------------------------------------------------
+
+  #maybeCompactSoon(): void {
+    if (this.#closed || this.#compacting || this.#threshold <= 0) return;
+    if (!this.#pickRun(false)) return;
+    this.#runCompaction(false).catch((error) => {
+      if (!this.#closed) this.#log.error({ err: error }, 'background compaction failed');
+    });
+  }
+
+  #runCompaction(force: boolean): Promise<CompactionResult> {
+    const previous = this.#compacting;
+    const run = (async () => {
+      await previous?.catch(noop);
+      const result: CompactionResult = { runs: 0, segmentsIn: 0, bytesIn: 0, bytesOut: 0, tombstonesDropped: 0 };
+      const seen = new Set<Segment>();
+      for (;;) {
+        if (this.#closed) break;
+        const picked = this.#pickRun(force, seen);
+        if (!picked) break;
+        seen.add(await this.#compactRun(picked.run, picked.dropTombstones, result));
+      }
+      return result;
+    })();
+    this.#compacting = run;
+    void run
+      .finally(() => {
+        if (this.#compacting === run) this.#compacting = null;
+      })
+      .catch(noop);
+    return run;
+  }
+
+  /**
+   * The next run of sealed segments worth rewriting: starting at the first segment
+   * that is dead past the threshold (any dead byte when forced) or small enough to
+   * merge with its neighbour, extended while the live bytes fit one segment.
+   */
+  #pickRun(force: boolean, exclude?: Set<Segment>): { run: Segment[]; dropTombstones: boolean } | undefined {
+    const sealed: Segment[] = [];
+    for (const s of this.#segments) {
+      if (s === this.#tail || !s.sealed || !s.file || s.corrupt) break; // only the sealed prefix of the log
+      sealed.push(s);
+    }
+    const threshold = force ? 0 : this.#threshold;
+    for (let i = 0; i < sealed.length; i++) {
+      const s = sealed[i] as Segment;
+      if (exclude?.has(s)) continue;
+      const recordBytes = Math.max(1, s.size - SEGMENT_HEADER_BYTES);
+      const dead = 1 - s.live / recordBytes;
+      const next = sealed[i + 1];
+      const mergeable =
+        next !== undefined &&
+        s.live + next.live <= this.#segmentBytes &&
+        (force || s.live + next.live <= this.#segmentBytes / 2);
+      const oldestWithTombstones = force && this.#index.tombstones > 0;
+      if (!(dead > threshold || (force && dead > 0) || mergeable || oldestWithTombstones)) continue;
+      const run = [s];
+      let live = s.live;
+      for (let j = i + 1; j < sealed.length; j++) {
+        const t = sealed[j] as Segment;
+        if (live + t.live > this.#segmentBytes) break;
+        run.push(t);
+        live += t.live;
+      }
+      // A tombstone may go only if no older version of its id can remain before the run:
+      // every earlier segment is a compaction output made after this run was sealed.
+      const lastSeq = (run[run.length - 1] as Segment).last;
+      const dropTombstones = sealed.slice(0, i).every((p) => p.cleanAsOf > lastSeq);
+      return { run, dropTombstones };
+    }
+    return undefined;
+  }
+
+  /** Rewrites `run` into one new segment and returns it. */
+  async #compactRun(run: Segment[], dropTombstones: boolean, result: CompactionResult): Promise<Segment> {
+    const fs = this.#fs;
+    const signal = this.#compactAbort.signal;
+    const first = (run[0] as Segment).first;
+    const last = (run[run.length - 1] as Segment).last;
+    const gen = Math.max(...run.map((s) => s.gen)) + 1;
+    const name = segmentName(first, last, gen);
+    const tmpPath = `${this.dir}/${name}.tmp`;
+    const cutoff = this.#now() - this.#retentionNs;
+    let cleanAsOf = this.#nextSeq;
+    for (const s of this.#segments) if (!s.sealed) cleanAsOf = Math.min(cleanAsOf, s.first);
+    const index = this.#index;
+    const moves: { slot: number; from: number; fromOff: number; toOff: number; size: number }[] = [];
+    const dropped: { id: string; seg: number; off: number }[] = [];
+    let droppedTs: bigint | null = null;
+    let bytesIn = 0;
+
+    await fs.unlink(tmpPath).catch(noop);
+    const out = await fs.open(tmpPath, 'create');
+    let outPos = 0;
+    let buf = Buffer.allocUnsafe(SLAB_BYTES);
+    buf.set(segmentHeader(cleanAsOf), 0);
+    let bufLen = SEGMENT_HEADER_BYTES;
+    const flushOut = async () => {
+      await writeFully(out, [buf.subarray(0, bufLen)], outPos);
+      outPos += bufLen;
+      bufLen = 0;
+    };
+    try {
+      for (const seg of run) {
+        signal.throwIfAborted();
+        const file = seg.pin();
+        try {
+          bytesIn += seg.size;
+          await scanSegment(file, seg.name, seg.size, (id, ts, off, size, data, record) => {
+            const slot = index.slotOf(id);
+            if (slot === undefined || index.segment(slot) !== seg.handle || index.offset(slot) !== off) return; // dead
+            if (dropTombstones && data.length === 0 && ts < cutoff) {
+              dropped.push({ id, seg: seg.handle, off });
+              if (droppedTs === null || ts > droppedTs) droppedTs = ts;
+              return;
+            }
+            moves.push({ slot, from: seg.handle, fromOff: off, toOff: outPos + bufLen, size });
+            if (buf.length - bufLen >= size) {
+              record.copy(buf, bufLen);
+              bufLen += size;
+              return;
+            }
+            const copy = Buffer.from(record); // the scan may reuse its buffer while we write
+            return flushOut().then(() => {
+              if (buf.length < size) buf = Buffer.allocUnsafe(size);
+              copy.copy(buf, 0);
+              bufLen = size;
+            });
+          });
+        } finally {
+          seg.unpin();
+        }
+        await nextTurn();
+      }
+      if (bufLen > 0) await flushOut();
+      await out.sync();
+    } catch (error) {
+      await out.close().catch(noop);
+      await fs.unlink(tmpPath).catch(noop);
+      throw error;
+    }
+    await out.close();
+    signal.throwIfAborted();
+    if (droppedTs !== null) {
+      // The horizon must be durable before any tombstone is gone for good.
+      const h = this.#meta.horizon;
+      this.#meta.horizon = h === null || droppedTs > h ? droppedTs : h;
+    }
+    for (const s of run) delete this.#meta.validLengths[s.name];
+    if (droppedTs !== null) await saveMeta(fs, this.dir, this.#meta);
+    await fs.rename(tmpPath, `${this.dir}/${name}`);
+    await fs.syncDir(this.dir);
+
+    // Swap in the new segment. Old files stay readable until every move is applied.
+    const seg = new Segment(this.#nextHandle++, first, last, gen);
+    seg.file = await fs.open(`${this.dir}/${name}`, 'read');
+    seg.size = outPos;
+    seg.sealed = true;
+    seg.cleanAsOf = cleanAsOf;
+    this.#byHandle.set(seg.handle, seg);
+    const runSet = new Set(run);
+    this.#segments = this.#segments.filter((s) => !runSet.has(s));
+    this.#segments.push(seg);
+    this.#segments.sort((a, b) => a.first - b.first);
+    for (let k = 0; k < moves.length; k++) {
+      const m = moves[k] as (typeof moves)[number];
+      if (index.move(m.slot, m.from, m.fromOff, seg.handle, m.toOff)) seg.live += m.size;
+      if ((k & 8191) === 8191) await nextTurn(); // never hold the event loop for long
+    }
+    let droppedCount = 0;
+    for (const d of dropped) {
+      const slot = index.slotOf(d.id);
+      if (slot !== undefined && index.segment(slot) === d.seg && index.offset(slot) === d.off) {
+        index.delete(d.id);
+        droppedCount++;
+      }
+    }
+    let removedBytes = 0;
+    for (const s of run) {
+      removedBytes += Math.max(0, s.size - SEGMENT_HEADER_BYTES);
+      this.#byHandle.delete(s.handle);
+      s.retire();
+      await fs
+        .unlink(`${this.dir}/${s.name}`)
+        .catch((error) => this.#log.warn({ err: error, segment: s.name }, 'could not delete a compacted segment'));
+    }
+    await fs.syncDir(this.dir);
+    this.#bytes += Math.max(0, outPos - SEGMENT_HEADER_BYTES) - removedBytes;
+    this.#counters.compactions++;
+    this.#counters.compactedBytes += bytesIn;
+    result.runs++;
+    result.segmentsIn += run.length;
+    result.bytesIn += bytesIn;
+    result.bytesOut += outPos;
+    result.tombstonesDropped += droppedCount;
+    this.#log.info(
+      { segment: name, inputs: run.length, bytesIn, bytesOut: outPos, tombstonesDropped: droppedCount },
+      'compacted',
+    );
+    return seg;
+  }
+}
