@@ -5,9 +5,11 @@
 import { cpus } from 'node:os';
 import { printTable, type Row } from './measure.js';
 import { protocolBench } from './protocol.js';
+import { storeBench } from './store.js';
 
 const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   protocol: protocolBench,
+  store: storeBench,
 };
 
 const wanted = (process.env.GOSSIP_BENCH ?? Object.keys(suites).join(',')).split(',');

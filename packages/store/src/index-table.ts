@@ -1,25 +1,38 @@
 /**
  * The in-memory index: id → newest ts and where its record lives. Payloads stay on
  * disk, so memory grows with the number of ids, not with bytes: a Map from id to a
- * slot number, and the slot's fields in typed arrays (docs/STORAGE.md, "Index").
+ * slot number, and each slot's fields in typed arrays (docs/STORAGE.md, "Index").
+ *
+ * A slot also carries the appends of its id that are queued but not yet written
+ * ("pending"): the newest-ts check sees them, readers do not. A slot whose id has
+ * pending appends but no written record is invisible to readers.
  */
-const FREE = 0xffffffff;
+const FREE = 0;
+/** Only pending appends: no written record yet. */
+const PENDING = 1;
+const COMMITTED = 2;
 
 export class IndexTable {
   readonly #slots = new Map<string, number>();
   #ids: (string | undefined)[] = [];
+  #state = new Uint8Array(1024);
+  #tomb = new Uint8Array(1024);
   #ts = new BigInt64Array(1024);
   #seg = new Uint32Array(1024);
   #off = new Uint32Array(1024);
   #size = new Uint32Array(1024);
+  /** Newest pending ts, meaningful while `#pendCount` is non-zero. */
+  #pendTs = new BigInt64Array(1024);
+  #pendCount = new Uint32Array(1024);
   #free: number[] = [];
   #used = 0;
+  #committed = 0;
   #tombstones = 0;
   #liveBytes = 0;
 
-  /** Ids in the index, tombstones included. */
+  /** Ids with a written record, tombstones included. */
   get count(): number {
-    return this.#slots.size;
+    return this.#committed;
   }
 
   get tombstones(): number {
@@ -36,13 +49,20 @@ export class IndexTable {
     return this.#used;
   }
 
-  slotOf(id: string): number | undefined {
-    return this.#slots.get(id);
+  /** The ts array itself, for sorting without a copy. Read-only by contract. */
+  get tsArray(): BigInt64Array {
+    return this.#ts;
   }
 
-  /** Whether `slot` holds an id (slots of dropped ids are reused). */
+  /** The slot of an id with a written record, for readers. */
+  slotOf(id: string): number | undefined {
+    const slot = this.#slots.get(id);
+    return slot !== undefined && this.#state[slot] === COMMITTED ? slot : undefined;
+  }
+
+  /** Whether `slot` holds an id with a written record. */
   live(slot: number): boolean {
-    return this.#seg[slot] !== FREE && slot < this.#used;
+    return this.#state[slot] === COMMITTED;
   }
 
   id(slot: number): string {
@@ -65,97 +85,141 @@ export class IndexTable {
     return this.#size[slot] as number;
   }
 
-  /** The ts array itself, for sorting without a copy. Read-only by contract. */
-  get tsArray(): BigInt64Array {
-    return this.#ts;
+  isTombstone(slot: number): boolean {
+    return this.#tomb[slot] === 1;
   }
 
   /**
-   * Points `id` at a record. Returns the size of the record it replaces (now dead),
-   * or 0 if the id is new. The caller has already checked that `ts` is newer.
+   * The newest-ts check and the pending mark in one step (docs/STORAGE.md, rule S3):
+   * returns the id's slot if `ts` is newer than every written and pending ts of `id`,
+   * marking the append pending; returns -1 (stale) otherwise.
    */
-  set(id: string, ts: bigint, seg: number, off: number, size: number, tombstone: boolean): number {
+  tryPend(id: string, ts: bigint): number {
     let slot = this.#slots.get(id);
-    let replaced = 0;
     if (slot === undefined) {
       slot = this.#free.pop() ?? this.#grow();
       this.#slots.set(id, slot);
       this.#ids[slot] = id;
+      this.#state[slot] = PENDING;
+    } else if (this.#pendCount[slot] !== 0) {
+      if (ts <= (this.#pendTs[slot] as bigint)) return -1;
+    } else if (this.#state[slot] === COMMITTED && ts <= (this.#ts[slot] as bigint)) {
+      return -1;
+    }
+    this.#pendTs[slot] = ts;
+    this.#pendCount[slot] = (this.#pendCount[slot] as number) + 1;
+    return slot;
+  }
+
+  /**
+   * A pending append was written: points the slot at it unless a newer record is
+   * already there. Returns the segment handle and size of the record it replaced
+   * (now dead) through `replaced`, or -1 if this record was not applied.
+   */
+  commit(slot: number, ts: bigint, seg: number, off: number, size: number, tomb: boolean, replaced: Replaced): boolean {
+    this.#pendCount[slot] = (this.#pendCount[slot] as number) - 1;
+    return this.#apply(slot, ts, seg, off, size, tomb, replaced);
+  }
+
+  /** A pending append failed: forgets it; an id left with nothing is dropped. */
+  unpend(slot: number): void {
+    const n = (this.#pendCount[slot] as number) - 1;
+    this.#pendCount[slot] = n;
+    if (n === 0 && this.#state[slot] === PENDING) this.#release(slot);
+  }
+
+  /** Recovery: points `id` at a record read from disk if it is newer than what the index has. */
+  load(id: string, ts: bigint, seg: number, off: number, size: number, tomb: boolean, replaced: Replaced): boolean {
+    let slot = this.#slots.get(id);
+    if (slot === undefined) {
+      slot = this.#free.pop() ?? this.#grow();
+      this.#slots.set(id, slot);
+      this.#ids[slot] = id;
+      this.#state[slot] = PENDING;
+    }
+    return this.#apply(slot, ts, seg, off, size, tomb, replaced);
+  }
+
+  #apply(slot: number, ts: bigint, seg: number, off: number, size: number, tomb: boolean, replaced: Replaced): boolean {
+    if (this.#state[slot] === COMMITTED) {
+      if ((this.#ts[slot] as bigint) >= ts) return false;
+      replaced.seg = this.#seg[slot] as number;
+      replaced.size = this.#size[slot] as number;
+      this.#liveBytes -= replaced.size;
+      if (this.#tomb[slot] === 1) this.#tombstones--;
     } else {
-      replaced = this.#size[slot] as number;
-      this.#liveBytes -= replaced;
-      if (this.#isTombstone(slot)) this.#tombstones--;
+      replaced.seg = 0;
+      replaced.size = 0;
+      this.#state[slot] = COMMITTED;
+      this.#committed++;
     }
     this.#ts[slot] = ts;
     this.#seg[slot] = seg;
     this.#off[slot] = off;
     this.#size[slot] = size;
-    this.#tomb[slot] = tombstone ? 1 : 0;
+    this.#tomb[slot] = tomb ? 1 : 0;
     this.#liveBytes += size;
-    if (tombstone) this.#tombstones++;
-    return replaced;
+    if (tomb) this.#tombstones++;
+    return true;
   }
 
   /** Moves an id's record (compaction) if the id still points at `fromSeg/fromOff`. */
   move(slot: number, fromSeg: number, fromOff: number, toSeg: number, toOff: number): boolean {
-    if (this.#seg[slot] !== fromSeg || this.#off[slot] !== fromOff) return false;
+    if (this.#state[slot] !== COMMITTED || this.#seg[slot] !== fromSeg || this.#off[slot] !== fromOff) return false;
     this.#seg[slot] = toSeg;
     this.#off[slot] = toOff;
     return true;
   }
 
-  /** Drops an id (a tombstone past retention). */
-  delete(id: string): void {
+  /** Drops an id's written record (a tombstone past retention) if it still points at `seg/off`. */
+  drop(id: string, seg: number, off: number): boolean {
     const slot = this.#slots.get(id);
-    if (slot === undefined) return;
-    this.#slots.delete(id);
+    if (slot === undefined || this.#state[slot] !== COMMITTED || this.#seg[slot] !== seg || this.#off[slot] !== off) {
+      return false;
+    }
     this.#liveBytes -= this.#size[slot] as number;
-    if (this.#isTombstone(slot)) this.#tombstones--;
+    if (this.#tomb[slot] === 1) this.#tombstones--;
+    this.#committed--;
+    if (this.#pendCount[slot] !== 0) this.#state[slot] = PENDING;
+    else this.#release(slot);
+    return true;
+  }
+
+  #release(slot: number): void {
+    this.#slots.delete(this.#ids[slot] as string);
     this.#ids[slot] = undefined;
-    this.#seg[slot] = FREE;
+    this.#state[slot] = FREE;
     this.#free.push(slot);
-  }
-
-  isTombstone(slot: number): boolean {
-    return this.#isTombstone(slot);
-  }
-
-  #tomb = new Uint8Array(1024);
-
-  #isTombstone(slot: number): boolean {
-    return this.#tomb[slot] === 1;
   }
 
   #grow(): number {
     if (this.#used === this.#ts.length) {
       const n = this.#ts.length * 2;
-      this.#ts = growBig(this.#ts, n);
-      this.#seg = grow32(this.#seg, n);
-      this.#off = grow32(this.#off, n);
-      this.#size = grow32(this.#size, n);
-      const tomb = new Uint8Array(n);
-      tomb.set(this.#tomb);
-      this.#tomb = tomb;
+      this.#state = grow(this.#state, new Uint8Array(n));
+      this.#tomb = grow(this.#tomb, new Uint8Array(n));
+      this.#ts = grow(this.#ts, new BigInt64Array(n));
+      this.#seg = grow(this.#seg, new Uint32Array(n));
+      this.#off = grow(this.#off, new Uint32Array(n));
+      this.#size = grow(this.#size, new Uint32Array(n));
+      this.#pendTs = grow(this.#pendTs, new BigInt64Array(n));
+      this.#pendCount = grow(this.#pendCount, new Uint32Array(n));
     }
     return this.#used++;
   }
 
-  /** Approximate bytes the index holds beyond the ids' own characters. */
-  overheadBytes(): number {
-    // Typed arrays: 8 + 4 + 4 + 4 + 1 bytes per slot; ids array: 8 per slot;
-    // Map: about 3 words per entry plus its bucket table (measured in the benchmark).
-    return this.#ts.length * 29;
+  /** Bytes of the typed arrays and the ids array: 46 per slot (the Map's own entries come on top). */
+  arrayBytes(): number {
+    return this.#ts.length * 46;
   }
 }
 
-function grow32(a: Uint32Array, n: number): Uint32Array<ArrayBuffer> {
-  const b = new Uint32Array(n);
-  b.set(a);
-  return b;
+/** Out-parameter of `commit` and `load`: the record an applied one replaced (seg 0 if none). */
+export interface Replaced {
+  seg: number;
+  size: number;
 }
 
-function growBig(a: BigInt64Array, n: number): BigInt64Array<ArrayBuffer> {
-  const b = new BigInt64Array(n);
-  b.set(a);
-  return b;
+function grow<T extends Uint8Array | Uint32Array | BigInt64Array>(from: T, to: T): T {
+  to.set(from as never);
+  return to;
 }

@@ -13,17 +13,19 @@ import type { StoreFile } from './fs.js';
 const CHUNK_BYTES = 4 * 1024 * 1024;
 
 /**
- * Called for each valid record, in file order. `data` and `record` (the whole record's
- * bytes) are views of a read chunk, valid until the visitor returns or, if it returns
- * a promise, until that settles.
+ * Called for each valid record, in file order: the record is `buf[at..at + size)`, its
+ * data the last `dataLen` bytes of that. `buf` is the scan's read buffer, valid until
+ * the visitor returns or, if it returns a promise, until that settles. No views are
+ * made per record: recovery visits millions.
  */
 export type RecordVisitor = (
   id: string,
   ts: bigint,
   offset: number,
   size: number,
-  data: Buffer,
-  record: Buffer,
+  dataLen: number,
+  buf: Buffer,
+  at: number,
 ) => void | Promise<void>;
 
 /** A stretch of a segment that held no valid record. */
@@ -76,6 +78,7 @@ export async function scanSegment(
     return result;
   }
   let buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  let view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let bufStart = SEGMENT_HEADER_BYTES; // file offset of buf[0]
   let bufLen = 0;
   let pos = SEGMENT_HEADER_BYTES; // file offset of the next record
@@ -85,7 +88,10 @@ export async function scanSegment(
   const fill = async (at: number, need: number): Promise<number> => {
     if (at >= bufStart && at + need <= bufStart + bufLen) return at - bufStart;
     const want = Math.min(Math.max(need, CHUNK_BYTES), end - at);
-    if (buf.length < want) buf = Buffer.allocUnsafe(want);
+    if (buf.length < want) {
+      buf = Buffer.allocUnsafe(want);
+      view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    }
     bufStart = at;
     bufLen = await readAt(file, buf, at, want);
     return 0;
@@ -99,27 +105,20 @@ export async function scanSegment(
       // The await is skipped while the bytes are already in the buffer: most records are.
       const fixed = RECORD_PREFIX_BYTES + RECORD_FIXED_BODY_BYTES;
       let p = pos >= bufStart && pos + fixed <= bufStart + bufLen ? pos - bufStart : await fill(pos, fixed);
-      const bodyLen = buf.readUInt32BE(p);
+      const bodyLen = view.getUint32(p + 4);
       size = RECORD_PREFIX_BYTES + bodyLen;
       if (bodyLen >= RECORD_FIXED_BODY_BYTES && bodyLen <= MAX_RECORD_BODY_BYTES && size <= rest) {
-        const idLen = buf.readUInt16BE(p + 17);
+        const idLen = view.getUint16(p + 17);
         if (idLen >= 1 && idLen <= MAX_ID_BYTES && RECORD_FIXED_BODY_BYTES + idLen <= bodyLen) {
           p = pos + size <= bufStart + bufLen ? pos - bufStart : await fill(pos, size);
-          if (recordCrc(buf, p, bodyLen) === buf.readUInt32BE(p + 4)) {
+          if (recordCrc(buf, p, bodyLen) === view.getUint32(p)) {
             valid = true;
             if (badFrom >= 0) {
               result.skipped.push({ file: name, offset: badFrom, bytesLost: pos - badFrom });
               badFrom = -1;
             }
             const id = buf.toString('utf8', p + 19, p + 19 + idLen);
-            const wait = visit(
-              id,
-              buf.readBigInt64BE(p + 9),
-              pos,
-              size,
-              buf.subarray(p + 19 + idLen, p + size),
-              buf.subarray(p, p + size),
-            );
+            const wait = visit(id, view.getBigInt64(p + 9), pos, size, size - 19 - idLen, buf, p);
             if (wait) await wait;
             result.records++;
             pos += size;

@@ -7,6 +7,7 @@ import {
   DEFAULT_MAX_DATA_BYTES,
   type Epoch,
   GossipError,
+  MAX_ID_BYTES,
 } from '@gossip/protocol';
 import {
   parseRecord,
@@ -20,7 +21,7 @@ import {
   writeRecord,
 } from './format.js';
 import { nodeFs, type StoreFs, writeFully } from './fs.js';
-import { IndexTable } from './index-table.js';
+import { IndexTable, type Replaced } from './index-table.js';
 import { acquireLock, freshMeta, loadMeta, type Meta, releaseLock, saveMeta } from './meta.js';
 import { type Corruption, scanSegment } from './recovery.js';
 import { Segment } from './segment.js';
@@ -120,8 +121,6 @@ export interface StoreStats {
   compactedBytes: number;
   /** Write and fsync failures since open. */
   ioErrors: number;
-  /** Approximate index memory beyond the ids' own bytes. */
-  indexBytes: number;
   recovery: RecoveryReport;
 }
 
@@ -134,25 +133,21 @@ export interface CompactionResult {
   tombstonesDropped: number;
 }
 
+/** The appends of one turn: one write, one fsync, one promise. Records are kept as parallel arrays. */
 interface Batch {
   seg: Segment;
   /** File offset of the batch's first byte. */
   start: number;
   bytes: number;
   bufs: Buffer[];
-  entries: Pending[];
+  slots: number[];
+  tss: bigint[];
+  offs: number[];
+  sizes: number[];
+  tombs: boolean[];
   promise: Promise<AppendResult>;
   resolve: (r: AppendResult) => void;
   reject: (e: Error) => void;
-}
-
-/** An accepted append not yet written: visible to the newest-ts check, not to readers. */
-interface Pending {
-  id: string;
-  ts: bigint;
-  off: number;
-  size: number;
-  tomb: boolean;
 }
 
 const STALE: AppendResult = Object.freeze({ status: 'stale', durability: 'none' }) as AppendResult;
@@ -188,7 +183,7 @@ export class Store {
   #meta: Meta;
   #lockToken = '';
   readonly #index = new IndexTable();
-  readonly #pending = new Map<string, Pending>();
+  readonly #replaced: Replaced = { seg: 0, size: 0 };
   /** Segments in log order (by first sequence number). */
   #segments: Segment[] = [];
   readonly #byHandle = new Map<number, Segment>();
@@ -304,20 +299,14 @@ export class Store {
     let idBytes: number;
     try {
       if (this.#closed) throw new GossipError('GOSSIP_ERR_STORE_CLOSED', 'the store is closed');
-      idBytes = checkId(id);
+      idBytes = idByteLength(id);
       checkTs(ts);
       checkData(data, this.#maxData);
     } catch (error) {
       return Promise.reject(error);
     }
-    const pending = this.#pending.get(id);
-    let prev: bigint | undefined;
-    if (pending) prev = pending.ts;
-    else {
-      const slot = this.#index.slotOf(id);
-      if (slot !== undefined) prev = this.#index.ts(slot);
-    }
-    if (prev !== undefined && ts <= prev) {
+    const slot = this.#index.tryPend(id, ts);
+    if (slot < 0) {
       this.#counters.stale++;
       return STALE_PROMISE;
     }
@@ -334,9 +323,11 @@ export class Store {
     }
     batch.bytes += size;
     this.#tailEnd += size;
-    const entry: Pending = { id, ts, off, size, tomb: data.byteLength === 0 };
-    batch.entries.push(entry);
-    this.#pending.set(id, entry);
+    batch.slots.push(slot);
+    batch.tss.push(ts);
+    batch.offs.push(off);
+    batch.sizes.push(size);
+    batch.tombs.push(data.byteLength === 0);
     this.#counters.appends++;
     this.#scheduleFlush();
     return batch.promise;
@@ -458,7 +449,6 @@ export class Store {
       compactions: this.#counters.compactions,
       compactedBytes: this.#counters.compactedBytes,
       ioErrors: this.#counters.ioErrors,
-      indexBytes: this.#index.overheadBytes(),
       recovery: this.#recovery,
     };
   }
@@ -539,7 +529,20 @@ export class Store {
     // A batch's promise is shared by its appends; nobody may be listening when it fails.
     promise.catch(noop);
     this.#slabMark = this.#slabPos;
-    return { seg, start, bytes: 0, bufs: [], entries: [], promise, resolve, reject };
+    return {
+      seg,
+      start,
+      bytes: 0,
+      bufs: [],
+      slots: [],
+      tss: [],
+      offs: [],
+      sizes: [],
+      tombs: [],
+      promise,
+      resolve,
+      reject,
+    };
   }
 
   /** A new segment object for appends; its file is created by the writer before its first write. */
@@ -578,7 +581,7 @@ export class Store {
     if (!batch) return;
     this.#open = null;
     this.#cutSlab(batch);
-    if (batch.entries.length > 0) this.#queue.push(batch);
+    if (batch.slots.length > 0) this.#queue.push(batch);
   }
 
   #scheduleFlush(): void {
@@ -644,21 +647,22 @@ export class Store {
     seg.size = batch.start + batch.bytes;
     this.#bytes += batch.bytes;
     const index = this.#index;
-    for (const e of batch.entries) {
-      if (this.#pending.get(e.id) === e) this.#pending.delete(e.id);
-      const slot = index.slotOf(e.id);
-      if (slot !== undefined) {
-        if (index.ts(slot) >= e.ts) {
-          // A newer record of this id is already committed: this one is born dead.
-          continue;
-        }
-        const old = this.#byHandle.get(index.segment(slot));
-        if (old) old.live -= index.size(slot);
+    const replaced = this.#replaced;
+    const { slots, tss, offs, sizes, tombs } = batch;
+    let newest = this.#newestTs;
+    for (let k = 0; k < slots.length; k++) {
+      const ts = tss[k] as bigint;
+      const size = sizes[k] as number;
+      if (!index.commit(slots[k] as number, ts, seg.handle, offs[k] as number, size, tombs[k] as boolean, replaced))
+        continue;
+      if (replaced.seg !== 0) {
+        const old = this.#byHandle.get(replaced.seg);
+        if (old) old.live -= replaced.size;
       }
-      index.set(e.id, e.ts, seg.handle, e.off, e.size, e.tomb);
-      seg.live += e.size;
-      if (this.#newestTs === null || e.ts > this.#newestTs) this.#newestTs = e.ts;
+      seg.live += size;
+      if (newest === null || ts > newest) newest = ts;
     }
+    this.#newestTs = newest;
     batch.resolve(this.#mode === 'always' ? SYNCED : WRITTEN);
   }
 
@@ -676,8 +680,8 @@ export class Store {
       `writing ${seg.name} failed (${(cause as NodeJS.ErrnoException)?.code ?? String(cause)}): the appends of this batch were not stored`,
       { cause },
     );
-    this.#log.error({ err: cause, segment: seg.name, appends: batch.entries.length }, 'write failed');
-    for (const e of batch.entries) if (this.#pending.get(e.id) === e) this.#pending.delete(e.id);
+    this.#log.error({ err: cause, segment: seg.name, appends: batch.slots.length }, 'write failed');
+    for (const slot of batch.slots) this.#index.unpend(slot);
     batch.reject(err);
     await this.#sealAfterFailure(seg);
   }
@@ -703,7 +707,7 @@ export class Store {
         const delta = this.#tailEnd - b.start;
         b.seg = fresh;
         b.start = this.#tailEnd;
-        for (const e of b.entries) e.off += delta;
+        for (let k = 0; k < b.offs.length; k++) b.offs[k] = (b.offs[k] as number) + delta;
         this.#tailEnd += b.bytes;
       }
     }
@@ -804,14 +808,19 @@ export class Store {
     snapTs: BigInt64Array,
   ): Promise<StoredMessage[]> {
     const order = window.map((_, k) => k);
-    order.sort((a, b) => {
-      const x = window[a] as (typeof window)[number];
-      const y = window[b] as (typeof window)[number];
-      return x.seg.first - y.seg.first || x.off - y.off;
-    });
+    const before = (x: (typeof window)[number], y: (typeof window)[number]) =>
+      x.seg.first - y.seg.first || x.off - y.off;
+    // Ts order is usually file order already (appends come in ts order; compaction keeps it).
+    let inOrder = true;
+    for (let k = 1; k < window.length && inOrder; k++) {
+      inOrder = before(window[k - 1] as (typeof window)[number], window[k] as (typeof window)[number]) < 0;
+    }
+    if (!inOrder)
+      order.sort((a, b) => before(window[a] as (typeof window)[number], window[b] as (typeof window)[number]));
     // Coalesce neighbours in one file into one read; a small gap of dead records is cheaper than a syscall.
     const GAP = 32 * 1024;
     const bufOf = new Array<Buffer>(window.length);
+    const viewOf = new Array<DataView>(window.length);
     const baseOf = new Array<number>(window.length);
     const reads: Promise<void>[] = [];
     let k = 0;
@@ -826,8 +835,10 @@ export class Store {
         j++;
       }
       const buf = Buffer.allocUnsafe(end - first.off);
+      const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
       for (let m = k; m < j; m++) {
         bufOf[order[m] as number] = buf;
+        viewOf[order[m] as number] = view;
         baseOf[order[m] as number] = first.off;
       }
       reads.push(this.#readInto(first.seg, buf, first.off, buf.length));
@@ -837,7 +848,7 @@ export class Store {
     const out: StoredMessage[] = [];
     for (let w = 0; w < window.length; w++) {
       const item = window[w] as (typeof window)[number];
-      const rec = parseRecord(bufOf[w] as Buffer, item.off - (baseOf[w] as number), item.size);
+      const rec = parseRecord(bufOf[w] as Buffer, item.off - (baseOf[w] as number), item.size, viewOf[w]);
       const slot = slots[item.i] as number;
       if (!rec || rec.ts !== snapTs[item.i] || rec.id !== this.#index.id(slot)) {
         if (rec === undefined) {
@@ -891,18 +902,17 @@ export class Store {
       const fileSize = await file.size();
       const valid = this.#meta.validLengths[f.name];
       const end = valid === undefined ? fileSize : Math.min(valid, fileSize);
-      const scan = await scanSegment(file, f.name, end, (id, ts, off, size, data) => {
-        const slot = index.slotOf(id);
-        if (slot !== undefined) {
-          if (index.ts(slot) >= ts) return; // older or a duplicate: dead
-          const old = this.#byHandle.get(index.segment(slot));
-          if (old) old.live -= index.size(slot);
+      this.#byHandle.set(seg.handle, seg);
+      const replaced = this.#replaced;
+      const scan = await scanSegment(file, f.name, end, (id, ts, off, size, dataLen) => {
+        if (!index.load(id, ts, seg.handle, off, size, dataLen === 0, replaced)) return; // older, or a duplicate
+        if (replaced.seg !== 0) {
+          const old = this.#byHandle.get(replaced.seg);
+          if (old) old.live -= replaced.size;
         }
-        index.set(id, ts, seg.handle, off, size, data.length === 0);
         seg.live += size;
         if (this.#newestTs === null || ts > this.#newestTs) this.#newestTs = ts;
       });
-      this.#byHandle.set(seg.handle, seg);
       if (scan.header !== 'ok') {
         if (isNewest && fileSize <= SEGMENT_HEADER_BYTES) {
           // Created but never written: crash between creating the file and its header's fsync.
@@ -1099,21 +1109,21 @@ export class Store {
         const file = seg.pin();
         try {
           bytesIn += seg.size;
-          await scanSegment(file, seg.name, seg.size, (id, ts, off, size, data, record) => {
+          await scanSegment(file, seg.name, seg.size, (id, ts, off, size, dataLen, record, at) => {
             const slot = index.slotOf(id);
             if (slot === undefined || index.segment(slot) !== seg.handle || index.offset(slot) !== off) return; // dead
-            if (dropTombstones && data.length === 0 && ts < cutoff) {
+            if (dropTombstones && dataLen === 0 && ts < cutoff) {
               dropped.push({ id, seg: seg.handle, off });
               if (droppedTs === null || ts > droppedTs) droppedTs = ts;
               return;
             }
             moves.push({ slot, from: seg.handle, fromOff: off, toOff: outPos + bufLen, size });
             if (buf.length - bufLen >= size) {
-              record.copy(buf, bufLen);
+              record.copy(buf, bufLen, at, at + size);
               bufLen += size;
               return;
             }
-            const copy = Buffer.from(record); // the scan may reuse its buffer while we write
+            const copy = Buffer.from(record.subarray(at, at + size)); // the scan may reuse its buffer while we write
             return flushOut().then(() => {
               if (buf.length < size) buf = Buffer.allocUnsafe(size);
               copy.copy(buf, 0);
@@ -1161,13 +1171,7 @@ export class Store {
       if ((k & 8191) === 8191) await nextTurn(); // never hold the event loop for long
     }
     let droppedCount = 0;
-    for (const d of dropped) {
-      const slot = index.slotOf(d.id);
-      if (slot !== undefined && index.segment(slot) === d.seg && index.offset(slot) === d.off) {
-        index.delete(d.id);
-        droppedCount++;
-      }
-    }
+    for (const d of dropped) if (index.drop(d.id, d.seg, d.off)) droppedCount++;
     let removedBytes = 0;
     for (const s of run) {
       removedBytes += Math.max(0, s.size - SEGMENT_HEADER_BYTES);
@@ -1192,4 +1196,17 @@ export class Store {
     );
     return seg;
   }
+}
+
+/**
+ * An id's UTF-8 length, checked as `checkId` does; ASCII ids, the common case, are
+ * measured by a loop that costs less than the native call.
+ */
+function idByteLength(id: string): number {
+  if (typeof id === 'string' && id.length > 0 && id.length <= MAX_ID_BYTES) {
+    let i = 0;
+    while (i < id.length && id.charCodeAt(i) < 0x80) i++;
+    if (i === id.length) return i;
+  }
+  return checkId(id);
 }
