@@ -145,6 +145,7 @@ export class FrameDecoder {
  * through a DataView about three times faster than through `readBigInt64BE`.
  */
 export function parseFrame(buf: Buffer, start: number, end: number, view?: DataView): Frame {
+  if (end <= start) throw new MalformedFrameError('frame length is 0: a frame holds at least its kind byte');
   const kind = buf[start] as number;
   const p = start + 1;
   switch (kind) {
@@ -388,7 +389,8 @@ function extension(buf: Buffer, start: number, end: number, what: string): Recor
   } catch (error) {
     throw new MalformedFrameError(`${what} extension is not valid msgpack`, { cause: error });
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+  // Only a plain object is a map: msgpackr turns bin, timestamps and the unused byte 0xc1 into other objects.
+  if (value === null || typeof value !== 'object' || Object.getPrototypeOf(value) !== Object.prototype) {
     throw new MalformedFrameError(`${what} extension is not a msgpack map`);
   }
   return value as Record<string, unknown>;

@@ -3,7 +3,15 @@ import { checkEpoch } from './epoch.js';
 import { type ErrorCode, InvalidArgumentError, InvalidIdError, wireCode } from './errors.js';
 import { type AckStatus, type Durability, FrameKind, type ResyncReason } from './frame-kind.js';
 import type { FetchEntry, HelloOptions, WelcomeOptions } from './frames.js';
-import { EPOCH_BYTES, HELLO_MAGIC, MAX_EXTENSION_BYTES, MAX_ID_BYTES, PROTOCOL_VERSION } from './limits.js';
+import {
+  EPOCH_BYTES,
+  HELLO_MAGIC,
+  MAX_EXTENSION_BYTES,
+  MAX_ID_BYTES,
+  MAX_TS,
+  MIN_TS,
+  PROTOCOL_VERSION,
+} from './limits.js';
 
 const DEFAULT_SLAB_BYTES = 64 * 1024;
 const HEADER_BYTES = 5; // u32 length + u8 kind (rule F1)
@@ -40,6 +48,9 @@ export class FrameEncoder {
 
   constructor(options: FrameEncoderOptions = {}) {
     this.#slabBytes = options.slabBytes ?? DEFAULT_SLAB_BYTES;
+    // A slab of 0 bytes would make #grow double 0 forever.
+    if (!Number.isSafeInteger(this.#slabBytes) || this.#slabBytes < 1)
+      throw new InvalidArgumentError(`slabBytes must be a positive integer, got ${this.#slabBytes}`);
     this.#slab = Buffer.allocUnsafe(this.#slabBytes);
     this.#view = viewOf(this.#slab);
     this.#unchecked = options.unchecked ?? false;
@@ -64,6 +75,7 @@ export class FrameEncoder {
 
   /** A message frame (rule M1). `flags` is a sum of `MessageFlags`. */
   message(flags: number, id: string, ts: bigint, data: Uint8Array): this {
+    checkWireTs(ts);
     const p = this.#open(FrameKind.Message, 1 + 8 + 2 + id.length * 3 + data.byteLength);
     const s = this.#slab;
     s[p] = flags;
@@ -75,6 +87,8 @@ export class FrameEncoder {
 
   /** A publish frame (rule P1). */
   publish(reqId: number, id: string, ts: bigint, data: Uint8Array): this {
+    checkReqId(reqId);
+    checkWireTs(ts);
     const p = this.#open(FrameKind.Publish, 4 + 8 + 2 + id.length * 3 + data.byteLength);
     const s = this.#slab;
     this.#view.setUint32(p, reqId);
@@ -86,6 +100,8 @@ export class FrameEncoder {
 
   /** An emit frame (rule P2). `reqId` 0 asks for no ack. */
   emit(reqId: number, id: string, ts: bigint, data: Uint8Array): this {
+    checkReqId(reqId);
+    checkWireTs(ts);
     const p = this.#open(FrameKind.Emit, 4 + 8 + 2 + id.length * 3 + data.byteLength);
     const s = this.#slab;
     this.#view.setUint32(p, reqId);
@@ -275,6 +291,19 @@ export class FrameEncoder {
     this.#start = 0;
     this.#pos = pending;
   }
+}
+
+/*
+ * DataView's setters wrap out-of-range values silently (2^63 would go out as -2^63,
+ * a reqId of 2^32 as 0, which an emit reads as "no ack"), unlike Buffer's, which throw:
+ * so the hot-path frames check their ts and reqId themselves.
+ */
+function checkWireTs(ts: bigint): void {
+  if (ts < MIN_TS || ts > MAX_TS) throw new InvalidArgumentError(`ts ${ts} is outside the signed 64-bit range`);
+}
+
+function checkReqId(reqId: number): void {
+  if (reqId >>> 0 !== reqId) throw new InvalidArgumentError(`reqId must be an integer from 0 to 2^32-1, got ${reqId}`);
 }
 
 function viewOf(b: Buffer): DataView {
