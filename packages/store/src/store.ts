@@ -1091,6 +1091,7 @@ export class Store {
     const dropped: { id: string; seg: number; off: number }[] = [];
     let droppedTs: bigint | null = null;
     let bytesIn = 0;
+    let visited = 0;
 
     await fs.unlink(tmpPath).catch(noop);
     const out = await fs.open(tmpPath, 'create');
@@ -1110,18 +1111,20 @@ export class Store {
         try {
           bytesIn += seg.size;
           await scanSegment(file, seg.name, seg.size, (id, ts, off, size, dataLen, record, at) => {
+            // Give the event loop back every few thousand records: appends must not wait on a compaction.
+            const pause = (++visited & 4095) === 0 ? nextTurn() : undefined;
             const slot = index.slotOf(id);
-            if (slot === undefined || index.segment(slot) !== seg.handle || index.offset(slot) !== off) return; // dead
+            if (slot === undefined || index.segment(slot) !== seg.handle || index.offset(slot) !== off) return pause; // dead
             if (dropTombstones && dataLen === 0 && ts < cutoff) {
               dropped.push({ id, seg: seg.handle, off });
               if (droppedTs === null || ts > droppedTs) droppedTs = ts;
-              return;
+              return pause;
             }
             moves.push({ slot, from: seg.handle, fromOff: off, toOff: outPos + bufLen, size });
             if (buf.length - bufLen >= size) {
               record.copy(buf, bufLen, at, at + size);
               bufLen += size;
-              return;
+              return pause;
             }
             const copy = Buffer.from(record.subarray(at, at + size)); // the scan may reuse its buffer while we write
             return flushOut().then(() => {
