@@ -1,14 +1,153 @@
-import { PROTOCOL_VERSION } from '@gossip/protocol';
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { GossipError, PROTOCOL_VERSION } from '@gossip/protocol';
+import { GossipServer } from '@gossip/server';
+import { Store } from '@gossip/store';
+import { pino } from 'pino';
+import pretty from 'pino-pretty';
+import { startAdmin } from './admin.js';
+import { type Config, helpText, parseConfig } from './config.js';
+import { createMetrics } from './metrics.js';
 
 const VERSION = '0.1.0';
 
-const args = process.argv.slice(2);
-if (args.includes('--version')) {
-  process.stdout.write(`gossipd ${VERSION} (protocol ${PROTOCOL_VERSION})\n`);
-} else {
-  process.stderr.write(
-    'gossipd: the server is not built yet. This release holds the protocol package only;\n' +
-      'the store and the server land next (see the README).\n',
-  );
-  process.exitCode = 1;
+/** Exit codes scripts can rely on. */
+const EXIT = { ok: 0, failed: 1, config: 2 } as const;
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    const parsed = parseConfig(process.argv.slice(2), process.env, Boolean(process.stdout.isTTY));
+    if (parsed.kind === 'help') {
+      process.stdout.write(helpText(VERSION));
+      return;
+    }
+    if (parsed.kind === 'version') {
+      process.stdout.write(`gossipd ${VERSION} (protocol ${PROTOCOL_VERSION})\n`);
+      return;
+    }
+    config = parsed.config;
+  } catch (error) {
+    process.stderr.write(`gossipd: ${(error as Error).message}\n`);
+    process.exitCode = EXIT.config;
+    return;
+  }
+
+  const log =
+    config.logFormat === 'pretty'
+      ? pino({ level: config.logLevel }, pretty({ colorize: true, sync: true }))
+      : pino({ level: config.logLevel });
+
+  let store: Store | undefined;
+  let server: GossipServer | undefined;
+  let admin: Server | undefined;
+  let ready = false;
+  let stopping: Promise<void> | undefined;
+
+  const stop = (signal: string) => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting at once');
+      process.exit(EXIT.failed);
+    }
+    log.info({ signal }, 'stopping: no new connections, flushing and fsyncing');
+    stopping = (async () => {
+      ready = false;
+      try {
+        await server?.close();
+        await store?.close();
+        log.info('stopped cleanly');
+      } catch (error) {
+        log.error({ err: error }, 'error while stopping');
+        process.exitCode = EXIT.failed;
+      }
+      admin?.close();
+      admin?.closeAllConnections();
+    })();
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+
+  try {
+    const registry = createMetrics(
+      () => server,
+      () => store,
+    );
+    if (config.adminPort !== null) {
+      const started = await startAdmin(config.adminHost, config.adminPort, registry, () => ready);
+      admin = started.server;
+      log.info(
+        { host: started.address.address, port: started.address.port },
+        `admin listening on http://${started.address.address}:${started.address.port} (/healthz, /readyz, /metrics)`,
+      );
+    }
+
+    let lastProgress = 0;
+    const t0 = Date.now();
+    store = await Store.open({
+      dir: config.dataDir,
+      fsync: config.fsync,
+      fsyncIntervalMs: config.fsyncIntervalMs,
+      segmentBytes: config.segmentSize,
+      maxDataBytes: config.maxData,
+      compactThreshold: config.compactThreshold,
+      tombstoneRetentionMs: config.tombstoneRetentionMs,
+      logger: log.child({ component: 'store' }),
+      onRecoveryProgress: (p) => {
+        if (Date.now() - lastProgress < 1000) return;
+        lastProgress = Date.now();
+        log.info({ ...p, elapsedMs: Date.now() - t0 }, 'recovering');
+      },
+    });
+    if (stopping) return;
+
+    server = new GossipServer({
+      store,
+      host: config.host,
+      port: config.port,
+      tokens: config.tokens,
+      allowInsecure: config.insecure,
+      maxConnections: config.maxConnections,
+      helloTimeoutMs: config.helloTimeoutMs,
+      idleTimeoutMs: config.idleTimeoutMs,
+      pingIntervalMs: config.pingIntervalMs,
+      maxOutboundBytes: config.maxOutbound,
+      maxSkewMs: config.maxSkewMs,
+      maxFetchIds: config.maxFetchIds,
+      ...(config.maxFrame === undefined ? {} : { maxFrameBytes: config.maxFrame }),
+      ...(config.tlsCert && config.tlsKey
+        ? {
+            tls: {
+              cert: readFileSync(config.tlsCert),
+              key: readFileSync(config.tlsKey),
+              ...(config.tlsCa ? { ca: readFileSync(config.tlsCa) } : {}),
+            },
+          }
+        : {}),
+      logger: log.child({ component: 'server' }),
+    });
+    const address = await server.listen();
+    ready = true;
+    const scheme = config.tlsCert ? 'gossips' : 'gossip';
+    log.info(
+      {
+        host: address.address,
+        port: address.port,
+        tls: Boolean(config.tlsCert),
+        auth: config.tokens.length > 0,
+        dataDir: config.dataDir,
+        fsync: config.fsync,
+        epoch: store.epoch,
+        ids: store.stats().ids,
+      },
+      `gossipd ${VERSION} listening on ${scheme}://${address.address}:${address.port}`,
+    );
+  } catch (error) {
+    const code = error instanceof GossipError ? error.code : undefined;
+    log.fatal({ err: error, code }, `gossipd could not start: ${(error as Error).message}`);
+    await store?.close().catch(() => undefined);
+    admin?.close();
+    process.exitCode = code === 'GOSSIP_ERR_INSECURE' || code === 'GOSSIP_ERR_CONFIG' ? EXIT.config : EXIT.failed;
+  }
 }
+
+void main();

@@ -1,2 +1,6 @@
-// The server package's API lands with its own issue; the package is laid out now so the workspace builds as one.
-export {};
+export { TokenSet } from './auth.js';
+export type { ConnectionState } from './connection.js';
+export type { ServerLogger, ServerOptions } from './options.js';
+export { DEFAULTS } from './options.js';
+export { GossipServer } from './server.js';
+export type { ServerStats } from './stats.js';

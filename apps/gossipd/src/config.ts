@@ -1,0 +1,411 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { GossipError } from '@gossip/protocol';
+
+/**
+ * Every setting of gossipd, from flags and `GOSSIP_*` environment variables (a flag
+ * wins over its variable). docs/OPERATIONS.md lists them; `--help` prints them.
+ */
+export interface Config {
+  host: string;
+  port: number;
+  dataDir: string;
+  fsync: 'always' | 'interval' | 'never';
+  fsyncIntervalMs: number;
+  maxData: number;
+  maxFrame: number | undefined;
+  segmentSize: number;
+  compactThreshold: number;
+  tombstoneRetentionMs: number;
+  maxConnections: number;
+  helloTimeoutMs: number;
+  idleTimeoutMs: number;
+  pingIntervalMs: number;
+  maxOutbound: number;
+  maxSkewMs: number;
+  maxFetchIds: number;
+  tokens: string[];
+  insecure: boolean;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  tlsCa: string | undefined;
+  adminHost: string;
+  /** null: no admin listener. */
+  adminPort: number | null;
+  logLevel: string;
+  logFormat: 'json' | 'pretty';
+}
+
+type Kind = 'string' | 'int' | 'bytes' | 'ms' | 'ratio' | 'bool' | 'list';
+
+interface Setting {
+  flag: string;
+  env: string;
+  kind: Kind;
+  default: string | undefined;
+  help: string;
+}
+
+/** The table behind the flags, the variables, `--help` and the docs. */
+export const SETTINGS: Setting[] = [
+  { flag: 'host', env: 'GOSSIP_HOST', kind: 'string', default: '127.0.0.1', help: 'address to listen on' },
+  {
+    flag: 'port',
+    env: 'GOSSIP_PORT',
+    kind: 'int',
+    default: '7420',
+    help: 'port to listen on; 0 picks a free one (logged)',
+  },
+  {
+    flag: 'data-dir',
+    env: 'GOSSIP_DATA_DIR',
+    kind: 'string',
+    default: './gossip-data',
+    help: 'data folder (created if missing)',
+  },
+  {
+    flag: 'fsync',
+    env: 'GOSSIP_FSYNC',
+    kind: 'string',
+    default: 'interval',
+    help: 'always | interval | never (docs/STORAGE.md, S5)',
+  },
+  {
+    flag: 'fsync-interval',
+    env: 'GOSSIP_FSYNC_INTERVAL',
+    kind: 'ms',
+    default: '100ms',
+    help: 'fsync period under --fsync interval',
+  },
+  { flag: 'max-data', env: 'GOSSIP_MAX_DATA', kind: 'bytes', default: '10MiB', help: 'largest message data' },
+  {
+    flag: 'max-frame',
+    env: 'GOSSIP_MAX_FRAME',
+    kind: 'bytes',
+    default: undefined,
+    help: 'largest frame a client may send (default: max-data + 64KiB)',
+  },
+  {
+    flag: 'segment-size',
+    env: 'GOSSIP_SEGMENT_SIZE',
+    kind: 'bytes',
+    default: '64MiB',
+    help: 'roll log segments past this size',
+  },
+  {
+    flag: 'compact-threshold',
+    env: 'GOSSIP_COMPACT_THRESHOLD',
+    kind: 'ratio',
+    default: '0.5',
+    help: 'compact when this share of sealed segments is dead; 0 turns it off',
+  },
+  {
+    flag: 'tombstone-retention',
+    env: 'GOSSIP_TOMBSTONE_RETENTION',
+    kind: 'ms',
+    default: '24h',
+    help: 'compaction drops tombstones older than this',
+  },
+  {
+    flag: 'max-connections',
+    env: 'GOSSIP_MAX_CONNECTIONS',
+    kind: 'int',
+    default: '10000',
+    help: 'connections at once',
+  },
+  {
+    flag: 'hello-timeout',
+    env: 'GOSSIP_HELLO_TIMEOUT',
+    kind: 'ms',
+    default: '5s',
+    help: 'a client must send its hello within this',
+  },
+  {
+    flag: 'idle-timeout',
+    env: 'GOSSIP_IDLE_TIMEOUT',
+    kind: 'ms',
+    default: '60s',
+    help: 'close connections silent for this long; 0 turns it off',
+  },
+  {
+    flag: 'ping-interval',
+    env: 'GOSSIP_PING_INTERVAL',
+    kind: 'ms',
+    default: '15s',
+    help: 'how often clients are told to ping',
+  },
+  {
+    flag: 'max-outbound',
+    env: 'GOSSIP_MAX_OUTBOUND',
+    kind: 'bytes',
+    default: '64MiB',
+    help: 'bytes waiting for one client before it is dropped as a slow consumer',
+  },
+  {
+    flag: 'max-skew',
+    env: 'GOSSIP_MAX_SKEW',
+    kind: 'ms',
+    default: '1s',
+    help: 'refuse a ts further ahead of the server clock; 0 turns it off',
+  },
+  { flag: 'max-fetch-ids', env: 'GOSSIP_MAX_FETCH_IDS', kind: 'int', default: '10000', help: 'ids one fetch may name' },
+  {
+    flag: 'token',
+    env: 'GOSSIP_TOKENS',
+    kind: 'list',
+    default: undefined,
+    help: 'auth token; repeat the flag, or comma-separate in the variable',
+  },
+  {
+    flag: 'token-file',
+    env: 'GOSSIP_TOKEN_FILE',
+    kind: 'string',
+    default: undefined,
+    help: 'file with one auth token per line',
+  },
+  {
+    flag: 'insecure',
+    env: 'GOSSIP_INSECURE',
+    kind: 'bool',
+    default: 'false',
+    help: 'allow a non-loopback --host without tokens',
+  },
+  {
+    flag: 'tls-cert',
+    env: 'GOSSIP_TLS_CERT',
+    kind: 'string',
+    default: undefined,
+    help: 'PEM certificate file: serve TLS',
+  },
+  {
+    flag: 'tls-key',
+    env: 'GOSSIP_TLS_KEY',
+    kind: 'string',
+    default: undefined,
+    help: 'PEM private key file for --tls-cert',
+  },
+  { flag: 'tls-ca', env: 'GOSSIP_TLS_CA', kind: 'string', default: undefined, help: 'PEM CA bundle (optional)' },
+  {
+    flag: 'admin-host',
+    env: 'GOSSIP_ADMIN_HOST',
+    kind: 'string',
+    default: '127.0.0.1',
+    help: 'address of the admin HTTP listener',
+  },
+  {
+    flag: 'admin-port',
+    env: 'GOSSIP_ADMIN_PORT',
+    kind: 'string',
+    default: '7421',
+    help: 'admin HTTP port (/healthz, /readyz, /metrics); 0 picks one; off disables',
+  },
+  {
+    flag: 'log-level',
+    env: 'GOSSIP_LOG_LEVEL',
+    kind: 'string',
+    default: 'info',
+    help: 'trace | debug | info | warn | error',
+  },
+  {
+    flag: 'log-format',
+    env: 'GOSSIP_LOG_FORMAT',
+    kind: 'string',
+    default: undefined,
+    help: 'json | pretty (default: pretty on a TTY, else json)',
+  },
+];
+
+export class ConfigError extends GossipError {
+  constructor(message: string) {
+    super('GOSSIP_ERR_CONFIG', message);
+  }
+}
+
+export type Parsed = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; config: Config };
+
+export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boolean): Parsed {
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'v' },
+  };
+  for (const s of SETTINGS)
+    options[s.flag] = { type: s.kind === 'bool' ? 'boolean' : 'string', multiple: s.kind === 'list' };
+  let values: Record<string, unknown>;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}; see gossipd --help`);
+  }
+  if (values.help) return { kind: 'help' };
+  if (values.version) return { kind: 'version' };
+
+  const raw = (s: Setting): string | string[] | boolean | undefined => {
+    const v = values[s.flag] as string | string[] | boolean | undefined;
+    if (v !== undefined) return v;
+    const e = env[s.env];
+    if (e !== undefined && e !== '')
+      return s.kind === 'list'
+        ? e
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : e;
+    return s.default;
+  };
+  const get = (flag: string): string | undefined => {
+    const s = SETTINGS.find((x) => x.flag === flag) as Setting;
+    const v = raw(s);
+    return v === undefined ? undefined : String(v);
+  };
+  const setting = (flag: string) => SETTINGS.find((x) => x.flag === flag) as Setting;
+  const int = (flag: string, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+    parseInt10(get(flag) as string, setting(flag), min, max);
+  const bytes = (flag: string) => parseBytes(get(flag) as string, setting(flag));
+  const ms = (flag: string) => parseDuration(get(flag) as string, setting(flag));
+  const bool = (flag: string) => {
+    const v = raw(setting(flag));
+    return v === true || v === 'true' || v === '1' || v === 'yes';
+  };
+
+  const fsync = get('fsync');
+  if (fsync !== 'always' && fsync !== 'interval' && fsync !== 'never') {
+    throw new ConfigError(`--fsync must be always, interval or never, got ${JSON.stringify(fsync)}`);
+  }
+  const threshold = Number(get('compact-threshold'));
+  if (!(threshold >= 0 && threshold <= 1))
+    throw new ConfigError(`--compact-threshold must be between 0 and 1, got ${get('compact-threshold')}`);
+  const adminPort = get('admin-port') as string;
+  const logFormat = get('log-format') ?? (isTty ? 'pretty' : 'json');
+  if (logFormat !== 'json' && logFormat !== 'pretty')
+    throw new ConfigError(`--log-format must be json or pretty, got ${logFormat}`);
+  const logLevel = get('log-level') as string;
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(logLevel)) {
+    throw new ConfigError(`--log-level must be trace, debug, info, warn or error, got ${logLevel}`);
+  }
+
+  const tokens = [...((raw(setting('token')) as string[] | undefined) ?? [])];
+  const tokenFile = get('token-file');
+  if (tokenFile) {
+    let text: string;
+    try {
+      text = readFileSync(tokenFile, 'utf8');
+    } catch (error) {
+      throw new ConfigError(`cannot read --token-file ${tokenFile}: ${(error as Error).message}`);
+    }
+    tokens.push(
+      ...text
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#')),
+    );
+  }
+  if (tokens.some((t) => t.length === 0)) throw new ConfigError('an auth token is empty');
+  const tlsCert = get('tls-cert');
+  const tlsKey = get('tls-key');
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) throw new ConfigError('--tls-cert and --tls-key go together');
+  const maxData = bytes('max-data');
+  if (maxData > 2 ** 31) throw new ConfigError('--max-data is at most 2GiB');
+  const maxFrame = get('max-frame') === undefined ? undefined : bytes('max-frame');
+  if (maxFrame !== undefined && maxFrame > 2 ** 32 - 1) throw new ConfigError('--max-frame is at most 4GiB - 1');
+
+  return {
+    kind: 'run',
+    config: {
+      host: get('host') as string,
+      port: int('port', 0, 65535),
+      dataDir: get('data-dir') as string,
+      fsync,
+      fsyncIntervalMs: ms('fsync-interval'),
+      maxData,
+      maxFrame,
+      segmentSize: bytes('segment-size'),
+      compactThreshold: threshold,
+      tombstoneRetentionMs: ms('tombstone-retention'),
+      maxConnections: int('max-connections', 1),
+      helloTimeoutMs: ms('hello-timeout'),
+      idleTimeoutMs: ms('idle-timeout'),
+      pingIntervalMs: ms('ping-interval'),
+      maxOutbound: bytes('max-outbound'),
+      maxSkewMs: ms('max-skew'),
+      maxFetchIds: int('max-fetch-ids', 1, 65535),
+      tokens,
+      insecure: bool('insecure'),
+      tlsCert,
+      tlsKey,
+      tlsCa: get('tls-ca'),
+      adminHost: get('admin-host') as string,
+      adminPort: adminPort === 'off' ? null : parseInt10(adminPort, setting('admin-port'), 0, 65535),
+      logLevel,
+      logFormat,
+    },
+  };
+}
+
+function parseInt10(text: string, s: Setting, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < min || n > max) {
+    throw new ConfigError(
+      `--${s.flag} (${s.env}) must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`,
+    );
+  }
+  return n;
+}
+
+const BYTE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1e3,
+  kb: 1e3,
+  kib: 1024,
+  m: 1e6,
+  mb: 1e6,
+  mib: 2 ** 20,
+  g: 1e9,
+  gb: 1e9,
+  gib: 2 ** 30,
+};
+
+/** `1048576`, `512KiB`, `10MiB`, `1GB`. */
+export function parseBytes(text: string, s: Setting): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(text.trim());
+  const unit = BYTE_UNITS[(m?.[2] ?? '').toLowerCase()];
+  if (!m || unit === undefined) {
+    throw new ConfigError(
+      `--${s.flag} (${s.env}) must be a size like 1048576, 512KiB or 10MiB, got ${JSON.stringify(text)}`,
+    );
+  }
+  return Math.round(Number(m[1]) * unit);
+}
+
+const MS_UNITS: Record<string, number> = { ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 };
+
+/** `250` (ms), `250ms`, `5s`, `10m`, `24h`, `7d`. */
+export function parseDuration(text: string, s: Setting): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!m)
+    throw new ConfigError(
+      `--${s.flag} (${s.env}) must be a duration like 250ms, 5s, 10m or 24h, got ${JSON.stringify(text)}`,
+    );
+  return Math.round(Number(m[1]) * (MS_UNITS[m[2] ?? 'ms'] as number));
+}
+
+export function helpText(version: string): string {
+  const lines = [
+    `gossipd ${version}: a small, fast, persistent pub/sub log over TCP`,
+    '',
+    'Usage: gossipd [options]',
+    '',
+    'Every option can also be set by the environment variable shown; a flag wins.',
+    '',
+  ];
+  const width = Math.max(...SETTINGS.map((s) => s.flag.length)) + 4;
+  for (const s of SETTINGS) {
+    const def = s.default === undefined ? '' : ` (default ${s.default})`;
+    lines.push(`  --${s.flag.padEnd(width)}${s.help}${def}`);
+    lines.push(`    ${''.padEnd(width)}${s.env}`);
+  }
+  lines.push(`  --${'help'.padEnd(width)}this text`, `  --${'version'.padEnd(width)}print the version`, '');
+  lines.push('Signals: SIGINT/SIGTERM stop gracefully (a second one exits at once).');
+  lines.push('Exit codes: 0 stopped cleanly, 1 failed at runtime, 2 bad configuration.');
+  return `${lines.join('\n')}\n`;
+}

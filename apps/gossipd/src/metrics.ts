@@ -1,0 +1,184 @@
+import type { GossipServer } from '@gossip/server';
+import type { Store } from '@gossip/store';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+
+/**
+ * Prometheus metrics, read from the server's and the store's counters when scraped:
+ * the hot paths only bump plain numbers. Process metrics (CPU, memory, event loop lag)
+ * come from prom-client's defaults.
+ */
+export function createMetrics(getServer: () => GossipServer | undefined, getStore: () => Store | undefined): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'gossip_process_' });
+
+  const server = (f: (s: GossipServer) => number) => () => {
+    const s = getServer();
+    return s ? f(s) : 0;
+  };
+  const store = (f: (s: ReturnType<Store['stats']>) => number) => () => {
+    const s = getStore();
+    return s ? f(s.stats()) : 0;
+  };
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+
+  gauge(
+    'gossip_connections',
+    'Open client connections',
+    server((s) => s.stats.connections),
+  );
+  counter(
+    'gossip_connections_total',
+    'Connections accepted',
+    server((s) => s.stats.connectionsTotal),
+  );
+  counter(
+    'gossip_connections_refused_total',
+    'Connections refused at the connection limit',
+    server((s) => s.stats.connectionsRefused),
+  );
+  counter(
+    'gossip_messages_in_total',
+    'Publishes and emits received',
+    server((s) => s.stats.messagesIn),
+  );
+  counter(
+    'gossip_bytes_in_total',
+    'Bytes received from clients',
+    server((s) => s.stats.bytesIn),
+  );
+  counter(
+    'gossip_messages_out_total',
+    'Live messages delivered to clients',
+    server((s) => s.stats.messagesOut),
+  );
+  counter(
+    'gossip_bytes_out_total',
+    'Bytes written to clients',
+    server((s) => s.stats.bytesOut),
+  );
+  counter(
+    'gossip_publishes_total',
+    'Publishes received',
+    server((s) => s.stats.publishes),
+  );
+  counter(
+    'gossip_publishes_stale_total',
+    'Publishes ignored as stale (ts not newer)',
+    server((s) => s.stats.publishesStale),
+  );
+  counter(
+    'gossip_publishes_failed_total',
+    'Publishes the store failed to write',
+    server((s) => s.stats.publishesFailed),
+  );
+  counter(
+    'gossip_refused_total',
+    'Publishes and emits refused by a limit (id, data, skew)',
+    server((s) => s.stats.refused),
+  );
+  counter(
+    'gossip_emits_total',
+    'Emits received',
+    server((s) => s.stats.emits),
+  );
+  counter(
+    'gossip_fetches_total',
+    'Fetch requests',
+    server((s) => s.stats.fetches),
+  );
+  counter(
+    'gossip_replays_total',
+    'Replays served',
+    server((s) => s.stats.replays),
+  );
+  counter(
+    'gossip_replayed_messages_total',
+    'Messages sent in replays',
+    server((s) => s.stats.replayedMessages),
+  );
+  counter(
+    'gossip_resyncs_total',
+    'Resyncs (full snapshots) sent',
+    server((s) => s.stats.resyncs),
+  );
+  counter(
+    'gossip_slow_consumer_disconnects_total',
+    'Connections closed past the outbound cap',
+    server((s) => s.stats.slowConsumers),
+  );
+  counter(
+    'gossip_protocol_errors_total',
+    'Connections closed for a malformed frame',
+    server((s) => s.stats.protocolErrors),
+  );
+  counter(
+    'gossip_auth_failures_total',
+    'Hellos refused for a bad token',
+    server((s) => s.stats.authFailures),
+  );
+
+  gauge(
+    'gossip_store_ids',
+    'Ids in the index, tombstones included',
+    store((s) => s.ids),
+  );
+  gauge(
+    'gossip_store_tombstones',
+    'Tombstones in the index',
+    store((s) => s.tombstones),
+  );
+  gauge(
+    'gossip_store_segments',
+    'Segment files',
+    store((s) => s.segments),
+  );
+  gauge(
+    'gossip_store_bytes',
+    'Bytes of records on disk',
+    store((s) => s.bytes),
+  );
+  gauge(
+    'gossip_store_dead_ratio',
+    'Share of record bytes that are superseded',
+    store((s) => s.deadRatio),
+  );
+  counter(
+    'gossip_store_compactions_total',
+    'Compaction runs',
+    store((s) => s.compactions),
+  );
+  counter(
+    'gossip_store_io_errors_total',
+    'Failed writes and fsyncs',
+    store((s) => s.ioErrors),
+  );
+  gauge(
+    'gossip_store_horizon_seconds',
+    'Tombstone horizon (ts of the newest dropped tombstone), 0 if none',
+    store((s) => (s.horizon === null ? 0 : Number(s.horizon) / 1e9)),
+  );
+  gauge(
+    'gossip_store_newest_ts_seconds',
+    'Newest persisted ts, 0 if empty',
+    store((s) => (s.newestTs === null ? 0 : Number(s.newestTs) / 1e9)),
+  );
+  return registry;
+}

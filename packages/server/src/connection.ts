@@ -1,0 +1,265 @@
+import type { Socket } from 'node:net';
+import {
+  type ErrorCode,
+  type Frame,
+  FrameDecoder,
+  FrameEncoder,
+  FrameKind,
+  GossipError,
+  MIN_TS,
+} from '@gossip/protocol';
+import type { ServerContext } from './context.js';
+import { onEmit } from './handlers/emit.js';
+import { onFetch } from './handlers/fetch.js';
+import { onHello } from './handlers/hello.js';
+import { onPing } from './handlers/ping.js';
+import { onPublish } from './handlers/publish.js';
+
+/**
+ * One connection's life, changed only through `setState`:
+ * hello (waiting for the client's hello) → replay (in the live set, replaying; live
+ * messages held) → live → closed.
+ */
+export type ConnectionState = 'hello' | 'replay' | 'live' | 'closed';
+
+/** Past this many bytes in the socket's buffer, a replay waits for `drain`. */
+const REPLAY_HIGH_WATER = 4 * 1024 * 1024;
+/** How long a closing connection may take to flush its last frames. */
+const CLOSE_GRACE_MS = 2_000;
+
+let nextId = 1;
+
+export class Connection {
+  readonly id = nextId++;
+  readonly socket: Socket;
+  readonly ctx: ServerContext;
+  /** This connection's own frames (welcome, acks, pongs, replay) are encoded here. */
+  readonly enc = new FrameEncoder();
+  /** Whether the client gets its own publishes and emits back (hello option). */
+  echo = true;
+  name: string | undefined;
+  #state: ConnectionState = 'hello';
+  readonly #decoder: FrameDecoder;
+  /** Frames waiting for this tick's flush, in order. */
+  #out: Buffer[] = [];
+  /** Live frames held while the replay runs. */
+  #held: Buffer[] = [];
+  #heldBytes = 0;
+  #helloTimer: NodeJS.Timeout | undefined;
+
+  constructor(ctx: ServerContext, socket: Socket) {
+    this.ctx = ctx;
+    this.socket = socket;
+    this.#decoder = new FrameDecoder((frame) => this.#onFrame(frame), { maxFrameBytes: ctx.maxFrameBytes });
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('error', (error) => ctx.log.debug({ conn: this.id, err: error }, 'socket error'));
+    socket.on('close', () => this.#onClose());
+    if (ctx.options.idleTimeoutMs > 0) {
+      socket.setTimeout(ctx.options.idleTimeoutMs, () =>
+        this.fatal('GOSSIP_ERR_IDLE_TIMEOUT', `nothing received for ${ctx.options.idleTimeoutMs} ms: ping more often`),
+      );
+    }
+    this.#helloTimer = setTimeout(
+      () => this.fatal('GOSSIP_ERR_HELLO_TIMEOUT', `no hello within ${ctx.options.helloTimeoutMs} ms`),
+      ctx.options.helloTimeoutMs,
+    );
+    this.#helloTimer.unref();
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** The one place the state changes; the server tracks live-set membership from it. */
+  setState(next: ConnectionState): void {
+    const prev = this.#state;
+    if (prev === next || prev === 'closed') return;
+    this.#state = next;
+    if (prev === 'hello') clearTimeout(this.#helloTimer);
+    this.ctx.stateChanged(this, prev, next);
+  }
+
+  /** Bytes waiting for this client: in the socket, queued for the flush, and held. */
+  get pendingBytes(): number {
+    let queued = this.enc.pendingBytes;
+    for (const b of this.#out) queued += b.length;
+    return this.socket.writableLength + queued + this.#heldBytes;
+  }
+
+  /** Marks this connection for the tick's flush of its own frames (written into `enc`). */
+  touch(): void {
+    this.ctx.markDirty(this);
+  }
+
+  /** A live frame from the broadcast; held while the replay runs. */
+  deliver(frames: Buffer, count: number): void {
+    if (this.#state === 'replay') {
+      this.#held.push(frames);
+      this.#heldBytes += frames.length;
+    } else if (this.#state === 'live') {
+      this.#takeOwn();
+      this.#out.push(frames);
+      this.ctx.markDirty(this);
+    } else {
+      return;
+    }
+    this.ctx.stats.messagesOut += count;
+    if (this.pendingBytes > this.ctx.options.maxOutboundBytes) this.#slowConsumer();
+  }
+
+  /** Writes everything queued for this connection: one cork, many writes, one uncork. */
+  flush(): void {
+    if (this.#state === 'closed') return;
+    this.#takeOwn();
+    const out = this.#out;
+    if (out.length === 0) return;
+    this.#out = [];
+    const socket = this.socket;
+    let bytes = 0;
+    socket.cork();
+    for (const b of out) {
+      bytes += b.length;
+      socket.write(b);
+    }
+    socket.uncork();
+    this.ctx.stats.bytesOut += bytes;
+    if (socket.writableLength > this.ctx.options.maxOutboundBytes) this.#slowConsumer();
+  }
+
+  #takeOwn(): void {
+    if (this.enc.pendingBytes > 0) this.#out.push(this.enc.take());
+  }
+
+  /** Sends an error frame and closes (docs/PROTOCOL.md, rule E2). */
+  fatal(code: ErrorCode, message: string): void {
+    if (this.#state === 'closed') return;
+    this.ctx.log.debug({ conn: this.id, code, message }, 'closing connection');
+    this.#takeOwn();
+    this.enc.error(code, message);
+    this.#takeOwn();
+    const out = this.#out;
+    this.#out = [];
+    this.setState('closed');
+    const socket = this.socket;
+    if (!socket.destroyed) {
+      socket.cork();
+      for (const b of out) socket.write(b);
+      socket.uncork();
+      socket.end();
+      // A peer that does not read must not keep the socket (and its buffer) forever.
+      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+    }
+  }
+
+  #slowConsumer(): void {
+    if (this.#state === 'closed') return;
+    this.ctx.stats.slowConsumers++;
+    this.ctx.log.warn(
+      { conn: this.id, name: this.name, pendingBytes: this.pendingBytes },
+      'slow consumer disconnected: raise --max-outbound or read faster',
+    );
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.fatal('GOSSIP_ERR_SLOW_CONSUMER', `more than ${this.ctx.options.maxOutboundBytes} bytes waiting: read faster`);
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#state === 'closed') return;
+    this.ctx.stats.bytesIn += chunk.length;
+    try {
+      this.#decoder.push(chunk);
+    } catch (error) {
+      if (error instanceof GossipError) {
+        this.ctx.stats.protocolErrors++;
+        this.fatal(error.code, error.message);
+      } else {
+        this.ctx.log.error({ conn: this.id, err: error }, 'internal error handling a frame');
+        this.fatal('GOSSIP_ERR_INTERNAL', 'internal server error');
+      }
+    }
+  }
+
+  /** One handler per frame kind (docs/PROTOCOL.md, "Which side sends which frame"). */
+  #onFrame(frame: Frame): void {
+    if (this.#state === 'closed') return;
+    if (this.#state === 'hello') {
+      if (frame.kind !== FrameKind.Hello) {
+        this.fatal('GOSSIP_ERR_UNEXPECTED_FRAME', `expected a hello, got frame kind ${frame.kind}`);
+        return;
+      }
+      onHello(this, frame);
+      return;
+    }
+    switch (frame.kind) {
+      case FrameKind.Publish:
+        onPublish(this, frame);
+        return;
+      case FrameKind.Emit:
+        onEmit(this, frame);
+        return;
+      case FrameKind.Fetch:
+        onFetch(this, frame);
+        return;
+      case FrameKind.Ping:
+        onPing(this, frame);
+        return;
+      case FrameKind.Pong:
+        return;
+      default:
+        this.fatal('GOSSIP_ERR_UNEXPECTED_FRAME', `a client may not send frame kind ${frame.kind} here`);
+    }
+  }
+
+  /**
+   * Streams the replay (or snapshot) while honouring back-pressure, then replay-done,
+   * then the live frames held meanwhile (docs/PROTOCOL.md, rule R1).
+   */
+  async replay(since: bigint | null, snapshot: boolean): Promise<void> {
+    const store = this.ctx.store;
+    const newestTs = store.newestTs ?? MIN_TS;
+    let count = 0;
+    const socket = this.socket;
+    try {
+      if (since !== null || snapshot) {
+        this.ctx.stats.replays++;
+        for await (const batch of store.replayBatches(snapshot ? null : since)) {
+          if (this.#state !== 'replay') return;
+          for (const m of batch) this.enc.message(0x02, m.id, m.ts, m.data);
+          count += batch.length;
+          this.flush();
+          while (this.#state === 'replay' && socket.writableLength > REPLAY_HIGH_WATER) {
+            await new Promise<void>((resolve) => {
+              const done = () => {
+                socket.off('drain', done);
+                socket.off('close', done);
+                resolve();
+              };
+              socket.on('drain', done);
+              socket.on('close', done);
+            });
+          }
+        }
+      }
+      if (this.#state !== 'replay') return;
+      this.ctx.stats.replayedMessages += count;
+      this.enc.replayDone(count, newestTs, snapshot);
+      this.#takeOwn();
+      for (const b of this.#held) this.#out.push(b);
+      this.#held = [];
+      this.#heldBytes = 0;
+      this.setState('live');
+      this.flush();
+    } catch (error) {
+      this.ctx.log.error({ conn: this.id, err: error }, 'replay failed');
+      this.fatal(error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL', 'replay failed');
+    }
+  }
+
+  #onClose(): void {
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.setState('closed');
+    this.ctx.closed(this);
+  }
+}

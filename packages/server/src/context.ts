@@ -1,0 +1,37 @@
+import type { Store } from '@gossip/store';
+import type { TokenSet } from './auth.js';
+import type { Connection, ConnectionState } from './connection.js';
+import type { ServerLogger } from './options.js';
+import type { ServerStats } from './stats.js';
+
+/** Resolved options: every default filled in. */
+export interface ResolvedOptions {
+  host: string;
+  port: number;
+  maxConnections: number;
+  helloTimeoutMs: number;
+  idleTimeoutMs: number;
+  pingIntervalMs: number;
+  maxOutboundBytes: number;
+  maxSkewMs: number;
+  maxFetchIds: number;
+}
+
+/** What connections and handlers need of the server. */
+export interface ServerContext {
+  readonly store: Store;
+  readonly options: ResolvedOptions;
+  readonly tokens: TokenSet;
+  readonly stats: ServerStats;
+  readonly log: ServerLogger;
+  readonly maxFrameBytes: number;
+  /** Name and version sent in the welcome. */
+  readonly serverName: string;
+  readonly maxSkewNs: bigint;
+  readonly now: () => bigint;
+  /** Queues a persisted or transient message for every live connection, encoded once. */
+  broadcast(origin: Connection, transient: boolean, id: string, ts: bigint, data: Uint8Array): void;
+  markDirty(conn: Connection): void;
+  stateChanged(conn: Connection, from: ConnectionState, to: ConnectionState): void;
+  closed(conn: Connection): void;
+}

@@ -1,0 +1,226 @@
+import { EventEmitter } from 'node:events';
+import { type AddressInfo, createServer as createTcpServer, isIP, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { now as clockNow, FRAME_OVERHEAD_BYTES, FrameEncoder, GossipError, MessageFlags } from '@gossip/protocol';
+import type { Store } from '@gossip/store';
+import { TokenSet } from './auth.js';
+import { Connection, type ConnectionState } from './connection.js';
+import type { ResolvedOptions, ServerContext } from './context.js';
+import { DEFAULTS, type ServerLogger, type ServerOptions } from './options.js';
+import { emptyStats, type ServerStats } from './stats.js';
+
+const noop = () => undefined;
+const silent: ServerLogger = { debug: noop, info: noop, warn: noop, error: noop };
+const VERSION = '0.1.0';
+
+/**
+ * The gossip server: accepts connections, appends publishes to the store, acks them,
+ * and broadcasts each message to every live connection, encoded once per tick.
+ */
+export class GossipServer extends EventEmitter implements ServerContext {
+  readonly store: Store;
+  readonly options: ResolvedOptions;
+  readonly tokens: TokenSet;
+  readonly stats: ServerStats = emptyStats();
+  readonly log: ServerLogger;
+  readonly maxFrameBytes: number;
+  readonly maxSkewNs: bigint;
+  readonly now: () => bigint;
+  readonly serverName = `gossipd/${VERSION}`;
+  readonly #tls: ServerOptions['tls'];
+  readonly #allowInsecure: boolean;
+  #server: Server | undefined;
+  readonly #conns = new Set<Connection>();
+  /** Connections that receive broadcasts: replaying or live. */
+  readonly #live = new Set<Connection>();
+  readonly #dirty = new Set<Connection>();
+  #flushScheduled = false;
+  readonly #bcast = new FrameEncoder({ slabBytes: 256 * 1024 });
+  #bcastOrigins: Connection[] = [];
+  #bcastEnds: number[] = [];
+  #closing: Promise<void> | undefined;
+
+  constructor(options: ServerOptions) {
+    super();
+    this.store = options.store;
+    this.options = {
+      host: options.host ?? DEFAULTS.host,
+      port: options.port ?? DEFAULTS.port,
+      maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
+      helloTimeoutMs: options.helloTimeoutMs ?? DEFAULTS.helloTimeoutMs,
+      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
+      pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
+      maxOutboundBytes: options.maxOutboundBytes ?? DEFAULTS.maxOutboundBytes,
+      maxSkewMs: options.maxSkewMs ?? DEFAULTS.maxSkewMs,
+      maxFetchIds: options.maxFetchIds ?? DEFAULTS.maxFetchIds,
+    };
+    this.tokens = new TokenSet(options.tokens ?? []);
+    this.log = options.logger ?? silent;
+    this.maxFrameBytes = options.maxFrameBytes ?? this.store.maxDataBytes + FRAME_OVERHEAD_BYTES;
+    this.maxSkewNs = BigInt(Math.round(this.options.maxSkewMs)) * 1_000_000n;
+    this.now = options.now ?? clockNow;
+    this.#tls = options.tls;
+    this.#allowInsecure = options.allowInsecure ?? false;
+  }
+
+  /**
+   * Starts listening. Refuses (GOSSIP_ERR_INSECURE) a non-loopback address without
+   * tokens unless `allowInsecure` is set: anyone who can reach it could write.
+   */
+  async listen(): Promise<AddressInfo> {
+    const { host, port } = this.options;
+    if (!isLoopback(host) && !this.tokens.enabled && !this.#allowInsecure) {
+      throw new GossipError(
+        'GOSSIP_ERR_INSECURE',
+        `refusing to listen on ${host} without auth tokens: anyone who can reach it could publish. ` +
+          'Set --token (or GOSSIP_TOKENS), or pass --insecure if the network is trusted',
+      );
+    }
+    const onSocket = (socket: Socket) => this.#accept(socket);
+    const server = this.#tls
+      ? createTlsServer({ ...this.#tls }, onSocket).on('tlsClientError', (error) =>
+          this.log.debug({ err: error }, 'TLS handshake failed'),
+        )
+      : createTcpServer(onSocket);
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (error) => this.log.error({ err: error }, 'listener error'));
+    return server.address() as AddressInfo;
+  }
+
+  address(): AddressInfo | undefined {
+    return (this.#server?.address() as AddressInfo | null) ?? undefined;
+  }
+
+  get connections(): number {
+    return this.#conns.size;
+  }
+
+  /**
+   * Stops accepting, tells every client the server is shutting down, flushes what
+   * is queued and waits for the sockets to close (at most `timeoutMs`). The store is
+   * left open: its owner closes it.
+   */
+  close(timeoutMs = 5_000): Promise<void> {
+    this.#closing ??= (async () => {
+      const server = this.#server;
+      const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+      this.#flush();
+      const sockets = [...this.#conns].map((c) => c.socket);
+      for (const conn of [...this.#conns])
+        conn.fatal('GOSSIP_ERR_SHUTTING_DOWN', 'the server is shutting down: reconnect later');
+      const allClosed = Promise.all(
+        sockets.map((s) => (s.destroyed ? undefined : new Promise((r) => s.once('close', r)))),
+      );
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([allClosed, new Promise((r) => (timer = setTimeout(r, timeoutMs)))]);
+      clearTimeout(timer);
+      for (const s of sockets) s.destroy();
+      await closed;
+    })();
+    return this.#closing;
+  }
+
+  #accept(socket: Socket): void {
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    this.stats.connectionsTotal++;
+    const conn = new Connection(this, socket);
+    if (this.#conns.size >= this.options.maxConnections) {
+      this.stats.connectionsRefused++;
+      conn.fatal(
+        'GOSSIP_ERR_TOO_MANY_CONNECTIONS',
+        `the server is at its limit of ${this.options.maxConnections} connections`,
+      );
+      return;
+    }
+    this.#conns.add(conn);
+    this.stats.connections = this.#conns.size;
+  }
+
+  broadcast(origin: Connection, transient: boolean, id: string, ts: bigint, data: Uint8Array): void {
+    this.#bcast.message(transient ? MessageFlags.Transient : 0, id, ts, data);
+    this.#bcastOrigins.push(origin);
+    this.#bcastEnds.push(this.#bcast.pendingBytes);
+    this.#schedule();
+  }
+
+  markDirty(conn: Connection): void {
+    this.#dirty.add(conn);
+    this.#schedule();
+  }
+
+  stateChanged(conn: Connection, _from: ConnectionState, to: ConnectionState): void {
+    if (to === 'replay' || to === 'live') this.#live.add(conn);
+    else this.#live.delete(conn);
+  }
+
+  closed(conn: Connection): void {
+    this.#conns.delete(conn);
+    this.#live.delete(conn);
+    this.#dirty.delete(conn);
+    this.stats.connections = this.#conns.size;
+  }
+
+  #schedule(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    // After this turn's I/O callbacks: everything of the turn goes out in one write per socket.
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    const origins = this.#bcastOrigins;
+    if (origins.length > 0) {
+      const bytes = this.#bcast.take();
+      const ends = this.#bcastEnds;
+      this.#bcastOrigins = [];
+      this.#bcastEnds = [];
+      let quiet: Set<Connection> | undefined;
+      for (const o of origins) if (!o.echo) (quiet ??= new Set()).add(o);
+      for (const conn of this.#live) {
+        if (quiet?.has(conn)) {
+          const own = withoutOrigin(bytes, ends, origins, conn);
+          if (own.count > 0) conn.deliver(own.bytes, own.count);
+        } else {
+          conn.deliver(bytes, origins.length);
+        }
+      }
+    }
+    for (const conn of this.#dirty) conn.flush();
+    this.#dirty.clear();
+  }
+}
+
+/** The frames of a broadcast batch that did not come from `conn` (echo off). */
+function withoutOrigin(
+  bytes: Buffer,
+  ends: number[],
+  origins: Connection[],
+  conn: Connection,
+): { bytes: Buffer; count: number } {
+  const parts: Buffer[] = [];
+  let start = 0;
+  for (let i = 0; i < ends.length; i++) {
+    const end = ends[i] as number;
+    if (origins[i] !== conn) parts.push(bytes.subarray(start, end));
+    start = end;
+  }
+  return { bytes: parts.length === ends.length ? bytes : Buffer.concat(parts), count: parts.length };
+}
+
+function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
+}

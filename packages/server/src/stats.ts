@@ -1,0 +1,46 @@
+/** Counters the server keeps; gossipd exposes them as Prometheus metrics. */
+export interface ServerStats {
+  connections: number;
+  connectionsTotal: number;
+  connectionsRefused: number;
+  messagesIn: number;
+  bytesIn: number;
+  messagesOut: number;
+  bytesOut: number;
+  publishes: number;
+  publishesStale: number;
+  publishesFailed: number;
+  emits: number;
+  refused: number;
+  fetches: number;
+  replays: number;
+  replayedMessages: number;
+  resyncs: number;
+  slowConsumers: number;
+  protocolErrors: number;
+  authFailures: number;
+}
+
+export function emptyStats(): ServerStats {
+  return {
+    connections: 0,
+    connectionsTotal: 0,
+    connectionsRefused: 0,
+    messagesIn: 0,
+    bytesIn: 0,
+    messagesOut: 0,
+    bytesOut: 0,
+    publishes: 0,
+    publishesStale: 0,
+    publishesFailed: 0,
+    emits: 0,
+    refused: 0,
+    fetches: 0,
+    replays: 0,
+    replayedMessages: 0,
+    resyncs: 0,
+    slowConsumers: 0,
+    protocolErrors: 0,
+    authFailures: 0,
+  };
+}
