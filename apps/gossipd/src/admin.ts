@@ -21,7 +21,7 @@ export async function startAdmin(
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      const ready = isReady();
+      const ready = hooks.isReady();
       res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'recovering\n');
     } else if (path === '/metrics') {
       registry.metrics().then(
@@ -29,7 +29,9 @@ export async function startAdmin(
         (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
       );
     } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /healthz, /readyz or /metrics\n');
+      res
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end('not found: try GET /healthz, /readyz, /metrics or POST /compact\n');
     }
   });
   await new Promise<void>((resolve, reject) => {

@@ -73,11 +73,17 @@ async function main(): Promise<void> {
       () => store,
     );
     if (config.adminPort !== null) {
-      const started = await startAdmin(config.adminHost, config.adminPort, registry, () => ready);
+      const started = await startAdmin(config.adminHost, config.adminPort, registry, {
+        isReady: () => ready,
+        compact: async () => {
+          if (!store || !ready) throw new Error('not ready: the store is recovering');
+          return await store.compact();
+        },
+      });
       admin = started.server;
       log.info(
         { host: started.address.address, port: started.address.port },
-        `admin listening on http://${started.address.address}:${started.address.port} (/healthz, /readyz, /metrics)`,
+        `admin listening on http://${started.address.address}:${started.address.port} (/healthz, /readyz, /metrics, POST /compact)`,
       );
     }
 

@@ -1,0 +1,128 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** The built daemon: turbo builds gossipd before these tests run. */
+export const GOSSIPD = fileURLToPath(new URL('../../../apps/gossipd/dist/main.js', import.meta.url));
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [field: string]: unknown;
+}
+
+export interface GossipdOptions {
+  /** Extra flags, e.g. ['--fsync', 'always']. `--port 0 --admin-port 0` and a temp data folder are added. */
+  args?: string[];
+  /** Reuse a data folder (a restart); by default a new temporary one. */
+  dataDir?: string;
+  env?: Record<string, string>;
+}
+
+/** A real gossipd process on loopback port 0 with JSON logs read line by line. */
+export class Gossipd {
+  readonly child: ChildProcess;
+  readonly dataDir: string;
+  readonly logs: LogLine[] = [];
+  port = 0;
+  adminPort = 0;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr = '';
+  #waiters: { match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = [];
+
+  private constructor(child: ChildProcess, dataDir: string) {
+    this.child = child;
+    this.dataDir = dataDir;
+    this.exited = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      let parsed: LogLine;
+      try {
+        parsed = JSON.parse(line) as LogLine;
+      } catch {
+        return;
+      }
+      this.logs.push(parsed);
+      this.#waiters = this.#waiters.filter((w) => {
+        if (!w.match(parsed)) return true;
+        w.resolve(parsed);
+        return false;
+      });
+    });
+    child.stderr?.on('data', (c: Buffer) => {
+      this.stderr += c.toString();
+    });
+  }
+
+  /** Starts gossipd and resolves once it listens (its ports read from its log). */
+  static async start(options: GossipdOptions = {}): Promise<Gossipd> {
+    const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'gossipd-test-')));
+    const child = spawn(
+      process.execPath,
+      [
+        GOSSIPD,
+        '--port',
+        '0',
+        '--admin-port',
+        '0',
+        '--data-dir',
+        dataDir,
+        '--log-format',
+        'json',
+        ...(options.args ?? []),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } },
+    );
+    const d = new Gossipd(child, dataDir);
+    const listening = d.waitLog((l) => l.msg.startsWith('gossipd') && l.msg.includes('listening on'));
+    const admin = d.waitLog((l) => l.msg.startsWith('admin listening'));
+    const died = d.exited.then(({ code, signal }) => {
+      throw new Error(`gossipd exited (${code ?? signal}) before listening: ${d.stderr}${JSON.stringify(d.logs)}`);
+    });
+    const [line, adminLine] = await Promise.race([Promise.all([listening, admin]), died]);
+    d.port = line.port as number;
+    d.adminPort = adminLine.port as number;
+    return d;
+  }
+
+  /** Resolves with the first log line (past or future) that matches. */
+  waitLog(match: (l: LogLine) => boolean): Promise<LogLine> {
+    const seen = this.logs.find(match);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve) => this.#waiters.push({ match, resolve }));
+  }
+
+  /** GETs a path of the admin listener. */
+  async admin(path: string, method = 'GET'): Promise<{ status: number; text: string }> {
+    const res = await fetch(`http://127.0.0.1:${this.adminPort}${path}`, { method });
+    return { status: res.status, text: await res.text() };
+  }
+
+  /** One metric's value from /metrics. */
+  async metric(name: string): Promise<number> {
+    const { text } = await this.admin('/metrics');
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+    if (!line) throw new Error(`metric ${name} not found`);
+    return Number(line.split(' ').pop());
+  }
+
+  /** SIGTERM and wait for exit. */
+  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    return this.exited;
+  }
+
+  /** SIGKILL and wait for exit. */
+  async kill(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    await this.exited;
+  }
+
+  async cleanup(): Promise<void> {
+    await this.kill();
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
