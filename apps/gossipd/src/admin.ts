@@ -2,18 +2,32 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 
+export interface AdminHooks {
+  isReady(): boolean;
+  /** Runs a compaction now; resolves with its result as JSON-able fields. */
+  compact(): Promise<object>;
+}
+
 /**
- * The admin listener: `/healthz` (the process runs), `/readyz` (recovery is done and
- * the server accepts clients), `/metrics` (Prometheus text).
+ * The admin listener: `GET /healthz` (the process runs), `GET /readyz` (recovery is
+ * done and the server accepts clients), `GET /metrics` (Prometheus text),
+ * `POST /compact` (compact the log now).
  */
 export async function startAdmin(
   host: string,
   port: number,
   registry: Registry,
-  isReady: () => boolean,
+  hooks: AdminHooks,
 ): Promise<{ server: Server; address: AddressInfo }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (path === '/compact' && req.method === 'POST') {
+      hooks.compact().then(
+        (result) => res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(result)}\n`),
+        (error: Error) => res.writeHead(503, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
+      );
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
       return;
