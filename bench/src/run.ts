@@ -5,11 +5,13 @@
 import { cpus } from 'node:os';
 import { printTable, type Row } from './measure.js';
 import { protocolBench } from './protocol.js';
+import { serverBench } from './server.js';
 import { storeBench } from './store.js';
 
 const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   protocol: protocolBench,
   store: storeBench,
+  server: serverBench,
 };
 
 const wanted = (process.env.GOSSIP_BENCH ?? Object.keys(suites).join(',')).split(',');
