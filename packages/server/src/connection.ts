@@ -98,7 +98,6 @@ export class Connection {
       this.#held.push(frames);
       this.#heldBytes += frames.length;
     } else if (this.#state === 'live') {
-      this.#takeOwn();
       this.#out.push(frames);
       this.ctx.markDirty(this);
     } else {
@@ -108,7 +107,11 @@ export class Connection {
     if (this.pendingBytes > this.ctx.options.maxOutboundBytes) this.#slowConsumer();
   }
 
-  /** Writes everything queued for this connection: one cork, many writes, one uncork. */
+  /**
+   * Writes everything queued for this connection: one cork, many writes, one uncork.
+   * The tick's broadcasts go before its own frames, so a pong's or an ack's newest ts
+   * never reaches the client ahead of the messages it covers.
+   */
   flush(): void {
     if (this.#state === 'closed') return;
     this.#takeOwn();

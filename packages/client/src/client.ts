@@ -1,0 +1,806 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import {
+  type AckFrame,
+  AckStatus,
+  checkId,
+  DataTooLargeError,
+  DEFAULT_MAX_FRAME_BYTES,
+  Durability,
+  errorFromCode,
+  type FetchEntry,
+  type Frame,
+  FrameDecoder,
+  FrameEncoder,
+  FrameKind,
+  GossipError,
+  MessageFlags,
+  type MessageFrame,
+  MIN_TS,
+  now,
+  ResyncReason,
+  type WelcomeFrame,
+} from '@gossip/protocol';
+import { EventEmitter } from 'eventemitter3';
+import { parseAddress } from './address.js';
+import { exponentialBackoff, type ReconnectStrategy } from './backoff.js';
+import { bytesCodec, type Codec } from './codecs.js';
+import { MessageStream, type MessageStreamOptions } from './message-stream.js';
+import { RingQueue } from './queue.js';
+import { clearTimer, setTimer, type Timer } from './timers.js';
+
+export interface ClientOptions<T = Uint8Array> {
+  /** `host:port`, `gossip://host:port` or `gossips://host:port` (TLS). Default `gossip://127.0.0.1:7420`. */
+  address?: string;
+  /** Auth token, if the server has tokens. */
+  token?: string;
+  /** TLS options for `gossips://` (a `ca` for a private CA, `servername`, …). */
+  tls?: ConnectionOptions;
+  /** Name the server logs for this client. */
+  name?: string;
+  /**
+   * Where the first replay starts: `'all'` (default: every id's newest message, as a
+   * snapshot), `'now'` (live only), or a ts. Reconnects always resume from the last
+   * seen ts minus `replayDeltaMs`.
+   */
+  since?: 'all' | 'now' | bigint;
+  /** How far before the last seen ts a reconnect replays from. Default 5 000 ms. */
+  replayDeltaMs?: number;
+  /** Delay before reconnect attempt n, or null to stop. Default: exponential backoff 100 ms → 10 s with jitter. */
+  reconnect?: ReconnectStrategy;
+  /** A sent publish not acked within this fails with GOSSIP_ERR_TIMEOUT. Default 30 000 ms. */
+  publishTimeoutMs?: number;
+  /** `connect()` fails with GOSSIP_ERR_TIMEOUT if the welcome takes longer. Default 10 000 ms. */
+  connectTimeoutMs?: number;
+  /** Publishes held while disconnected, at most. Default 10 000. */
+  maxQueue?: number;
+  /** Bytes of publishes held while disconnected, at most. Default 16 MiB. */
+  maxQueueBytes?: number;
+  /** Receive this client's own publishes and emits. Default true. */
+  echo?: boolean;
+  /** Turns values into data and back. Default: bytes. */
+  codec?: Codec<T>;
+  /** Ping period; default the server's (welcome), else 15 000 ms. The connection is dropped after two silent periods. */
+  pingIntervalMs?: number;
+}
+
+/** The connection's state; changes emit `state`. */
+export type ClientState = 'idle' | 'connecting' | 'replaying' | 'ready' | 'reconnecting' | 'closed';
+
+export interface ClientMessage<T> {
+  id: string;
+  ts: bigint;
+  /** The decoded value; undefined for a tombstone. */
+  value: T | undefined;
+  /** The raw data: a view of the received bytes (copy it to keep it long). */
+  data: Uint8Array;
+  deleted: boolean;
+  /** Sent by emit: not stored, never replayed. */
+  transient: boolean;
+  /** Part of a replay or snapshot. */
+  replayed: boolean;
+}
+
+export interface PublishResult {
+  status: 'accepted' | 'stale';
+  durability: 'none' | 'written' | 'synced';
+  ts: bigint;
+  /** Sent again after a reconnect: if the first attempt was stored, this one reports `stale`. */
+  retried: boolean;
+}
+
+export interface FetchResult<T> {
+  id: string;
+  found: boolean;
+  ts?: bigint;
+  value?: T;
+  deleted?: boolean;
+}
+
+export interface ClientEvents<T> {
+  state: (state: ClientState, previous: ClientState) => void;
+  connect: (info: { epoch: string; server: string | undefined; since: bigint | null }) => void;
+  disconnect: (reason: GossipError) => void;
+  reconnecting: (info: { attempt: number; delayMs: number }) => void;
+  synced: (info: { count: number; snapshot: boolean; newestTs: bigint }) => void;
+  resync: (info: { reason: 'horizon' | 'epoch' | 'full'; horizon: bigint | null }) => void;
+  message: (message: ClientMessage<T>) => void;
+  error: (error: GossipError) => void;
+}
+
+interface PendingPublish {
+  id: string;
+  ts: bigint;
+  data: Uint8Array;
+  reqId: number;
+  retried: boolean;
+  timer: Timer | undefined;
+  resolve: (r: PublishResult) => void;
+  reject: (e: Error) => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+interface PendingFetch {
+  entries: FetchEntry[];
+  resolve: (entries: FetchEntry[]) => void;
+  reject: (e: Error) => void;
+}
+
+const NS_PER_MS = 1_000_000n;
+const RESYNC_NAMES = {
+  [ResyncReason.Horizon]: 'horizon',
+  [ResyncReason.Epoch]: 'epoch',
+  [ResyncReason.Full]: 'full',
+} as const;
+const DURABILITY = {
+  [Durability.None]: 'none',
+  [Durability.Written]: 'written',
+  [Durability.Synced]: 'synced',
+} as const;
+
+/**
+ * The reconnecting subscriber. It asks for a replay on every (re)connect from the last
+ * persisted ts it saw minus a delta, queues publishes while disconnected, and emits
+ * every message it receives; `GossipState` builds a live map from it.
+ */
+export class GossipClient<T = Uint8Array> {
+  readonly codec: Codec<T>;
+  readonly #events = new EventEmitter<ClientEvents<T>>();
+  readonly #opts: ClientOptions<T>;
+  readonly #address: ReturnType<typeof parseAddress>;
+  readonly #reconnect: ReconnectStrategy;
+  #state: ClientState = 'idle';
+  #socket: Socket | undefined;
+  #enc = new FrameEncoder();
+  #writeScheduled = false;
+  #epoch: string | null = null;
+  #lastTs: bigint | null = null;
+  #welcome: WelcomeFrame | undefined;
+  #nextReqId = 1;
+  readonly #queue = new RingQueue<PendingPublish>();
+  #queueBytes = 0;
+  readonly #inflight = new Map<number, PendingPublish>();
+  readonly #fetches = new Map<number, PendingFetch>();
+  #attempt = 0;
+  #everConnected = false;
+  #reconnectTimer: Timer | undefined;
+  #pingTimer: Timer | undefined;
+  #lastHeard = 0;
+  #fatal: GossipError | undefined;
+  #connecting: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  #connectTimer: Timer | undefined;
+  #closing = false;
+  #replayCount = 0;
+
+  constructor(options: ClientOptions<T> = {}) {
+    this.#opts = options;
+    this.codec = options.codec ?? (bytesCodec as unknown as Codec<T>);
+    this.#address = parseAddress(options.address ?? 'gossip://127.0.0.1:7420');
+    this.#reconnect = options.reconnect ?? exponentialBackoff();
+    const since = options.since ?? 'all';
+    if (typeof since === 'bigint') this.#lastTs = null;
+    else if (since !== 'all' && since !== 'now') {
+      throw new GossipError(
+        'GOSSIP_ERR_INVALID_ARGUMENT',
+        `since must be 'all', 'now' or a bigint ts, got ${String(since)}`,
+      );
+    }
+  }
+
+  get state(): ClientState {
+    return this.#state;
+  }
+
+  /** Newest ts of a persisted message seen (or of the server's log while idle); null before any. */
+  get lastTs(): bigint | null {
+    return this.#lastTs;
+  }
+
+  /** The log identity of the server last connected to. */
+  get epoch(): string | null {
+    return this.#epoch;
+  }
+
+  /** Publishes waiting for a connection. */
+  get queued(): number {
+    return this.#queue.size;
+  }
+
+  /**
+   * Connects and resolves once the first replay is done. Rejects with a coded error
+   * (GOSSIP_ERR_UNAUTHORIZED, GOSSIP_ERR_UNSUPPORTED_VERSION, GOSSIP_ERR_IO for a refused
+   * connection, GOSSIP_ERR_TIMEOUT). From then on the client reconnects by itself.
+   */
+  connect(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(closedError());
+    if (this.#state !== 'idle')
+      return Promise.reject(new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', `connect() while ${this.#state}`));
+    return new Promise<void>((resolve, reject) => {
+      const signal = options.signal;
+      const onAbort = () => {
+        this.#connecting = undefined;
+        this.#socket?.destroy();
+        this.#setState('idle');
+        reject(new GossipError('GOSSIP_ERR_ABORTED', 'connect() was aborted', { cause: signal?.reason }));
+      };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#connecting = {
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        reject: (e) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      this.#open();
+    });
+  }
+
+  /**
+   * Publishes a value under `id` with `ts` (default: `now()`, strictly increasing).
+   * Resolves with the server's ack; while disconnected the publish waits in the
+   * offline queue (GOSSIP_ERR_QUEUE_FULL past its caps).
+   */
+  publish(id: string, value: T, options: { ts?: bigint; signal?: AbortSignal } = {}): Promise<PublishResult> {
+    let data: Uint8Array;
+    try {
+      data = this.codec.encode(value);
+      if (data.byteLength === 0) {
+        throw new GossipError(
+          'GOSSIP_ERR_INVALID_ARGUMENT',
+          `the value of ${id} encodes to no bytes, which is a tombstone: use delete(id)`,
+        );
+      }
+    } catch (error) {
+      return Promise.reject(
+        error instanceof GossipError
+          ? error
+          : new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', String(error), { cause: error }),
+      );
+    }
+    return this.#publish(id, data, options);
+  }
+
+  /** Publishes a tombstone: `id` is deleted for every subscriber and in replay. */
+  delete(id: string, options: { ts?: bigint; signal?: AbortSignal } = {}): Promise<PublishResult> {
+    return this.#publish(id, new Uint8Array(0), options);
+  }
+
+  /**
+   * Sends a transient message to the clients connected now: not stored, not acked,
+   * never replayed, never changes what replay returns. Returns false (and sends
+   * nothing) while disconnected; a refusal by the server comes as an `error` event.
+   */
+  emit(id: string, value: T, options: { ts?: bigint } = {}): boolean {
+    checkId(id);
+    const data = this.codec.encode(value);
+    if (!this.#socket || (this.#state !== 'replaying' && this.#state !== 'ready')) return false;
+    this.#enc.emit(0, id, options.ts ?? now(), data);
+    this.#scheduleWrite();
+    return true;
+  }
+
+  on<E extends keyof ClientEvents<T>>(event: E, listener: ClientEvents<T>[E]): this {
+    this.#events.on(event, listener as never);
+    return this;
+  }
+
+  once<E extends keyof ClientEvents<T>>(event: E, listener: ClientEvents<T>[E]): this {
+    this.#events.once(event, listener as never);
+    return this;
+  }
+
+  off<E extends keyof ClientEvents<T>>(event: E, listener?: ClientEvents<T>[E]): this {
+    this.#events.off(event, listener as never);
+    return this;
+  }
+
+  listenerCount(event: keyof ClientEvents<T>): number {
+    return this.#events.listenerCount(event);
+  }
+
+  #fire<E extends keyof ClientEvents<T>>(event: E, ...args: Parameters<ClientEvents<T>[E]>): void {
+    (this.#events.emit as (event: E, ...args: unknown[]) => boolean).call(this.#events, event, ...args);
+  }
+
+  /** The newest persisted message of each id, read by the server from its log. Waits for a connection. */
+  async fetch(
+    ids: string | string[],
+    options: { signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<FetchResult<T>[]> {
+    const list = typeof ids === 'string' ? [ids] : ids;
+    for (const id of list) checkId(id);
+    await this.#whenConnected(options.signal);
+    const reqId = this.#nextReqId++;
+    const entries = await new Promise<FetchEntry[]>((resolve, reject) => {
+      const timer = setTimer(() => {
+        this.#fetches.delete(reqId);
+        reject(new GossipError('GOSSIP_ERR_TIMEOUT', `fetch got no answer within ${options.timeoutMs ?? 30_000} ms`));
+      }, options.timeoutMs ?? 30_000);
+      const onAbort = () => {
+        this.#fetches.delete(reqId);
+        clearTimer(timer);
+        reject(new GossipError('GOSSIP_ERR_ABORTED', 'fetch was aborted'));
+      };
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      this.#fetches.set(reqId, {
+        entries: [],
+        resolve: (e) => {
+          clearTimer(timer);
+          options.signal?.removeEventListener('abort', onAbort);
+          resolve(e);
+        },
+        reject: (e) => {
+          clearTimer(timer);
+          options.signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      });
+      this.#enc.fetch(reqId, list);
+      this.#scheduleWrite();
+    });
+    return entries.map((e) => {
+      if (!e.found) return { id: e.id, found: false };
+      const deleted = e.data.byteLength === 0;
+      return { id: e.id, found: true, ts: e.ts, deleted, value: deleted ? undefined : this.codec.decode(e.data) };
+    });
+  }
+
+  /** Every message as an async iterable, with a bounded buffer (GOSSIP_ERR_QUEUE_FULL if the loop falls behind). */
+  messages(options: MessageStreamOptions = {}): AsyncIterableIterator<ClientMessage<T>> {
+    return new MessageStream<T>(this, options);
+  }
+
+  /**
+   * Stops reconnecting, waits (at most `timeoutMs`, default 5 000) for queued and
+   * in-flight publishes to be acked, then closes. What is left fails with
+   * GOSSIP_ERR_CLIENT_CLOSED.
+   */
+  async close(options: { timeoutMs?: number } = {}): Promise<void> {
+    if (this.#state === 'closed') return;
+    this.#closing = true;
+    clearTimer(this.#reconnectTimer);
+    const connected = this.#state === 'replaying' || this.#state === 'ready';
+    if (connected && (this.#inflight.size > 0 || this.#queue.size > 0)) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimer(resolve, options.timeoutMs ?? 5_000);
+        const check = () => {
+          if (this.#inflight.size === 0 && this.#queue.size === 0) {
+            clearTimer(timer);
+            resolve();
+          } else if (this.#state !== 'replaying' && this.#state !== 'ready') {
+            clearTimer(timer);
+            resolve();
+          } else {
+            this.#idleWaiters.push(check);
+          }
+        };
+        check();
+      });
+    }
+    this.#shutdown(closedError());
+  }
+
+  #idleWaiters: (() => void)[] = [];
+
+  #shutdown(error: GossipError): void {
+    clearTimer(this.#reconnectTimer);
+    clearTimer(this.#pingTimer);
+    clearTimer(this.#connectTimer);
+    this.#setState('closed');
+    this.#socket?.destroy();
+    this.#socket = undefined;
+    for (const p of this.#inflight.values()) this.#settle(p, error);
+    this.#inflight.clear();
+    for (const p of this.#queue.drain()) this.#settle(p, error);
+    this.#queueBytes = 0;
+    for (const f of this.#fetches.values()) f.reject(error);
+    this.#fetches.clear();
+    this.#connecting?.reject(error);
+    this.#connecting = undefined;
+  }
+
+  // ---- publishing --------------------------------------------------------------
+
+  #publish(id: string, data: Uint8Array, options: { ts?: bigint; signal?: AbortSignal }): Promise<PublishResult> {
+    if (this.#state === 'closed' || this.#closing) return Promise.reject(closedError());
+    try {
+      checkId(id);
+      const max = this.#welcome?.maxDataBytes;
+      if (max !== undefined && data.byteLength > max) {
+        throw new DataTooLargeError(`data is ${data.byteLength} bytes, over the server's max-data of ${max}`);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (options.signal?.aborted) return Promise.reject(new GossipError('GOSSIP_ERR_ABORTED', 'publish was aborted'));
+    const connected = this.#state === 'replaying' || this.#state === 'ready';
+    if (!connected || this.#queue.size > 0) {
+      const maxQueue = this.#opts.maxQueue ?? 10_000;
+      const maxBytes = this.#opts.maxQueueBytes ?? 16 * 1024 * 1024;
+      if (this.#queue.size >= maxQueue || this.#queueBytes + data.byteLength > maxBytes) {
+        return Promise.reject(
+          new GossipError(
+            'GOSSIP_ERR_QUEUE_FULL',
+            `the offline queue is full (${this.#queue.size} publishes, ${this.#queueBytes} bytes): raise maxQueue/maxQueueBytes or wait for the connection`,
+          ),
+        );
+      }
+    }
+    return new Promise<PublishResult>((resolve, reject) => {
+      const p: PendingPublish = {
+        id,
+        ts: options.ts ?? now(),
+        data,
+        reqId: 0,
+        retried: false,
+        timer: undefined,
+        resolve,
+        reject,
+        signal: options.signal,
+        onAbort: undefined,
+      };
+      if (options.signal) {
+        p.onAbort = () => {
+          // Only a publish not yet sent can be taken back.
+          if (this.#queue.remove((q) => q === p).length > 0) {
+            this.#queueBytes -= p.data.byteLength;
+            reject(new GossipError('GOSSIP_ERR_ABORTED', 'publish was aborted before it was sent'));
+          }
+        };
+        options.signal.addEventListener('abort', p.onAbort, { once: true });
+      }
+      if (!connected || this.#queue.size > 0) {
+        this.#queue.push(p);
+        this.#queueBytes += data.byteLength;
+        if (connected) this.#drainQueue();
+      } else {
+        this.#send(p);
+      }
+    });
+  }
+
+  #send(p: PendingPublish): void {
+    p.reqId = this.#nextReqId++;
+    if (this.#nextReqId > 0xffffffff) this.#nextReqId = 1;
+    this.#inflight.set(p.reqId, p);
+    this.#enc.publish(p.reqId, p.id, p.ts, p.data);
+    const timeout = this.#opts.publishTimeoutMs ?? 30_000;
+    p.timer = setTimer(() => {
+      this.#inflight.delete(p.reqId);
+      this.#settle(p, new GossipError('GOSSIP_ERR_TIMEOUT', `publish of ${p.id} not acked within ${timeout} ms`));
+    }, timeout);
+    this.#scheduleWrite();
+  }
+
+  #drainQueue(): void {
+    for (let p = this.#queue.shift(); p; p = this.#queue.shift()) {
+      this.#queueBytes -= p.data.byteLength;
+      this.#send(p);
+    }
+  }
+
+  #settle(p: PendingPublish, outcome: PublishResult | Error): void {
+    clearTimer(p.timer);
+    if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort);
+    if (outcome instanceof Error) p.reject(outcome);
+    else p.resolve(outcome);
+    if (this.#inflight.size === 0 && this.#queue.size === 0 && this.#idleWaiters.length > 0) {
+      for (const w of this.#idleWaiters.splice(0)) w();
+    }
+  }
+
+  #onAck(f: AckFrame): void {
+    if (f.reqId === 0) {
+      // An emit (which asked for no ack) was refused.
+      this.#fire('error', errorFromCode(f.code ?? 'GOSSIP_ERR_UNKNOWN', f.message));
+      return;
+    }
+    const fetch = this.#fetches.get(f.reqId);
+    if (fetch) {
+      this.#fetches.delete(f.reqId);
+      fetch.reject(errorFromCode(f.code ?? 'GOSSIP_ERR_UNKNOWN', f.message));
+      return;
+    }
+    const p = this.#inflight.get(f.reqId);
+    if (!p) return;
+    this.#inflight.delete(f.reqId);
+    if (f.status === AckStatus.Error) {
+      this.#settle(p, errorFromCode(f.code ?? 'GOSSIP_ERR_UNKNOWN', f.message));
+    } else {
+      this.#settle(p, {
+        status: f.status === AckStatus.Accepted ? 'accepted' : 'stale',
+        durability: DURABILITY[f.durability],
+        ts: p.ts,
+        retried: p.retried,
+      });
+    }
+  }
+
+  // ---- the connection ------------------------------------------------------------
+
+  #setState(next: ClientState): void {
+    const prev = this.#state;
+    if (prev === next) return;
+    this.#state = next;
+    this.#fire('state', next, prev);
+  }
+
+  #since(): bigint | null {
+    if (this.#lastTs !== null) {
+      const since = this.#lastTs - BigInt(Math.round(this.#opts.replayDeltaMs ?? 5_000)) * NS_PER_MS;
+      return since < MIN_TS ? MIN_TS : since;
+    }
+    const initial = this.#opts.since ?? 'all';
+    if (typeof initial === 'bigint') return initial;
+    return initial === 'all' ? MIN_TS : null;
+  }
+
+  #open(): void {
+    this.#setState(this.#everConnected ? 'reconnecting' : 'connecting');
+    this.#fatal = undefined;
+    this.#welcome = undefined;
+    this.#enc = new FrameEncoder();
+    const { host, port, tls } = this.#address;
+    const socket = tls
+      ? tlsConnect({ host, port, servername: isIpLiteral(host) ? undefined : host, ...this.#opts.tls })
+      : netConnect({ host, port });
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    const decoder = new FrameDecoder((f) => this.#onFrame(f), { maxFrameBytes: 2 * DEFAULT_MAX_FRAME_BYTES });
+    const since = this.#since();
+    socket.once(tls ? 'secureConnect' : 'connect', () => {
+      socket.write(
+        new FrameEncoder()
+          .hello({
+            since,
+            epoch: this.#epoch,
+            echo: this.#opts.echo ?? true,
+            name: this.#opts.name,
+            token: this.#opts.token,
+          })
+          .take(),
+      );
+    });
+    this.#connectTimer = setTimer(() => {
+      this.#fatal ??= new GossipError(
+        'GOSSIP_ERR_TIMEOUT',
+        `no welcome from ${host}:${port} within ${this.#opts.connectTimeoutMs ?? 10_000} ms`,
+      );
+      socket.destroy();
+    }, this.#opts.connectTimeoutMs ?? 10_000);
+    socket.on('data', (chunk: Buffer) => {
+      this.#lastHeard = Date.now();
+      try {
+        decoder.push(chunk);
+      } catch (error) {
+        this.#fatal ??=
+          error instanceof GossipError ? error : new GossipError('GOSSIP_ERR_MALFORMED_FRAME', String(error));
+        socket.destroy();
+      }
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      this.#fatal ??= new GossipError('GOSSIP_ERR_IO', `${host}:${port}: ${error.code ?? error.message}`, {
+        cause: error,
+      });
+    });
+    socket.on('close', () => this.#onClose(socket));
+  }
+
+  #onFrame(f: Frame): void {
+    switch (f.kind) {
+      case FrameKind.Welcome:
+        return this.#onWelcome(f);
+      case FrameKind.Message:
+        return this.#onMessage(f);
+      case FrameKind.Ack:
+        return this.#onAck(f);
+      case FrameKind.ReplayDone: {
+        if (f.newestTs !== MIN_TS && (this.#lastTs === null || f.newestTs > this.#lastTs)) this.#lastTs = f.newestTs;
+        this.#setState('ready');
+        this.#fire('synced', { count: f.count, snapshot: f.snapshot, newestTs: f.newestTs });
+        this.#attempt = 0;
+        const c = this.#connecting;
+        this.#connecting = undefined;
+        c?.resolve();
+        return;
+      }
+      case FrameKind.Resync:
+        // What was held may belong to another log or miss deletes: start over from the snapshot.
+        this.#lastTs = null;
+        this.#fire('resync', { reason: RESYNC_NAMES[f.reason], horizon: f.horizon });
+        return;
+      case FrameKind.FetchResult: {
+        const pending = this.#fetches.get(f.reqId);
+        if (!pending) return;
+        for (const e of f.entries) {
+          pending.entries.push(e.found ? { ...e, data: Buffer.from(e.data) } : e);
+        }
+        if (!f.more) {
+          this.#fetches.delete(f.reqId);
+          pending.resolve(pending.entries);
+        }
+        return;
+      }
+      case FrameKind.Pong:
+        // While idle, the server's newest ts lets lastTs advance without trusting our clock.
+        if (this.#state === 'ready' && f.newestTs !== MIN_TS && (this.#lastTs === null || f.newestTs > this.#lastTs)) {
+          this.#lastTs = f.newestTs;
+        }
+        return;
+      case FrameKind.Error:
+        this.#fatal = errorFromCode(f.code, f.message);
+        return;
+      case FrameKind.Ping:
+        this.#enc.pong(f.nonce, MIN_TS);
+        this.#scheduleWrite();
+        return;
+      default:
+        this.#fatal = new GossipError('GOSSIP_ERR_UNEXPECTED_FRAME', `the server sent frame kind ${f.kind}`);
+        this.#socket?.destroy();
+    }
+  }
+
+  #onWelcome(w: WelcomeFrame): void {
+    clearTimer(this.#connectTimer);
+    this.#welcome = w;
+    const since = this.#since();
+    if (this.#epoch !== null && this.#epoch !== w.epoch) this.#lastTs = null;
+    this.#epoch = w.epoch;
+    if (this.#lastTs === null && (this.#opts.since ?? 'all') === 'now' && w.newestTs !== MIN_TS)
+      this.#lastTs = w.newestTs;
+    this.#everConnected = true;
+    this.#replayCount = 0;
+    this.#setState('replaying');
+    this.#fire('connect', { epoch: w.epoch, server: w.server, since });
+    this.#startPing(this.#opts.pingIntervalMs ?? w.pingIntervalMs ?? 15_000);
+    this.#drainQueue();
+  }
+
+  #onMessage(f: MessageFrame): void {
+    const transient = (f.flags & MessageFlags.Transient) !== 0;
+    const replayed = (f.flags & MessageFlags.Replayed) !== 0;
+    if (!transient && (this.#lastTs === null || f.ts > this.#lastTs)) this.#lastTs = f.ts;
+    if (replayed) this.#replayCount++;
+    const deleted = f.data.byteLength === 0;
+    let value: T | undefined;
+    if (!deleted) {
+      try {
+        value = this.codec.decode(f.data);
+      } catch (error) {
+        this.#fire(
+          'error',
+          new GossipError('GOSSIP_ERR_DECODE', `the ${this.codec.name} codec could not decode ${f.id} @ ${f.ts}`, {
+            cause: error,
+          }),
+        );
+        return;
+      }
+    }
+    this.#fire('message', { id: f.id, ts: f.ts, value, data: f.data, deleted, transient, replayed });
+  }
+
+  #startPing(intervalMs: number): void {
+    clearTimer(this.#pingTimer);
+    if (intervalMs <= 0) return;
+    this.#lastHeard = Date.now();
+    let nonce = 1;
+    const tick = () => {
+      const socket = this.#socket;
+      if (!socket || (this.#state !== 'replaying' && this.#state !== 'ready')) return;
+      if (Date.now() - this.#lastHeard > 2 * intervalMs + 1000) {
+        this.#fatal ??= new GossipError('GOSSIP_ERR_TIMEOUT', `nothing heard from the server for ${2 * intervalMs} ms`);
+        socket.destroy();
+        return;
+      }
+      this.#enc.ping(nonce++);
+      this.#scheduleWrite();
+      this.#pingTimer = setTimer(tick, intervalMs);
+    };
+    this.#pingTimer = setTimer(tick, intervalMs);
+  }
+
+  #scheduleWrite(): void {
+    if (this.#writeScheduled) return;
+    this.#writeScheduled = true;
+    // Everything encoded in this synchronous run goes out in one write.
+    queueMicrotask(() => {
+      this.#writeScheduled = false;
+      const socket = this.#socket;
+      if (socket && !socket.destroyed && this.#enc.pendingBytes > 0) socket.write(this.#enc.take());
+    });
+  }
+
+  async #whenConnected(signal?: AbortSignal): Promise<void> {
+    if (this.#state === 'replaying' || this.#state === 'ready') return;
+    if (this.#state === 'closed') throw closedError();
+    if (this.#state === 'idle')
+      throw new GossipError('GOSSIP_ERR_CONNECTION_CLOSED', 'not connected: call connect() first');
+    await new Promise<void>((resolve, reject) => {
+      const onState = (s: ClientState) => {
+        if (s === 'replaying' || s === 'ready') done(), resolve();
+        else if (s === 'closed') done(), reject(closedError());
+      };
+      const onAbort = () => {
+        done();
+        reject(new GossipError('GOSSIP_ERR_ABORTED', 'aborted while waiting for a connection'));
+      };
+      const done = () => {
+        this.off('state', onState);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      this.on('state', onState);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  #onClose(socket: Socket): void {
+    if (socket !== this.#socket) return;
+    this.#socket = undefined;
+    clearTimer(this.#pingTimer);
+    clearTimer(this.#connectTimer);
+    const reason = this.#fatal ?? new GossipError('GOSSIP_ERR_CONNECTION_CLOSED', 'the connection closed');
+    // Sent but not acked: send again after the reconnect, in their order, ahead of the queue.
+    const inflight = [...this.#inflight.values()].sort((a, b) => a.reqId - b.reqId);
+    this.#inflight.clear();
+    const queued = this.#queue.drain();
+    for (const p of inflight) {
+      clearTimer(p.timer);
+      p.retried = true;
+      this.#queue.push(p);
+      this.#queueBytes += p.data.byteLength;
+    }
+    for (const p of queued) this.#queue.push(p);
+    for (const f of this.#fetches.values())
+      f.reject(
+        new GossipError('GOSSIP_ERR_CONNECTION_CLOSED', 'the connection closed during a fetch', { cause: reason }),
+      );
+    this.#fetches.clear();
+    for (const w of this.#idleWaiters.splice(0)) w();
+    if (this.#state === 'closed') return;
+    const wasConnected = this.#state === 'replaying' || this.#state === 'ready';
+    if (wasConnected) this.#fire('disconnect', reason);
+    if (this.#connecting && !this.#everConnected) {
+      // The first connect fails fast, with the reason.
+      const c = this.#connecting;
+      this.#connecting = undefined;
+      this.#setState('idle');
+      c.reject(reason);
+      return;
+    }
+    if (this.#closing) {
+      this.#shutdown(closedError());
+      return;
+    }
+    if (this.#fatal && !wasConnected) this.#fire('error', this.#fatal);
+    this.#attempt++;
+    const delay = this.#reconnect(this.#attempt);
+    if (delay === null) {
+      this.#fire(
+        'error',
+        new GossipError('GOSSIP_ERR_CONNECTION_CLOSED', `gave up reconnecting after ${this.#attempt - 1} attempts`, {
+          cause: reason,
+        }),
+      );
+      this.#shutdown(
+        new GossipError('GOSSIP_ERR_CONNECTION_CLOSED', 'the client stopped reconnecting', { cause: reason }),
+      );
+      return;
+    }
+    this.#setState('reconnecting');
+    this.#fire('reconnecting', { attempt: this.#attempt, delayMs: delay });
+    this.#reconnectTimer = setTimer(() => this.#open(), delay);
+  }
+}
+
+function closedError(): GossipError {
+  return new GossipError('GOSSIP_ERR_CLIENT_CLOSED', 'the client is closed');
+}
+
+function isIpLiteral(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}

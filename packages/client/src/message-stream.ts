@@ -1,0 +1,108 @@
+import { GossipError } from '@gossip/protocol';
+import type { ClientMessage, ClientState, GossipClient } from './client.js';
+import { RingQueue } from './queue.js';
+
+export interface MessageStreamOptions {
+  /** Messages buffered while the loop is busy; past it the iteration fails with GOSSIP_ERR_QUEUE_FULL. Default 10 000. */
+  bufferSize?: number;
+  /** Ends the iteration. */
+  signal?: AbortSignal;
+  /** Include transient (emitted) messages. Default true. */
+  transient?: boolean;
+}
+
+/**
+ * `for await (const m of client.messages())`: messages in arrival order, buffered up to
+ * a cap so a slow loop cannot grow memory without limit. It ends when the client
+ * closes or the signal aborts.
+ */
+export class MessageStream<T> implements AsyncIterableIterator<ClientMessage<T>> {
+  readonly #client: GossipClient<T>;
+  readonly #buffer = new RingQueue<ClientMessage<T>>();
+  readonly #cap: number;
+  readonly #transient: boolean;
+  readonly #signal: AbortSignal | undefined;
+  #waiter: { resolve: (r: IteratorResult<ClientMessage<T>>) => void; reject: (e: Error) => void } | undefined;
+  #error: Error | undefined;
+  #done = false;
+
+  constructor(client: GossipClient<T>, options: MessageStreamOptions) {
+    this.#client = client;
+    this.#cap = options.bufferSize ?? 10_000;
+    this.#transient = options.transient ?? true;
+    this.#signal = options.signal;
+    client.on('message', this.#onMessage);
+    client.on('state', this.#onState);
+    this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
+    if (this.#signal?.aborted) this.#finish();
+  }
+
+  readonly #onMessage = (m: ClientMessage<T>): void => {
+    if (this.#done || (m.transient && !this.#transient)) return;
+    if (this.#waiter) {
+      const w = this.#waiter;
+      this.#waiter = undefined;
+      w.resolve({ value: m, done: false });
+      return;
+    }
+    if (this.#buffer.size >= this.#cap) {
+      this.#fail(
+        new GossipError(
+          'GOSSIP_ERR_QUEUE_FULL',
+          `messages() buffered ${this.#cap} messages: the loop is too slow; raise bufferSize`,
+        ),
+      );
+      return;
+    }
+    this.#buffer.push(m);
+  };
+
+  readonly #onState = (state: ClientState): void => {
+    if (state === 'closed') this.#finish();
+  };
+
+  readonly #onAbort = (): void => this.#finish();
+
+  next(): Promise<IteratorResult<ClientMessage<T>>> {
+    const m = this.#buffer.shift();
+    if (m) return Promise.resolve({ value: m, done: false });
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.#done) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => {
+      this.#waiter = { resolve, reject };
+    });
+  }
+
+  return(): Promise<IteratorResult<ClientMessage<T>>> {
+    this.#finish();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<ClientMessage<T>> {
+    return this;
+  }
+
+  #detach(): void {
+    this.#client.off('message', this.#onMessage);
+    this.#client.off('state', this.#onState);
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#detach();
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.resolve({ value: undefined, done: true });
+  }
+
+  #fail(error: Error): void {
+    this.#error = error;
+    this.#done = true;
+    this.#detach();
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.reject(error);
+  }
+}
