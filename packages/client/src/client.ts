@@ -594,11 +594,14 @@ export class GossipClient<T = Uint8Array> {
   #onFrame(f: Frame): void {
     switch (f.kind) {
       case FrameKind.Welcome:
-        return this.#onWelcome(f);
+        this.#onWelcome(f);
+        return;
       case FrameKind.Message:
-        return this.#onMessage(f);
+        this.#onMessage(f);
+        return;
       case FrameKind.Ack:
-        return this.#onAck(f);
+        this.#onAck(f);
+        return;
       case FrameKind.ReplayDone: {
         if (f.newestTs !== MIN_TS && (this.#lastTs === null || f.newestTs > this.#lastTs)) this.#lastTs = f.newestTs;
         this.#setState('ready');
