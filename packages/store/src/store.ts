@@ -432,6 +432,19 @@ export class Store {
     }
   }
 
+  /**
+   * Seals the segment taking appends (after writing and fsyncing it), so a compaction
+   * can rewrite it; the next append starts a new segment. For offline compaction.
+   */
+  async roll(): Promise<void> {
+    await this.flush();
+    const tail = this.#tail;
+    if (tail && tail.size > SEGMENT_HEADER_BYTES) {
+      tail.sealed = true;
+      this.#tail = null;
+    }
+  }
+
   stats(): StoreStats {
     const live = this.#index.liveBytes;
     return {
@@ -967,7 +980,8 @@ export class Store {
       seg.size = scan.header === 'ok' ? scan.validEnd : 0;
       seg.corrupt = scan.header !== 'ok';
       seg.cleanAsOf = scan.cleanAsOf;
-      seg.sealed = !isNewest || valid !== undefined || seg.corrupt;
+      // Appends never go into a compaction output (gen > 0): its cleanAsOf describes what it held when written.
+      seg.sealed = !isNewest || valid !== undefined || seg.corrupt || f.gen > 0;
       this.#segments.push(seg);
       this.#bytes += Math.max(0, seg.size - SEGMENT_HEADER_BYTES);
       this.#nextSeq = Math.max(this.#nextSeq, f.last + 1);

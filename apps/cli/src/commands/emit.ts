@@ -1,0 +1,44 @@
+import { parseArgs } from 'node:util';
+import { CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, type Io, parseTs, UsageError } from '../common.js';
+import { clientFrom } from '../connect.js';
+
+export const emitHelp = `Usage: gossip emit <id> [value] [--ts <ns>]
+
+Sends value (read from stdin when absent) to the clients connected now: not stored,
+never replayed. Exit: 0 sent, 1 failure, 2 usage.
+
+  --ts <ns>   the message's ts in nanoseconds (default: now)
+
+${CONNECTION_HELP}
+`;
+
+export async function emit(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { ...CONNECTION_OPTIONS, ts: { type: 'string' } },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    io.out(emitHelp);
+    return EXIT.ok;
+  }
+  const [id, value, ...extra] = positionals;
+  if (!id || extra.length > 0) throw new UsageError('usage: gossip emit <id> [value]');
+  const data = value !== undefined ? Buffer.from(value, 'utf8') : await io.stdin();
+  const client = clientFrom(values, io, 'now');
+  try {
+    await client.connect();
+    let refused: Error | undefined;
+    client.on('error', (e) => {
+      refused = e;
+    });
+    client.emit(id, data, values.ts === undefined ? {} : { ts: parseTs(values.ts) });
+    // The fetch's answer comes after the server has read the emit (and refused it, if it did).
+    await client.fetch([id]);
+    if (refused) throw refused;
+    io.out('sent\n');
+    return EXIT.ok;
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,66 @@
+import { parseArgs } from 'node:util';
+import type { ClientMessage } from '@gossip/client';
+import { CONNECTION_HELP, CONNECTION_OPTIONS, describeError, EXIT, type Io, parseSince, showData } from '../common.js';
+import { clientFrom } from '../connect.js';
+
+export const subHelp = `Usage: gossip sub [--since all|now|10m|<ns>] [--json] [--no-transient]
+
+Prints a line per message until interrupted (Ctrl-C): "<ts> <id> <value>", with
+"(deleted)" for tombstones and "~" before transient ones; --json prints one JSON object
+per line. It reconnects by itself and catches up after any disconnect.
+
+  --since <when>    all (default), now (live only), a duration back (30s, 10m, 2h) or a ts
+  --json            JSON lines: {id, ts, value|base64, deleted, transient, replayed}
+  --no-transient    skip emitted (transient) messages
+
+${CONNECTION_HELP}
+`;
+
+export async function sub(args: string[], io: Io, signal: AbortSignal): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      ...CONNECTION_OPTIONS,
+      since: { type: 'string' },
+      json: { type: 'boolean' },
+      'no-transient': { type: 'boolean' },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    io.out(subHelp);
+    return EXIT.ok;
+  }
+  if (positionals.length > 0) throw new Error(`gossip sub takes no arguments, got ${positionals.join(' ')}`);
+  const since = parseSince(values.since ?? 'all');
+  const client = clientFrom(values, io, since, true);
+  const print = (m: ClientMessage<Uint8Array>) => {
+    if (m.transient && values['no-transient']) return;
+    if (values.json) {
+      const shown = m.deleted ? undefined : showData(m.data);
+      io.out(
+        `${JSON.stringify({
+          id: m.id,
+          ts: m.ts.toString(),
+          ...(shown ? (shown.base64 ? { base64: shown.text } : { value: shown.text }) : {}),
+          deleted: m.deleted,
+          transient: m.transient,
+          replayed: m.replayed,
+        })}\n`,
+      );
+    } else {
+      io.out(`${m.transient ? '~' : ''}${m.ts} ${m.id} ${m.deleted ? '(deleted)' : showData(m.data).text}\n`);
+    }
+  };
+  client.on('message', print);
+  client.on('disconnect', (reason) => io.err(`disconnected: ${describeError(reason)}; reconnecting\n`));
+  client.on('resync', (info) => io.err(`resync (${info.reason}): a full snapshot follows\n`));
+  await client.connect({ signal });
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true });
+    client.on('state', (s) => s === 'closed' && resolve());
+  });
+  await client.close({ timeoutMs: 1000 });
+  return EXIT.ok;
+}

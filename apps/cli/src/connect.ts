@@ -1,0 +1,28 @@
+import { readFileSync } from 'node:fs';
+import { bytesCodec, GossipClient } from '@gossip/client';
+import type { Io } from './common.js';
+
+export interface ConnectionFlags {
+  address?: string | undefined;
+  token?: string | undefined;
+  ca?: string | undefined;
+}
+
+/** A client from the connection flags and their environment variables. It does not reconnect: a CLI call fails fast. */
+export function clientFrom(
+  flags: ConnectionFlags,
+  io: Io,
+  since: 'all' | 'now' | bigint,
+  reconnect = false,
+): GossipClient<Uint8Array> {
+  const ca = flags.ca ?? io.env.GOSSIP_CA;
+  return new GossipClient({
+    address: flags.address ?? io.env.GOSSIP_ADDRESS ?? '127.0.0.1:7420',
+    token: flags.token ?? io.env.GOSSIP_TOKEN,
+    codec: bytesCodec,
+    since,
+    name: 'gossip-cli',
+    ...(ca ? { tls: { ca: readFileSync(ca) } } : {}),
+    ...(reconnect ? {} : { reconnect: () => null }),
+  });
+}

@@ -1,0 +1,98 @@
+import { GossipError } from '@gossip/protocol';
+import { compact, compactHelp } from './commands/compact.js';
+import { emit, emitHelp } from './commands/emit.js';
+import { fetch, fetchHelp } from './commands/fetch.js';
+import { inspect, inspectHelp } from './commands/inspect.js';
+import { pub, pubHelp } from './commands/pub.js';
+import { sub, subHelp } from './commands/sub.js';
+import { describeError, EXIT, type Io, UsageError } from './common.js';
+
+const VERSION = '0.1.0';
+
+const HELP = `gossip ${VERSION}: the command line of gossip, a persistent pub/sub log
+
+Usage: gossip <command> [options]
+
+Commands:
+  pub <id> [value]   publish a value (stdin when absent)
+  del <id>           delete an id (publish a tombstone)
+  emit <id> [value]  send a transient message (not stored)
+  sub                print messages as they come, after a replay (--since)
+  fetch <id>...      print the newest stored value of ids
+  inspect <dir>      read a data folder offline: segments, records, checksums
+  compact <dir>      compact a data folder offline
+
+gossip <command> --help shows a command's options.
+Exit codes: 0 ok, 1 failure, 2 usage, 3 stale publish, 4 fetch found nothing.
+`;
+
+const HELPS: Record<string, string> = {
+  pub: pubHelp,
+  del: pubHelp,
+  emit: emitHelp,
+  sub: subHelp,
+  fetch: fetchHelp,
+  inspect: inspectHelp,
+  compact: compactHelp,
+};
+
+export async function run(argv: string[], io: Io, signal: AbortSignal): Promise<number> {
+  const [command, ...args] = argv;
+  try {
+    switch (command) {
+      case 'pub':
+        return await pub(args, io, false);
+      case 'del':
+        return await pub(args, io, true);
+      case 'emit':
+        return await emit(args, io);
+      case 'sub':
+        return await sub(args, io, signal);
+      case 'fetch':
+        return await fetch(args, io);
+      case 'inspect':
+        return await inspect(args, io);
+      case 'compact':
+        return await compact(args, io);
+      case 'help':
+        io.out(args[0] && HELPS[args[0]] ? (HELPS[args[0]] as string) : HELP);
+        return EXIT.ok;
+      case '--version':
+      case '-v':
+        io.out(`gossip ${VERSION}\n`);
+        return EXIT.ok;
+      case undefined:
+      case '--help':
+      case '-h':
+        io.out(HELP);
+        return command === undefined ? EXIT.usage : EXIT.ok;
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+    }
+  } catch (error) {
+    if (error instanceof GossipError && error.code === 'GOSSIP_ERR_ABORTED') return EXIT.ok;
+    const usage = error instanceof UsageError || (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
+    io.err(`gossip: ${describeError(error)}\n`);
+    if (usage) io.err(`see gossip ${command && HELPS[command] ? `${command} ` : ''}--help\n`);
+    return usage ? EXIT.usage : EXIT.failed;
+  }
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+const controller = new AbortController();
+process.once('SIGINT', () => controller.abort());
+process.once('SIGTERM', () => controller.abort());
+const io: Io = {
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  stdin: readStdin,
+  env: process.env,
+};
+run(process.argv.slice(2), io, controller.signal).then((code) => {
+  process.exitCode = code;
+});
