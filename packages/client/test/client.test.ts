@@ -1,0 +1,403 @@
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { AckStatus, Durability, FrameKind, MessageFlags, MIN_TS, ResyncReason } from '@gossip/protocol';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { GossipClient, GossipState, type PublishResult, utf8Codec } from '../src/index.js';
+import { FaultServer } from './fault-server.js';
+
+let server: FaultServer;
+const clients: GossipClient<string>[] = [];
+
+beforeEach(async () => {
+  server = await FaultServer.start();
+});
+afterEach(async () => {
+  vi.useRealTimers();
+  for (const c of clients.splice(0)) await c.close({ timeoutMs: 100 });
+  await server.close();
+});
+
+function client(options: ConstructorParameters<typeof GossipClient<string>>[0] = {}): GossipClient<string> {
+  const c = new GossipClient<string>({ address: server.address, codec: utf8Codec, ...options });
+  clients.push(c);
+  return c;
+}
+
+describe('client connect', () => {
+  it('client - connect resolves after the first replay-done and asks for everything by default', async () => {
+    const c = client();
+    const states: string[] = [];
+    c.on('state', (s) => states.push(s));
+    await c.connect();
+    const conn = await server.connection(0);
+    expect(conn.hello.since).toBe(MIN_TS);
+    expect(conn.hello.epoch).toBeNull();
+    expect(states).toEqual(['connecting', 'replaying', 'ready']);
+    expect(c.epoch).toBe(server.epoch);
+  });
+
+  it('client - connect rejects with the server error code (bad token)', async () => {
+    server.onHello = (conn) => {
+      conn.send(conn.enc.error('GOSSIP_ERR_UNAUTHORIZED', 'the token is not valid').take());
+      conn.socket.end();
+    };
+    const c = client({ token: 'nope' });
+    await expect(c.connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_UNAUTHORIZED' });
+    expect(c.state).toBe('idle');
+  });
+
+  it('client - connect rejects with GOSSIP_ERR_UNSUPPORTED_VERSION', async () => {
+    server.onHello = (conn) => {
+      conn.send(conn.enc.error('GOSSIP_ERR_UNSUPPORTED_VERSION', 'version 1 is not supported').take());
+      conn.socket.end();
+    };
+    await expect(client().connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_UNSUPPORTED_VERSION' });
+  });
+
+  it('client - connect to a closed port rejects with GOSSIP_ERR_IO', async () => {
+    const probe = createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const c = new GossipClient({ address: `127.0.0.1:${port}` });
+    await expect(c.connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_IO' });
+    await c.close();
+  });
+
+  it('client - connect can be aborted', async () => {
+    server.onHello = () => undefined; // never welcomes
+    const ac = new AbortController();
+    const c = client();
+    const p = c.connect({ signal: ac.signal });
+    await server.connection(0);
+    ac.abort();
+    await expect(p).rejects.toMatchObject({ code: 'GOSSIP_ERR_ABORTED' });
+  });
+});
+
+describe('client reconnect', () => {
+  it('client - reconnects with since = lastTs - delta and the epoch it saw, on the strategy delays (fake timers)', async () => {
+    const delays: number[] = [];
+    const c = client({ reconnect: (attempt) => attempt * 1000, replayDeltaMs: 5 });
+    await c.connect();
+    const first = await server.connection(0);
+    first.send(first.enc.message(0, 'k', 10_000_000n, Buffer.from('v')).take());
+    await once(c as never, 'message').catch(() => undefined);
+    await vi.waitFor(() => expect(c.lastTs).toBe(10_000_000n));
+
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    c.on('reconnecting', ({ delayMs }) => delays.push(delayMs));
+    // The next two connections are dropped at once, the third is welcomed.
+    let hellos = 0;
+    server.onHello = (conn) => {
+      hellos++;
+      if (hellos <= 2) conn.socket.destroy();
+      else server.welcome(conn, true);
+    };
+    first.socket.destroy();
+    await vi.waitFor(() => expect(delays).toEqual([1000]));
+    expect(server.conns.length).toBe(1); // nothing before the timer fires
+    await vi.advanceTimersByTimeAsync(999);
+    expect(server.conns.length).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    await vi.waitFor(() => expect(delays).toEqual([1000, 2000]));
+    await vi.advanceTimersByTimeAsync(2000);
+    await vi.waitFor(() => expect(delays).toEqual([1000, 2000, 3000]));
+    await vi.advanceTimersByTimeAsync(3000);
+    await vi.waitFor(() => expect(c.state).toBe('ready'));
+    const hello = (await server.connection(3)).hello;
+    expect(hello.since).toBe(10_000_000n - 5_000_000n);
+    expect(hello.epoch).toBe(server.epoch);
+    // A success resets the attempts: the next loss waits the first delay again.
+    (await server.connection(3)).socket.destroy();
+    await vi.waitFor(() => expect(delays).toEqual([1000, 2000, 3000, 1000]));
+  });
+
+  it('client - a strategy returning null closes the client and fails what is queued', async () => {
+    const c = client({ reconnect: () => null });
+    await c.connect();
+    server.onHello = (conn) => conn.socket.destroy();
+    server.dropAll();
+    await vi.waitFor(() => expect(c.state).toBe('closed'));
+    await expect(c.publish('k', 'v')).rejects.toMatchObject({ code: 'GOSSIP_ERR_CLIENT_CLOSED' });
+  });
+
+  it('client - garbage from the server drops the connection and the client reconnects', async () => {
+    const c = client({ reconnect: () => 0 });
+    await c.connect();
+    const conn = await server.connection(0);
+    conn.send(Buffer.from([0, 0, 0, 2, 0x7f, 0x00]));
+    await server.connection(1);
+    await vi.waitFor(() => expect(c.state).toBe('ready'));
+  });
+
+  it('client - a silent server is detected by the ping timeout', async () => {
+    server.onHello = (conn) => server.welcome(conn, true);
+    server.onFrame = () => undefined; // never answers pings
+    const c = client({ pingIntervalMs: 50, reconnect: () => 0 });
+    const reasons: string[] = [];
+    c.on('disconnect', (e) => reasons.push(e.code));
+    await c.connect();
+    await server.connection(1);
+    expect(reasons[0]).toBe('GOSSIP_ERR_TIMEOUT');
+  });
+});
+
+describe('client publish', () => {
+  it('client - publish resolves with the ack; stale and error acks map to results and coded errors', async () => {
+    server.onFrame = (conn, f) => {
+      if (f.kind !== FrameKind.Publish) return;
+      if (f.id === 'stale') conn.send(conn.enc.ack(f.reqId, AckStatus.Stale, Durability.None).take());
+      else if (f.id === 'big')
+        conn.send(
+          conn.enc.ack(f.reqId, AckStatus.Error, Durability.None, 'GOSSIP_ERR_DATA_TOO_LARGE', 'too big').take(),
+        );
+      else conn.send(conn.enc.ack(f.reqId, AckStatus.Accepted, Durability.Synced).take());
+    };
+    const c = client();
+    await c.connect();
+    expect(await c.publish('a', 'x', { ts: 5n })).toEqual({
+      status: 'accepted',
+      durability: 'synced',
+      ts: 5n,
+      retried: false,
+    });
+    expect((await c.publish('stale', 'x')).status).toBe('stale');
+    await expect(c.publish('big', 'x')).rejects.toMatchObject({ code: 'GOSSIP_ERR_DATA_TOO_LARGE' });
+  });
+
+  it('client - publish checks ids and sizes locally with coded errors, and an empty value is refused', async () => {
+    const c = client();
+    await c.connect();
+    await expect(c.publish('', 'x')).rejects.toMatchObject({ code: 'GOSSIP_ERR_ID_EMPTY' });
+    await expect(c.publish('x'.repeat(257), 'x')).rejects.toMatchObject({ code: 'GOSSIP_ERR_ID_TOO_LONG' });
+    await expect(c.publish('k', 'x'.repeat(1025))).rejects.toMatchObject({ code: 'GOSSIP_ERR_DATA_TOO_LARGE' });
+    await expect(c.publish('k', '')).rejects.toMatchObject({ code: 'GOSSIP_ERR_INVALID_ARGUMENT' });
+  });
+
+  it('client - publishes while disconnected wait in the queue, in order, and go out after the reconnect', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const c = client({ reconnect: () => 0 });
+    await c.connect();
+    server.onHello = (conn) => void gate.then(() => server.welcome(conn, true));
+    server.dropAll();
+    await vi.waitFor(() => expect(c.state).toBe('reconnecting'));
+    const results = [c.publish('q', '1', { ts: 1n }), c.publish('q', '2', { ts: 2n }), c.delete('q', { ts: 3n })];
+    expect(c.queued).toBe(3);
+    release();
+    const done = await Promise.all(results);
+    expect(done.map((r: PublishResult) => r.status)).toEqual(['accepted', 'accepted', 'accepted']);
+    const sent = (await server.connection(1)).frames.filter((f) => f.kind === FrameKind.Publish);
+    expect(sent.map((f) => (f.kind === FrameKind.Publish ? f.ts : 0n))).toEqual([1n, 2n, 3n]);
+    expect(c.queued).toBe(0);
+  });
+
+  it('client - the offline queue refuses past its count and byte caps with GOSSIP_ERR_QUEUE_FULL', async () => {
+    const c = client({ reconnect: () => 60_000, maxQueue: 2, maxQueueBytes: 10 });
+    const small = client({ reconnect: () => 60_000, maxQueueBytes: 6 });
+    await c.connect();
+    await small.connect();
+    server.onHello = () => undefined;
+    server.dropAll();
+    await vi.waitFor(() => expect([c.state, small.state]).toEqual(['reconnecting', 'reconnecting']));
+    const held = [c.publish('a', '1234'), c.publish('b', '1234'), small.publish('a', '1234')];
+    for (const p of held) p.catch(() => undefined);
+    await expect(c.publish('c', '1')).rejects.toMatchObject({ code: 'GOSSIP_ERR_QUEUE_FULL' });
+    expect(c.queued).toBe(2);
+    await expect(small.publish('b', '1234')).rejects.toMatchObject({ code: 'GOSSIP_ERR_QUEUE_FULL' });
+    expect(small.queued).toBe(1);
+    await c.close({ timeoutMs: 10 });
+    await small.close({ timeoutMs: 10 });
+    for (const p of held) await expect(p).rejects.toMatchObject({ code: 'GOSSIP_ERR_CLIENT_CLOSED' });
+  });
+
+  it('client - a publish in flight during a disconnect is sent again and marked retried', async () => {
+    let first = true;
+    server.onFrame = (conn, f) => {
+      if (f.kind !== FrameKind.Publish) return;
+      if (first) {
+        first = false;
+        conn.socket.destroy(); // lost before the ack
+        return;
+      }
+      conn.send(conn.enc.ack(f.reqId, AckStatus.Stale, Durability.None).take());
+    };
+    const c = client({ reconnect: () => 0 });
+    await c.connect();
+    const r = await c.publish('k', 'v', { ts: 7n });
+    expect(r).toMatchObject({ status: 'stale', retried: true, ts: 7n });
+  });
+
+  it('client - an unacked publish times out with GOSSIP_ERR_TIMEOUT', async () => {
+    server.onFrame = () => undefined;
+    const c = client({ publishTimeoutMs: 30 });
+    await c.connect();
+    await expect(c.publish('k', 'v')).rejects.toMatchObject({ code: 'GOSSIP_ERR_TIMEOUT' });
+  });
+
+  it('client - a queued publish can be aborted', async () => {
+    const c = client({ reconnect: () => 60_000 });
+    await c.connect();
+    server.onHello = () => undefined;
+    server.dropAll();
+    await vi.waitFor(() => expect(c.state).toBe('reconnecting'));
+    const ac = new AbortController();
+    const p = c.publish('k', 'v', { signal: ac.signal });
+    ac.abort();
+    await expect(p).rejects.toMatchObject({ code: 'GOSSIP_ERR_ABORTED' });
+    expect(c.queued).toBe(0);
+  });
+
+  it('client - close waits for acks in flight', async () => {
+    const pending: (() => void)[] = [];
+    server.onFrame = (conn, f) => {
+      if (f.kind === FrameKind.Publish) pending.push(() => conn.send(conn.enc.ack(f.reqId, 0, 1).take()));
+    };
+    const c = client();
+    await c.connect();
+    const p = c.publish('k', 'v');
+    await vi.waitFor(() => expect(pending.length).toBe(1));
+    const closing = c.close({ timeoutMs: 5_000 });
+    pending[0]?.();
+    expect((await p).status).toBe('accepted');
+    await closing;
+    expect(c.state).toBe('closed');
+  });
+});
+
+describe('client messages', () => {
+  it('client - lastTs follows persisted messages, not transient ones, and replay-done and idle pongs advance it', async () => {
+    server.onFrame = (conn, f) => {
+      if (f.kind === FrameKind.Ping) conn.send(conn.enc.pong(f.nonce, 900n).take());
+    };
+    const c = client({ pingIntervalMs: 20 });
+    server.onHello = (conn) => {
+      server.welcome(conn, false);
+      conn.send(conn.enc.message(MessageFlags.Replayed, 'a', 100n, Buffer.from('x')).replayDone(1, 200n, false).take());
+    };
+    await c.connect();
+    expect(c.lastTs).toBe(200n);
+    const conn = await server.connection(0);
+    conn.send(conn.enc.message(MessageFlags.Transient, 't', 500n, Buffer.from('x')).take());
+    conn.send(conn.enc.message(0, 'p', 300n, Buffer.from('x')).take());
+    await vi.waitFor(() => expect(c.lastTs).toBe(900n));
+  });
+
+  it('client - a payload the codec cannot decode is an error event, not a crash', async () => {
+    const c = client();
+    const errors: string[] = [];
+    const seen: string[] = [];
+    c.on('error', (e) => errors.push(e.code));
+    c.on('message', (m) => seen.push(m.id));
+    await c.connect();
+    const conn = await server.connection(0);
+    conn.send(
+      conn.enc
+        .message(0, 'bad', 1n, Buffer.from([0xff]))
+        .message(0, 'good', 2n, Buffer.from('ok'))
+        .take(),
+    );
+    await vi.waitFor(() => expect(seen).toEqual(['good']));
+    expect(errors).toEqual(['GOSSIP_ERR_DECODE']);
+    expect(c.lastTs).toBe(2n);
+  });
+
+  it('client - messages() iterates in order, ends on abort, and fails past its buffer', async () => {
+    const c = client();
+    await c.connect();
+    const conn = await server.connection(0);
+    const ac = new AbortController();
+    const it1 = c.messages({ signal: ac.signal });
+    conn.send(conn.enc.message(0, 'a', 1n, Buffer.from('1')).message(0, 'b', 2n, Buffer.from('2')).take());
+    const got: string[] = [];
+    for await (const m of it1) {
+      got.push(`${m.id}=${m.value}`);
+      if (got.length === 2) ac.abort();
+    }
+    expect(got).toEqual(['a=1', 'b=2']);
+    const small = c.messages({ bufferSize: 2 });
+    let arrived = 0;
+    c.on('message', () => arrived++);
+    for (let i = 0; i < 3; i++) conn.send(conn.enc.message(0, `x${i}`, BigInt(10 + i), Buffer.from('v')).take());
+    await vi.waitFor(() => expect(arrived).toBe(3));
+    const drained: string[] = [];
+    await expect(async () => {
+      for await (const m of small) drained.push(m.id);
+    }).rejects.toMatchObject({ code: 'GOSSIP_ERR_QUEUE_FULL' });
+    expect(drained).toEqual(['x0', 'x1']);
+  });
+});
+
+describe('state view', () => {
+  it('state view - newest ts wins, tombstones delete, transient is ignored unless asked', async () => {
+    const c = client();
+    const view = new GossipState(c);
+    const withTransient = new GossipState(c, { transient: true });
+    const changes: [string, string | undefined, string | undefined][] = [];
+    view.on('change', (id, e, prev) => changes.push([id, e?.value, prev?.value]));
+    await c.connect();
+    const conn = await server.connection(0);
+    conn.send(
+      conn.enc
+        .message(0, 'a', 10n, Buffer.from('1'))
+        .message(0, 'a', 5n, Buffer.from('old'))
+        .message(0, 'a', 20n, Buffer.from('2'))
+        .message(MessageFlags.Transient, 'a', 30n, Buffer.from('tr'))
+        .message(0, 'b', 1n, Buffer.from('b'))
+        .message(0, 'b', 2n, Buffer.alloc(0))
+        .message(0, 'b', 1n, Buffer.from('resurrect?'))
+        .take(),
+    );
+    await vi.waitFor(() => expect(changes.length).toBe(4));
+    expect(changes).toEqual([
+      ['a', '1', undefined],
+      ['a', '2', '1'],
+      ['b', 'b', undefined],
+      ['b', undefined, 'b'],
+    ]);
+    expect(view.toMap()).toEqual(new Map([['a', '2']]));
+    expect(withTransient.get('a')).toBe('tr');
+  });
+
+  it('state view - a resync snapshot replaces what it held and drops ids it did not contain', async () => {
+    const c = client({ reconnect: () => 0 });
+    const view = new GossipState(c);
+    await c.connect();
+    const conn = await server.connection(0);
+    conn.send(
+      conn.enc
+        .message(0, 'keep', 100n, Buffer.from('old'))
+        .message(0, 'gone', 100n, Buffer.from('x'))
+        .message(0, 'newer-here', 900n, Buffer.from('from-another-log'))
+        .take(),
+    );
+    await vi.waitFor(() => expect(view.size).toBe(3));
+    server.onHello = (next) => {
+      server.welcome(next, false);
+      next.send(
+        next.enc
+          .resync(ResyncReason.Epoch, null)
+          .message(MessageFlags.Replayed, 'keep', 50n, Buffer.from('new'))
+          .message(MessageFlags.Replayed, 'newer-here', 60n, Buffer.from('truth'))
+          .replayDone(2, 60n, true)
+          .take(),
+      );
+    };
+    const resyncs: string[] = [];
+    c.on('resync', (r) => resyncs.push(r.reason));
+    conn.socket.destroy();
+    await vi.waitFor(() => expect(resyncs).toEqual(['epoch']));
+    await vi.waitFor(() =>
+      expect(view.toMap()).toEqual(
+        new Map([
+          ['keep', 'new'],
+          ['newer-here', 'truth'],
+        ]),
+      ),
+    );
+    expect(c.lastTs).toBe(60n);
+  });
+});

@@ -1,0 +1,112 @@
+import { once } from 'node:events';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { type Frame, FrameDecoder, FrameEncoder, FrameKind, type HelloFrame, MIN_TS } from '@gossip/protocol';
+
+export interface FaultConn {
+  socket: Socket;
+  hello: HelloFrame;
+  frames: Frame[];
+  enc: FrameEncoder;
+  send(bytes: Buffer): void;
+}
+
+/**
+ * A scripted server for client tests: it speaks just enough of the protocol, and a
+ * test decides what each connection gets (a welcome, garbage, a drop, a resync).
+ */
+export class FaultServer {
+  readonly server: Server;
+  readonly conns: FaultConn[] = [];
+  epoch = 'ab'.repeat(16);
+  /** Called on each hello; the default sends welcome and an empty replay-done. */
+  onHello: (c: FaultConn) => void = (c) => this.welcome(c, true);
+  /** Called on each frame after the hello; the default acks publishes as accepted. */
+  onFrame: (c: FaultConn, f: Frame) => void = (c, f) => {
+    if (f.kind === FrameKind.Publish) c.send(c.enc.ack(f.reqId, 0, 1).take());
+    if (f.kind === FrameKind.Ping) c.send(c.enc.pong(f.nonce, MIN_TS).take());
+  };
+  #waiters: ((c: FaultConn) => void)[] = [];
+
+  private constructor(server: Server) {
+    this.server = server;
+  }
+
+  static async start(): Promise<FaultServer> {
+    const fs = new FaultServer(createServer());
+    fs.server.on('connection', (socket) => fs.#accept(socket));
+    fs.server.listen(0, '127.0.0.1');
+    await once(fs.server, 'listening');
+    return fs;
+  }
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  /** Resolves with the n-th connection (0-based) once its hello has arrived. */
+  connection(n: number): Promise<FaultConn> {
+    const c = this.conns[n];
+    if (c) return Promise.resolve(c);
+    return new Promise((resolve) => {
+      const check = (conn: FaultConn) => {
+        if (this.conns[n] === conn) resolve(conn);
+        else this.#waiters.push(check);
+      };
+      this.#waiters.push(check);
+    });
+  }
+
+  welcome(c: FaultConn, done: boolean, newestTs = MIN_TS): void {
+    c.enc.welcome({
+      epoch: this.epoch,
+      newestTs,
+      horizon: null,
+      maxIdBytes: 256,
+      maxDataBytes: 1024,
+      maxFrameBytes: 64 * 1024,
+      pingIntervalMs: 0,
+    });
+    if (done) c.enc.replayDone(0, newestTs, false);
+    c.send(c.enc.take());
+  }
+
+  /** Drops every open connection. */
+  dropAll(): void {
+    for (const c of this.conns) c.socket.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.dropAll();
+    await new Promise((r) => this.server.close(r));
+  }
+
+  #accept(socket: Socket): void {
+    let conn: FaultConn | undefined;
+    const frames: Frame[] = [];
+    const enc = new FrameEncoder();
+    const dec = new FrameDecoder((f) => {
+      frames.push(f);
+      if (!conn) {
+        conn = { socket, hello: f as HelloFrame, frames, enc, send: (b) => socket.write(b) };
+        this.conns.push(conn);
+        this.onHello(conn);
+        const c = conn;
+        for (const w of this.#waiters.splice(0)) w(c);
+      } else {
+        this.onFrame(conn, f);
+      }
+    });
+    socket.on('data', (d: Buffer) => {
+      try {
+        dec.push(d);
+      } catch {
+        socket.destroy();
+      }
+    });
+    socket.on('error', () => undefined);
+  }
+}
