@@ -424,12 +424,16 @@ export class Store {
   async flush(): Promise<void> {
     this.#assertOpen();
     await this.#waitWrites();
-    const tail = this.#tail;
-    if (tail?.file && tail.dirty) {
+    if (this.#anyDirty()) {
       this.#syncDue = true;
       this.#kick();
       await this.#waitWrites();
     }
+  }
+
+  /** Whether a segment holds written bytes not yet fsynced: the tail, or one sealed after a failure. */
+  #anyDirty(): boolean {
+    return this.#segments.some((s) => s.dirty && s.file);
   }
 
   /**
@@ -489,13 +493,13 @@ export class Store {
     this.#compactAbort.abort();
     await this.#compacting?.catch(noop);
     await this.#waitWrites();
-    const tail = this.#tail;
-    if (tail?.file && tail.dirty) {
+    for (const seg of this.#segments) {
+      if (!seg.file || !seg.dirty) continue;
       try {
-        await tail.file.sync();
-        tail.dirty = false;
+        await seg.file.sync();
+        seg.dirty = false;
       } catch (error) {
-        this.#log.error({ err: error, segment: tail.name }, 'fsync on close failed');
+        this.#log.error({ err: error, segment: seg.name }, 'fsync on close failed');
       }
     }
     await this.#closeFiles();
@@ -766,24 +770,25 @@ export class Store {
   }
 
   async #backgroundSync(): Promise<void> {
-    const tail = this.#tail;
-    if (!tail?.file || !tail.dirty) return;
-    try {
-      await tail.file.sync();
-      tail.dirty = false;
-    } catch (error) {
-      // Acked `written` appends in this file may be gone from the page cache: stop
-      // trusting the file for new writes.
-      this.#counters.ioErrors++;
-      this.#log.error({ err: error, segment: tail.name }, 'background fsync failed; rolling to a new segment');
-      await this.#sealAfterFailure(tail);
+    for (const seg of this.#segments) {
+      if (!seg.file || !seg.dirty) continue;
+      try {
+        await seg.file.sync();
+        seg.dirty = false;
+      } catch (error) {
+        // Acked `written` appends in this file may be gone from the page cache: stop
+        // trusting the file for new writes.
+        this.#counters.ioErrors++;
+        this.#log.error({ err: error, segment: seg.name }, 'background fsync failed; rolling to a new segment');
+        if (!seg.sealed || seg === this.#tail) await this.#sealAfterFailure(seg);
+      }
     }
   }
 
   #startTimers(): void {
     if (this.#mode === 'interval') {
       const t = setInterval(() => {
-        if (this.#tail?.dirty) {
+        if (this.#anyDirty()) {
           this.#syncDue = true;
           this.#kick();
         }
