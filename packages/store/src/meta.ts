@@ -80,12 +80,12 @@ export async function acquireLock(fs: StoreFs, dir: string): Promise<string> {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
-    const [pidText, holderToken] = ((await readSmallFile(fs, path))?.toString('utf8') ?? '').trim().split(' ');
-    const holder = Number(pidText);
-    const live =
-      holder === process.pid
-        ? held.has(holderToken ?? '')
-        : Number.isInteger(holder) && holder > 0 && isRunning(holder);
+    // A live process writes its lock file whole; a torn one (a power loss before it
+    // reached the disk) names no process and is stale.
+    const content = (await readSmallFile(fs, path))?.toString('utf8') ?? '';
+    const m = /^(\d+) ([0-9a-f]{16})\n$/.exec(content);
+    const holder = Number(m?.[1]);
+    const live = !m ? false : holder === process.pid ? held.has(m[2] as string) : holder > 0 && isRunning(holder);
     if (live) {
       throw new GossipError(
         'GOSSIP_ERR_STORE_LOCKED',
