@@ -3,6 +3,7 @@
  * Select some with `GOSSIP_BENCH=protocol,store`.
  */
 import { cpus } from 'node:os';
+import { clientBench } from './client.js';
 import { printTable, type Row } from './measure.js';
 import { protocolBench } from './protocol.js';
 import { serverBench } from './server.js';
@@ -12,6 +13,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   protocol: protocolBench,
   store: storeBench,
   server: serverBench,
+  client: clientBench,
 };
 
 const wanted = (process.env.GOSSIP_BENCH ?? Object.keys(suites).join(',')).split(',');

@@ -13,7 +13,7 @@ const IDS = Array.from({ length: 20_000 }, (_, i) => `id:${i}`);
 const WINDOW = 20_000;
 
 /** Publishes `total` messages from one pipelined client; resolves with messages/s once all are acked. */
-async function pipelinedPublish(port: number, total: number, ids: readonly string[] = IDS): Promise<number> {
+export async function pipelinedPublish(port: number, total: number, ids: readonly string[] = IDS): Promise<number> {
   let sent = 0;
   let acked = 0;
   let done: () => void = () => undefined;
