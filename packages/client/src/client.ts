@@ -9,6 +9,7 @@ import {
   Durability,
   errorFromCode,
   type FetchEntry,
+  FRAME_OVERHEAD_BYTES,
   type Frame,
   FrameDecoder,
   FrameEncoder,
@@ -157,6 +158,7 @@ export class GossipClient<T = Uint8Array> {
   #epoch: string | null = null;
   #lastTs: bigint | null = null;
   #welcome: WelcomeFrame | undefined;
+  #decoder: FrameDecoder | undefined;
   #nextReqId = 1;
   readonly #queue = new RingQueue<PendingPublish>();
   #queueBytes = 0;
@@ -551,7 +553,8 @@ export class GossipClient<T = Uint8Array> {
       : netConnect({ host, port });
     this.#socket = socket;
     socket.setNoDelay(true);
-    const decoder = new FrameDecoder((f) => this.#onFrame(f), { maxFrameBytes: 2 * DEFAULT_MAX_FRAME_BYTES });
+    const decoder = new FrameDecoder((f) => this.#onFrame(f), { maxFrameBytes: DEFAULT_MAX_FRAME_BYTES });
+    this.#decoder = decoder;
     const since = this.#since();
     socket.once(tls ? 'secureConnect' : 'connect', () => {
       socket.write(
@@ -651,6 +654,14 @@ export class GossipClient<T = Uint8Array> {
   #onWelcome(w: WelcomeFrame): void {
     clearTimer(this.#connectTimer);
     this.#welcome = w;
+    // The server sends messages up to its max-data plus the frame overhead (docs/PROTOCOL.md, W1).
+    if (this.#decoder) {
+      this.#decoder.maxFrameBytes = Math.max(
+        DEFAULT_MAX_FRAME_BYTES,
+        w.maxFrameBytes,
+        w.maxDataBytes + FRAME_OVERHEAD_BYTES,
+      );
+    }
     const since = this.#since();
     if (this.#epoch !== null && this.#epoch !== w.epoch) this.#lastTs = null;
     this.#epoch = w.epoch;

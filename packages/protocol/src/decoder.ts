@@ -37,7 +37,7 @@ export interface FrameDecoderOptions {
  */
 export class FrameDecoder {
   readonly #onFrame: (frame: Frame) => void;
-  readonly #maxFrameBytes: number;
+  #maxFrameBytes: number;
   /** Up to 4 bytes of a length split across chunks. */
   readonly #header = Buffer.alloc(4);
   #headerBytes = 0;
@@ -49,6 +49,15 @@ export class FrameDecoder {
   constructor(onFrame: (frame: Frame) => void, options: FrameDecoderOptions = {}) {
     this.#onFrame = onFrame;
     this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  }
+
+  /** The largest frame length accepted; a client raises it to what the server's welcome announces. */
+  get maxFrameBytes(): number {
+    return this.#maxFrameBytes;
+  }
+
+  set maxFrameBytes(value: number) {
+    this.#maxFrameBytes = value;
   }
 
   /** Bytes held for a frame that has not arrived whole yet. */

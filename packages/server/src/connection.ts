@@ -22,8 +22,14 @@ import { onPublish } from './handlers/publish.js';
  */
 export type ConnectionState = 'hello' | 'replay' | 'live' | 'closed';
 
-/** Past this many bytes in the socket's buffer, a replay waits for `drain`. */
+/**
+ * Past this many bytes in the socket's buffer, a replay waits for `drain`; and the most
+ * record bytes it reads per batch. Both shrink to a quarter of the outbound cap, so a
+ * replay to a client that keeps reading never trips the cap (high water plus one batch
+ * stays under half of it).
+ */
 const REPLAY_HIGH_WATER = 4 * 1024 * 1024;
+const REPLAY_BATCH_BYTES = 1024 * 1024;
 /** How long a closing connection may take to flush its last frames. */
 const CLOSE_GRACE_MS = 2_000;
 
@@ -223,15 +229,18 @@ export class Connection {
     const newestTs = store.newestTs ?? MIN_TS;
     let count = 0;
     const socket = this.socket;
+    const quarter = Math.floor(this.ctx.options.maxOutboundBytes / 4);
+    const highWater = Math.min(REPLAY_HIGH_WATER, quarter);
+    const batchBytes = Math.max(1, Math.min(REPLAY_BATCH_BYTES, quarter));
     try {
       if (since !== null || snapshot) {
         this.ctx.stats.replays++;
-        for await (const batch of store.replayBatches(snapshot ? null : since)) {
+        for await (const batch of store.replayBatches(snapshot ? null : since, { batchBytes })) {
           if (this.#state !== 'replay') return;
           for (const m of batch) this.enc.message(0x02, m.id, m.ts, m.data);
           count += batch.length;
           this.flush();
-          while (this.#state === 'replay' && socket.writableLength > REPLAY_HIGH_WATER) {
+          while (this.#state === 'replay' && socket.writableLength > highWater) {
             await new Promise<void>((resolve) => {
               const done = () => {
                 socket.off('drain', done);

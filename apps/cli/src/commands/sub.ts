@@ -1,6 +1,15 @@
 import { parseArgs } from 'node:util';
 import type { ClientMessage } from '@gossip/client';
-import { CONNECTION_HELP, CONNECTION_OPTIONS, describeError, EXIT, type Io, parseSince, showData } from '../common.js';
+import {
+  CONNECTION_HELP,
+  CONNECTION_OPTIONS,
+  describeError,
+  EXIT,
+  type Io,
+  parseSince,
+  showData,
+  UsageError,
+} from '../common.js';
 import { clientFrom } from '../connect.js';
 
 export const subHelp = `Usage: gossip sub [--since all|now|10m|<ns>] [--json] [--no-transient]
@@ -31,7 +40,7 @@ export async function sub(args: string[], io: Io, signal: AbortSignal): Promise<
     io.out(subHelp);
     return EXIT.ok;
   }
-  if (positionals.length > 0) throw new Error(`gossip sub takes no arguments, got ${positionals.join(' ')}`);
+  if (positionals.length > 0) throw new UsageError(`gossip sub takes no arguments, got ${positionals.join(' ')}`);
   const since = parseSince(values.since ?? 'all');
   const client = clientFrom(values, io, since, true);
   const print = (m: ClientMessage<Uint8Array>) => {

@@ -1,11 +1,4 @@
-import {
-  FRAME_OVERHEAD_BYTES,
-  type HelloFrame,
-  MAX_ID_BYTES,
-  MIN_TS,
-  PROTOCOL_VERSION,
-  ResyncReason,
-} from '@gossip/protocol';
+import { type HelloFrame, MAX_ID_BYTES, MIN_TS, PROTOCOL_VERSION, ResyncReason } from '@gossip/protocol';
 import type { Connection } from '../connection.js';
 
 /** Hello: version and auth, then welcome, then the live stream and the replay (docs/PROTOCOL.md, H1, W1, R1, R3). */
@@ -36,7 +29,7 @@ export function onHello(conn: Connection, hello: HelloFrame): void {
     horizon: store.horizon,
     maxIdBytes: MAX_ID_BYTES,
     maxDataBytes: store.maxDataBytes,
-    maxFrameBytes: Math.max(ctx.maxFrameBytes, store.maxDataBytes + FRAME_OVERHEAD_BYTES),
+    maxFrameBytes: ctx.maxFrameBytes,
     server: ctx.serverName,
     pingIntervalMs: ctx.options.pingIntervalMs,
   });

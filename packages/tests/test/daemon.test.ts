@@ -1,0 +1,204 @@
+import { readFileSync } from 'node:fs';
+import { AckStatus, Durability, FrameKind, MessageFlags, now } from '@gossip/protocol';
+import { describe, expect, it } from 'vitest';
+import { SETTINGS } from '../../../apps/gossipd/src/config.js';
+import { fatalError, harness } from './harness.js';
+
+// The daemon around the server: flags and GOSSIP_* variables, the admin listener,
+// and signals.
+
+const h = harness();
+
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../../apps/gossipd/package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
+
+/** Every metric name apps/gossipd/src/metrics.ts registers. */
+const METRIC_NAMES = [
+  ...readFileSync(new URL('../../../apps/gossipd/src/metrics.ts', import.meta.url), 'utf8').matchAll(
+    /\b(?:counter|gauge)\(\s*'(gossip_[a-z_]+)'/g,
+  ),
+].map((m) => m[1] as string);
+
+describe('flags', () => {
+  it('flags - --help lists every setting with its variable and exits 0', async () => {
+    expect(SETTINGS.length).toBeGreaterThan(20);
+    for (const args of [['--help'], ['-h']]) {
+      const run = await h.spawn(args);
+      expect(run.code).toBe(0);
+      for (const s of SETTINGS) {
+        expect(run.stdout).toContain(`--${s.flag} `);
+        expect(run.stdout).toContain(s.env);
+      }
+      expect(run.stdout).toContain('--version');
+      expect(run.stderr).toBe('');
+    }
+  });
+
+  it('flags - --version prints the version and exits 0', async () => {
+    const run = await h.spawn(['--version']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe(`gossipd ${VERSION} (protocol 1)\n`);
+  });
+
+  it.each<{ name: string; args: string[]; env: Record<string, string>; message: RegExp }>([
+    { name: 'an unknown flag', args: ['--nope'], env: {}, message: /--nope/ },
+    { name: 'a stray argument', args: ['extra'], env: {}, message: /extra/ },
+    { name: 'a bad size', args: ['--max-data', 'lots'], env: {}, message: /--max-data.*lots/ },
+    { name: 'a bad fsync mode', args: ['--fsync', 'sometimes'], env: {}, message: /--fsync.*sometimes/ },
+    { name: 'a port out of range', args: ['--port', '70000'], env: {}, message: /--port.*70000/ },
+    { name: 'a bad duration', args: ['--hello-timeout', 'soon'], env: {}, message: /--hello-timeout.*soon/ },
+    { name: 'a bad ratio', args: ['--compact-threshold', '2'], env: {}, message: /--compact-threshold/ },
+    { name: 'a bad log level', args: ['--log-level', 'loud'], env: {}, message: /--log-level.*loud/ },
+    {
+      name: 'a bad variable',
+      args: [],
+      env: { GOSSIP_MAX_CONNECTIONS: '0' },
+      message: /GOSSIP_MAX_CONNECTIONS.*"0"/,
+    },
+  ])('flags - $name exits 2 with a message', async ({ args, env, message }) => {
+    const dir = await h.tmp();
+    const run = await h.spawn(['--data-dir', dir, '--port', '0', '--admin-port', 'off', ...args], env);
+    expect(run.code).toBe(2);
+    expect(run.port).toBeUndefined();
+    expect(run.stderr).toMatch(/^gossipd: /);
+    expect(run.stderr).toMatch(message);
+  });
+
+  it('flags - every setting can come from its GOSSIP_* variable', async () => {
+    const dir = await h.tmp();
+    const run = await h.spawn([], {
+      GOSSIP_PORT: '0',
+      GOSSIP_ADMIN_PORT: '0',
+      GOSSIP_DATA_DIR: dir,
+      GOSSIP_LOG_FORMAT: 'json',
+      GOSSIP_MAX_DATA: '1KiB',
+      GOSSIP_FSYNC: 'always',
+      GOSSIP_MAX_FETCH_IDS: '2',
+      GOSSIP_PING_INTERVAL: '7s',
+      GOSSIP_TOKENS: 'env-token',
+    });
+    expect(run.port).toBeGreaterThan(0);
+    expect(run.adminPort).toBeGreaterThan(0);
+    expect(run.logs.find((l) => l.msg.startsWith('gossipd'))).toMatchObject({ dataDir: dir, fsync: 'always' });
+    const c = await h.connect(run.port as number, { since: null, token: 'env-token' });
+    expect(c.welcome).toMatchObject({ maxDataBytes: 1024, pingIntervalMs: 7000 });
+    await c.replay();
+    expect(await c.publish('k', now(), 'v')).toMatchObject({
+      status: AckStatus.Accepted,
+      durability: Durability.Synced,
+    });
+    await expect(c.fetch(['a', 'b', 'c'])).rejects.toMatchObject({ code: 'GOSSIP_ERR_TOO_MANY_IDS' });
+    const res = await fetch(`http://127.0.0.1:${run.adminPort}/healthz`);
+    expect(res.status).toBe(200);
+  });
+
+  it('flags - a flag wins over its variable', async () => {
+    const d = await h.start({ args: ['--max-data', '2KiB'], env: { GOSSIP_MAX_DATA: '1KiB' } });
+    const c = await h.connect(d.port, { since: null });
+    expect(c.welcome.maxDataBytes).toBe(2048);
+  });
+});
+
+describe('admin', () => {
+  it('admin - /healthz and /readyz answer 200, unknown paths 404, other methods 405', async () => {
+    const d = await h.start();
+    expect(await d.admin('/healthz')).toEqual({ status: 200, text: 'ok\n' });
+    expect(await d.admin('/readyz')).toEqual({ status: 200, text: 'ready\n' });
+    expect((await d.admin('/nope')).status).toBe(404);
+    expect((await d.admin('/metrics', 'POST')).status).toBe(405);
+  });
+
+  it('admin - /metrics has every registered metric and the counters move', async () => {
+    const d = await h.start();
+    expect(METRIC_NAMES.length).toBeGreaterThan(20);
+    const { status, text } = await d.admin('/metrics');
+    expect(status).toBe(200);
+    for (const name of METRIC_NAMES) expect(text).toMatch(new RegExp(`^${name}(\\{[^}]*\\})? `, 'm'));
+    expect(text).toMatch(/^gossip_process_/m);
+    expect(await d.metric('gossip_publishes_total')).toBe(0);
+
+    const c = await h.live(d.port);
+    const ts = now();
+    await c.publish('k', ts, 'v');
+    await c.publish('k', ts, 'stale');
+    await c.emit('e', ts, 'transient', true);
+    await c.fetch(['k']);
+    c.send(c.enc.publish(99, 'x'.repeat(10), now() + 3600_000_000_000n, Buffer.from('ahead')).take());
+    await c.next((f) => f.kind === FrameKind.Ack && f.reqId === 99);
+
+    const expected: Record<string, number> = {
+      gossip_connections: 1,
+      gossip_publishes_total: 3,
+      gossip_publishes_stale_total: 1,
+      gossip_emits_total: 1,
+      gossip_messages_in_total: 4,
+      gossip_refused_total: 1,
+      gossip_fetches_total: 1,
+      gossip_store_ids: 1,
+      gossip_store_tombstones: 0,
+    };
+    for (const [name, value] of Object.entries(expected)) expect([name, await d.metric(name)]).toEqual([name, value]);
+    expect(await d.metric('gossip_connections_total')).toBeGreaterThanOrEqual(1);
+    expect(await d.metric('gossip_bytes_in_total')).toBeGreaterThan(0);
+    expect(await d.metric('gossip_bytes_out_total')).toBeGreaterThan(0);
+    expect(await d.metric('gossip_messages_out_total')).toBe(2);
+    expect(await d.metric('gossip_store_newest_ts_seconds')).toBeCloseTo(Number(ts) / 1e9, 3);
+  });
+
+  it('admin - POST /compact runs a compaction and answers its result', async () => {
+    const d = await h.start();
+    const res = await d.admin('/compact', 'POST');
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text)).toBeTypeOf('object');
+  });
+});
+
+describe('signals', () => {
+  it('signals - SIGTERM closes clients with GOSSIP_ERR_SHUTTING_DOWN, exits 0, and the data survives a restart', async () => {
+    const d = await h.start({ args: ['--fsync', 'interval', '--fsync-interval', '1h'] });
+    const a = await h.live(d.port);
+    const ts = now();
+    const acks = await Promise.all([
+      a.publish('k', ts, 'v1'),
+      a.publish('gone', ts, ''),
+      a.publish('k2', ts + 1n, 'v2'),
+    ]);
+    expect(acks.map((x) => [x.status, x.durability])).toEqual(Array(3).fill([AckStatus.Accepted, Durability.Written]));
+
+    d.child.kill('SIGTERM');
+    const error = await fatalError(a);
+    expect(error.code).toBe('GOSSIP_ERR_SHUTTING_DOWN');
+    expect(await d.exited).toEqual({ code: 0, signal: null });
+    expect(d.logs.map((l) => l.msg)).toContain('stopped cleanly');
+    expect(d.stderr).toBe('');
+
+    const d2 = await h.start({ dataDir: d.dataDir });
+    const c = await h.connect(d2.port, { since: ts, epoch: a.welcome.epoch });
+    expect(c.welcome.epoch).toBe(a.welcome.epoch);
+    const { messages, done } = await c.replay();
+    expect(messages.map((m) => [m.id, m.ts, m.data.toString(), m.flags])).toEqual([
+      ['k', ts, 'v1', MessageFlags.Replayed],
+      ['gone', ts, '', MessageFlags.Replayed],
+      ['k2', ts + 1n, 'v2', MessageFlags.Replayed],
+    ]);
+    expect(done.newestTs).toBe(ts + 1n);
+    expect(await c.fetch(['k'])).toMatchObject([{ id: 'k', found: true, ts }]);
+  });
+
+  it('signals - a second SIGTERM while stopping exits at once with code 1', async () => {
+    const d = await h.start();
+    // A client that stops reading never takes the server's FIN, so the graceful stop
+    // waits for it (up to the close grace): the window for the second signal.
+    const stuck = await h.connect(d.port, { since: null });
+    stuck.socket.pause();
+    d.child.kill('SIGTERM');
+    await d.waitLog((l) => l.msg.startsWith('stopping'));
+    d.child.kill('SIGTERM');
+    expect(await d.exited).toEqual({ code: 1, signal: null });
+    expect(d.logs.map((l) => l.msg)).toContain('second signal: exiting at once');
+    expect(d.logs.map((l) => l.msg)).not.toContain('stopped cleanly');
+  });
+});
