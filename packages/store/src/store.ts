@@ -20,7 +20,7 @@ import {
   segmentName,
   writeRecord,
 } from './format.js';
-import { nodeFs, type StoreFs, writeFully } from './fs.js';
+import { nodeFs, type StoreFile, type StoreFs, writeFully } from './fs.js';
 import { IndexTable, type Replaced } from './index-table.js';
 import { acquireLock, freshMeta, loadMeta, type Meta, releaseLock, saveMeta } from './meta.js';
 import { type Corruption, scanSegment } from './recovery.js';
@@ -392,7 +392,9 @@ export class Store {
 
     let i = 0;
     while (i < n) {
-      options.signal?.throwIfAborted();
+      if (options.signal?.aborted) {
+        throw new GossipError('GOSSIP_ERR_ABORTED', 'the replay was aborted', { cause: options.signal.reason });
+      }
       if (this.#closed) throw new GossipError('GOSSIP_ERR_STORE_CLOSED', 'the store closed during a replay');
       // A window of records, still current, up to batchBytes.
       const window: { i: number; seg: Segment; off: number; size: number }[] = [];
@@ -490,7 +492,9 @@ export class Store {
     if (this.#closed) return;
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
-    this.#compactAbort.abort();
+    this.#compactAbort.abort(
+      new GossipError('GOSSIP_ERR_STORE_CLOSED', 'the store closed during a compaction; it resumes at the next open'),
+    );
     await this.#compacting?.catch(noop);
     await this.#waitWrites();
     for (const seg of this.#segments) {
@@ -940,28 +944,14 @@ export class Store {
           this.#nextSeq = Math.max(this.#nextSeq, f.last + 1);
           continue;
         }
-        const problem = { file: f.name, offset: 0, bytesLost: end };
-        if ((this.#options.corruption ?? 'skip') === 'fail') {
-          await file.close();
-          throw new GossipError(
-            'GOSSIP_ERR_STORE_CORRUPT',
-            `${this.dir}/${f.name} has a bad header (${scan.header}) at offset 0`,
-          );
-        }
-        this.#recovery.corruptions.push(problem);
-        this.#log.error(problem, 'segment header is not valid; its records are skipped');
+        await this.#corruption(
+          file,
+          { file: f.name, offset: 0, bytesLost: end },
+          `bad header (${scan.header}): the segment is skipped and kept for inspection`,
+        );
       }
-      for (const c of scan.skipped) {
-        if ((this.#options.corruption ?? 'skip') === 'fail') {
-          throw new GossipError(
-            'GOSSIP_ERR_STORE_CORRUPT',
-            `${this.dir}/${c.file} is corrupt at offset ${c.offset} (${c.bytesLost} bytes)`,
-          );
-        }
-        this.#recovery.corruptions.push(c);
-        this.#log.error({ ...c }, 'corrupt records skipped');
-      }
-      if (scan.tailBytes > 0) {
+      for (const c of scan.skipped) await this.#corruption(file, c, 'corrupt records skipped');
+      if (scan.header === 'ok' && scan.tailBytes > 0) {
         if (isNewest) {
           await file.truncate(scan.validEnd);
           await file.sync();
@@ -971,15 +961,11 @@ export class Store {
             'torn tail of the newest segment truncated',
           );
         } else if (valid === undefined) {
-          const c = { file: f.name, offset: scan.validEnd, bytesLost: scan.tailBytes };
-          if ((this.#options.corruption ?? 'skip') === 'fail') {
-            throw new GossipError(
-              'GOSSIP_ERR_STORE_CORRUPT',
-              `${this.dir}/${c.file} is corrupt at offset ${c.offset} (${c.bytesLost} bytes)`,
-            );
-          }
-          this.#recovery.corruptions.push(c);
-          this.#log.error({ ...c }, 'corrupt tail of an older segment skipped');
+          await this.#corruption(
+            file,
+            { file: f.name, offset: scan.validEnd, bytesLost: scan.tailBytes },
+            'corrupt tail of an older segment skipped',
+          );
         }
       }
       seg.size = scan.header === 'ok' ? scan.validEnd : 0;
@@ -1017,6 +1003,19 @@ export class Store {
       },
       'store recovered',
     );
+  }
+
+  /** Reports a corrupt stretch found on open, or, with `corruption: 'fail'`, refuses to open. */
+  async #corruption(file: StoreFile, c: Corruption, message: string): Promise<void> {
+    if ((this.#options.corruption ?? 'skip') === 'fail') {
+      await file.close().catch(noop); // not in #segments yet: the open's cleanup would miss it
+      throw new GossipError(
+        'GOSSIP_ERR_STORE_CORRUPT',
+        `${this.dir}/${c.file} is corrupt at offset ${c.offset} (${c.bytesLost} bytes): ${message}`,
+      );
+    }
+    this.#recovery.corruptions.push(c);
+    this.#log.error({ ...c }, message);
   }
 
   // ---- compaction ---------------------------------------------------------------
