@@ -9,7 +9,7 @@ import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
  */
 export function createMetrics(getServer: () => GossipServer | undefined, getStore: () => Store | undefined): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'gossip_process_' });
+  collectDefaultMetrics({ register: registry });
 
   const server = (f: (s: GossipServer) => number) => () => {
     const s = getServer();

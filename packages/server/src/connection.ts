@@ -35,6 +35,17 @@ const CLOSE_GRACE_MS = 2_000;
 
 let nextId = 1;
 
+/** Fatal errors caused by what a client sent: counted as protocol errors. */
+const PROTOCOL_ERRORS = new Set<ErrorCode>([
+  'GOSSIP_ERR_FRAME_TOO_LARGE',
+  'GOSSIP_ERR_MALFORMED_FRAME',
+  'GOSSIP_ERR_UNKNOWN_FRAME',
+  'GOSSIP_ERR_BAD_MAGIC',
+  'GOSSIP_ERR_UNSUPPORTED_VERSION',
+  'GOSSIP_ERR_UNEXPECTED_FRAME',
+  'GOSSIP_ERR_ID_NOT_UTF8',
+]);
+
 export class Connection {
   readonly id = nextId++;
   readonly socket: Socket;
@@ -60,6 +71,7 @@ export class Connection {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', (error) => ctx.log.debug({ conn: this.id, err: error }, 'socket error'));
+    socket.on('end', () => this.#onEnd());
     socket.on('close', () => this.#onClose());
     if (ctx.options.idleTimeoutMs > 0) {
       socket.setTimeout(ctx.options.idleTimeoutMs, () =>
@@ -110,7 +122,9 @@ export class Connection {
       return;
     }
     this.ctx.stats.messagesOut += count;
-    if (this.pendingBytes > this.ctx.options.maxOutboundBytes) this.#slowConsumer();
+    // A live connection is judged after the tick's write (in flush), by what the socket
+    // could not take: a burst a fast reader absorbs is not a slow consumer.
+    if (this.#state === 'replay' && this.pendingBytes > this.ctx.options.maxOutboundBytes) this.#slowConsumer();
   }
 
   /**
@@ -143,6 +157,7 @@ export class Connection {
   /** Sends an error frame and closes (docs/PROTOCOL.md, rule E2). */
   fatal(code: ErrorCode, message: string): void {
     if (this.#state === 'closed') return;
+    if (PROTOCOL_ERRORS.has(code)) this.ctx.stats.protocolErrors++;
     this.ctx.log.debug({ conn: this.id, code, message }, 'closing connection');
     this.#takeOwn();
     this.enc.error(code, message);
@@ -180,7 +195,6 @@ export class Connection {
       this.#decoder.push(chunk);
     } catch (error) {
       if (error instanceof GossipError) {
-        this.ctx.stats.protocolErrors++;
         this.fatal(error.code, error.message);
       } else {
         this.ctx.log.error({ conn: this.id, err: error }, 'internal error handling a frame');
@@ -214,6 +228,12 @@ export class Connection {
         onPing(this, frame);
         return;
       case FrameKind.Pong:
+        return;
+      case FrameKind.Error:
+        // The client is closing with a reason: nothing to answer (docs/PROTOCOL.md, E2).
+        this.ctx.log.debug({ conn: this.id, code: frame.code, message: frame.message }, 'client sent an error');
+        this.setState('closed');
+        this.socket.end();
         return;
       default:
         this.fatal('GOSSIP_ERR_UNEXPECTED_FRAME', `a client may not send frame kind ${frame.kind} here`);
@@ -265,6 +285,16 @@ export class Connection {
     } catch (error) {
       this.ctx.log.error({ conn: this.id, err: error }, 'replay failed');
       this.fatal(error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL', 'replay failed');
+    }
+  }
+
+  /** The client finished sending: a frame it left half-sent is malformed. */
+  #onEnd(): void {
+    if (this.#state === 'closed') return;
+    try {
+      this.#decoder.end();
+    } catch (error) {
+      if (error instanceof GossipError) this.fatal(error.code, error.message);
     }
   }
 

@@ -103,14 +103,22 @@ export class GossipServer extends EventEmitter implements ServerContext {
   }
 
   /**
-   * Stops accepting, tells every client the server is shutting down, flushes what
-   * is queued and waits for the sockets to close (at most `timeoutMs`). The store is
-   * left open: its owner closes it.
+   * Stops accepting and reading, lets the publishes already read reach the log and
+   * sends their acks, tells every client the server is shutting down, and waits for the
+   * sockets to close (at most `timeoutMs`). The store is left open: its owner closes it.
    */
   close(timeoutMs = 5_000): Promise<void> {
     this.#closing ??= (async () => {
       const server = this.#server;
       const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
+      for (const conn of this.#conns) conn.socket.pause();
+      try {
+        await this.store.flush();
+      } catch (error) {
+        this.log.warn({ err: error }, 'could not flush the store while stopping');
+      }
+      // The acks of those publishes were queued as the store settled them: write them now.
+      await new Promise((resolve) => setImmediate(resolve));
       this.#flush();
       const sockets = [...this.#conns].map((c) => c.socket);
       for (const conn of [...this.#conns])

@@ -56,7 +56,7 @@ export class RawClient {
       }
     });
     socket.on('error', () => undefined);
-    this.closed = once(socket, 'close').then(() => {
+    this.closed = new Promise<void>((resolve) => socket.once('close', () => resolve())).then(() => {
       this.#isClosed = true;
       for (const w of this.#waiters) w.reject(new Error('connection closed while waiting for a frame'));
       this.#waiters = [];

@@ -117,7 +117,7 @@ describe('admin', () => {
     const { status, text } = await d.admin('/metrics');
     expect(status).toBe(200);
     for (const name of METRIC_NAMES) expect(text).toMatch(new RegExp(`^${name}(\\{[^}]*\\})? `, 'm'));
-    expect(text).toMatch(/^gossip_process_/m);
+    expect(text).toMatch(/^process_resident_memory_bytes /m);
     expect(await d.metric('gossip_publishes_total')).toBe(0);
 
     const c = await h.live(d.port);
