@@ -702,7 +702,7 @@ async function runBadCase(port: number, r: Rng, c: BadCase): Promise<Fate> {
   }
   expect(err, label).toBeDefined();
   expect(client.frames.at(-1), label).toBe(err);
-  if (fate.code !== 'closes') expect(err?.code, label).toBe(fate.code);
+  expect(err?.code, label).toBe(fate.code);
   if (c.pongs !== undefined) expect(client.frames.filter((f) => f.kind === FrameKind.Pong).length).toBe(c.pongs);
   expect(client.decodeError, label).toBeUndefined();
   return fate;
