@@ -17,8 +17,14 @@ export class Segment {
   size = 0;
   /** Takes no more appends: rolled over, compacted output, or written to after a failure. */
   sealed = false;
-  /** Written since the last fsync. */
-  dirty = false;
+  /** Bytes known to be on stable storage (fsynced). */
+  syncedSize = 0;
+  /** The last background fsync of this file failed (cleared when a retry succeeds). */
+  syncFailed: unknown;
+  /** A background fsync failed once: the writer seals the file before its next batch. */
+  sealPending = false;
+  /** Sealed after a failed write or fsync (so it is sealed once). */
+  failed = false;
   /** Bytes of records in this file that the index points to. */
   live = 0;
   /** See `cleanAsOf` in format.ts: 0 unless this file is a compaction output. */
@@ -35,6 +41,11 @@ export class Segment {
     this.last = last;
     this.gen = gen;
     this.name = segmentName(first, last, gen);
+  }
+
+  /** Holds written bytes that are not fsynced yet. */
+  get dirty(): boolean {
+    return this.file !== null && this.size > this.syncedSize;
   }
 
   pin(): StoreFile {

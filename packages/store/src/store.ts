@@ -196,7 +196,8 @@ export class Store {
   readonly #queue: Batch[] = [];
   #writing = false;
   #flushScheduled = false;
-  #syncDue = false;
+  /** The background fsync pass in progress, if any. */
+  #syncing: Promise<void> | undefined;
   #drained: Promise<void> = Promise.resolve();
   #drainedResolve: () => void = noop;
   #newestTs: bigint | null = null;
@@ -426,16 +427,54 @@ export class Store {
   async flush(): Promise<void> {
     this.#assertOpen();
     await this.#waitWrites();
-    if (this.#anyDirty()) {
-      this.#syncDue = true;
-      this.#kick();
-      await this.#waitWrites();
+    const targets = this.#segments.filter((s) => s.dirty).map((s) => [s, s.size] as const);
+    // A file whose fsync fails is sealed and counted in ioErrors (S6); later passes retry it.
+    while (targets.some(([s, size]) => s.syncedSize < size && !s.syncFailed)) {
+      await this.#syncing;
+      await this.#syncAll();
     }
   }
 
   /** Whether a segment holds written bytes not yet fsynced: the tail, or one sealed after a failure. */
   #anyDirty(): boolean {
-    return this.#segments.some((s) => s.dirty && s.file);
+    return this.#segments.some((s) => s.dirty);
+  }
+
+  /** fsyncs a segment's written bytes; what it covered is then durable. */
+  async #syncSegment(seg: Segment): Promise<void> {
+    const target = seg.size;
+    await (seg.file as StoreFile).sync();
+    if (target > seg.syncedSize) seg.syncedSize = target;
+  }
+
+  /**
+   * One background pass fsyncing every dirty segment, beside the writer (never in its
+   * way: a batch is not held behind an fsync under `interval`). A failure marks the
+   * segment; the writer seals it before its next batch (docs/STORAGE.md, S6).
+   */
+  #syncAll(): Promise<void> {
+    this.#syncing ??= (async () => {
+      try {
+        for (const seg of [...this.#segments]) {
+          if (!seg.dirty) continue;
+          try {
+            await this.#syncSegment(seg);
+            seg.syncFailed = undefined;
+          } catch (error) {
+            if (!seg.sealPending) {
+              seg.sealPending = true;
+              this.#counters.ioErrors++;
+              this.#log.error({ err: error, segment: seg.name }, 'background fsync failed; rolling to a new segment');
+              this.#kick();
+            }
+            seg.syncFailed = error;
+          }
+        }
+      } finally {
+        this.#syncing = undefined;
+      }
+    })();
+    return this.#syncing;
   }
 
   /**
@@ -497,11 +536,11 @@ export class Store {
     );
     await this.#compacting?.catch(noop);
     await this.#waitWrites();
+    await this.#syncing;
     for (const seg of this.#segments) {
-      if (!seg.file || !seg.dirty) continue;
+      if (!seg.dirty) continue;
       try {
-        await seg.file.sync();
-        seg.dirty = false;
+        await this.#syncSegment(seg);
       } catch (error) {
         this.#log.error({ err: error, segment: seg.name }, 'fsync on close failed');
       }
@@ -627,7 +666,7 @@ export class Store {
 
   async #waitWrites(): Promise<void> {
     this.#closeBatch();
-    if (this.#queue.length > 0 || this.#syncDue) this.#kick();
+    if (this.#queue.length > 0) this.#kick();
     while (this.#writing) await this.#drained;
   }
 
@@ -635,9 +674,10 @@ export class Store {
   async #drain(): Promise<void> {
     try {
       for (;;) {
-        if (this.#syncDue) {
-          this.#syncDue = false;
-          await this.#backgroundSync();
+        const broken = this.#segments.find((s) => s.sealPending && !s.failed);
+        if (broken) {
+          await this.#sealAfterFailure(broken);
+          continue;
         }
         const batch = this.#queue.shift();
         if (!batch) break;
@@ -655,10 +695,9 @@ export class Store {
       if (!seg.file) await this.#createSegmentFile(seg);
       const file = seg.file as NonNullable<Segment['file']>;
       await writeFully(file, batch.bufs, batch.start);
-      seg.dirty = true;
       if (this.#mode === 'always') {
         await file.sync();
-        seg.dirty = false;
+        seg.syncedSize = batch.start + batch.bytes;
       }
     } catch (error) {
       await this.#failBatch(batch, error);
@@ -708,6 +747,7 @@ export class Store {
   }
 
   async #sealAfterFailure(seg: Segment): Promise<void> {
+    seg.failed = true;
     seg.sealed = true;
     if (seg.file) {
       this.#meta.validLengths[seg.name] = seg.size;
@@ -751,10 +791,7 @@ export class Store {
   async #createSegmentFile(seg: Segment): Promise<void> {
     // The previous tail is complete: make it durable before the new file exists.
     for (const s of this.#segments) {
-      if (s !== seg && s.file && s.dirty) {
-        await s.file.sync();
-        s.dirty = false;
-      }
+      if (s !== seg && s.dirty && !s.sealPending) await this.#syncSegment(s);
       if (s !== seg && s.first < seg.first) s.sealed = true;
     }
     const path = `${this.dir}/${seg.name}`;
@@ -770,32 +807,14 @@ export class Store {
     }
     seg.file = file;
     seg.size = SEGMENT_HEADER_BYTES;
+    seg.syncedSize = SEGMENT_HEADER_BYTES;
     this.#maybeCompactSoon();
-  }
-
-  async #backgroundSync(): Promise<void> {
-    for (const seg of this.#segments) {
-      if (!seg.file || !seg.dirty) continue;
-      try {
-        await seg.file.sync();
-        seg.dirty = false;
-      } catch (error) {
-        // Acked `written` appends in this file may be gone from the page cache: stop
-        // trusting the file for new writes.
-        this.#counters.ioErrors++;
-        this.#log.error({ err: error, segment: seg.name }, 'background fsync failed; rolling to a new segment');
-        if (!seg.sealed || seg === this.#tail) await this.#sealAfterFailure(seg);
-      }
-    }
   }
 
   #startTimers(): void {
     if (this.#mode === 'interval') {
       const t = setInterval(() => {
-        if (this.#anyDirty()) {
-          this.#syncDue = true;
-          this.#kick();
-        }
+        if (this.#anyDirty()) void this.#syncAll();
       }, this.#options.fsyncIntervalMs ?? 100);
       t.unref();
       this.#timers.push(t);
@@ -969,6 +988,7 @@ export class Store {
         }
       }
       seg.size = scan.header === 'ok' ? scan.validEnd : 0;
+      seg.syncedSize = seg.size;
       seg.corrupt = scan.header !== 'ok';
       seg.cleanAsOf = scan.cleanAsOf;
       // Appends never go into a compaction output (gen > 0): its cleanAsOf describes what it held when written.
@@ -1179,6 +1199,7 @@ export class Store {
     const seg = new Segment(this.#nextHandle++, first, last, gen);
     seg.file = await fs.open(`${this.dir}/${name}`, 'read');
     seg.size = outPos;
+    seg.syncedSize = outPos;
     seg.sealed = true;
     seg.cleanAsOf = cleanAsOf;
     this.#byHandle.set(seg.handle, seg);

@@ -10,13 +10,17 @@ import { Store } from '@gossip/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 /*
- * Crash tests with real processes: test/fixtures/appender.mjs appends under
- * `fsync: 'always'` (and, in one mode, compacts all the time) and prints an `ack` line
- * per settled append; this file kills it with SIGKILL after a random number of acks,
- * opens the folder itself and checks that every acked append is there and nothing
- * corrupt is served. Rounds share the folder, so recovery runs again and again over a
- * growing log. GOSSIP_KILLS sets the number of kills per test (default 30);
- * GOSSIP_KILL_SEED replays the same choice of kill points.
+ * Crash tests with real processes. test/fixtures/appender.mjs appends under
+ * `fsync: 'always'` from several loops (and, in one mode, compacts all the time); it
+ * prints `append <id> <ts> <kind>` before each append and `ack <id> <ts> <sha1>` once it
+ * settled. This file kills it with SIGKILL after a random number of acks, opens the
+ * folder itself and checks that every acked append is there and that nothing corrupt,
+ * out of order or never appended is served. Rounds share the folder, so recovery runs
+ * again and again over a growing log.
+ *
+ * GOSSIP_KILLS sets the number of kills per test (default 30; 500 for a long hunt).
+ * GOSSIP_KILL_SEED replays the same ack counts to kill at (the child's own timing and
+ * choices still vary). A failed run keeps its folder and names it.
  */
 
 const KILLS = Number(process.env.GOSSIP_KILLS ?? 30);
@@ -39,6 +43,8 @@ interface Ack {
 interface Model {
   /** The newest acked append of each id. */
   acked: Map<string, Ack>;
+  /** Every append the appender tried, as `id ts`: nothing else may be served. */
+  attempted: Set<string>;
   /** The ts of every tombstone the appender tried to append, per id, ascending. */
   tombstones: Map<string, bigint[]>;
   /** The newest ts of each id the last recovery served. */
@@ -136,6 +142,7 @@ async function runUntilKilled(mode: Mode, base: bigint, target: number, model: M
       throw new Error(`appender printed ${JSON.stringify(line)}`);
     }
     if (word === 'append') {
+      model.attempted.add(`${id} ${ts}`);
       if (rest === 'tombstone') {
         const list = model.tombstones.get(id) ?? [];
         list.push(BigInt(ts));
@@ -179,6 +186,7 @@ async function verify(mode: Mode, model: Model, totals: Totals): Promise<string[
     for await (const m of store.replay(null)) {
       const bad = checkData(m.id, m.ts, m.data);
       if (bad) problems.push(`replay served bad data: ${bad}`);
+      if (!model.attempted.has(`${m.id} ${m.ts}`)) problems.push(`replay served ${m.id}@${m.ts}, never appended`);
       if (previous !== null && m.ts <= previous) problems.push(`replay went from ts ${previous} to ${m.ts} (${m.id})`);
       if (replayed.has(m.id)) problems.push(`replay served ${m.id} twice`);
       previous = m.ts;
@@ -227,7 +235,13 @@ async function verify(mode: Mode, model: Model, totals: Totals): Promise<string[
 
 async function killRounds(mode: Mode, kills: number): Promise<void> {
   const random = prng(SEED);
-  const model: Model = { acked: new Map(), tombstones: new Map(), served: new Map(), horizon: null };
+  const model: Model = {
+    acked: new Map(),
+    attempted: new Set(),
+    tombstones: new Map(),
+    served: new Map(),
+    horizon: null,
+  };
   const totals: Totals = { acks: 0, tornTails: 0, truncatedBytes: 0, leftoversRemoved: 0, goneIds: 0 };
   for (let round = 1; round <= kills; round++) {
     const target = 1 + Math.floor(random() * MAX_ACKS);
