@@ -29,6 +29,8 @@ export interface ServerContext {
   readonly serverName: string;
   readonly maxSkewNs: bigint;
   readonly now: () => bigint;
+  /** The newest ts the skew check lets in: now + max skew, recomputed at most once a millisecond. */
+  latestAllowedTs(): bigint;
   /** Queues a persisted or transient message for every live connection, encoded once. */
   broadcast(origin: Connection, transient: boolean, id: string, ts: bigint, data: Uint8Array): void;
   markDirty(conn: Connection): void;

@@ -39,6 +39,8 @@ export class GossipServer extends EventEmitter implements ServerContext {
   #bcastOrigins: Connection[] = [];
   #bcastEnds: number[] = [];
   #closing: Promise<void> | undefined;
+  #allowedAtMs = -1;
+  #allowedTs = 0n;
 
   constructor(options: ServerOptions) {
     super();
@@ -152,6 +154,16 @@ export class GossipServer extends EventEmitter implements ServerContext {
     }
     this.#conns.add(conn);
     this.stats.connections = this.#conns.size;
+  }
+
+  latestAllowedTs(): bigint {
+    // Reading the clock as a bigint for every publish costs more than the check itself.
+    const ms = Date.now();
+    if (ms !== this.#allowedAtMs) {
+      this.#allowedAtMs = ms;
+      this.#allowedTs = this.now() + this.maxSkewNs;
+    }
+    return this.#allowedTs;
   }
 
   broadcast(origin: Connection, transient: boolean, id: string, ts: bigint, data: Uint8Array): void {

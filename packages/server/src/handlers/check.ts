@@ -7,15 +7,15 @@ import type { Connection } from '../connection.js';
  */
 export function refusal(conn: Connection, id: string, ts: bigint, data: Uint8Array): [ErrorCode, string] | undefined {
   if (id.length === 0) return ['GOSSIP_ERR_ID_EMPTY', 'id is empty: ids are 1 to 256 bytes of UTF-8'];
-  if (id.length > MAX_ID_BYTES || Buffer.byteLength(id) > MAX_ID_BYTES) {
+  // Up to 85 UTF-16 units cannot exceed 256 UTF-8 bytes: only longer ids need measuring.
+  if (id.length > MAX_ID_BYTES / 3 && (id.length > MAX_ID_BYTES || Buffer.byteLength(id) > MAX_ID_BYTES)) {
     return ['GOSSIP_ERR_ID_TOO_LONG', `id is ${Buffer.byteLength(id)} bytes: ids are at most ${MAX_ID_BYTES} bytes`];
   }
   const max = conn.ctx.store.maxDataBytes;
   if (data.byteLength > max) {
     return ['GOSSIP_ERR_DATA_TOO_LARGE', `data is ${data.byteLength} bytes, over the server's max-data of ${max}`];
   }
-  const skew = conn.ctx.maxSkewNs;
-  if (skew > 0n && ts > conn.ctx.now() + skew) {
+  if (conn.ctx.maxSkewNs > 0n && ts > conn.ctx.latestAllowedTs()) {
     return [
       'GOSSIP_ERR_TS_AHEAD',
       `ts ${ts} is more than ${conn.ctx.options.maxSkewMs} ms ahead of the server's clock: fix the publisher's clock`,
