@@ -1,10 +1,8 @@
 import { defineConfig } from 'tsup';
+import { base } from '../tsup.base.js';
 
 export default defineConfig({
+  ...base,
   entry: { run: 'src/run.ts' },
-  format: 'esm',
-  target: 'node20',
-  platform: 'node',
-  sourcemap: true,
-  clean: true,
+  dts: false,
 });

@@ -1,12 +1,8 @@
 import { defineConfig } from 'tsup';
+import { base } from '../../tsup.base.js';
 
 export default defineConfig({
+  ...base,
   entry: { main: 'src/main.ts' },
-  format: 'esm',
-  target: 'node20',
-  platform: 'node',
-  dts: true,
-  sourcemap: true,
-  clean: true,
   banner: { js: '#!/usr/bin/env node' },
 });

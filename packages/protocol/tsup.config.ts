@@ -1,11 +1,7 @@
 import { defineConfig } from 'tsup';
+import { base } from '../../tsup.base.js';
 
 export default defineConfig({
+  ...base,
   entry: { index: 'src/index.ts', testing: 'src/testing.ts' },
-  format: 'esm',
-  target: 'node20',
-  platform: 'node',
-  dts: true,
-  sourcemap: true,
-  clean: true,
 });

@@ -97,10 +97,7 @@ export class IndexTable {
   tryPend(id: string, ts: bigint): number {
     let slot = this.#slots.get(id);
     if (slot === undefined) {
-      slot = this.#free.pop() ?? this.#grow();
-      this.#slots.set(id, slot);
-      this.#ids[slot] = id;
-      this.#state[slot] = PENDING;
+      slot = this.#claim(id);
     } else if (this.#pendCount[slot] !== 0) {
       if (ts <= (this.#pendTs[slot] as bigint)) return -1;
     } else if (this.#state[slot] === COMMITTED && ts <= (this.#ts[slot] as bigint)) {
@@ -113,8 +110,8 @@ export class IndexTable {
 
   /**
    * A pending append was written: points the slot at it unless a newer record is
-   * already there. Returns the segment handle and size of the record it replaced
-   * (now dead) through `replaced`, or -1 if this record was not applied.
+   * already there, and says whether it did. The record it replaced (now dead) comes
+   * back through `replaced`.
    */
   commit(slot: number, ts: bigint, seg: number, off: number, size: number, tomb: boolean, replaced: Replaced): boolean {
     this.#pendCount[slot] = (this.#pendCount[slot] as number) - 1;
@@ -130,14 +127,17 @@ export class IndexTable {
 
   /** Recovery: points `id` at a record read from disk if it is newer than what the index has. */
   load(id: string, ts: bigint, seg: number, off: number, size: number, tomb: boolean, replaced: Replaced): boolean {
-    let slot = this.#slots.get(id);
-    if (slot === undefined) {
-      slot = this.#free.pop() ?? this.#grow();
-      this.#slots.set(id, slot);
-      this.#ids[slot] = id;
-      this.#state[slot] = PENDING;
-    }
+    const slot = this.#slots.get(id) ?? this.#claim(id);
     return this.#apply(slot, ts, seg, off, size, tomb, replaced);
+  }
+
+  /** A slot for a new id, with nothing written yet. */
+  #claim(id: string): number {
+    const slot = this.#free.pop() ?? this.#grow();
+    this.#slots.set(id, slot);
+    this.#ids[slot] = id;
+    this.#state[slot] = PENDING;
+    return slot;
   }
 
   #apply(slot: number, ts: bigint, seg: number, off: number, size: number, tomb: boolean, replaced: Replaced): boolean {

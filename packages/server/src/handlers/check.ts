@@ -1,4 +1,4 @@
-import { type ErrorCode, MAX_ID_BYTES } from '@gossip/protocol';
+import { AckStatus, Durability, type ErrorCode, MAX_ID_BYTES } from '@gossip/protocol';
 import type { Connection } from '../connection.js';
 
 /**
@@ -22,4 +22,17 @@ export function refusal(conn: Connection, id: string, ts: bigint, data: Uint8Arr
     ];
   }
   return undefined;
+}
+
+/**
+ * Applies `refusal`: a refused publish or emit gets an error ack (with its reqId, 0 for
+ * an emit that asked for none) and is counted. Returns whether it was refused.
+ */
+export function refuse(conn: Connection, reqId: number, id: string, ts: bigint, data: Uint8Array): boolean {
+  const refused = refusal(conn, id, ts, data);
+  if (!refused) return false;
+  conn.ctx.stats.refused++;
+  conn.enc.ack(reqId, AckStatus.Error, Durability.None, refused[0], refused[1]);
+  conn.touch();
+  return true;
 }

@@ -1,20 +1,14 @@
 import { AckStatus, Durability, type EmitFrame } from '@gossip/protocol';
 import type { Connection } from '../connection.js';
-import { refusal } from './check.js';
+import { refuse } from './check.js';
 
 /** Emit: the same limits as a publish, then a transient broadcast; never stored (docs/PROTOCOL.md, P2). */
 export function onEmit(conn: Connection, f: EmitFrame): void {
   const { ctx } = conn;
   ctx.stats.messagesIn++;
   ctx.stats.emits++;
-  const refused = refusal(conn, f.id, f.ts, f.data);
-  if (refused) {
-    ctx.stats.refused++;
-    // reqId 0 asked for no ack, but an error is still reported, as an ack with reqId 0.
-    conn.enc.ack(f.reqId, AckStatus.Error, Durability.None, refused[0], refused[1]);
-    conn.touch();
-    return;
-  }
+  // reqId 0 asked for no ack, but a refusal is still reported, as an ack with reqId 0.
+  if (refuse(conn, f.reqId, f.id, f.ts, f.data)) return;
   ctx.broadcast(conn, true, f.id, f.ts, f.data);
   if (f.reqId !== 0) {
     conn.enc.ack(f.reqId, AckStatus.Accepted, Durability.None);

@@ -1,7 +1,7 @@
 import { AckStatus, Durability, GossipError, type PublishFrame } from '@gossip/protocol';
 import type { AppendResult } from '@gossip/store';
 import type { Connection } from '../connection.js';
-import { refusal } from './check.js';
+import { refuse } from './check.js';
 
 /**
  * Publishes waiting for one store promise. The store settles every append of a group
@@ -21,13 +21,7 @@ export function onPublish(conn: Connection, f: PublishFrame): void {
   const { ctx } = conn;
   ctx.stats.messagesIn++;
   ctx.stats.publishes++;
-  const refused = refusal(conn, f.id, f.ts, f.data);
-  if (refused) {
-    ctx.stats.refused++;
-    conn.enc.ack(f.reqId, AckStatus.Error, Durability.None, refused[0], refused[1]);
-    conn.touch();
-    return;
-  }
+  if (refuse(conn, f.reqId, f.id, f.ts, f.data)) return;
   const promise = ctx.store.append(f.id, f.ts, f.data);
   let waiting = lastWaiting;
   if (promise !== lastPromise || !waiting) {
