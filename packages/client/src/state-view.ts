@@ -23,14 +23,23 @@ export interface StateViewEvents<T> {
  * newest ts wins, a tombstone deletes, and after a resync the ids the snapshot did not
  * contain are dropped (docs/PROTOCOL.md, R3).
  */
+/** An entry and the resync generation that last wrote it. */
+interface Held<T> extends Entry<T> {
+  gen: number;
+}
+
 export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
-  readonly #map = new Map<string, Entry<T>>();
+  readonly #map = new Map<string, Held<T>>();
   /** Tombstones seen: their ts keeps an older message from resurrecting the id. */
   readonly #deletedAt = new Map<string, bigint>();
   readonly #client: GossipClient<T>;
   readonly #transient: boolean;
-  /** Set while a snapshot is applied: ids it has sent. */
-  #fresh: Set<string> | undefined;
+  /**
+   * Bumped at each resync; entries the snapshot writes carry the new value, so at its
+   * end the entries with an older one are the ids it did not contain.
+   */
+  #gen = 0;
+  #inSnapshot = false;
 
   constructor(client: GossipClient<T>, options: StateViewOptions = {}) {
     super();
@@ -50,7 +59,8 @@ export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
   }
 
   entry(id: string): Entry<T> | undefined {
-    return this.#map.get(id);
+    const held = this.#map.get(id);
+    return held && { value: held.value, ts: held.ts };
   }
 
   has(id: string): boolean {
@@ -82,45 +92,48 @@ export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
   }
 
   readonly #onResync = (): void => {
-    this.#fresh = new Set();
+    this.#gen++;
+    this.#inSnapshot = true;
+    // Deletes remembered from before may belong to another log: the snapshot is the truth now.
+    this.#deletedAt.clear();
   };
 
   readonly #onSynced = (info: { snapshot: boolean }): void => {
-    const fresh = this.#fresh;
-    if (info.snapshot && fresh) {
-      this.#fresh = undefined;
-      for (const [id, entry] of [...this.#map]) {
-        if (!fresh.has(id)) {
+    if (info.snapshot && this.#inSnapshot) {
+      this.#inSnapshot = false;
+      const gen = this.#gen;
+      for (const [id, held] of this.#map) {
+        // Deleting the current entry while iterating a Map is safe.
+        if (held.gen !== gen) {
           this.#map.delete(id);
-          this.emit('change', id, undefined, entry);
+          this.emit('change', id, undefined, { value: held.value, ts: held.ts });
         }
       }
-      for (const id of [...this.#deletedAt.keys()]) if (!fresh.has(id)) this.#deletedAt.delete(id);
     }
     this.emit('synced');
   };
 
   readonly #onMessage = (m: ClientMessage<T>): void => {
     if (m.transient && !this.#transient) return;
-    const previous = this.#map.get(m.id);
-    const fresh = this.#fresh;
-    if (fresh && !fresh.has(m.id) && !m.transient) {
-      // The first word on an id after a resync is the truth, whatever its ts.
-      fresh.add(m.id);
-    } else {
-      const newest = previous?.ts ?? this.#deletedAt.get(m.id);
+    const held = this.#map.get(m.id);
+    // The first word on an id after a resync is the truth, whatever its ts.
+    const firstAfterResync = this.#inSnapshot && !m.transient && held?.gen !== this.#gen;
+    if (!firstAfterResync) {
+      const newest = held?.ts ?? (this.#deletedAt.size > 0 ? this.#deletedAt.get(m.id) : undefined);
       if (newest !== undefined && m.ts <= newest) return;
     }
+    const notify = this.listenerCount('change') > 0;
+    const previous = notify && held ? { value: held.value, ts: held.ts } : undefined;
     if (m.deleted) {
       this.#deletedAt.set(m.id, m.ts);
-      if (!previous) return;
+      if (!held) return;
       this.#map.delete(m.id);
-      this.emit('change', m.id, undefined, previous);
+      if (notify) this.emit('change', m.id, undefined, previous);
       return;
     }
-    this.#deletedAt.delete(m.id);
-    const entry: Entry<T> = { value: m.value as T, ts: m.ts };
+    if (this.#deletedAt.size > 0) this.#deletedAt.delete(m.id);
+    const entry: Held<T> = { value: m.value as T, ts: m.ts, gen: this.#gen };
     this.#map.set(m.id, entry);
-    this.emit('change', m.id, entry, previous);
+    if (notify) this.emit('change', m.id, { value: entry.value, ts: entry.ts }, previous);
   };
 }
