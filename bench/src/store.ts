@@ -88,12 +88,14 @@ async function fill(store: Store, records: number, ids: number): Promise<void> {
 
 async function recoveryReplayCompaction(records: number, ids: number): Promise<Row[]> {
   return withDir(async (dir) => {
-    let store = await Store.open({ dir, fsync: 'never', compactThreshold: 0 });
+    // 8 MiB segments, so that most of the log is sealed and compaction has work to do.
+    const segmentBytes = 8 * 1024 * 1024;
+    let store = await Store.open({ dir, fsync: 'never', compactThreshold: 0, segmentBytes });
     await fill(store, records, ids);
     await store.close();
 
     let t0 = performance.now();
-    store = await Store.open({ dir, compactThreshold: 0 });
+    store = await Store.open({ dir, compactThreshold: 0, segmentBytes });
     const recoveryMs = performance.now() - t0;
 
     t0 = performance.now();
