@@ -26,6 +26,10 @@ export interface Config {
   maxFetchIds: number;
   tokens: string[];
   insecure: boolean;
+  /** Serve the original gossip protocol on the same port (--legacy on|off). */
+  legacy: boolean;
+  /** Serve it even with tokens set, though its handshake cannot carry one. */
+  legacyWithTokens: boolean;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   tlsCa: string | undefined;
@@ -171,6 +175,20 @@ export const SETTINGS: Setting[] = [
     help: 'allow a non-loopback --host without tokens',
   },
   {
+    flag: 'legacy',
+    env: 'GOSSIP_LEGACY',
+    kind: 'string',
+    default: 'on',
+    help: 'on | off: also serve the original gossip protocol on the same port (docs/PROTOCOL.md, Legacy protocol)',
+  },
+  {
+    flag: 'legacy-with-tokens',
+    env: 'GOSSIP_LEGACY_WITH_TOKENS',
+    kind: 'bool',
+    default: 'false',
+    help: 'serve the original protocol even with tokens set: it cannot carry a token, so anyone who reaches the port can read and write',
+  },
+  {
     flag: 'tls-cert',
     env: 'GOSSIP_TLS_CERT',
     kind: 'string',
@@ -283,6 +301,10 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
     throw new ConfigError(`--log-level must be trace, debug, info, warn or error, got ${logLevel}`);
   }
 
+  const legacy = get('legacy');
+  if (legacy !== 'on' && legacy !== 'off')
+    throw new ConfigError(`--legacy must be on or off, got ${JSON.stringify(legacy)}`);
+
   const tokens = [...((raw(setting('token')) as string[] | undefined) ?? [])];
   const tokenFile = get('token-file');
   if (tokenFile) {
@@ -330,6 +352,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
       maxFetchIds: int('max-fetch-ids', 1, 65535),
       tokens,
       insecure: bool('insecure'),
+      legacy: legacy === 'on',
+      legacyWithTokens: bool('legacy-with-tokens'),
       tlsCert,
       tlsKey,
       tlsCa: get('tls-ca'),

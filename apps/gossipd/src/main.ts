@@ -112,6 +112,8 @@ async function main(): Promise<void> {
       port: config.port,
       tokens: config.tokens,
       allowInsecure: config.insecure,
+      legacy: config.legacy,
+      legacyWithTokens: config.legacyWithTokens,
       maxConnections: config.maxConnections,
       helloTimeoutMs: config.helloTimeoutMs,
       idleTimeoutMs: config.idleTimeoutMs,
@@ -140,6 +142,7 @@ async function main(): Promise<void> {
         port: address.port,
         tls: Boolean(config.tlsCert),
         auth: config.tokens.length > 0,
+        legacy: config.legacy,
         dataDir: config.dataDir,
         fsync: config.fsync,
         epoch: store.epoch,
@@ -147,6 +150,12 @@ async function main(): Promise<void> {
       },
       `gossipd ${VERSION} listening on ${scheme}://${address.address}:${address.port}`,
     );
+    if (config.legacy && config.legacyWithTokens && config.tokens.length > 0) {
+      log.warn(
+        'the original gossip protocol is served without auth (--legacy-with-tokens): ' +
+          'anyone who reaches the port can read and write through it',
+      );
+    }
   } catch (error) {
     const code = error instanceof GossipError ? error.code : undefined;
     log.fatal({ err: error, code }, `gossipd could not start: ${(error as Error).message}`);

@@ -44,6 +44,11 @@ export function createMetrics(getServer: () => GossipServer | undefined, getStor
     'Open client connections',
     server((s) => s.stats.connections),
   );
+  gauge(
+    'gossip_legacy_connections',
+    'Open connections speaking the original gossip protocol',
+    server((s) => s.stats.legacyConnections),
+  );
   counter(
     'gossip_connections_total',
     'Connections accepted',

@@ -90,6 +90,18 @@ describe('config', () => {
     }
   });
 
+  it('config - the original protocol is served by default, and --legacy / GOSSIP_LEGACY turn it off', () => {
+    expect(run([])).toMatchObject({ legacy: true, legacyWithTokens: false });
+    expect(run(['--legacy', 'off']).legacy).toBe(false);
+    expect(run([], { GOSSIP_LEGACY: 'off' }).legacy).toBe(false);
+    expect(run(['--legacy', 'on'], { GOSSIP_LEGACY: 'off' }).legacy).toBe(true);
+    expect(run(['--legacy-with-tokens']).legacyWithTokens).toBe(true);
+    expect(run([], { GOSSIP_LEGACY_WITH_TOKENS: 'true' }).legacyWithTokens).toBe(true);
+    expect(() => parseConfig(['--legacy', 'maybe'], {}, false)).toThrow(
+      expect.objectContaining({ code: 'GOSSIP_ERR_CONFIG', message: expect.stringMatching(/--legacy/) }),
+    );
+  });
+
   it('config - --help and --version are recognised', () => {
     expect(parseConfig(['--help'], {}, false).kind).toBe('help');
     expect(parseConfig(['-v'], {}, false).kind).toBe('version');

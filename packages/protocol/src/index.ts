@@ -42,6 +42,27 @@ export type {
   WelcomeFrame,
   WelcomeOptions,
 } from './frames.js';
+export type {
+  LegacyDecoderOptions,
+  LegacyEncoderOptions,
+  LegacyFrame,
+  LegacyHello,
+  LegacyMessage,
+  LegacyReplayDone,
+  LegacyWelcome,
+} from './legacy.js';
+export {
+  LEGACY_COMPRESS_MIN_BYTES,
+  LEGACY_FIRST_BYTE,
+  LEGACY_HELLO_BYTES,
+  LEGACY_MAGIC,
+  LEGACY_WELCOME,
+  LegacyDecoder,
+  LegacyEncoder,
+  LegacyKind,
+  LegacyTag,
+  unwrapLegacyPayload,
+} from './legacy.js';
 export {
   DEFAULT_MAX_DATA_BYTES,
   DEFAULT_MAX_FRAME_BYTES,

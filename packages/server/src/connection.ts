@@ -6,6 +6,7 @@ import {
   FrameEncoder,
   FrameKind,
   GossipError,
+  LEGACY_FIRST_BYTE,
   MIN_TS,
 } from '@gossip/protocol';
 import type { ServerContext } from './context.js';
@@ -69,7 +70,7 @@ export class Connection {
     this.socket = socket;
     this.#decoder = new FrameDecoder((frame) => this.#onFrame(frame), { maxFrameBytes: ctx.maxFrameBytes });
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.once('data', (chunk: Buffer) => this.#onFirstData(chunk));
     socket.on('error', (error) => ctx.log.debug({ conn: this.id, err: error }, 'socket error'));
     socket.on('end', () => this.#onEnd());
     socket.on('close', () => this.#onClose());
@@ -186,6 +187,21 @@ export class Connection {
     this.#held = [];
     this.#heldBytes = 0;
     this.fatal('GOSSIP_ERR_SLOW_CONSUMER', `more than ${this.ctx.options.maxOutboundBytes} bytes waiting: read faster`);
+  }
+
+  /**
+   * The first byte tells the protocol (docs/PROTOCOL.md, "Telling native from legacy
+   * connections"): `G` hands the socket to a legacy connection; anything else stays here,
+   * and later chunks go straight to `#onData`.
+   */
+  #onFirstData(chunk: Buffer): void {
+    if (chunk[0] === LEGACY_FIRST_BYTE && this.#state === 'hello') {
+      this.setState('closed');
+      this.ctx.adoptLegacy(this, chunk);
+      return;
+    }
+    this.socket.on('data', (c: Buffer) => this.#onData(c));
+    this.#onData(chunk);
   }
 
   #onData(chunk: Buffer): void {

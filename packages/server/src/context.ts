@@ -1,6 +1,7 @@
 import type { Store } from '@gossip/store';
 import type { TokenSet } from './auth.js';
 import type { Connection, ConnectionState } from './connection.js';
+import type { LegacyConnection } from './legacy-connection.js';
 import type { ServerLogger } from './options.js';
 import type { ServerStats } from './stats.js';
 
@@ -15,6 +16,10 @@ export interface ResolvedOptions {
   maxOutboundBytes: number;
   maxSkewMs: number;
   maxFetchIds: number;
+  /** Serve the original gossip protocol beside the native one (legacy-connection.ts). */
+  legacy: boolean;
+  /** Serve it even when tokens are configured, though it cannot carry one. */
+  legacyWithTokens: boolean;
 }
 
 /** What connections and handlers need of the server. */
@@ -32,8 +37,13 @@ export interface ServerContext {
   /** The newest ts the skew check lets in: now + max skew, recomputed at most once a millisecond. */
   latestAllowedTs(): bigint;
   /** Queues a persisted or transient message for every live connection, encoded once. */
-  broadcast(origin: Connection, transient: boolean, id: string, ts: bigint, data: Uint8Array): void;
+  broadcast(origin: Connection | LegacyConnection, transient: boolean, id: string, ts: bigint, data: Uint8Array): void;
   markDirty(conn: Connection): void;
   stateChanged(conn: Connection, from: ConnectionState, to: ConnectionState): void;
   closed(conn: Connection): void;
+  /** A connection whose first byte is the legacy `G`: the server hands its socket to a `LegacyConnection`. */
+  adoptLegacy(conn: Connection, first: Buffer): void;
+  /** A legacy connection joins (replay, live) or leaves the legacy broadcast. */
+  legacyStateChanged(conn: LegacyConnection, live: boolean): void;
+  legacyClosed(conn: LegacyConnection): void;
 }

@@ -48,6 +48,18 @@ export interface ServerOptions {
   maxSkewMs?: number;
   /** Ids one fetch may name. Default 10 000. */
   maxFetchIds?: number;
+  /**
+   * Serve the original gossip protocol on the same port: a connection whose first byte
+   * is `G` (its handshake, `GOSSIP`) speaks it (docs/PROTOCOL.md, "Legacy protocol").
+   * Default true.
+   */
+  legacy?: boolean;
+  /**
+   * Serve the original protocol even when `tokens` are set. Its handshake cannot carry a
+   * token, so anyone who reaches the port can then read and write through it. Default
+   * false: with tokens, a legacy handshake is refused.
+   */
+  legacyWithTokens?: boolean;
   logger?: ServerLogger;
   /** The server's clock, for the skew check. Default: the protocol's `now()`. */
   now?: () => bigint;
@@ -63,4 +75,6 @@ export const DEFAULTS = {
   maxOutboundBytes: 64 * 1024 * 1024,
   maxSkewMs: 1_000,
   maxFetchIds: 10_000,
+  legacy: true,
+  legacyWithTokens: false,
 } as const;

@@ -6,6 +6,7 @@ import type { Store } from '@gossip/store';
 import { TokenSet } from './auth.js';
 import { Connection, type ConnectionState } from './connection.js';
 import type { ResolvedOptions, ServerContext } from './context.js';
+import { LegacyConnection, legacyBroadcast } from './legacy-connection.js';
 import { DEFAULTS, type ServerLogger, type ServerOptions } from './options.js';
 import { emptyStats, type ServerStats } from './stats.js';
 
@@ -30,13 +31,15 @@ export class GossipServer extends EventEmitter implements ServerContext {
   readonly #tls: ServerOptions['tls'];
   readonly #allowInsecure: boolean;
   #server: Server | undefined;
-  readonly #conns = new Set<Connection>();
+  readonly #conns = new Set<Connection | LegacyConnection>();
   /** Connections that receive broadcasts: replaying or live. */
   readonly #live = new Set<Connection>();
+  /** Legacy connections replaying or live: they get each tick's broadcast in the original encoding. */
+  readonly #legacyLive = new Set<LegacyConnection>();
   readonly #dirty = new Set<Connection>();
   #flushScheduled = false;
   readonly #bcast = new FrameEncoder({ slabBytes: 256 * 1024 });
-  #bcastOrigins: Connection[] = [];
+  #bcastOrigins: (Connection | LegacyConnection)[] = [];
   #bcastEnds: number[] = [];
   #closing: Promise<void> | undefined;
   #allowedAtMs = -1;
@@ -55,6 +58,8 @@ export class GossipServer extends EventEmitter implements ServerContext {
       maxOutboundBytes: options.maxOutboundBytes ?? DEFAULTS.maxOutboundBytes,
       maxSkewMs: options.maxSkewMs ?? DEFAULTS.maxSkewMs,
       maxFetchIds: options.maxFetchIds ?? DEFAULTS.maxFetchIds,
+      legacy: options.legacy ?? DEFAULTS.legacy,
+      legacyWithTokens: options.legacyWithTokens ?? DEFAULTS.legacyWithTokens,
     };
     this.tokens = new TokenSet(options.tokens ?? []);
     this.log = options.logger ?? silent;
@@ -166,7 +171,7 @@ export class GossipServer extends EventEmitter implements ServerContext {
     return this.#allowedTs;
   }
 
-  broadcast(origin: Connection, transient: boolean, id: string, ts: bigint, data: Uint8Array): void {
+  broadcast(origin: Connection | LegacyConnection, transient: boolean, id: string, ts: bigint, data: Uint8Array): void {
     this.#bcast.message(transient ? MessageFlags.Transient : 0, id, ts, data);
     this.#bcastOrigins.push(origin);
     this.#bcastEnds.push(this.#bcast.pendingBytes);
@@ -187,6 +192,24 @@ export class GossipServer extends EventEmitter implements ServerContext {
     this.#conns.delete(conn);
     this.#live.delete(conn);
     this.#dirty.delete(conn);
+    this.stats.connections = this.#conns.size;
+  }
+
+  // Connections speaking the original protocol (legacy-connection.ts).
+
+  adoptLegacy(conn: Connection, first: Buffer): void {
+    this.#conns.delete(conn);
+    this.#conns.add(new LegacyConnection(this, conn.socket, conn.id, first));
+  }
+
+  legacyStateChanged(conn: LegacyConnection, live: boolean): void {
+    if (live) this.#legacyLive.add(conn);
+    else this.#legacyLive.delete(conn);
+  }
+
+  legacyClosed(conn: LegacyConnection): void {
+    this.#conns.delete(conn);
+    this.#legacyLive.delete(conn);
     this.stats.connections = this.#conns.size;
   }
 
@@ -217,6 +240,11 @@ export class GossipServer extends EventEmitter implements ServerContext {
           conn.deliver(bytes, origins.length);
         }
       }
+      // The same messages in the original protocol's form, encoded once for every legacy client.
+      if (this.#legacyLive.size > 0) {
+        const legacy = legacyBroadcast(bytes, ends);
+        for (const conn of this.#legacyLive) conn.deliver(legacy, origins.length);
+      }
     }
     for (const conn of this.#dirty) conn.flush();
     this.#dirty.clear();
@@ -227,7 +255,7 @@ export class GossipServer extends EventEmitter implements ServerContext {
 function withoutOrigin(
   bytes: Buffer,
   ends: number[],
-  origins: Connection[],
+  origins: (Connection | LegacyConnection)[],
   conn: Connection,
 ): { bytes: Buffer; count: number } {
   const parts: Buffer[] = [];

@@ -3,6 +3,8 @@ export interface ServerStats {
   connections: number;
   connectionsTotal: number;
   connectionsRefused: number;
+  /** Open connections speaking the original protocol (a part of `connections`). */
+  legacyConnections: number;
   messagesIn: number;
   bytesIn: number;
   messagesOut: number;
@@ -26,6 +28,7 @@ export function emptyStats(): ServerStats {
     connections: 0,
     connectionsTotal: 0,
     connectionsRefused: 0,
+    legacyConnections: 0,
     messagesIn: 0,
     bytesIn: 0,
     messagesOut: 0,

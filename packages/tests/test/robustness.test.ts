@@ -509,6 +509,9 @@ const LIVE_KINDS = new Set<number>([
 ]);
 
 function fateOf(bytes: Buffer): Fate {
+  // A first byte 0x47 ('G') is the original protocol's handshake: the server answers in
+  // that protocol (a text line, never an error frame) and legacy.test.ts checks how.
+  if (bytes[0] === 0x47) return { code: null, decoder: false, partial: false };
   let state: 'hello' | 'live' = 'hello';
   let code: Fate['code'] = null;
   const dec = new FrameDecoder(
