@@ -3,6 +3,8 @@ import { base } from '../tsup.base.js';
 
 export default defineConfig({
   ...base,
-  entry: { run: 'src/run.ts' },
+  entry: { run: 'src/run.ts', peers: 'src/peers.ts' },
+  // the peers' clients are devDependencies: load them from node_modules, do not bundle them
+  external: ['mqtt', 'nats', 'ioredis'],
   dts: false,
 });

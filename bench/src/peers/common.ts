@@ -1,0 +1,392 @@
+/**
+ * What the peer benchmark shares: sizes from the environment, child processes that are
+ * always stopped, temporary folders that are always removed, free ports, and the drivers
+ * (windowed publish, paced publish) that run the same workload over every system's adapter.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { accessSync, constants, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { type AddressInfo, connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+
+export const HOST = '127.0.0.1';
+export const INSTALL_HINT = 'apt-get update && apt-get install -y mosquitto nats-server redis-server';
+
+function num(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name}=${v} is not a positive number`);
+  return n;
+}
+
+/** Workload sizes: GOSSIP_BENCH_SCALE scales the defaults, the GOSSIP_PEERS_* variables set one each. */
+export function config() {
+  const scale = num('GOSSIP_BENCH_SCALE', 1);
+  const ids = Math.round(num('GOSSIP_PEERS_IDS', 20_000 * scale));
+  return {
+    scale,
+    /** W1: distinct ids, messages published over them. */
+    ids,
+    messages: Math.max(ids, Math.round(num('GOSSIP_PEERS_MESSAGES', 200_000 * scale))),
+    /** Set: every peer's publisher uses it; unset: each its own `window` (what suited it best in our trials). */
+    window: process.env.GOSSIP_PEERS_WINDOW ? Math.round(num('GOSSIP_PEERS_WINDOW', 0)) : undefined,
+    /** W2: subscribers, messages for the delivered rate, the fixed rate and duration of the latency run. */
+    subscribers: Math.round(num('GOSSIP_PEERS_SUBSCRIBERS', 10)),
+    fanoutMessages: Math.round(num('GOSSIP_PEERS_FANOUT_MESSAGES', 100_000 * scale)),
+    rate: Math.round(num('GOSSIP_PEERS_RATE', 10_000)),
+    latencySeconds: num('GOSSIP_PEERS_LATENCY_SECONDS', Math.max(1, 3 * scale)),
+    warmupSeconds: process.env.GOSSIP_PEERS_WARMUP_SECONDS === '0' ? 0 : num('GOSSIP_PEERS_WARMUP_SECONDS', 1),
+    /** Every system runs every workload this many times (interleaved); each figure is the best run. */
+    repeats: Math.round(num('GOSSIP_PEERS_REPEATS', 2)),
+    /** Any one workload on one system gives up after this long. */
+    timeoutMs: num('GOSSIP_PEERS_TIMEOUT_S', 120) * 1000,
+  };
+}
+export type Config = ReturnType<typeof config>;
+
+/** Every message is 100 B (as in the server suite's pipelinedPublish). */
+export const PAYLOAD_BYTES = 100;
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Rejects with a clear message when `p` takes longer than `ms`. */
+export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: no result after ${ms / 1000} s`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A deferred promise. */
+export function deferred<T = void>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+// ---------------------------------------------------------------- processes and folders
+
+const children = new Set<ChildProcess>();
+const folders = new Set<string>();
+
+/** Last resort: whatever is still running when this process exits is killed. */
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  for (const d of folders) rmSync(d, { recursive: true, force: true });
+});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    // clients whose server is killed now fail: that is expected, not worth a stack trace
+    process.on('uncaughtException', () => undefined);
+    process.on('unhandledRejection', () => undefined);
+    void cleanupAll().finally(() => process.exit(130));
+  });
+}
+
+/** Makes sure `child` is killed if this process exits while it runs. */
+export function track(child: ChildProcess): void {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+}
+
+export async function cleanupAll(): Promise<void> {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await Promise.all([...folders].map((d) => rm(d, { recursive: true, force: true })));
+  folders.clear();
+}
+
+export async function tempDir(prefix: string): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), `gossip-peers-${prefix}-`));
+  folders.add(d);
+  return d;
+}
+
+export async function removeDir(d: string): Promise<void> {
+  await rm(d, { recursive: true, force: true });
+  folders.delete(d);
+}
+
+/** A server binary in its own process; its output is kept (the tail) for error messages. */
+export class Proc {
+  readonly child: ChildProcess;
+  private out = '';
+  private readonly exited: Promise<void>;
+
+  constructor(
+    readonly name: string,
+    bin: string,
+    args: string[],
+    cwd?: string,
+  ) {
+    this.child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+    children.add(this.child);
+    const keep = (c: Buffer) => {
+      this.out = (this.out + c.toString()).slice(-4000);
+    };
+    this.child.stdout?.on('data', keep);
+    this.child.stderr?.on('data', keep);
+    this.exited = new Promise<void>((resolve) => {
+      this.child.once('exit', () => {
+        children.delete(this.child);
+        resolve();
+      });
+      this.child.once('error', (e) => {
+        this.out += `\n${e.message}`;
+        children.delete(this.child);
+        resolve();
+      });
+    });
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null && children.has(this.child);
+  }
+
+  get output(): string {
+    return this.out;
+  }
+
+  /** Resolves once the port accepts a TCP connection; throws if the process exits first. */
+  async waitPort(port: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      if (!this.running) throw new Error(`${this.name} exited before listening:\n${this.out}`);
+      if (await canConnect(port)) return;
+      if (performance.now() > deadline) throw new Error(`${this.name} not listening on ${port} after ${timeoutMs} ms`);
+      await sleep(2);
+    }
+  }
+
+  /** SIGTERM (a clean shutdown: each server saves what it keeps), SIGKILL after 30 s. */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(port, HOST);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, HOST);
+  await once(s, 'listening');
+  const { port } = s.address() as AddressInfo;
+  s.close();
+  await once(s, 'close');
+  return port;
+}
+
+/** The executable `name` on PATH or in the sbin folders (Debian puts mosquitto and nats-server there). */
+export function findBinary(name: string, envVar: string): string | null {
+  const executable = (p: string) => {
+    try {
+      accessSync(p, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const given = process.env[envVar];
+  if (given) return executable(given) ? given : null;
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin'];
+  for (const d of dirs) if (d && executable(join(d, name))) return join(d, name);
+  return null;
+}
+
+/** The first line of `bin args` output that mentions a version. */
+export function binaryVersion(bin: string, args: string[]): string {
+  const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 5000 });
+  const text = `${r.stdout ?? ''}\n${r.stderr ?? ''}`;
+  const line = text.split('\n').find((l) => /v?\d+\.\d+\.\d+/.test(l));
+  return line?.trim() ?? 'unknown version';
+}
+
+/** The version of a package installed in the bench package's node_modules. */
+export function packageVersion(name: string): string {
+  const p = new URL(`../node_modules/${name}/package.json`, import.meta.url);
+  try {
+    return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** A Buffer view of `b` (ioredis sends anything that is not a Buffer as a string). */
+export function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+// ---------------------------------------------------------------- the adapters' shape
+
+/** A running server of one system. */
+export interface Server {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** One connection that publishes durably; `onAck(n)` is called as the server acknowledges n more. */
+export interface Publisher {
+  send(id: string, data: Uint8Array): void;
+  /** Hands whatever was batched by `send` to the socket. */
+  flush(): void;
+  onAck: (n: number) => void;
+  onError: (e: Error) => void;
+  close(): Promise<void>;
+}
+
+export interface Subscription {
+  close(): Promise<void>;
+}
+
+export interface System {
+  /** Column name. */
+  name: string;
+  /** How the server is configured, for the header and RESULTS.md. */
+  describe: string;
+  /** Why it cannot run here (binary missing, with how to install it), or null. */
+  missing(): string | null;
+  /** Server binary and client package versions. */
+  versions(): string;
+  /** Starts on a free loopback port with `dataDir`; resolves once it accepts connections. */
+  start(dataDir: string): Promise<Server>;
+  publisher(port: number): Promise<Publisher>;
+  /** How many publishes `publisher` keeps unacknowledged in W1 and W2 (unless GOSSIP_PEERS_WINDOW says). */
+  window: number;
+  /** W1 override: resolves with msgs/s once all `total` are acked (gossipd uses its native pipelined publisher). */
+  pipelined?(port: number, total: number, ids: readonly string[]): Promise<number>;
+  /** A live subscriber to every id; resolves once subscribed. */
+  subscribe(port: number, onData: (data: Uint8Array) => void): Promise<Subscription>;
+  /** A new client gets the newest value of every id; resolves with how many ids it got. */
+  catchUp(port: number, expected: number): Promise<number>;
+}
+
+// ---------------------------------------------------------------- drivers
+
+/** Publishes `total` messages over `ids` with at most `window` unacknowledged; resolves with msgs/s. */
+export async function windowedPublish(
+  pub: Publisher,
+  total: number,
+  ids: readonly string[],
+  window: number,
+  data: Uint8Array,
+): Promise<number> {
+  let sent = 0;
+  let acked = 0;
+  const done = deferred();
+  const pump = () => {
+    if (sent - acked > window / 2) return;
+    while (sent < total && sent - acked < window) {
+      pub.send(ids[sent % ids.length] as string, data);
+      sent++;
+    }
+    pub.flush();
+  };
+  pub.onError = (e) => done.reject(e);
+  pub.onAck = (n) => {
+    acked += n;
+    if (acked >= total) done.resolve();
+    else pump();
+  };
+  const t0 = performance.now();
+  pump();
+  await done.promise;
+  return (total / (performance.now() - t0)) * 1000;
+}
+
+/** Writes process.hrtime.bigint() into the first 8 bytes. */
+export function stamp(b: Uint8Array): void {
+  const t = process.hrtime.bigint();
+  const hi = Number(t >> 32n);
+  const lo = Number(t & 0xffffffffn);
+  b[0] = hi >>> 24;
+  b[1] = (hi >>> 16) & 0xff;
+  b[2] = (hi >>> 8) & 0xff;
+  b[3] = hi & 0xff;
+  b[4] = lo >>> 24;
+  b[5] = (lo >>> 16) & 0xff;
+  b[6] = (lo >>> 8) & 0xff;
+  b[7] = lo & 0xff;
+}
+
+/** Milliseconds since the stamp in the first 8 bytes. */
+export function ageMs(b: Uint8Array): number {
+  const hi = ((b[0] as number) * 2 ** 24 + ((b[1] as number) << 16) + ((b[2] as number) << 8) + (b[3] as number)) >>> 0;
+  const lo = ((b[4] as number) * 2 ** 24 + ((b[5] as number) << 16) + ((b[6] as number) << 8) + (b[7] as number)) >>> 0;
+  const t = (BigInt(hi) << 32n) | BigInt(lo);
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+/** Publishes `total` stamped messages at `rate` per second; resolves once all are acked. */
+export async function pacedPublish(pub: Publisher, rate: number, total: number, ids: readonly string[]): Promise<void> {
+  let sent = 0;
+  let acked = 0;
+  const done = deferred();
+  pub.onError = (e) => done.reject(e);
+  pub.onAck = (n) => {
+    acked += n;
+    if (acked >= total) done.resolve();
+  };
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate));
+      while (sent < due) {
+        // a fresh buffer each time: some clients keep a reference until the write is done
+        const data = Buffer.alloc(PAYLOAD_BYTES);
+        stamp(data);
+        pub.send(ids[sent % ids.length] as string, data);
+        sent++;
+      }
+      pub.flush();
+      // a 1 ms timer, not a spinning loop: the benchmark process must not take the core the server needs
+      if (sent < total) setTimeout(tick, 1);
+      else resolve();
+    };
+    tick();
+  });
+  await done.promise;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number;
+}
+
+/** Runs `fn` until it succeeds (for a server that accepts connections before it can answer). */
+export async function retry<T>(fn: () => Promise<T>, timeoutMs: number, pauseMs = 5): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (performance.now() > deadline) throw e;
+      await sleep(pauseMs);
+    }
+  }
+}
