@@ -736,8 +736,13 @@ export class GossipClient<T = Uint8Array> {
       throw new GossipError('GOSSIP_ERR_CONNECTION_CLOSED', 'not connected: call connect() first');
     await new Promise<void>((resolve, reject) => {
       const onState = (s: ClientState) => {
-        if (s === 'replaying' || s === 'ready') done(), resolve();
-        else if (s === 'closed') done(), reject(closedError());
+        if (s === 'replaying' || s === 'ready') {
+          done();
+          resolve();
+        } else if (s === 'closed') {
+          done();
+          reject(closedError());
+        }
       };
       const onAbort = () => {
         done();

@@ -15,6 +15,7 @@ import { onFetch } from './handlers/fetch.js';
 import { onHello } from './handlers/hello.js';
 import { onPing } from './handlers/ping.js';
 import { onPublish } from './handlers/publish.js';
+import { drained, endWithGrace, PROTOCOL_ERRORS, replayPacing } from './pacing.js';
 
 /**
  * One connection's life, changed only through `setState`:
@@ -23,29 +24,7 @@ import { onPublish } from './handlers/publish.js';
  */
 export type ConnectionState = 'hello' | 'replay' | 'live' | 'closed';
 
-/**
- * Past this many bytes in the socket's buffer, a replay waits for `drain`; and the most
- * record bytes it reads per batch. Both shrink to a quarter of the outbound cap, so a
- * replay to a client that keeps reading never trips the cap (high water plus one batch
- * stays under half of it).
- */
-const REPLAY_HIGH_WATER = 4 * 1024 * 1024;
-const REPLAY_BATCH_BYTES = 1024 * 1024;
-/** How long a closing connection may take to flush its last frames. */
-const CLOSE_GRACE_MS = 2_000;
-
 let nextId = 1;
-
-/** Fatal errors caused by what a client sent: counted as protocol errors. */
-const PROTOCOL_ERRORS = new Set<ErrorCode>([
-  'GOSSIP_ERR_FRAME_TOO_LARGE',
-  'GOSSIP_ERR_MALFORMED_FRAME',
-  'GOSSIP_ERR_UNKNOWN_FRAME',
-  'GOSSIP_ERR_BAD_MAGIC',
-  'GOSSIP_ERR_UNSUPPORTED_VERSION',
-  'GOSSIP_ERR_UNEXPECTED_FRAME',
-  'GOSSIP_ERR_ID_NOT_UTF8',
-]);
 
 export class Connection {
   readonly id = nextId++;
@@ -171,9 +150,7 @@ export class Connection {
       socket.cork();
       for (const b of out) socket.write(b);
       socket.uncork();
-      socket.end();
-      // A peer that does not read must not keep the socket (and its buffer) forever.
-      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+      endWithGrace(socket);
     }
   }
 
@@ -265,9 +242,7 @@ export class Connection {
     const newestTs = store.newestTs ?? MIN_TS;
     let count = 0;
     const socket = this.socket;
-    const quarter = Math.floor(this.ctx.options.maxOutboundBytes / 4);
-    const highWater = Math.min(REPLAY_HIGH_WATER, quarter);
-    const batchBytes = Math.max(1, Math.min(REPLAY_BATCH_BYTES, quarter));
+    const { highWater, batchBytes } = replayPacing(this.ctx.options.maxOutboundBytes);
     try {
       if (since !== null || snapshot) {
         this.ctx.stats.replays++;
@@ -277,15 +252,7 @@ export class Connection {
           count += batch.length;
           this.flush();
           while (this.#state === 'replay' && socket.writableLength > highWater) {
-            await new Promise<void>((resolve) => {
-              const done = () => {
-                socket.off('drain', done);
-                socket.off('close', done);
-                resolve();
-              };
-              socket.on('drain', done);
-              socket.on('close', done);
-            });
+            await drained(socket);
           }
         }
       }

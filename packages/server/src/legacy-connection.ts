@@ -13,6 +13,7 @@ import {
   unwrapLegacyPayload,
 } from '@gossip/protocol';
 import type { ServerContext } from './context.js';
+import { drained, endWithGrace, PROTOCOL_ERRORS, replayPacing } from './pacing.js';
 
 /**
  * A connection speaking the original gossip protocol (docs/PROTOCOL.md, "Legacy
@@ -23,23 +24,10 @@ import type { ServerContext } from './context.js';
  */
 export type LegacyState = 'handshake' | 'replay' | 'live' | 'closed';
 
-/** As in connection.ts: the replay waits for `drain` past this, and reads this much per batch. */
-const REPLAY_HIGH_WATER = 4 * 1024 * 1024;
-const REPLAY_BATCH_BYTES = 1024 * 1024;
-/** How long a closing connection may take to flush its last line. */
-const CLOSE_GRACE_MS = 2_000;
 /** The original protocol has no keep-alive; TCP's finds peers that vanished. */
 const KEEPALIVE_MS = 60_000;
 const MAX_PAYLOAD_BYTES = 2 ** 32 - 1;
 
-/** Bad bytes: counted as protocol errors. */
-const PROTOCOL_ERRORS = new Set<ErrorCode>([
-  'GOSSIP_ERR_MALFORMED_FRAME',
-  'GOSSIP_ERR_UNKNOWN_FRAME',
-  'GOSSIP_ERR_BAD_MAGIC',
-  'GOSSIP_ERR_UNEXPECTED_FRAME',
-  'GOSSIP_ERR_ID_NOT_UTF8',
-]);
 /** A publish or emit over a limit: counted as refused, as a native error ack would be. */
 const REFUSALS = new Set<ErrorCode>([
   'GOSSIP_ERR_ID_EMPTY',
@@ -125,9 +113,7 @@ export class LegacyConnection {
     this.#setState('closed');
     const socket = this.socket;
     if (!socket.destroyed) {
-      socket.end(`error: ${code}: ${message.replace(/[\r\n]+/g, ' ')}\n`);
-      // A peer that does not read must not keep the socket (and its buffer) forever.
-      setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+      endWithGrace(socket, `error: ${code}: ${message.replace(/[\r\n]+/g, ' ')}\n`);
     }
   }
 
@@ -225,9 +211,7 @@ export class LegacyConnection {
   /** Streams the replay at the reader's pace, then `D`, then the live bytes held meanwhile (L3). */
   async #replay(since: bigint): Promise<void> {
     const { ctx, socket } = this;
-    const quarter = Math.floor(ctx.options.maxOutboundBytes / 4);
-    const highWater = Math.min(REPLAY_HIGH_WATER, quarter);
-    const batchBytes = Math.max(1, Math.min(REPLAY_BATCH_BYTES, quarter));
+    const { highWater, batchBytes } = replayPacing(ctx.options.maxOutboundBytes);
     let count = 0;
     try {
       ctx.stats.replays++;
@@ -237,15 +221,7 @@ export class LegacyConnection {
         count += batch.length;
         this.#write(this.#enc.take());
         while (this.#state === 'replay' && socket.writableLength > highWater) {
-          await new Promise<void>((resolve) => {
-            const done = () => {
-              socket.off('drain', done);
-              socket.off('close', done);
-              resolve();
-            };
-            socket.on('drain', done);
-            socket.on('close', done);
-          });
+          await drained(socket);
         }
       }
       if (this.#state !== 'replay') return;
