@@ -173,7 +173,6 @@ export class GossipClient<T = Uint8Array> {
   #connecting: { resolve: () => void; reject: (e: Error) => void } | undefined;
   #connectTimer: Timer | undefined;
   #closing = false;
-  #replayCount = 0;
 
   constructor(options: ClientOptions<T> = {}) {
     this.#opts = options;
@@ -668,7 +667,6 @@ export class GossipClient<T = Uint8Array> {
     if (this.#lastTs === null && (this.#opts.since ?? 'all') === 'now' && w.newestTs !== MIN_TS)
       this.#lastTs = w.newestTs;
     this.#everConnected = true;
-    this.#replayCount = 0;
     this.#setState('replaying');
     this.#fire('connect', { epoch: w.epoch, server: w.server, since });
     this.#startPing(this.#opts.pingIntervalMs ?? w.pingIntervalMs ?? 15_000);
@@ -679,7 +677,6 @@ export class GossipClient<T = Uint8Array> {
     const transient = (f.flags & MessageFlags.Transient) !== 0;
     const replayed = (f.flags & MessageFlags.Replayed) !== 0;
     if (!transient && (this.#lastTs === null || f.ts > this.#lastTs)) this.#lastTs = f.ts;
-    if (replayed) this.#replayCount++;
     const deleted = f.data.byteLength === 0;
     let value: T | undefined;
     if (!deleted) {
