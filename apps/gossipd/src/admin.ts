@@ -16,7 +16,7 @@ export interface AdminHooks {
 export async function startAdmin(
   host: string,
   port: number,
-  registry: Registry,
+  registry: () => Promise<Registry>,
   hooks: AdminHooks,
 ): Promise<{ server: Server; address: AddressInfo }> {
   const server = createServer((req, res) => {
@@ -38,10 +38,12 @@ export async function startAdmin(
       const ready = hooks.isReady();
       res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'recovering\n');
     } else if (path === '/metrics') {
-      registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-        (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
-      );
+      registry()
+        .then(async (r) => ({ text: await r.metrics(), type: r.contentType }))
+        .then(
+          ({ text, type }) => res.writeHead(200, { 'content-type': type }).end(text),
+          (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
+        );
     } else {
       res
         .writeHead(404, { 'content-type': 'text/plain' })

@@ -4,6 +4,7 @@ import { GossipError, PROTOCOL_VERSION } from '@gossip/protocol';
 import { GossipServer } from '@gossip/server';
 import { Store } from '@gossip/store';
 import { pino } from 'pino';
+import type { Registry } from 'prom-client';
 import { startAdmin } from './admin.js';
 import { type Config, helpText, parseConfig } from './config.js';
 import { createMetrics } from './metrics.js';
@@ -68,10 +69,14 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 
   try {
-    const registry = createMetrics(
-      () => server,
-      () => store,
-    );
+    let metrics: Promise<Registry> | undefined;
+    const registry = () => {
+      metrics ??= createMetrics(
+        () => server,
+        () => store,
+      );
+      return metrics;
+    };
     if (config.adminPort !== null) {
       const started = await startAdmin(config.adminHost, config.adminPort, registry, {
         isReady: () => ready,
@@ -135,6 +140,7 @@ async function main(): Promise<void> {
     });
     const address = await server.listen();
     ready = true;
+    if (config.adminPort !== null) void registry(); // warm for the first scrape, after start-up
     const scheme = config.tlsCert ? 'gossips' : 'gossip';
     log.info(
       {

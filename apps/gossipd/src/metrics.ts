@@ -1,13 +1,18 @@
 import type { GossipServer } from '@gossip/server';
 import type { Store } from '@gossip/store';
-import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 
 /**
  * Prometheus metrics, read from the server's and the store's counters when scraped:
  * the hot paths only bump plain numbers. Process metrics (CPU, memory, event loop lag)
  * come from prom-client's defaults.
  */
-export function createMetrics(getServer: () => GossipServer | undefined, getStore: () => Store | undefined): Registry {
+export async function createMetrics(
+  getServer: () => GossipServer | undefined,
+  getStore: () => Store | undefined,
+): Promise<Registry> {
+  // Loaded on demand: prom-client costs tens of milliseconds of start-up, before gossipd is ready.
+  const { collectDefaultMetrics, Counter, Gauge, Registry } = await import('prom-client');
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
