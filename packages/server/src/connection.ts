@@ -246,10 +246,12 @@ export class Connection {
     try {
       if (since !== null || snapshot) {
         this.ctx.stats.replays++;
-        for await (const batch of store.replayBatches(snapshot ? null : since, { batchBytes })) {
+        // Records go out as they lie on disk, re-framed (docs/STORAGE.md, "Replay").
+        for await (const batch of store.replayFrames(snapshot ? null : since, { batchBytes })) {
           if (this.#state !== 'replay') return;
-          for (const m of batch) this.enc.message(0x02, m.id, m.ts, m.data);
-          count += batch.length;
+          this.#takeOwn();
+          for (const c of batch.chunks) this.#out.push(c);
+          count += batch.count;
           this.flush();
           while (this.#state === 'replay' && socket.writableLength > highWater) {
             await drained(socket);

@@ -14,6 +14,12 @@ export interface StoreFile {
   sync(): Promise<void>;
   truncate(length: number): Promise<void>;
   size(): Promise<number>;
+  /**
+   * A value that changes whenever the file's bytes may have: device, inode, size,
+   * modification and change times. The index checkpoint is trusted only while every
+   * segment's stamp is the one it recorded.
+   */
+  stamp(): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -63,6 +69,11 @@ class NodeFile implements StoreFile {
 
   async size(): Promise<number> {
     return (await this.#handle.stat()).size;
+  }
+
+  async stamp(): Promise<string> {
+    const s = await this.#handle.stat({ bigint: true });
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
   }
 
   close(): Promise<void> {

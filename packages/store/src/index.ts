@@ -1,3 +1,4 @@
+export { CHECKPOINT_FILE } from './checkpoint.js';
 export type { ParsedRecord } from './format.js';
 export {
   FORMAT_VERSION,
@@ -19,6 +20,7 @@ export type {
   FsyncMode,
   RecoveryProgress,
   RecoveryReport,
+  ReplayFrames,
   StoredMessage,
   StoreLogger,
   StoreOptions,

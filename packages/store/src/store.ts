@@ -6,13 +6,18 @@ import {
   now as clockNow,
   DEFAULT_MAX_DATA_BYTES,
   type Epoch,
+  FrameKind,
   GossipError,
   MAX_ID_BYTES,
+  MessageFlags,
 } from '@gossip/protocol';
+import { CHECKPOINT_FILE, type CheckpointSegment, decodeCheckpoint, encodeCheckpoint } from './checkpoint.js';
 import {
   parseRecord,
   parseSegmentName,
   RECORD_OVERHEAD_BYTES,
+  RECORD_PREFIX_BYTES,
+  recordCrc,
   replaces,
   SEGMENT_HEADER_BYTES,
   type SegmentRange,
@@ -20,7 +25,7 @@ import {
   segmentName,
   writeRecord,
 } from './format.js';
-import { nodeFs, type StoreFile, type StoreFs, writeFully } from './fs.js';
+import { nodeFs, readSmallFile, replaceFile, type StoreFile, type StoreFs, writeFully } from './fs.js';
 import { IndexTable, type Replaced } from './index-table.js';
 import { acquireLock, freshMeta, loadMeta, type Meta, releaseLock, saveMeta } from './meta.js';
 import { type Corruption, scanSegment } from './recovery.js';
@@ -91,6 +96,9 @@ export interface StoredMessage {
 
 export interface RecoveryReport {
   segments: number;
+  /** The index came from the checkpoint of a clean close: no segment was scanned (docs/STORAGE.md). */
+  checkpoint: boolean;
+  /** Records scanned, or entries loaded from the checkpoint. */
   records: number;
   /** Bytes cut from the newest segment's torn or corrupt tail. */
   truncatedBytes: number;
@@ -131,6 +139,34 @@ export interface CompactionResult {
   bytesIn: number;
   bytesOut: number;
   tombstonesDropped: number;
+}
+
+/** A segment file found on open, before recovery adopts it. */
+type OpenedSegment = SegmentRange & { name: string; file: StoreFile; seg: Segment };
+
+/** A batch of `replayFrames`: `count` message frames, back to back across `chunks`. */
+export interface ReplayFrames {
+  chunks: Buffer[];
+  count: number;
+}
+
+/** A record a replay window reads: the id's slot and ts when the window was cut, and where the record is. */
+interface WindowItem {
+  slot: number;
+  ts: bigint;
+  seg: Segment;
+  off: number;
+  size: number;
+}
+
+/** A window read: item k's record is `bufs[k]` (viewed by `views[k]`) from offset `ats[k]`. */
+interface ReadWindow {
+  items: WindowItem[];
+  /** Items in file order: each buffer holds its items in order, from offset 0. */
+  inOrder: boolean;
+  bufs: Buffer[];
+  views: DataView[];
+  ats: number[];
 }
 
 /** The appends of one turn: one write, one fsync, one promise. Records are kept as parallel arrays. */
@@ -213,8 +249,11 @@ export class Store {
   /** Where the open batch's not-yet-listed slab bytes start. */
   #slabMark = 0;
   #counters = { appends: 0, stale: 0, compactions: 0, compactedBytes: 0, ioErrors: 0 };
+  /** The newest segment file found on open: the only one appends may go on in. */
+  #newestOpened: OpenedSegment | undefined;
   #recovery: RecoveryReport = {
     segments: 0,
+    checkpoint: false,
     records: 0,
     truncatedBytes: 0,
     corruptions: [],
@@ -378,6 +417,112 @@ export class Store {
     since: bigint | null,
     options: { batchBytes?: number; signal?: AbortSignal } = {},
   ): AsyncGenerator<StoredMessage[]> {
+    for await (const w of this.#replayWindows(since, options)) {
+      const out: StoredMessage[] = [];
+      for (let k = 0; k < w.items.length; k++) {
+        const item = w.items[k] as WindowItem;
+        const buf = w.bufs[k] as Buffer;
+        const rec = parseRecord(buf, w.ats[k] as number, item.size, w.views[k]);
+        if (!rec || rec.ts !== item.ts || rec.id !== this.#index.id(item.slot)) {
+          if (rec === undefined) this.#skipped(item);
+          continue;
+        }
+        out.push(rec);
+      }
+      if (out.length > 0) yield out;
+    }
+  }
+
+  /**
+   * `replayBatches` as wire frames, for a server: each batch is message frames
+   * (docs/PROTOCOL.md, rule M1) flagged `Replayed`, back to back in `chunks`, ready to
+   * write to a socket in order. A record's body has the layout of a message frame's
+   * body (docs/STORAGE.md, "Records"), so records are checked and re-framed where they
+   * were read, never decoded.
+   */
+  async *replayFrames(
+    since: bigint | null,
+    options: { batchBytes?: number; signal?: AbortSignal } = {},
+  ): AsyncGenerator<ReplayFrames> {
+    for await (const w of this.#replayWindows(since, options)) {
+      const out = w.inOrder ? this.#framesInPlace(w) : this.#framesCopied(w);
+      if (out.count > 0) yield out;
+    }
+  }
+
+  /**
+   * Window in file order (the usual case): each read buffer becomes its frames in
+   * place. A frame is its record less 3 bytes (a 5-byte frame header for the 8-byte
+   * prefix), so the frames written from the buffer's start never reach a record not
+   * yet read.
+   */
+  #framesInPlace(w: ReadWindow): ReplayFrames {
+    const chunks: Buffer[] = [];
+    let count = 0;
+    let buf: Buffer | undefined;
+    let pos = 0;
+    for (let k = 0; k < w.items.length; k++) {
+      const b = w.bufs[k] as Buffer;
+      if (b !== buf) {
+        if (buf && pos > 0) chunks.push(buf.subarray(0, pos));
+        buf = b;
+        pos = 0;
+      }
+      const bodyLen = this.#checkedBodyLength(w, k);
+      if (bodyLen < 0) continue;
+      const body = (w.ats[k] as number) + RECORD_PREFIX_BYTES;
+      b.copyWithin(pos + 5, body, body + bodyLen);
+      pos = frameHeader(b, pos, bodyLen);
+      count++;
+    }
+    if (buf && pos > 0) chunks.push(buf.subarray(0, pos));
+    return { chunks, count };
+  }
+
+  /** Window out of file order: frames copied into a buffer of their own, in ts order. */
+  #framesCopied(w: ReadWindow): ReplayFrames {
+    let total = 0;
+    for (const item of w.items) total += item.size;
+    const frames = Buffer.allocUnsafe(total);
+    let pos = 0;
+    let count = 0;
+    for (let k = 0; k < w.items.length; k++) {
+      const bodyLen = this.#checkedBodyLength(w, k);
+      if (bodyLen < 0) continue;
+      const body = (w.ats[k] as number) + RECORD_PREFIX_BYTES;
+      (w.bufs[k] as Buffer).copy(frames, pos + 5, body, body + bodyLen);
+      pos = frameHeader(frames, pos, bodyLen);
+      count++;
+    }
+    return { chunks: [frames.subarray(0, pos)], count };
+  }
+
+  /** The body length of window item k's record, or -1 when it fails its checks (reported) or is no longer current. */
+  #checkedBodyLength(w: ReadWindow, k: number): number {
+    const item = w.items[k] as WindowItem;
+    const view = w.views[k] as DataView;
+    const at = w.ats[k] as number;
+    const bodyLen = view.getUint32(at + 4);
+    if (
+      bodyLen + RECORD_PREFIX_BYTES !== item.size ||
+      view.getUint16(at + 17) === 0 ||
+      recordCrc(w.bufs[k] as Buffer, at, bodyLen) !== view.getUint32(at)
+    ) {
+      this.#skipped(item);
+      return -1;
+    }
+    return view.getBigInt64(at + 9) === item.ts ? bodyLen : -1;
+  }
+
+  /**
+   * The replay's plan and reads: the matching ids' slots sorted by ts, then windows of
+   * records (still current when the window is cut) up to `batchBytes`, each read with
+   * as few reads as possible.
+   */
+  async *#replayWindows(
+    since: bigint | null,
+    options: { batchBytes?: number; signal?: AbortSignal },
+  ): AsyncGenerator<ReadWindow> {
     this.#assertOpen();
     const batchBytes = options.batchBytes ?? 1024 * 1024;
     const index = this.#index;
@@ -397,24 +542,25 @@ export class Store {
         throw new GossipError('GOSSIP_ERR_ABORTED', 'the replay was aborted', { cause: options.signal.reason });
       }
       if (this.#closed) throw new GossipError('GOSSIP_ERR_STORE_CLOSED', 'the store closed during a replay');
-      // A window of records, still current, up to batchBytes.
-      const window: { i: number; seg: Segment; off: number; size: number }[] = [];
+      // A window of records, still current, up to batchBytes: the segment and offset
+      // are taken in the same synchronous step as the ts check, so the record read
+      // there is this id's record at that ts.
+      const items: WindowItem[] = [];
       let bytes = 0;
       while (i < n && bytes < batchBytes) {
         const slot = slots[i] as number;
-        if (index.live(slot) && index.ts(slot) === snapTs[i]) {
+        const ts = snapTs[i] as bigint;
+        if (index.live(slot) && index.ts(slot) === ts) {
           const seg = this.#byHandle.get(index.segment(slot));
           if (seg) {
             const size = index.size(slot);
-            window.push({ i, seg, off: index.offset(slot), size });
+            items.push({ slot, ts, seg, off: index.offset(slot), size });
             bytes += size;
           }
         }
         i++;
       }
-      if (window.length === 0) continue;
-      const out = await this.#readWindow(window, slots, snapTs);
-      if (out.length > 0) yield out;
+      if (items.length > 0) yield await this.#readWindow(items);
     }
   }
 
@@ -537,16 +683,63 @@ export class Store {
     await this.#compacting?.catch(noop);
     await this.#waitWrites();
     await this.#syncing;
+    let synced = true;
     for (const seg of this.#segments) {
       if (!seg.dirty) continue;
       try {
         await this.#syncSegment(seg);
       } catch (error) {
+        synced = false;
         this.#log.error({ err: error, segment: seg.name }, 'fsync on close failed');
+      }
+    }
+    // Only a log that is all on disk, with no file sealed after a failure, is checkpointed.
+    if (synced && !this.#segments.some((s) => s.failed || s.sealPending || !s.file)) {
+      try {
+        await this.#writeCheckpoint();
+      } catch (error) {
+        this.#log.error({ err: error }, 'could not write the index checkpoint: the next open scans the segments');
       }
     }
     await this.#closeFiles();
     await releaseLock(this.#fs, this.dir, this.#lockToken);
+  }
+
+  /** Writes the index checkpoint the next open loads instead of scanning (docs/STORAGE.md, "Index checkpoint"). */
+  async #writeCheckpoint(): Promise<void> {
+    const position = new Map<number, number>();
+    const segments: CheckpointSegment[] = [];
+    for (const seg of this.#segments) {
+      position.set(seg.handle, segments.length);
+      const stamp = await (seg.file as StoreFile).stamp();
+      segments.push({ name: seg.name, stamp, size: seg.size, cleanAsOf: seg.cleanAsOf, corrupt: seg.corrupt });
+    }
+    const index = this.#index;
+    const n = index.count;
+    const entries = {
+      ids: new Array<string>(n),
+      segment: new Uint32Array(n),
+      offset: new Uint32Array(n),
+      size: new Uint32Array(n),
+      ts: new BigInt64Array(n),
+      tomb: new Uint8Array(n),
+    };
+    let k = 0;
+    for (let slot = 0; slot < index.capacity; slot++) {
+      if (!index.live(slot)) continue;
+      const at = position.get(index.segment(slot));
+      if (at === undefined) throw new Error(`index entry ${index.id(slot)} points at no segment`);
+      entries.ids[k] = index.id(slot);
+      entries.segment[k] = at;
+      entries.offset[k] = index.offset(slot);
+      entries.size[k] = index.size(slot);
+      entries.ts[k] = index.ts(slot);
+      entries.tomb[k] = index.isTombstone(slot) ? 1 : 0;
+      k++;
+    }
+    const names = new Set(segments.map((s) => s.name));
+    const corruptions = this.#recovery.corruptions.filter((c) => names.has(c.file));
+    await replaceFile(this.#fs, this.dir, CHECKPOINT_FILE, encodeCheckpoint({ segments, corruptions, entries }));
   }
 
   async #closeFiles(): Promise<void> {
@@ -842,67 +1035,54 @@ export class Store {
     }
   }
 
-  /** Reads a window of records with as few reads as possible, and returns them in window (ts) order. */
-  async #readWindow(
-    window: { i: number; seg: Segment; off: number; size: number }[],
-    slots: Uint32Array,
-    snapTs: BigInt64Array,
-  ): Promise<StoredMessage[]> {
-    const order = window.map((_, k) => k);
-    const before = (x: (typeof window)[number], y: (typeof window)[number]) =>
-      x.seg.first - y.seg.first || x.off - y.off;
+  /** Reads a window's records with as few reads as possible; each item's bytes are `bufs[k]` from `ats[k]`. */
+  async #readWindow(items: WindowItem[]): Promise<ReadWindow> {
+    const order = items.map((_, k) => k);
+    const before = (x: WindowItem, y: WindowItem) => x.seg.first - y.seg.first || x.off - y.off;
     // Ts order is usually file order already (appends come in ts order; compaction keeps it).
     let inOrder = true;
-    for (let k = 1; k < window.length && inOrder; k++) {
-      inOrder = before(window[k - 1] as (typeof window)[number], window[k] as (typeof window)[number]) < 0;
+    for (let k = 1; k < items.length && inOrder; k++) {
+      inOrder = before(items[k - 1] as WindowItem, items[k] as WindowItem) < 0;
     }
-    if (!inOrder)
-      order.sort((a, b) => before(window[a] as (typeof window)[number], window[b] as (typeof window)[number]));
+    if (!inOrder) order.sort((a, b) => before(items[a] as WindowItem, items[b] as WindowItem));
     // Coalesce neighbours in one file into one read; a small gap of dead records is cheaper than a syscall.
     const GAP = 32 * 1024;
-    const bufOf = new Array<Buffer>(window.length);
-    const viewOf = new Array<DataView>(window.length);
-    const baseOf = new Array<number>(window.length);
+    const w: ReadWindow = {
+      items,
+      inOrder,
+      bufs: new Array<Buffer>(items.length),
+      views: new Array<DataView>(items.length),
+      ats: new Array<number>(items.length),
+    };
     const reads: Promise<void>[] = [];
     let k = 0;
     while (k < order.length) {
-      const first = window[order[k] as number] as (typeof window)[number];
+      const first = items[order[k] as number] as WindowItem;
       let end = first.off + first.size;
       let j = k + 1;
       while (j < order.length) {
-        const w = window[order[j] as number] as (typeof window)[number];
-        if (w.seg !== first.seg || w.off > end + GAP) break;
-        end = Math.max(end, w.off + w.size);
+        const next = items[order[j] as number] as WindowItem;
+        if (next.seg !== first.seg || next.off > end + GAP) break;
+        end = Math.max(end, next.off + next.size);
         j++;
       }
       const buf = Buffer.allocUnsafe(end - first.off);
       const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
       for (let m = k; m < j; m++) {
-        bufOf[order[m] as number] = buf;
-        viewOf[order[m] as number] = view;
-        baseOf[order[m] as number] = first.off;
+        const at = order[m] as number;
+        w.bufs[at] = buf;
+        w.views[at] = view;
+        w.ats[at] = (items[at] as WindowItem).off - first.off;
       }
       reads.push(this.#readInto(first.seg, buf, first.off, buf.length));
       k = j;
     }
     await Promise.all(reads);
-    const out: StoredMessage[] = [];
-    for (let w = 0; w < window.length; w++) {
-      const item = window[w] as (typeof window)[number];
-      const rec = parseRecord(bufOf[w] as Buffer, item.off - (baseOf[w] as number), item.size, viewOf[w]);
-      const slot = slots[item.i] as number;
-      if (!rec || rec.ts !== snapTs[item.i] || rec.id !== this.#index.id(slot)) {
-        if (rec === undefined) {
-          this.#log.warn(
-            { segment: item.seg.name, offset: item.off },
-            'replay skipped a record that fails its checksum',
-          );
-        }
-        continue;
-      }
-      out.push(rec);
-    }
-    return out;
+    return w;
+  }
+
+  #skipped(item: WindowItem): void {
+    this.#log.warn({ segment: item.seg.name, offset: item.off }, 'replay skipped a record that fails its checksum');
   }
 
   // ---- recovery -----------------------------------------------------------------
@@ -932,20 +1112,132 @@ export class Store {
     if (keep.length < found.length) await fs.syncDir(this.dir);
     keep.sort((a, b) => a.first - b.first);
 
+    const opened: OpenedSegment[] = [];
+    try {
+      for (const f of keep) {
+        const file = await fs.open(`${this.dir}/${f.name}`, f === keep[keep.length - 1] ? 'write' : 'read');
+        opened.push({ ...f, file, seg: new Segment(this.#nextHandle++, f.first, f.last, f.gen) });
+      }
+    } catch (error) {
+      await Promise.all(opened.map((o) => o.file.close().catch(noop)));
+      throw error;
+    }
+    const hasCheckpoint = names.includes(CHECKPOINT_FILE);
+    try {
+      if (!(hasCheckpoint && (await this.#loadCheckpoint(opened)))) await this.#scanAll(opened);
+    } catch (error) {
+      // The open's cleanup closes the adopted segments; these are the others.
+      for (const o of opened) if (!this.#segments.includes(o.seg)) await o.file.close().catch(noop);
+      throw error;
+    }
+    if (hasCheckpoint) {
+      // Consumed: the segments change from the first append on, so a checkpoint is only
+      // ever read by the open that follows the close which wrote it.
+      await fs.unlink(`${this.dir}/${CHECKPOINT_FILE}`);
+      await fs.syncDir(this.dir);
+    }
+
+    const last = this.#segments[this.#segments.length - 1];
+    if (last && !last.sealed && last.size < this.#segmentBytes) {
+      this.#tail = last;
+      this.#tailEnd = last.size;
+    }
+    this.#recovery.segments = this.#segments.length;
+    this.#recovery.ms = performance.now() - t0;
+    this.#log.info(
+      {
+        segments: this.#segments.length,
+        records: this.#recovery.records,
+        ids: this.#index.count,
+        checkpoint: this.#recovery.checkpoint,
+        truncatedBytes: this.#recovery.truncatedBytes,
+        corruptions: this.#recovery.corruptions.length,
+        ms: Math.round(this.#recovery.ms),
+      },
+      'store recovered',
+    );
+  }
+
+  /** Adds a recovered segment, in log order. */
+  #adopt(o: OpenedSegment, size: number, cleanAsOf: number, corrupt: boolean, valid: number | undefined): void {
+    const seg = o.seg;
+    seg.file = o.file;
+    seg.size = size;
+    seg.syncedSize = size;
+    seg.corrupt = corrupt;
+    seg.cleanAsOf = cleanAsOf;
+    // Appends never go into a compaction output (gen > 0): its cleanAsOf describes what it held when written.
+    seg.sealed = o !== this.#newestOpened || valid !== undefined || corrupt || o.gen > 0;
+    this.#byHandle.set(seg.handle, seg);
+    this.#segments.push(seg);
+    this.#bytes += Math.max(0, size - SEGMENT_HEADER_BYTES);
+    this.#nextSeq = Math.max(this.#nextSeq, o.last + 1);
+  }
+
+  /**
+   * Loads the index from the checkpoint a clean close wrote, if it describes exactly
+   * these segment files, unchanged since (docs/STORAGE.md, "Index checkpoint").
+   * Returns false, having changed nothing, when it does not.
+   */
+  async #loadCheckpoint(opened: OpenedSegment[]): Promise<boolean> {
+    const raw = await readSmallFile(this.#fs, `${this.dir}/${CHECKPOINT_FILE}`);
+    const ckpt = raw ? decodeCheckpoint(raw) : 'unreadable';
+    let why = typeof ckpt === 'string' ? ckpt : undefined;
+    if (typeof ckpt !== 'string') {
+      if (ckpt.segments.length !== opened.length) why = 'the segments changed';
+      else if (ckpt.corruptions.length > 0 && this.#options.corruption === 'fail') why = 'corruption: fail';
+      for (let i = 0; i < opened.length && !why; i++) {
+        const o = opened[i] as OpenedSegment;
+        const c = ckpt.segments[i] as CheckpointSegment;
+        if (c.name !== o.name || c.stamp !== (await o.file.stamp())) why = `${o.name} changed`;
+      }
+    }
+    if (why !== undefined || typeof ckpt === 'string') {
+      this.#log.info({ reason: why }, 'index checkpoint not used: scanning the segments');
+      return false;
+    }
+    this.#newestOpened = opened[opened.length - 1];
+    for (let i = 0; i < opened.length; i++) {
+      const o = opened[i] as OpenedSegment;
+      const c = ckpt.segments[i] as CheckpointSegment;
+      this.#adopt(o, c.size, c.cleanAsOf, c.corrupt, this.#meta.validLengths[o.name]);
+    }
+    const { ids, segment, offset, size, ts, tomb } = ckpt.entries;
     const index = this.#index;
-    const total = keep.length;
+    const replaced = this.#replaced;
+    let newest: bigint | null = null;
+    for (let k = 0; k < ids.length; k++) {
+      const seg = (opened[segment[k] as number] as OpenedSegment).seg;
+      const t = ts[k] as bigint;
+      if (!index.load(ids[k] as string, t, seg.handle, offset[k] as number, size[k] as number, tomb[k] === 1, replaced))
+        continue;
+      seg.live += size[k] as number;
+      if (newest === null || t > newest) newest = t;
+    }
+    this.#newestTs = newest;
+    this.#recovery.checkpoint = true;
+    this.#recovery.records = ids.length;
+    this.#recovery.corruptions = ckpt.corruptions;
+    return true;
+  }
+
+  /** Recovery proper: scans every segment, checking each record, and rebuilds the index. */
+  async #scanAll(opened: OpenedSegment[]): Promise<void> {
+    const fs = this.#fs;
+    const index = this.#index;
+    const total = opened.length;
+    this.#newestOpened = opened[opened.length - 1];
     let done = 0;
-    for (const f of keep) {
-      const seg = new Segment(this.#nextHandle++, f.first, f.last, f.gen);
-      const isNewest = f === keep[keep.length - 1];
-      const file = await fs.open(`${this.dir}/${f.name}`, isNewest ? 'write' : 'read');
-      seg.file = file;
+    for (let i = 0; i < opened.length; i++) {
+      const o = opened[i] as OpenedSegment;
+      const { seg, file } = o;
+      const isNewest = o === this.#newestOpened;
       const fileSize = await file.size();
-      const valid = this.#meta.validLengths[f.name];
+      const valid = this.#meta.validLengths[o.name];
       const end = valid === undefined ? fileSize : Math.min(valid, fileSize);
       this.#byHandle.set(seg.handle, seg);
       const replaced = this.#replaced;
-      const scan = await scanSegment(file, f.name, end, (id, ts, off, size, dataLen) => {
+      const scan = await scanSegment(file, o.name, end, (id, ts, off, size, dataLen) => {
         if (!index.load(id, ts, seg.handle, off, size, dataLen === 0, replaced)) return; // older, or a duplicate
         if (replaced.seg !== 0) {
           const old = this.#byHandle.get(replaced.seg);
@@ -958,77 +1250,48 @@ export class Store {
         if (isNewest && fileSize <= SEGMENT_HEADER_BYTES) {
           // Created but never written: crash between creating the file and its header's fsync.
           await file.close();
-          await fs.unlink(`${this.dir}/${f.name}`);
+          await fs.unlink(`${this.dir}/${o.name}`);
           this.#byHandle.delete(seg.handle);
-          this.#nextSeq = Math.max(this.#nextSeq, f.last + 1);
+          this.#nextSeq = Math.max(this.#nextSeq, o.last + 1);
           continue;
         }
         await this.#corruption(
-          file,
-          { file: f.name, offset: 0, bytesLost: end },
+          { file: o.name, offset: 0, bytesLost: end },
           `bad header (${scan.header}): the segment is skipped and kept for inspection`,
         );
       }
-      for (const c of scan.skipped) await this.#corruption(file, c, 'corrupt records skipped');
+      for (const c of scan.skipped) await this.#corruption(c, 'corrupt records skipped');
       if (scan.header === 'ok' && scan.tailBytes > 0) {
         if (isNewest) {
           await file.truncate(scan.validEnd);
           await file.sync();
           this.#recovery.truncatedBytes += scan.tailBytes;
           this.#log.warn(
-            { segment: f.name, offset: scan.validEnd, bytes: scan.tailBytes, records: scan.records },
+            { segment: o.name, offset: scan.validEnd, bytes: scan.tailBytes, records: scan.records },
             'torn tail of the newest segment truncated',
           );
         } else if (valid === undefined) {
           await this.#corruption(
-            file,
-            { file: f.name, offset: scan.validEnd, bytesLost: scan.tailBytes },
+            { file: o.name, offset: scan.validEnd, bytesLost: scan.tailBytes },
             'corrupt tail of an older segment skipped',
           );
         }
       }
-      seg.size = scan.header === 'ok' ? scan.validEnd : 0;
-      seg.syncedSize = seg.size;
-      seg.corrupt = scan.header !== 'ok';
-      seg.cleanAsOf = scan.cleanAsOf;
-      // Appends never go into a compaction output (gen > 0): its cleanAsOf describes what it held when written.
-      seg.sealed = !isNewest || valid !== undefined || seg.corrupt || f.gen > 0;
-      this.#segments.push(seg);
-      this.#bytes += Math.max(0, seg.size - SEGMENT_HEADER_BYTES);
-      this.#nextSeq = Math.max(this.#nextSeq, f.last + 1);
+      this.#adopt(o, scan.header === 'ok' ? scan.validEnd : 0, scan.cleanAsOf, scan.header !== 'ok', valid);
       this.#recovery.records += scan.records;
       done++;
       this.#options.onRecoveryProgress?.({
-        segment: f.name,
+        segment: o.name,
         segmentsDone: done,
         segments: total,
         records: this.#recovery.records,
       });
     }
-    const last = this.#segments[this.#segments.length - 1];
-    if (last && !last.sealed && last.size < this.#segmentBytes) {
-      this.#tail = last;
-      this.#tailEnd = last.size;
-    }
-    this.#recovery.segments = this.#segments.length;
-    this.#recovery.ms = performance.now() - t0;
-    this.#log.info(
-      {
-        segments: this.#segments.length,
-        records: this.#recovery.records,
-        ids: index.count,
-        truncatedBytes: this.#recovery.truncatedBytes,
-        corruptions: this.#recovery.corruptions.length,
-        ms: Math.round(this.#recovery.ms),
-      },
-      'store recovered',
-    );
   }
 
   /** Reports a corrupt stretch found on open, or, with `corruption: 'fail'`, refuses to open. */
-  async #corruption(file: StoreFile, c: Corruption, message: string): Promise<void> {
+  async #corruption(c: Corruption, message: string): Promise<void> {
     if ((this.#options.corruption ?? 'skip') === 'fail') {
-      await file.close().catch(noop); // not in #segments yet: the open's cleanup would miss it
       throw new GossipError(
         'GOSSIP_ERR_STORE_CORRUPT',
         `${this.dir}/${c.file} is corrupt at offset ${c.offset} (${c.bytesLost} bytes): ${message}`,
@@ -1251,4 +1514,15 @@ function idByteLength(id: string): number {
     if (i === id.length) return i;
   }
   return checkId(id);
+}
+
+/**
+ * Writes a message frame's header (rule M1) at `pos` for a body of `bodyLen` bytes
+ * already at `pos + 5`, and marks the body's flags `Replayed`. Returns the frame's end.
+ */
+function frameHeader(b: Buffer, pos: number, bodyLen: number): number {
+  b.writeUInt32BE(bodyLen + 1, pos);
+  b[pos + 4] = FrameKind.Message;
+  b[pos + 5] = MessageFlags.Replayed;
+  return pos + 5 + bodyLen;
 }

@@ -57,10 +57,14 @@ interface PlannedAppend {
   expect: 'accepted' | 'stale';
 }
 
-/** One step: its appends are made in one go (Promise.all); `compact` runs a compaction beside them. */
+/**
+ * One step: its appends are made in one go (Promise.all); `compact` runs a compaction
+ * beside them; `reopen` closes the store and opens it again (through the checkpoint).
+ */
 interface Step {
   appends: PlannedAppend[];
   compact: boolean;
+  reopen?: boolean;
 }
 
 interface Attempt extends PlannedAppend {
@@ -70,10 +74,15 @@ interface Attempt extends PlannedAppend {
 interface Run {
   attempts: Attempt[];
   compactions: CompactionResult[];
+  /** Whether the mid-workload reopen loaded the index checkpoint. */
+  reopenLoadedCheckpoint?: boolean;
   error: unknown;
 }
 
-/** The same workload every time: ~150 appends over 40 ids, two compactions (the second beside appends). */
+/**
+ * The same workload every time: ~150 appends over 40 ids, two compactions (the second
+ * beside appends), and a close and reopen between them.
+ */
 function plan(): Step[] {
   const rng = mulberry32(WORKLOAD_SEED);
   const int = (n: number) => Math.floor(rng() * n);
@@ -100,9 +109,11 @@ function plan(): Step[] {
     return { id, ts, data, expect: accepted ? 'accepted' : 'stale' };
   };
   const compactAt = new Set([Math.floor(APPENDS * 0.45), Math.floor(APPENDS * 0.8)]);
+  const reopenAt = Math.floor(APPENDS * 0.6);
   let compactions = 0;
   while (made < APPENDS) {
     const before = made;
+    if (before >= reopenAt && !steps.some((st) => st.reopen)) steps.push({ appends: [], compact: false, reopen: true });
     const group = rng() < 0.4 ? 2 + int(5) : 1;
     const appends = Array.from({ length: group }, append);
     let compact = false;
@@ -127,8 +138,14 @@ const PLAN = plan();
 async function runWorkload(disk: SimDisk, options: (fs: SimDisk) => StoreOptions): Promise<Run> {
   const run: Run = { attempts: [], compactions: [], error: undefined };
   try {
-    const store = await Store.open(options(disk));
+    let store = await Store.open(options(disk));
     for (const step of PLAN) {
+      if (step.reopen) {
+        await store.close();
+        store = await Store.open(options(disk));
+        run.reopenLoadedCheckpoint = store.stats().recovery.checkpoint;
+        continue;
+      }
       const work: Promise<unknown>[] = step.appends.map((a) => {
         const attempt: Attempt = { ...a, status: 'pending' };
         run.attempts.push(attempt);
@@ -244,6 +261,7 @@ for (const { variant, options, clean, cleanRun, M, points } of prepared) {
       expect(clean.log.filter((r) => r.op === 'create' && r.path.endsWith('.seg')).length).toBeGreaterThan(5);
       expect(clean.log.filter((r) => r.op === 'rename' && r.path.endsWith('.seg.tmp')).length).toBeGreaterThan(1);
       expect(cleanRun.compactions.length).toBe(2);
+      expect(cleanRun.reopenLoadedCheckpoint, 'the reopen loads the checkpoint').toBe(true);
       expect(cleanRun.compactions.reduce((n, r) => n + r.tombstonesDropped, 0)).toBeGreaterThan(0);
 
       const store = await Store.open(options(clean));

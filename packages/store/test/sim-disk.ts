@@ -94,7 +94,15 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+let nextInode = 1;
+
 class Inode {
+  /** Stays with the file across a crash, as an inode number does. */
+  readonly ino: number;
+  /** Counts changes to the volatile bytes, as a modification time would. */
+  version = 0;
+  /** `version` as of the last sync: what a crash keeps. */
+  syncedVersion = 0;
   /** Volatile bytes are data[0..size); bytes past size are always zero. */
   data = Buffer.alloc(0);
   size = 0;
@@ -102,7 +110,12 @@ class Inode {
   /** The last write since the last sync: what a crash may tear. */
   lastWrite: { position: number; bytes: Buffer } | null = null;
 
+  constructor(ino = nextInode++) {
+    this.ino = ino;
+  }
+
   write(position: number, bytes: Buffer): void {
+    this.version++;
     const end = position + bytes.length;
     if (end > this.data.length) {
       const grown = Buffer.alloc(Math.max(end, this.data.length * 2, 256));
@@ -114,12 +127,14 @@ class Inode {
   }
 
   truncate(length: number): void {
+    this.version++;
     if (length < this.size) this.data.fill(0, length, this.size);
     else if (length > this.data.length) this.write(this.size, Buffer.alloc(length - this.size));
     this.size = length;
   }
 
   sync(): void {
+    this.syncedVersion = this.version;
     this.durable = Buffer.from(this.data.subarray(0, this.size));
     this.lastWrite = null;
   }
@@ -191,14 +206,18 @@ export class SimDisk implements StoreFs {
     for (const [path, inode] of this.#durable) {
       let copy = copies.get(inode);
       if (!copy) {
-        copy = new Inode();
+        copy = new Inode(inode.ino);
         copy.write(0, inode.durable);
         const torn = inode.lastWrite;
+        let version = inode.syncedVersion;
         if (options.tearLastWrite && torn) {
           const keep = Math.floor(rng() * (torn.bytes.length + 1));
           if (keep > 0) copy.write(torn.position, torn.bytes.subarray(0, keep));
+          if (keep > 0) version = inode.version + 1; // bytes the last sync did not cover: changed
         }
         copy.sync();
+        copy.version = version;
+        copy.syncedVersion = version;
         copies.set(inode, copy);
       }
       next.#entries.set(path, copy);
@@ -217,6 +236,17 @@ export class SimDisk implements StoreFs {
   /** A file's current (volatile) bytes, or undefined. */
   contents(path: string): Buffer | undefined {
     return this.#entries.get(path)?.bytes();
+  }
+
+  /**
+   * Flips every bit of one byte of a file, volatile and durable bytes alike, without
+   * changing its stamp: what the medium does to a file nobody writes to.
+   */
+  rot(path: string, at: number): void {
+    const inode = this.#entries.get(path);
+    if (!inode || at >= inode.size) throw new Error(`SimDisk.rot: no byte ${at} in ${path}`);
+    inode.data[at] = (inode.data[at] as number) ^ 0xff;
+    if (at < inode.durable.length) inode.durable[at] = (inode.durable[at] as number) ^ 0xff;
   }
 
   /** Removes a file at once and durably, as an operator's `rm` and `sync` would. */
@@ -343,6 +373,10 @@ export class SimDisk implements StoreFs {
       size: async () => {
         usable('fstat', false);
         return inode.size;
+      },
+      stamp: async () => {
+        usable('fstat', false);
+        return `${inode.ino}:${inode.version}:${inode.size}`;
       },
       close: async () => {
         usable('close', false);

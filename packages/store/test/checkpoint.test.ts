@@ -1,0 +1,339 @@
+import { copyFile, mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Frame, FrameDecoder, FrameKind, GossipError, MessageFlags } from '@gossip/protocol';
+import {
+  CHECKPOINT_FILE,
+  nodeFs,
+  type ReplayFrames,
+  Store,
+  type StoreLogger,
+  type StoreOptions,
+  scanSegment,
+} from '@gossip/store';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SimDisk } from './sim-disk.js';
+
+/*
+ * The index checkpoint (docs/STORAGE.md, "Index checkpoint") and the wire-form replay
+ * (`replayFrames`), which both lean on the record layout.
+ */
+
+let dir: string;
+const opened: Store[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'gossip-store-ckpt-'));
+});
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close().catch(() => undefined)));
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function openStore(options: Partial<StoreOptions> = {}): Promise<Store> {
+  const store = await Store.open({ dir, ...options });
+  opened.push(store);
+  return store;
+}
+
+const SIM_DIR = '/data';
+
+async function openSim(disk: SimDisk, options: Partial<StoreOptions> = {}): Promise<Store> {
+  const store = await Store.open({ dir: SIM_DIR, fs: disk, fsync: 'always', segmentBytes: 1024, ...options });
+  opened.push(store);
+  return store;
+}
+
+type Row = [string, bigint, string];
+
+async function rows(store: Store, since: bigint | null = null): Promise<Row[]> {
+  const out: Row[] = [];
+  for await (const m of store.replay(since)) out.push([m.id, m.ts, m.data.toString('hex')]);
+  return out;
+}
+
+/** `replayFrames` decoded as a client would, checking each batch's count. */
+async function framedRows(store: Store, since: bigint | null, batchBytes: number): Promise<Row[]> {
+  const out: Row[] = [];
+  const frames: Frame[] = [];
+  const decoder = new FrameDecoder((f) => frames.push(f));
+  const batches: ReplayFrames[] = [];
+  for await (const b of store.replayFrames(since, { batchBytes })) {
+    batches.push(b);
+    const before = frames.length;
+    for (const c of b.chunks) decoder.push(c);
+    expect(frames.length - before, 'a batch holds `count` whole frames').toBe(b.count);
+  }
+  decoder.end();
+  for (const f of frames) {
+    if (f.kind !== FrameKind.Message) throw new Error(`frame kind ${f.kind} in a replay`);
+    expect(f.flags).toBe(MessageFlags.Replayed);
+    out.push([f.id, f.ts, f.data.toString('hex')]);
+  }
+  return out;
+}
+
+function stateOf(store: Store) {
+  const s = store.stats();
+  return {
+    ids: s.ids,
+    tombstones: s.tombstones,
+    segments: s.segments,
+    bytes: s.bytes,
+    liveBytes: s.liveBytes,
+    newestTs: s.newestTs,
+    horizon: s.horizon,
+    epoch: s.epoch,
+  };
+}
+
+/** Several segments, updates, tombstones, multi-byte ids and a compaction output. */
+async function fillVaried(store: Store): Promise<void> {
+  for (let round = 0; round < 4; round++) {
+    for (let i = 0; i < 25; i++) {
+      const id = i % 5 === 0 ? `ключ-${i}` : `k${i}`;
+      const data = round === 3 && i % 7 === 0 ? Buffer.alloc(0) : Buffer.from(`v${round}-${i}-${'x'.repeat(i)}`);
+      await store.append(id, BigInt(1000 + round * 100 + ((i * 37) % 25)), data);
+    }
+    if (round === 1) {
+      await store.roll();
+      await store.compact();
+    }
+  }
+}
+
+function capture(): { logger: StoreLogger; infos: string[]; warns: string[] } {
+  const infos: string[] = [];
+  const warns: string[] = [];
+  return {
+    infos,
+    warns,
+    logger: {
+      info: (_f, m) => infos.push(m),
+      warn: (_f, m) => warns.push(m),
+      error: () => undefined,
+    },
+  };
+}
+
+describe('index checkpoint', () => {
+  it('checkpoint - a clean close writes it; the next open loads it, consumes it and holds what a scan finds', async () => {
+    const opts = { segmentBytes: 1024, compactThreshold: 0 };
+    const store = await openStore(opts);
+    await fillVaried(store);
+    const want = await rows(store);
+    const wantState = stateOf(store);
+    await store.close();
+    expect(await readdir(dir)).toContain(CHECKPOINT_FILE);
+
+    const loaded = await openStore(opts);
+    expect(loaded.stats().recovery).toMatchObject({ checkpoint: true, records: wantState.ids, corruptions: [] });
+    expect(await readdir(dir), 'consumed by the open').not.toContain(CHECKPOINT_FILE);
+    expect(await rows(loaded)).toEqual(want);
+    expect(stateOf(loaded)).toEqual(wantState);
+    expect((await loaded.get('ключ-5'))?.data.toString()).toBe('v3-5-xxxxx');
+    await loaded.close();
+
+    await rm(join(dir, CHECKPOINT_FILE));
+    const scanned = await openStore(opts);
+    expect(scanned.stats().recovery.checkpoint).toBe(false);
+    expect(await rows(scanned)).toEqual(want);
+    expect(stateOf(scanned)).toEqual(wantState);
+  });
+
+  it('checkpoint - appends after a load go on in the same segment, and a crash after them is recovered by a scan', async () => {
+    const disk = new SimDisk();
+    const first = await openSim(disk);
+    for (let i = 0; i < 5; i++) await first.append(`a${i}`, BigInt(i + 1), Buffer.from(`one ${i}`));
+    await first.close();
+    const second = await openSim(disk);
+    expect(second.stats().recovery.checkpoint).toBe(true);
+    for (let i = 0; i < 5; i++) await second.append(`a${i}`, BigInt(i + 10), Buffer.from(`two ${i}`));
+    await second.append('b', 20n, Buffer.from('new'));
+    const want = await rows(second);
+    expect(disk.list(SIM_DIR)).not.toContain(CHECKPOINT_FILE);
+
+    const third = await openSim(disk.crash());
+    expect(third.stats().recovery.checkpoint).toBe(false);
+    expect(await rows(third)).toEqual(want);
+  });
+
+  it('checkpoint - not used once a segment changed after the close: the scan finds the change', async () => {
+    const disk = new SimDisk();
+    const store = await openSim(disk);
+    for (let i = 0; i < 20; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from(`value ${i}`));
+    await store.close();
+    // Someone writes a byte into a record, through the filesystem: the file's stamp changes.
+    const name = disk.list(SIM_DIR).find((n) => n.endsWith('.seg')) as string;
+    const f = await disk.open(`${SIM_DIR}/${name}`, 'write');
+    await f.writev([Buffer.from([0xee])], 40);
+    await f.close();
+    const { logger, infos } = capture();
+    const again = await openSim(disk, { logger });
+    expect(infos).toContain('index checkpoint not used: scanning the segments');
+    expect(again.stats().recovery.checkpoint).toBe(false);
+    expect(again.stats().recovery.corruptions).toHaveLength(1);
+  });
+
+  it('checkpoint - a damaged or stale checkpoint is ignored and the segments are scanned', async () => {
+    const opts = { segmentBytes: 1024, compactThreshold: 0 };
+    const store = await openStore(opts);
+    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from(`v${i}`));
+    await store.close();
+    const stale = join(dir, 'stale.index');
+    await copyFile(join(dir, CHECKPOINT_FILE), stale);
+
+    // Damaged: one byte of an entry flipped; its checksum catches it.
+    const fh = await open(join(dir, CHECKPOINT_FILE), 'r+');
+    const size = (await fh.stat()).size;
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, size - 10);
+    b[0] = (b[0] as number) ^ 0x01;
+    await fh.write(b, 0, 1, size - 10);
+    await fh.close();
+    const damaged = await openStore(opts);
+    expect(damaged.stats().recovery.checkpoint).toBe(false);
+    expect(damaged.stats().ids).toBe(10);
+    for (let i = 10; i < 40; i++) await damaged.append(`k${i}`, BigInt(i + 1), Buffer.from(`v${i}`));
+    const want = await rows(damaged);
+    await damaged.close();
+
+    // Stale: the checkpoint of an older close, which knows neither the new segments nor their records.
+    await copyFile(stale, join(dir, CHECKPOINT_FILE));
+    await rm(stale);
+    const again = await openStore(opts);
+    expect(again.stats().recovery.checkpoint).toBe(false);
+    expect(await rows(again)).toEqual(want);
+  });
+
+  it('checkpoint - bytes rotting after a clean close: the load trusts the index, and reads refuse the record', async () => {
+    const disk = new SimDisk();
+    const store = await openSim(disk);
+    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from(`value ${i}`));
+    await store.close();
+    const name = disk.list(SIM_DIR).find((n) => n.endsWith('.seg')) as string;
+    const file = await disk.open(`${SIM_DIR}/${name}`, 'read');
+    let k3 = 0;
+    await scanSegment(file, name, await file.size(), (id, _ts, offset, size) => {
+      if (id === 'k3') k3 = offset + size - 2; // in its data
+    });
+    await file.close();
+    disk.rot(`${SIM_DIR}/${name}`, k3);
+
+    const { logger, warns } = capture();
+    const again = await openSim(disk, { logger });
+    expect(again.stats().recovery.checkpoint).toBe(true);
+    const error = await again.get('k3').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GossipError);
+    expect((error as GossipError).code).toBe('GOSSIP_ERR_STORE_CORRUPT');
+    const ids = (await rows(again)).map(([id]) => id);
+    expect(ids).toEqual(['k0', 'k1', 'k2', 'k4', 'k5', 'k6', 'k7', 'k8', 'k9']);
+    expect((await framedRows(again, null, 1 << 20)).map(([id]) => id)).toEqual(ids);
+    expect(warns.filter((w) => w.includes('fails its checksum'))).toHaveLength(2);
+    expect((await again.get('k4'))?.data.toString()).toBe('value 4');
+  });
+
+  it('checkpoint - corruption a scan reported stays reported after a load; corruption fail still refuses', async () => {
+    const opts = { segmentBytes: 1024, compactThreshold: 0 };
+    const store = await openStore(opts);
+    for (let i = 0; i < 40; i++)
+      await store.append(`k${i}`, BigInt(i + 1), Buffer.from(`value ${i} ${'z'.repeat(20)}`));
+    await store.close();
+    await rm(join(dir, CHECKPOINT_FILE));
+    const names = (await readdir(dir)).filter((n) => n.endsWith('.seg')).sort();
+    const older = names[0] as string;
+    const fh = await open(join(dir, older), 'r+');
+    await fh.write(Buffer.from([0xff, 0xff]), 0, 2, 60);
+    await fh.close();
+
+    const scanned = await openStore(opts);
+    const reported = scanned.stats().recovery.corruptions;
+    expect(reported.length).toBeGreaterThan(0);
+    await scanned.close();
+    const loaded = await openStore(opts);
+    expect(loaded.stats().recovery).toMatchObject({ checkpoint: true, corruptions: reported });
+    await loaded.close();
+
+    const refused = await Store.open({ dir, ...opts, corruption: 'fail' }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(GossipError);
+    expect((refused as GossipError).code).toBe('GOSSIP_ERR_STORE_CORRUPT');
+  });
+
+  it('checkpoint - not written when the close cannot fsync the log', async () => {
+    const disk = new SimDisk();
+    const store = await openSim(disk, { fsync: 'never' });
+    await store.append('a', 1n, Buffer.from('x'));
+    const failing = disk.mutations + 1;
+    disk.faults.push({ call: failing, kind: 'EIO' });
+    await store.close();
+    expect(disk.log.find((r) => r.call === failing)?.op, "the close's fsync of the tail failed").toBe('sync');
+    expect(disk.list(SIM_DIR)).not.toContain(CHECKPOINT_FILE);
+    const again = await openSim(disk);
+    expect(again.stats().recovery.checkpoint).toBe(false);
+    expect(await rows(again)).toEqual([['a', 1n, Buffer.from('x').toString('hex')]]);
+  });
+});
+
+describe('replayFrames', () => {
+  it('replayFrames - the same messages as replay, in ts order, whether the records lie in ts order or not', async () => {
+    const store = await openStore({ segmentBytes: 2048, compactThreshold: 0 });
+    // In file order and in ts order...
+    for (let i = 0; i < 60; i++) await store.append(`in-${i}`, BigInt(1000 + i), Buffer.from(`in ${i}`));
+    // ...then appended against ts order, across segments, with updates and tombstones.
+    for (let i = 0; i < 60; i++) {
+      await store.append(`out-${i % 40}`, BigInt(500 - i), i % 9 === 0 ? Buffer.alloc(0) : Buffer.alloc(i * 3, i));
+    }
+    await store.append('ключ', 2000n, Buffer.from('é'));
+    for (const since of [null, 0n, 470n, 1030n, 2000n, 2001n]) {
+      const want = await rows(store, since);
+      for (const batchBytes of [1, 300, 1 << 20]) {
+        expect(await framedRows(store, since, batchBytes), `since ${since}, batches of ${batchBytes}`).toEqual(want);
+      }
+    }
+  });
+
+  it('replayFrames - leaves out an id updated after the replay started, as replayBatches does', async () => {
+    const store = await openStore();
+    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from(`old ${i}`));
+    const it = store.replayFrames(null, { batchBytes: 1 });
+    const first = await it.next();
+    await store.append('k5', 100n, Buffer.from('new'));
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder((f) => frames.push(f));
+    for (const c of (first.value as ReplayFrames).chunks) decoder.push(c);
+    for await (const b of it) for (const c of b.chunks) decoder.push(c);
+    const ids = frames.map((f) => (f.kind === FrameKind.Message ? f.id : '?'));
+    expect(ids).toEqual(['k0', 'k1', 'k2', 'k3', 'k4', 'k6', 'k7', 'k8', 'k9']);
+  });
+
+  it('replayFrames - an aborted signal stops it', async () => {
+    const store = await openStore();
+    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from('v'));
+    const abort = new AbortController();
+    const seen: number[] = [];
+    const run = (async () => {
+      for await (const b of store.replayFrames(null, { batchBytes: 1, signal: abort.signal })) {
+        seen.push(b.count);
+        if (seen.length === 3) abort.abort();
+      }
+    })();
+    const error = await run.catch((e: unknown) => e);
+    expect((error as GossipError).code).toBe('GOSSIP_ERR_ABORTED');
+    expect(seen).toEqual([1, 1, 1]);
+  });
+});
+
+// The real filesystem's stamps, so a checkpoint written by nodeFs is judged by them.
+describe('nodeFs stamps', () => {
+  it('checkpoint - a stamp changes when a file is written, and not when it is only read', async () => {
+    const path = join(dir, 'f');
+    const f = await nodeFs.open(path, 'create');
+    await f.writev([Buffer.from('abc')], 0);
+    const s1 = await f.stamp();
+    await f.read(Buffer.alloc(3), 0, 3, 0);
+    expect(await f.stamp()).toBe(s1);
+    await f.writev([Buffer.from('abcd')], 0);
+    expect(await f.stamp()).not.toBe(s1);
+    await f.close();
+  });
+});
