@@ -1,5 +1,8 @@
 import { isUtf8 } from 'node:buffer';
-import { Unpackr } from 'msgpackr';
+// The subpath skips msgpackr's optional native string extractor: its load probes the
+// system for a prebuilt binary (tens of milliseconds of start-up), and extension maps
+// are too small to gain from it.
+import { Unpackr } from 'msgpackr/unpack';
 import {
   BadMagicError,
   codeFromWire,

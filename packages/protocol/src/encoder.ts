@@ -1,4 +1,4 @@
-import { Packr } from 'msgpackr';
+import { Packr } from 'msgpackr/pack'; // the subpath: see decoder.ts
 import { checkEpoch } from './epoch.js';
 import { type ErrorCode, InvalidArgumentError, InvalidIdError, wireCode } from './errors.js';
 import { type AckStatus, type Durability, FrameKind, type ResyncReason } from './frame-kind.js';

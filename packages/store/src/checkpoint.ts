@@ -1,22 +1,30 @@
+import { endianness } from 'node:os';
 import { checksum, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES } from './format.js';
+import type { IndexColumns } from './index-table.js';
 import type { Corruption } from './recovery.js';
 
 /*
- * The index checkpoint (docs/STORAGE.md, "Index checkpoint"): the index as a clean
- * close left it, so the next open loads it instead of scanning every segment. All
- * integers big-endian.
+ * The index checkpoint (docs/STORAGE.md, S9): the index as a clean close left it, so
+ * the next open loads it instead of scanning every segment. All integers big-endian.
  *
  *   magic "GSPX" (47 53 50 58), u16 version, u16 reserved (0)
- *   u32 headerLen, header: UTF-8 JSON, { segments, corruptions, entries }
- *   entries × (u32 segment (position in `segments`), u32 offset, u32 size, i64 ts,
- *              u8 tombstone (0 or 1), u16 idLen, id (UTF-8))
+ *   u32 headerLen, header: UTF-8 JSON { segments, corruptions, entries, idBytes, newestTs }
+ *   then the entries column by column, `entries` values each:
+ *     u32 segment (position in `segments`), u32 offset, u32 size, i64 ts,
+ *     u16 idLength (UTF-16 code units), u8 tombstone (0 or 1)
+ *   ids: every id, concatenated, UTF-8 (`idBytes` bytes)
  *   u32 crc: CRC-32 of every byte before it
+ *
+ * Columns load with a copy and a byte swap each, and the ids with one decode: no
+ * per-entry BigInt or string decode, so a load costs little more than its read.
  */
 
 export const CHECKPOINT_FILE = 'gossip.index';
 const MAGIC = Buffer.from('GSPX', 'latin1');
 const VERSION = 1;
-const ENTRY_FIXED_BYTES = 23;
+const LITTLE_ENDIAN = endianness() === 'LE';
+/** Bytes per entry in the fixed-width columns. */
+const COLUMN_BYTES = 4 + 4 + 4 + 8 + 2 + 1;
 
 /** A segment as the checkpoint saw it. `stamp` changes whenever the file does (`StoreFile.stamp`). */
 export interface CheckpointSegment {
@@ -28,56 +36,58 @@ export interface CheckpointSegment {
   corrupt: boolean;
 }
 
-/** The index's entries, column by column: entry k is `ids[k]` in `segments[segment[k]]`. */
-export interface CheckpointEntries {
-  ids: string[];
-  segment: Uint32Array;
-  offset: Uint32Array;
-  size: Uint32Array;
-  ts: BigInt64Array;
-  tomb: Uint8Array;
-}
-
 export interface Checkpoint {
   segments: CheckpointSegment[];
   /** Corrupt stretches the scan that built this index skipped: still on disk, still reported. */
   corruptions: Corruption[];
-  entries: CheckpointEntries;
+  /** The index's entries; `seg` holds positions in `segments`. */
+  entries: IndexColumns;
+  newestTs: bigint | null;
+}
+
+interface Header {
+  segments: CheckpointSegment[];
+  corruptions: Corruption[];
+  entries: number;
+  idBytes: number;
+  newestTs: string | null;
 }
 
 export function encodeCheckpoint(c: Checkpoint): Buffer {
-  const { ids, segment, offset, size, ts, tomb } = c.entries;
+  const { ids, seg, off, size, ts, tomb } = c.entries;
   const n = ids.length;
+  const idBlob = Buffer.from(ids.join(''), 'utf8');
   const header = Buffer.from(
-    JSON.stringify({ segments: c.segments, corruptions: c.corruptions, entries: n } satisfies CheckpointHeader),
+    JSON.stringify({
+      segments: c.segments,
+      corruptions: c.corruptions,
+      entries: n,
+      idBytes: idBlob.length,
+      newestTs: c.newestTs === null ? null : c.newestTs.toString(),
+    } satisfies Header),
   );
-  let idBytes = 0;
-  for (const id of ids) idBytes += Buffer.byteLength(id);
-  const buf = Buffer.allocUnsafe(12 + header.length + n * ENTRY_FIXED_BYTES + idBytes + 4);
+  const buf = Buffer.allocUnsafe(12 + header.length + n * COLUMN_BYTES + idBlob.length + 4);
   MAGIC.copy(buf, 0);
   buf.writeUInt16BE(VERSION, 4);
   buf.writeUInt16BE(0, 6);
   buf.writeUInt32BE(header.length, 8);
   header.copy(buf, 12);
   let p = 12 + header.length;
-  for (let k = 0; k < n; k++) {
-    buf.writeUInt32BE(segment[k] as number, p);
-    buf.writeUInt32BE(offset[k] as number, p + 4);
-    buf.writeUInt32BE(size[k] as number, p + 8);
-    buf.writeBigInt64BE(ts[k] as bigint, p + 12);
-    buf[p + 20] = tomb[k] as number;
-    const len = buf.write(ids[k] as string, p + 23, 'utf8');
-    buf.writeUInt16BE(len, p + 21);
-    p += ENTRY_FIXED_BYTES + len;
+  const lengths = new Uint16Array(n);
+  for (let k = 0; k < n; k++) lengths[k] = (ids[k] as string).length;
+  for (const [column, width] of [
+    [seg, 4],
+    [off, 4],
+    [size, 4],
+    [ts, 8],
+    [lengths, 2],
+    [tomb, 1],
+  ] as const) {
+    p = putColumn(buf, p, column, width);
   }
+  p += idBlob.copy(buf, p);
   buf.writeUInt32BE(checksum(buf, 0, p), p);
   return buf;
-}
-
-interface CheckpointHeader {
-  segments: CheckpointSegment[];
-  corruptions: Corruption[];
-  entries: number;
 }
 
 /**
@@ -91,53 +101,95 @@ export function decodeCheckpoint(buf: Buffer): Checkpoint | string {
   if (checksum(buf, 0, end) !== buf.readUInt32BE(end)) return 'checksum mismatch';
   const headerLen = buf.readUInt32BE(8);
   if (12 + headerLen > end) return 'truncated';
-  let header: CheckpointHeader;
+  let h: Header;
   try {
-    header = JSON.parse(buf.toString('utf8', 12, 12 + headerLen)) as CheckpointHeader;
+    h = JSON.parse(buf.toString('utf8', 12, 12 + headerLen)) as Header;
   } catch {
     return 'unreadable header';
   }
-  const segments = header.segments;
-  const n = header.entries;
-  if (!Array.isArray(segments) || !Array.isArray(header.corruptions) || !Number.isSafeInteger(n) || n < 0) {
+  const n = h.entries;
+  if (
+    !Array.isArray(h.segments) ||
+    !Array.isArray(h.corruptions) ||
+    !Number.isSafeInteger(n) ||
+    n < 0 ||
+    !Number.isSafeInteger(h.idBytes) ||
+    12 + headerLen + n * COLUMN_BYTES + h.idBytes !== end
+  ) {
     return 'unreadable header';
   }
-  const entries: CheckpointEntries = {
-    ids: new Array<string>(n),
-    segment: new Uint32Array(n),
-    offset: new Uint32Array(n),
-    size: new Uint32Array(n),
-    ts: new BigInt64Array(n),
-    tomb: new Uint8Array(n),
-  };
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let p = 12 + headerLen;
+  const seg = new Uint32Array(n);
+  const off = new Uint32Array(n);
+  const size = new Uint32Array(n);
+  const ts = new BigInt64Array(n);
+  const lengths = new Uint16Array(n);
+  const tomb = new Uint8Array(n);
+  for (const [column, width] of [
+    [seg, 4],
+    [off, 4],
+    [size, 4],
+    [ts, 8],
+    [lengths, 2],
+    [tomb, 1],
+  ] as const) {
+    p = takeColumn(buf, p, column, width);
+  }
+  const all = buf.toString('utf8', p, p + h.idBytes);
+  const ids = new Array<string>(n);
+  let at = 0;
+  const segments = h.segments;
   for (let k = 0; k < n; k++) {
-    if (p + ENTRY_FIXED_BYTES > end) return 'truncated';
-    const seg = view.getUint32(p);
-    const off = view.getUint32(p + 4);
-    const size = view.getUint32(p + 8);
-    const idLen = view.getUint16(p + 21);
-    const s = segments[seg];
+    const len = lengths[k] as number;
+    const s = segments[seg[k] as number];
+    const o = off[k] as number;
+    const z = size[k] as number;
     if (
       !s ||
       s.corrupt ||
-      off < SEGMENT_HEADER_BYTES ||
-      size < RECORD_OVERHEAD_BYTES + idLen ||
-      off + size > s.size ||
-      idLen === 0 ||
-      p + ENTRY_FIXED_BYTES + idLen > end
+      len === 0 ||
+      at + len > all.length ||
+      o < SEGMENT_HEADER_BYTES ||
+      z < RECORD_OVERHEAD_BYTES + 1 ||
+      o + z > s.size ||
+      (tomb[k] as number) > 1
     ) {
       return `entry ${k} is out of bounds`;
     }
-    entries.segment[k] = seg;
-    entries.offset[k] = off;
-    entries.size[k] = size;
-    entries.ts[k] = view.getBigInt64(p + 12);
-    entries.tomb[k] = buf[p + 20] as number;
-    entries.ids[k] = buf.toString('utf8', p + 23, p + 23 + idLen);
-    p += ENTRY_FIXED_BYTES + idLen;
+    ids[k] = all.slice(at, at + len);
+    at += len;
   }
-  if (p !== end) return 'trailing bytes';
-  return { segments, corruptions: header.corruptions, entries };
+  if (at !== all.length) return 'ids do not add up';
+  return {
+    segments,
+    corruptions: h.corruptions,
+    entries: { ids, seg, off, size, ts, tomb },
+    newestTs: h.newestTs === null ? null : BigInt(h.newestTs),
+  };
+}
+
+type Column = Uint8Array | Uint16Array | Uint32Array | BigInt64Array;
+
+/** Copies a column into `buf` at `p`, big-endian; returns the offset after it. */
+function putColumn(buf: Buffer, p: number, column: Column, width: 1 | 2 | 4 | 8): number {
+  const bytes = Buffer.from(column.buffer, column.byteOffset, column.byteLength);
+  bytes.copy(buf, p);
+  swap(buf.subarray(p, p + bytes.length), width);
+  return p + bytes.length;
+}
+
+/** Fills `column` from `buf` at `p`, big-endian; returns the offset after it. */
+function takeColumn(buf: Buffer, p: number, column: Column, width: 1 | 2 | 4 | 8): number {
+  const bytes = Buffer.from(column.buffer, column.byteOffset, column.byteLength);
+  buf.copy(bytes, 0, p, p + bytes.length);
+  swap(bytes, width);
+  return p + bytes.length;
+}
+
+/** Big-endian bytes to the host's order and back: a swap on a little-endian host. */
+function swap(b: Buffer, width: 1 | 2 | 4 | 8): void {
+  if (!LITTLE_ENDIAN || width === 1) return;
+  if (width === 2) b.swap16();
+  else if (width === 4) b.swap32();
+  else b.swap64();
 }

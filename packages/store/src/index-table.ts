@@ -7,6 +7,15 @@
  * ("pending"): the newest-ts check sees them, readers do not. A slot whose id has
  * pending appends but no written record is invisible to readers.
  */
+import { endianness } from 'node:os';
+import type { ReplayPlan, ReplayWindow } from './replay.js';
+import { sortByTs } from './sort.js';
+
+/** Where a ts's low and high 32-bit words sit in a BigInt64Array's memory. */
+const LO = endianness() === 'LE' ? 0 : 1;
+const HI = 1 - LO;
+const SIGN = 0x80000000;
+
 const FREE = 0;
 /** Only pending appends: no written record yet. */
 const PENDING = 1;
@@ -131,6 +140,160 @@ export class IndexTable {
     return this.#apply(slot, ts, seg, off, size, tomb, replaced);
   }
 
+  /**
+   * The ids with a written record and their fields, column by column, in slot order
+   * (for the checkpoint). `seg` holds segment handles. Each ts is copied as two 32-bit
+   * words: no BigInt is made per id.
+   */
+  columns(): IndexColumns {
+    const n = this.#committed;
+    const c: IndexColumns = {
+      ids: new Array<string>(n),
+      seg: new Uint32Array(n),
+      off: new Uint32Array(n),
+      size: new Uint32Array(n),
+      ts: new BigInt64Array(n),
+      tomb: new Uint8Array(n),
+    };
+    const fromWords = new Uint32Array(this.#ts.buffer, 0, this.#ts.length * 2);
+    const toWords = new Uint32Array(c.ts.buffer);
+    let k = 0;
+    for (let slot = 0; slot < this.#used; slot++) {
+      if (this.#state[slot] !== COMMITTED) continue;
+      c.ids[k] = this.#ids[slot] as string;
+      c.seg[k] = this.#seg[slot] as number;
+      c.off[k] = this.#off[slot] as number;
+      c.size[k] = this.#size[slot] as number;
+      toWords[2 * k] = fromWords[2 * slot] as number;
+      toWords[2 * k + 1] = fromWords[2 * slot + 1] as number;
+      c.tomb[k] = this.#tomb[slot] as number;
+      k++;
+    }
+    return c;
+  }
+
+  /**
+   * Fills an empty index with `c` as it is (from the checkpoint): entry k takes slot k.
+   * Returns false, leaving the index empty, if an id repeats.
+   */
+  restore(c: IndexColumns): boolean {
+    const n = c.ids.length;
+    if (this.#used !== 0) throw new Error('IndexTable.restore needs an empty index');
+    let cap = this.#ts.length;
+    while (cap < n) cap *= 2;
+    const fresh = () => {
+      this.#state = new Uint8Array(cap);
+      this.#tomb = new Uint8Array(cap);
+      this.#ts = new BigInt64Array(cap);
+      this.#seg = new Uint32Array(cap);
+      this.#off = new Uint32Array(cap);
+      this.#size = new Uint32Array(cap);
+      this.#pendTs = new BigInt64Array(cap);
+      this.#pendCount = new Uint32Array(cap);
+    };
+    fresh();
+    const slots = this.#slots;
+    for (let k = 0; k < n; k++) slots.set(c.ids[k] as string, k);
+    if (slots.size !== n) {
+      slots.clear();
+      fresh();
+      return false;
+    }
+    this.#ids = c.ids.slice();
+    this.#state.fill(COMMITTED, 0, n);
+    this.#tomb.set(c.tomb);
+    this.#ts.set(c.ts);
+    this.#seg.set(c.seg);
+    this.#off.set(c.off);
+    this.#size.set(c.size);
+    let live = 0;
+    let tombs = 0;
+    for (let k = 0; k < n; k++) {
+      live += c.size[k] as number;
+      tombs += c.tomb[k] as number;
+    }
+    this.#used = n;
+    this.#committed = n;
+    this.#tombstones = tombs;
+    this.#liveBytes = live;
+    return true;
+  }
+
+  /**
+   * A replay's plan: the slots with a written record whose ts is >= `since` (all for
+   * null), sorted by ts, in one pass over the typed arrays and a radix sort.
+   */
+  plan(since: bigint | null): ReplayPlan {
+    const n0 = this.#committed;
+    const p: ReplayPlan = { n: 0, slots: new Uint32Array(n0), lo: new Uint32Array(n0), hi: new Uint32Array(n0) };
+    const words = new Uint32Array(this.#ts.buffer, 0, this.#used * 2);
+    const state = this.#state;
+    const all = since === null;
+    const sHi = all ? 0 : (Number((since >> 32n) & 0xffffffffn) ^ SIGN) >>> 0;
+    const sLo = all ? 0 : Number(since & 0xffffffffn);
+    const used = this.#used;
+    const { slots, lo, hi } = p;
+    let n = 0;
+    // Ids updated in turn leave their slots in ts order already: then nothing to sort.
+    let sorted = true;
+    let pHi = 0;
+    let pLo = 0;
+    for (let slot = 0; slot < used; slot++) {
+      if (state[slot] !== COMMITTED) continue;
+      const h = ((words[2 * slot + HI] as number) ^ SIGN) >>> 0;
+      const l = words[2 * slot + LO] as number;
+      if (!all && (h < sHi || (h === sHi && l < sLo))) continue;
+      if (h < pHi || (h === pHi && l < pLo)) sorted = false;
+      pHi = h;
+      pLo = l;
+      slots[n] = slot;
+      lo[n] = l;
+      hi[n] = h;
+      n++;
+    }
+    p.n = n;
+    if (!sorted) sortByTs(p, n);
+    return p;
+  }
+
+  /**
+   * Cuts a replay's next window, from plan position `from`, up to `maxBytes` of
+   * records: the positions whose id still holds its planned ts, with where the record
+   * lies, taken in this one synchronous step. Returns the position after the window.
+   */
+  cut(p: ReplayPlan, from: number, maxBytes: number, w: ReplayWindow): number {
+    w.reset();
+    const words = new Uint32Array(this.#ts.buffer, 0, this.#used * 2);
+    const state = this.#state;
+    const segs = this.#seg;
+    const offs = this.#off;
+    const sizes = this.#size;
+    const { slots, lo, hi, n } = p;
+    let m = 0;
+    let bytes = 0;
+    let i = from;
+    for (; i < n && bytes < maxBytes; i++) {
+      const slot = slots[i] as number;
+      if (
+        state[slot] !== COMMITTED ||
+        words[2 * slot + LO] !== lo[i] ||
+        ((words[2 * slot + HI] as number) ^ SIGN) >>> 0 !== hi[i]
+      ) {
+        continue;
+      }
+      if (m === w.capacity) w.grow();
+      const size = sizes[slot] as number;
+      w.pos[m] = i;
+      w.seg[m] = segs[slot] as number;
+      w.off[m] = offs[slot] as number;
+      w.size[m] = size;
+      bytes += size;
+      m++;
+    }
+    w.count = m;
+    return i;
+  }
+
   /** A slot for a new id, with nothing written yet. */
   #claim(id: string): number {
     const slot = this.#free.pop() ?? this.#grow();
@@ -211,6 +374,17 @@ export class IndexTable {
   arrayBytes(): number {
     return this.#ts.length * 46;
   }
+}
+
+/** Index entries column by column: entry k is `ids[k]`, in segment (handle) `seg[k]`. */
+export interface IndexColumns {
+  ids: string[];
+  seg: Uint32Array;
+  off: Uint32Array;
+  size: Uint32Array;
+  ts: BigInt64Array;
+  /** 1 for a tombstone, else 0. */
+  tomb: Uint8Array;
 }
 
 /** Out-parameter of `commit` and `load`: the record an applied one replaced (seg 0 if none). */

@@ -13,8 +13,10 @@ import {
 } from '@gossip/protocol';
 import { CHECKPOINT_FILE, type CheckpointSegment, decodeCheckpoint, encodeCheckpoint } from './checkpoint.js';
 import {
+  checksum,
   parseRecord,
   parseSegmentName,
+  RECORD_FIXED_BODY_BYTES,
   RECORD_OVERHEAD_BYTES,
   RECORD_PREFIX_BYTES,
   recordCrc,
@@ -29,8 +31,8 @@ import { nodeFs, readSmallFile, replaceFile, type StoreFile, type StoreFs, write
 import { IndexTable, type Replaced } from './index-table.js';
 import { acquireLock, freshMeta, loadMeta, type Meta, releaseLock, saveMeta } from './meta.js';
 import { type Corruption, scanSegment } from './recovery.js';
+import { type ReplayPlan, ReplayWindow } from './replay.js';
 import { Segment } from './segment.js';
-import { sortSlotsByTs } from './sort.js';
 
 /** When an append is acknowledged (docs/STORAGE.md, "Durability"). */
 export type FsyncMode = 'always' | 'interval' | 'never';
@@ -150,25 +152,6 @@ export interface ReplayFrames {
   count: number;
 }
 
-/** A record a replay window reads: the id's slot and ts when the window was cut, and where the record is. */
-interface WindowItem {
-  slot: number;
-  ts: bigint;
-  seg: Segment;
-  off: number;
-  size: number;
-}
-
-/** A window read: item k's record is `bufs[k]` (viewed by `views[k]`) from offset `ats[k]`. */
-interface ReadWindow {
-  items: WindowItem[];
-  /** Items in file order: each buffer holds its items in order, from offset 0. */
-  inOrder: boolean;
-  bufs: Buffer[];
-  views: DataView[];
-  ats: number[];
-}
-
 /** The appends of one turn: one write, one fsync, one promise. Records are kept as parallel arrays. */
 interface Batch {
   seg: Segment;
@@ -191,12 +174,15 @@ const STALE_PROMISE = Promise.resolve(STALE);
 const WRITTEN: AppendResult = Object.freeze({ status: 'accepted', durability: 'written' }) as AppendResult;
 const SYNCED: AppendResult = Object.freeze({ status: 'accepted', durability: 'synced' }) as AppendResult;
 const SLAB_BYTES = 1024 * 1024;
+/** A replay reads across a gap of dead records up to this size rather than pay for another read. */
+const READ_GAP = 32 * 1024;
 /** Data at least this large is written from the caller's buffer instead of copied. */
 const INLINE_MAX = 16 * 1024;
 /** A batch stops taking appends past this; the next turn's batch takes them. */
 const BATCH_MAX_BYTES = 8 * 1024 * 1024;
 const MAX_SEGMENT_BYTES = 1024 * 1024 * 1024;
 const NS_PER_MS = 1_000_000n;
+const EMPTY_BUFFER = Buffer.alloc(0);
 const noop = () => undefined;
 const silent: StoreLogger = { info: noop, warn: noop, error: noop };
 
@@ -417,17 +403,20 @@ export class Store {
     since: bigint | null,
     options: { batchBytes?: number; signal?: AbortSignal } = {},
   ): AsyncGenerator<StoredMessage[]> {
-    for await (const w of this.#replayWindows(since, options)) {
+    for await (const { w, plan } of this.#replayWindows(since, options)) {
       const out: StoredMessage[] = [];
-      for (let k = 0; k < w.items.length; k++) {
-        const item = w.items[k] as WindowItem;
-        const buf = w.bufs[k] as Buffer;
-        const rec = parseRecord(buf, w.ats[k] as number, item.size, w.views[k]);
-        if (!rec || rec.ts !== item.ts || rec.id !== this.#index.id(item.slot)) {
-          if (rec === undefined) this.#skipped(item);
-          continue;
-        }
-        out.push(rec);
+      for (let k = 0; k < w.count; k++) {
+        const bodyLen = this.#checkedBodyLength(w, k, plan);
+        if (bodyLen < 0) continue;
+        const buf = w.bufs[w.buf[k] as number] as Buffer;
+        const view = w.views[w.buf[k] as number] as DataView;
+        const at = w.at[k] as number;
+        const idEnd = at + 19 + view.getUint16(at + 17);
+        out.push({
+          id: buf.toString('utf8', at + 19, idEnd),
+          ts: view.getBigInt64(at + 9),
+          data: buf.subarray(idEnd, at + RECORD_PREFIX_BYTES + bodyLen),
+        });
       }
       if (out.length > 0) yield out;
     }
@@ -437,15 +426,15 @@ export class Store {
    * `replayBatches` as wire frames, for a server: each batch is message frames
    * (docs/PROTOCOL.md, rule M1) flagged `Replayed`, back to back in `chunks`, ready to
    * write to a socket in order. A record's body has the layout of a message frame's
-   * body (docs/STORAGE.md, "Records"), so records are checked and re-framed where they
-   * were read, never decoded.
+   * body (docs/STORAGE.md, S2), so records are checked and re-framed where they were
+   * read, never decoded.
    */
   async *replayFrames(
     since: bigint | null,
     options: { batchBytes?: number; signal?: AbortSignal } = {},
   ): AsyncGenerator<ReplayFrames> {
-    for await (const w of this.#replayWindows(since, options)) {
-      const out = w.inOrder ? this.#framesInPlace(w) : this.#framesCopied(w);
+    for await (const { w, plan } of this.#replayWindows(since, options)) {
+      const out = w.inOrder ? this.#framesInPlace(w, plan) : this.#framesCopied(w, plan);
       if (out.count > 0) yield out;
     }
   }
@@ -454,113 +443,129 @@ export class Store {
    * Window in file order (the usual case): each read buffer becomes its frames in
    * place. A frame is its record less 3 bytes (a 5-byte frame header for the 8-byte
    * prefix), so the frames written from the buffer's start never reach a record not
-   * yet read.
+   * yet checked. One loop with everything in locals: a replay's first run is cold code.
    */
-  #framesInPlace(w: ReadWindow): ReplayFrames {
+  #framesInPlace(w: ReplayWindow, plan: ReplayPlan): ReplayFrames {
     const chunks: Buffer[] = [];
+    const { count: n, size: sizes, buf: bufOf, at: ats, pos: plans } = w;
+    const { lo, hi } = plan;
     let count = 0;
-    let buf: Buffer | undefined;
+    let current = -1;
+    let b: Buffer = EMPTY_BUFFER;
+    let view: DataView = new DataView(b.buffer);
     let pos = 0;
-    for (let k = 0; k < w.items.length; k++) {
-      const b = w.bufs[k] as Buffer;
-      if (b !== buf) {
-        if (buf && pos > 0) chunks.push(buf.subarray(0, pos));
-        buf = b;
+    for (let k = 0; k < n; k++) {
+      if (bufOf[k] !== current) {
+        if (pos > 0) chunks.push(b.subarray(0, pos));
+        current = bufOf[k] as number;
+        b = w.bufs[current] as Buffer;
+        view = w.views[current] as DataView;
         pos = 0;
       }
-      const bodyLen = this.#checkedBodyLength(w, k);
-      if (bodyLen < 0) continue;
-      const body = (w.ats[k] as number) + RECORD_PREFIX_BYTES;
-      b.copyWithin(pos + 5, body, body + bodyLen);
-      pos = frameHeader(b, pos, bodyLen);
+      const size = sizes[k] as number;
+      const at = ats[k] as number;
+      if (size === 0) continue; // its segment is gone
+      const bodyLen = view.getUint32(at + 4);
+      const idLen = view.getUint16(at + 17);
+      if (
+        bodyLen + RECORD_PREFIX_BYTES !== size ||
+        idLen === 0 ||
+        RECORD_FIXED_BODY_BYTES + idLen > bodyLen ||
+        checksum(b, at + 4, at + size) !== view.getUint32(at)
+      ) {
+        this.#skipped(w, k);
+        continue;
+      }
+      const i = plans[k] as number;
+      if ((view.getUint32(at + 9) ^ 0x80000000) >>> 0 !== hi[i] || view.getUint32(at + 13) !== lo[i]) continue;
+      b.copyWithin(pos + 5, at + RECORD_PREFIX_BYTES, at + size);
+      view.setUint32(pos, bodyLen + 1);
+      b[pos + 4] = FrameKind.Message;
+      b[pos + 5] = MessageFlags.Replayed;
+      pos += 5 + bodyLen;
       count++;
     }
-    if (buf && pos > 0) chunks.push(buf.subarray(0, pos));
+    if (pos > 0) chunks.push(b.subarray(0, pos));
     return { chunks, count };
   }
 
   /** Window out of file order: frames copied into a buffer of their own, in ts order. */
-  #framesCopied(w: ReadWindow): ReplayFrames {
+  #framesCopied(w: ReplayWindow, plan: ReplayPlan): ReplayFrames {
     let total = 0;
-    for (const item of w.items) total += item.size;
+    for (let k = 0; k < w.count; k++) total += w.size[k] as number;
     const frames = Buffer.allocUnsafe(total);
     let pos = 0;
     let count = 0;
-    for (let k = 0; k < w.items.length; k++) {
-      const bodyLen = this.#checkedBodyLength(w, k);
+    for (let k = 0; k < w.count; k++) {
+      const bodyLen = this.#checkedBodyLength(w, k, plan);
       if (bodyLen < 0) continue;
-      const body = (w.ats[k] as number) + RECORD_PREFIX_BYTES;
-      (w.bufs[k] as Buffer).copy(frames, pos + 5, body, body + bodyLen);
-      pos = frameHeader(frames, pos, bodyLen);
+      const body = (w.at[k] as number) + RECORD_PREFIX_BYTES;
+      (w.bufs[w.buf[k] as number] as Buffer).copy(frames, pos + 5, body, body + bodyLen);
+      frames.writeUInt32BE(bodyLen + 1, pos);
+      frames[pos + 4] = FrameKind.Message;
+      frames[pos + 5] = MessageFlags.Replayed;
+      pos += 5 + bodyLen;
       count++;
     }
     return { chunks: [frames.subarray(0, pos)], count };
   }
 
-  /** The body length of window item k's record, or -1 when it fails its checks (reported) or is no longer current. */
-  #checkedBodyLength(w: ReadWindow, k: number): number {
-    const item = w.items[k] as WindowItem;
-    const view = w.views[k] as DataView;
-    const at = w.ats[k] as number;
+  /**
+   * The body length of window item k's record, or -1 when it fails its checks (logged)
+   * or no longer holds the ts the plan has for it.
+   */
+  #checkedBodyLength(w: ReplayWindow, k: number, plan: ReplayPlan): number {
+    const size = w.size[k] as number;
+    if (size === 0) return -1; // its segment is gone
+    const buf = w.bufs[w.buf[k] as number] as Buffer;
+    const view = w.views[w.buf[k] as number] as DataView;
+    const at = w.at[k] as number;
     const bodyLen = view.getUint32(at + 4);
+    const idLen = view.getUint16(at + 17);
     if (
-      bodyLen + RECORD_PREFIX_BYTES !== item.size ||
-      view.getUint16(at + 17) === 0 ||
-      recordCrc(w.bufs[k] as Buffer, at, bodyLen) !== view.getUint32(at)
+      bodyLen + RECORD_PREFIX_BYTES !== size ||
+      idLen === 0 ||
+      RECORD_FIXED_BODY_BYTES + idLen > bodyLen ||
+      recordCrc(buf, at, bodyLen) !== view.getUint32(at)
     ) {
-      this.#skipped(item);
+      this.#skipped(w, k);
       return -1;
     }
-    return view.getBigInt64(at + 9) === item.ts ? bodyLen : -1;
+    const i = w.pos[k] as number;
+    const hi = (view.getUint32(at + 9) ^ 0x80000000) >>> 0;
+    return hi === plan.hi[i] && view.getUint32(at + 13) === plan.lo[i] ? bodyLen : -1;
+  }
+
+  #skipped(w: ReplayWindow, k: number): void {
+    this.#log.warn(
+      { segment: this.#byHandle.get(w.seg[k] as number)?.name, offset: w.off[k] },
+      'replay skipped a record that fails its checksum',
+    );
   }
 
   /**
-   * The replay's plan and reads: the matching ids' slots sorted by ts, then windows of
-   * records (still current when the window is cut) up to `batchBytes`, each read with
-   * as few reads as possible.
+   * The replay's plan, then its windows, each read with as few reads as possible: up
+   * to `batchBytes` of records whose ids still hold their planned ts when cut.
    */
   async *#replayWindows(
     since: bigint | null,
     options: { batchBytes?: number; signal?: AbortSignal },
-  ): AsyncGenerator<ReadWindow> {
+  ): AsyncGenerator<{ w: ReplayWindow; plan: ReplayPlan }> {
     this.#assertOpen();
     const batchBytes = options.batchBytes ?? 1024 * 1024;
     const index = this.#index;
-    const cap = index.capacity;
-    let slots: Uint32Array = new Uint32Array(index.count);
-    let n = 0;
-    for (let slot = 0; slot < cap; slot++) {
-      if (index.live(slot) && (since === null || index.ts(slot) >= since)) slots[n++] = slot;
-    }
-    slots = sortSlotsByTs(slots.subarray(0, n), index.tsArray);
-    const snapTs = new BigInt64Array(n);
-    for (let i = 0; i < n; i++) snapTs[i] = index.ts(slots[i] as number);
-
+    const plan = index.plan(since);
+    const w = new ReplayWindow(Math.min(plan.n, Math.ceil(batchBytes / RECORD_OVERHEAD_BYTES) + 1));
     let i = 0;
-    while (i < n) {
+    while (i < plan.n) {
       if (options.signal?.aborted) {
         throw new GossipError('GOSSIP_ERR_ABORTED', 'the replay was aborted', { cause: options.signal.reason });
       }
       if (this.#closed) throw new GossipError('GOSSIP_ERR_STORE_CLOSED', 'the store closed during a replay');
-      // A window of records, still current, up to batchBytes: the segment and offset
-      // are taken in the same synchronous step as the ts check, so the record read
-      // there is this id's record at that ts.
-      const items: WindowItem[] = [];
-      let bytes = 0;
-      while (i < n && bytes < batchBytes) {
-        const slot = slots[i] as number;
-        const ts = snapTs[i] as bigint;
-        if (index.live(slot) && index.ts(slot) === ts) {
-          const seg = this.#byHandle.get(index.segment(slot));
-          if (seg) {
-            const size = index.size(slot);
-            items.push({ slot, ts, seg, off: index.offset(slot), size });
-            bytes += size;
-          }
-        }
-        i++;
-      }
-      if (items.length > 0) yield await this.#readWindow(items);
+      i = index.cut(plan, i, batchBytes, w);
+      if (w.count === 0) continue;
+      await this.#readWindow(w);
+      yield { w, plan };
     }
   }
 
@@ -714,32 +719,23 @@ export class Store {
       const stamp = await (seg.file as StoreFile).stamp();
       segments.push({ name: seg.name, stamp, size: seg.size, cleanAsOf: seg.cleanAsOf, corrupt: seg.corrupt });
     }
-    const index = this.#index;
-    const n = index.count;
-    const entries = {
-      ids: new Array<string>(n),
-      segment: new Uint32Array(n),
-      offset: new Uint32Array(n),
-      size: new Uint32Array(n),
-      ts: new BigInt64Array(n),
-      tomb: new Uint8Array(n),
-    };
-    let k = 0;
-    for (let slot = 0; slot < index.capacity; slot++) {
-      if (!index.live(slot)) continue;
-      const at = position.get(index.segment(slot));
-      if (at === undefined) throw new Error(`index entry ${index.id(slot)} points at no segment`);
-      entries.ids[k] = index.id(slot);
-      entries.segment[k] = at;
-      entries.offset[k] = index.offset(slot);
-      entries.size[k] = index.size(slot);
-      entries.ts[k] = index.ts(slot);
-      entries.tomb[k] = index.isTombstone(slot) ? 1 : 0;
-      k++;
+    const entries = this.#index.columns();
+    for (let k = 0; k < entries.seg.length; k++) {
+      const at = position.get(entries.seg[k] as number);
+      if (at === undefined) throw new Error(`index entry ${entries.ids[k]} points at no segment`);
+      entries.seg[k] = at;
     }
     const names = new Set(segments.map((s) => s.name));
     const corruptions = this.#recovery.corruptions.filter((c) => names.has(c.file));
-    await replaceFile(this.#fs, this.dir, CHECKPOINT_FILE, encodeCheckpoint({ segments, corruptions, entries }));
+    // What a scan would find: the newest ts the index holds.
+    let newestTs: bigint | null = null;
+    for (const t of entries.ts) if (newestTs === null || t > newestTs) newestTs = t;
+    await replaceFile(
+      this.#fs,
+      this.dir,
+      CHECKPOINT_FILE,
+      encodeCheckpoint({ segments, corruptions, entries, newestTs }),
+    );
   }
 
   async #closeFiles(): Promise<void> {
@@ -1035,54 +1031,87 @@ export class Store {
     }
   }
 
-  /** Reads a window's records with as few reads as possible; each item's bytes are `bufs[k]` from `ats[k]`. */
-  async #readWindow(items: WindowItem[]): Promise<ReadWindow> {
-    const order = items.map((_, k) => k);
-    const before = (x: WindowItem, y: WindowItem) => x.seg.first - y.seg.first || x.off - y.off;
-    // Ts order is usually file order already (appends come in ts order; compaction keeps it).
-    let inOrder = true;
-    for (let k = 1; k < items.length && inOrder; k++) {
-      inOrder = before(items[k - 1] as WindowItem, items[k] as WindowItem) < 0;
-    }
-    if (!inOrder) order.sort((a, b) => before(items[a] as WindowItem, items[b] as WindowItem));
-    // Coalesce neighbours in one file into one read; a small gap of dead records is cheaper than a syscall.
-    const GAP = 32 * 1024;
-    const w: ReadWindow = {
-      items,
-      inOrder,
-      bufs: new Array<Buffer>(items.length),
-      views: new Array<DataView>(items.length),
-      ats: new Array<number>(items.length),
-    };
+  /**
+   * Reads a window's records with as few reads as possible: neighbours in one file go
+   * in one read, a small gap of dead records being cheaper than a syscall. Ts order is
+   * usually file order already (appends come in ts order; compaction keeps it): then
+   * one pass groups the items; otherwise they are sorted by place first.
+   */
+  async #readWindow(w: ReplayWindow): Promise<void> {
+    const n = w.count;
+    const segs = w.seg;
+    const offs = w.off;
+    const sizes = w.size;
     const reads: Promise<void>[] = [];
+    // Groups of neighbours: items from..to-1, read as start..end of segment seg.
+    const groups: { seg: Segment | undefined; from: number; to: number; start: number; end: number }[] = [];
     let k = 0;
-    while (k < order.length) {
-      const first = items[order[k] as number] as WindowItem;
-      let end = first.off + first.size;
+    while (k < n && w.inOrder) {
+      const handle = segs[k] as number;
+      const seg = this.#byHandle.get(handle);
+      const start = offs[k] as number;
+      let end = start + (sizes[k] as number);
       let j = k + 1;
-      while (j < order.length) {
-        const next = items[order[j] as number] as WindowItem;
-        if (next.seg !== first.seg || next.off > end + GAP) break;
-        end = Math.max(end, next.off + next.size);
-        j++;
+      for (; j < n; j++) {
+        const off = offs[j] as number;
+        if (segs[j] !== handle || off > end + READ_GAP) break;
+        if (off < end) {
+          w.inOrder = false; // behind the previous record: not in file order
+          break;
+        }
+        end = off + (sizes[j] as number);
       }
-      const buf = Buffer.allocUnsafe(end - first.off);
-      const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-      for (let m = k; m < j; m++) {
-        const at = order[m] as number;
-        w.bufs[at] = buf;
-        w.views[at] = view;
-        w.ats[at] = (items[at] as WindowItem).off - first.off;
-      }
-      reads.push(this.#readInto(first.seg, buf, first.off, buf.length));
+      const next = j < n && segs[j] !== handle ? this.#byHandle.get(segs[j] as number) : undefined;
+      if (next && seg && next.first < seg.first) w.inOrder = false;
+      groups.push({ seg, from: k, to: j, start, end });
       k = j;
     }
+    if (w.inOrder) for (const g of groups) this.#readGroup(w, g.seg, g.from, g.to, g.start, g.end, reads);
+    if (!w.inOrder) {
+      // In file order first.
+      const first = (k: number) => this.#byHandle.get(segs[k] as number)?.first ?? 0;
+      const order = Array.from({ length: n }, (_, k) => k);
+      order.sort((a, b) => first(a) - first(b) || (offs[a] as number) - (offs[b] as number));
+      let g = 0;
+      while (g < n) {
+        const head = order[g] as number;
+        const start = offs[head] as number;
+        let end = start + (sizes[head] as number);
+        let j = g + 1;
+        for (; j < n; j++) {
+          const item = order[j] as number;
+          if (segs[item] !== segs[head] || (offs[item] as number) > end + READ_GAP) break;
+          end = Math.max(end, (offs[item] as number) + (sizes[item] as number));
+        }
+        this.#readGroup(w, this.#byHandle.get(segs[head] as number), g, j, start, end, reads, order);
+        g = j;
+      }
+    }
     await Promise.all(reads);
-    return w;
   }
 
-  #skipped(item: WindowItem): void {
-    this.#log.warn({ segment: item.seg.name, offset: item.off }, 'replay skipped a record that fails its checksum');
+  /** Reads one group of a window's items (`order[from..to)`, or `from..to`) with one read of `start..end`. */
+  #readGroup(
+    w: ReplayWindow,
+    seg: Segment | undefined,
+    from: number,
+    to: number,
+    start: number,
+    end: number,
+    reads: Promise<void>[],
+    order?: number[],
+  ): void {
+    const buf = Buffer.allocUnsafe(end - start);
+    const at = w.bufs.length;
+    w.bufs.push(buf);
+    w.views.push(new DataView(buf.buffer, buf.byteOffset, buf.byteLength));
+    for (let m = from; m < to; m++) {
+      const item = order ? (order[m] as number) : m;
+      w.buf[item] = at;
+      w.at[item] = (w.off[item] as number) - start;
+      if (!seg) w.size[item] = 0; // cannot happen: the index never points into a removed segment
+    }
+    if (seg) reads.push(this.#readInto(seg, buf, start, buf.length));
   }
 
   // ---- recovery -----------------------------------------------------------------
@@ -1196,27 +1225,27 @@ export class Store {
       this.#log.info({ reason: why }, 'index checkpoint not used: scanning the segments');
       return false;
     }
+    const { entries } = ckpt;
+    const live = new Array<number>(opened.length).fill(0);
+    for (let k = 0; k < entries.seg.length; k++) {
+      const at = entries.seg[k] as number;
+      live[at] = (live[at] as number) + (entries.size[k] as number);
+      entries.seg[k] = (opened[at] as OpenedSegment).seg.handle;
+    }
+    if (!this.#index.restore(entries)) {
+      this.#log.info({ reason: 'an id repeats' }, 'index checkpoint not used: scanning the segments');
+      return false;
+    }
     this.#newestOpened = opened[opened.length - 1];
     for (let i = 0; i < opened.length; i++) {
       const o = opened[i] as OpenedSegment;
       const c = ckpt.segments[i] as CheckpointSegment;
       this.#adopt(o, c.size, c.cleanAsOf, c.corrupt, this.#meta.validLengths[o.name]);
+      o.seg.live = live[i] as number;
     }
-    const { ids, segment, offset, size, ts, tomb } = ckpt.entries;
-    const index = this.#index;
-    const replaced = this.#replaced;
-    let newest: bigint | null = null;
-    for (let k = 0; k < ids.length; k++) {
-      const seg = (opened[segment[k] as number] as OpenedSegment).seg;
-      const t = ts[k] as bigint;
-      if (!index.load(ids[k] as string, t, seg.handle, offset[k] as number, size[k] as number, tomb[k] === 1, replaced))
-        continue;
-      seg.live += size[k] as number;
-      if (newest === null || t > newest) newest = t;
-    }
-    this.#newestTs = newest;
+    this.#newestTs = ckpt.newestTs;
+    this.#recovery.records = entries.ids.length;
     this.#recovery.checkpoint = true;
-    this.#recovery.records = ids.length;
     this.#recovery.corruptions = ckpt.corruptions;
     return true;
   }
@@ -1514,15 +1543,4 @@ function idByteLength(id: string): number {
     if (i === id.length) return i;
   }
   return checkId(id);
-}
-
-/**
- * Writes a message frame's header (rule M1) at `pos` for a body of `bodyLen` bytes
- * already at `pos + 5`, and marks the body's flags `Replayed`. Returns the frame's end.
- */
-function frameHeader(b: Buffer, pos: number, bodyLen: number): number {
-  b.writeUInt32BE(bodyLen + 1, pos);
-  b[pos + 4] = FrameKind.Message;
-  b[pos + 5] = MessageFlags.Replayed;
-  return pos + 5 + bodyLen;
 }
