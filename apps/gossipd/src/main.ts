@@ -5,7 +5,6 @@ import { GossipServer } from '@gossip/server';
 import { Store } from '@gossip/store';
 import { pino } from 'pino';
 import type { Registry } from 'prom-client';
-import { startAdmin } from './admin.js';
 import { type Config, helpText, parseConfig } from './config.js';
 import { createMetrics } from './metrics.js';
 
@@ -78,6 +77,8 @@ async function main(): Promise<void> {
       return metrics;
     };
     if (config.adminPort !== null) {
+      // Loaded only when the admin listener is on, as node:http with it.
+      const { startAdmin } = await import('./admin.js');
       const started = await startAdmin(config.adminHost, config.adminPort, registry, {
         isReady: () => ready,
         compact: async () => {

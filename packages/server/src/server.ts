@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
 import { type AddressInfo, createServer as createTcpServer, isIP, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
 import { now as clockNow, FRAME_OVERHEAD_BYTES, FrameEncoder, GossipError, MessageFlags } from '@gossip/protocol';
 import type { Store } from '@gossip/store';
 import { TokenSet } from './auth.js';
@@ -84,10 +83,11 @@ export class GossipServer extends EventEmitter implements ServerContext {
       );
     }
     const onSocket = (socket: Socket) => this.#accept(socket);
+    // node:tls is loaded only when it is used: it costs milliseconds of every start.
     const server = this.#tls
-      ? createTlsServer({ ...this.#tls }, onSocket).on('tlsClientError', (error) =>
-          this.log.debug({ err: error }, 'TLS handshake failed'),
-        )
+      ? (await import('node:tls'))
+          .createServer({ ...this.#tls }, onSocket)
+          .on('tlsClientError', (error) => this.log.debug({ err: error }, 'TLS handshake failed'))
       : createTcpServer(onSocket);
     this.#server = server;
     await new Promise<void>((resolve, reject) => {

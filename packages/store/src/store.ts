@@ -545,7 +545,9 @@ export class Store {
 
   /**
    * The replay's plan, then its windows, each read with as few reads as possible: up
-   * to `batchBytes` of records whose ids still hold their planned ts when cut.
+   * to `batchBytes` of records whose ids still hold their planned ts when cut. The next
+   * window is cut and its read started before the current one is handed out, so the
+   * reads overlap the consumer's work.
    */
   async *#replayWindows(
     since: bigint | null,
@@ -555,17 +557,33 @@ export class Store {
     const batchBytes = options.batchBytes ?? 1024 * 1024;
     const index = this.#index;
     const plan = index.plan(since);
-    const w = new ReplayWindow(Math.min(plan.n, Math.ceil(batchBytes / RECORD_OVERHEAD_BYTES) + 1));
+    const capacity = Math.min(plan.n, Math.ceil(batchBytes / RECORD_OVERHEAD_BYTES) + 1);
+    // Two windows take turns: one being consumed, the next being read.
+    const windows = [new ReplayWindow(capacity), new ReplayWindow(capacity)];
+    let turn = 0;
     let i = 0;
-    while (i < plan.n) {
-      if (options.signal?.aborted) {
-        throw new GossipError('GOSSIP_ERR_ABORTED', 'the replay was aborted', { cause: options.signal.reason });
+    const next = (): { w: ReplayWindow; read: Promise<void> } | undefined => {
+      while (i < plan.n) {
+        if (options.signal?.aborted) {
+          throw new GossipError('GOSSIP_ERR_ABORTED', 'the replay was aborted', { cause: options.signal.reason });
+        }
+        if (this.#closed) throw new GossipError('GOSSIP_ERR_STORE_CLOSED', 'the store closed during a replay');
+        const w = windows[turn] as ReplayWindow;
+        i = index.cut(plan, i, batchBytes, w);
+        if (w.count === 0) continue;
+        turn ^= 1;
+        const read = this.#readWindow(w);
+        read.catch(noop); // awaited below; a consumer that stops early leaves the last one unawaited
+        return { w, read };
       }
-      if (this.#closed) throw new GossipError('GOSSIP_ERR_STORE_CLOSED', 'the store closed during a replay');
-      i = index.cut(plan, i, batchBytes, w);
-      if (w.count === 0) continue;
-      await this.#readWindow(w);
-      yield { w, plan };
+      return undefined;
+    };
+    let current = next();
+    while (current) {
+      await current.read;
+      const ahead = next();
+      yield { w: current.w, plan };
+      current = ahead;
     }
   }
 
