@@ -18,7 +18,7 @@
  *   GOSSIP_PEERS_RATE              W2 latency: messages/s [10000]
  *   GOSSIP_PEERS_LATENCY_SECONDS*  W2 latency: duration [3]
  *   GOSSIP_PEERS_WARMUP_SECONDS    W2 latency: unmeasured lead-in at the same rate [1]
- *   GOSSIP_PEERS_REPEATS           runs per system, interleaved; each figure is the best [2]
+ *   GOSSIP_PEERS_REPEATS           runs per system, interleaved; each figure is the best [3]
  *   GOSSIP_PEERS_TIMEOUT_S         one workload on one system gives up after [120]
  *   GOSSIP_PEERS_MOSQUITTO, _NATS, _REDIS   server binaries (default: found on PATH or in /usr/sbin)
  *   GOSSIP_PEERS_RESULTS=1         also write the output into the "Peers" section of bench/RESULTS.md

@@ -40,7 +40,7 @@ export function config() {
     latencySeconds: num('GOSSIP_PEERS_LATENCY_SECONDS', Math.max(1, 3 * scale)),
     warmupSeconds: process.env.GOSSIP_PEERS_WARMUP_SECONDS === '0' ? 0 : num('GOSSIP_PEERS_WARMUP_SECONDS', 1),
     /** Every system runs every workload this many times (interleaved); each figure is the best run. */
-    repeats: Math.round(num('GOSSIP_PEERS_REPEATS', 2)),
+    repeats: Math.round(num('GOSSIP_PEERS_REPEATS', 3)),
     /** Any one workload on one system gives up after this long. */
     timeoutMs: num('GOSSIP_PEERS_TIMEOUT_S', 120) * 1000,
   };
