@@ -157,6 +157,8 @@ export class GossipClient<T = Uint8Array> {
   #writeScheduled = false;
   #epoch: string | null = null;
   #lastTs: bigint | null = null;
+  /** The since the current connection's hello asked for: reported by the connect event. */
+  #helloSince: bigint | null = null;
   #welcome: WelcomeFrame | undefined;
   #decoder: FrameDecoder | undefined;
   #nextReqId = 1;
@@ -555,6 +557,7 @@ export class GossipClient<T = Uint8Array> {
     const decoder = new FrameDecoder((f) => this.#onFrame(f), { maxFrameBytes: DEFAULT_MAX_FRAME_BYTES });
     this.#decoder = decoder;
     const since = this.#since();
+    this.#helloSince = since;
     socket.once(tls ? 'secureConnect' : 'connect', () => {
       socket.write(
         new FrameEncoder()
@@ -661,14 +664,13 @@ export class GossipClient<T = Uint8Array> {
         w.maxDataBytes + FRAME_OVERHEAD_BYTES,
       );
     }
-    const since = this.#since();
     if (this.#epoch !== null && this.#epoch !== w.epoch) this.#lastTs = null;
     this.#epoch = w.epoch;
     if (this.#lastTs === null && (this.#opts.since ?? 'all') === 'now' && w.newestTs !== MIN_TS)
       this.#lastTs = w.newestTs;
     this.#everConnected = true;
     this.#setState('replaying');
-    this.#fire('connect', { epoch: w.epoch, server: w.server, since });
+    this.#fire('connect', { epoch: w.epoch, server: w.server, since: this.#helloSince });
     this.#startPing(this.#opts.pingIntervalMs ?? w.pingIntervalMs ?? 15_000);
     this.#drainQueue();
   }
