@@ -75,16 +75,7 @@ export function encodeCheckpoint(c: Checkpoint): Buffer {
   let p = 12 + header.length;
   const lengths = new Uint16Array(n);
   for (let k = 0; k < n; k++) lengths[k] = (ids[k] as string).length;
-  for (const [column, width] of [
-    [seg, 4],
-    [off, 4],
-    [size, 4],
-    [ts, 8],
-    [lengths, 2],
-    [tomb, 1],
-  ] as const) {
-    p = putColumn(buf, p, column, width);
-  }
+  for (const [column, width] of columnsInOrder(seg, off, size, ts, lengths, tomb)) p = putColumn(buf, p, column, width);
   p += idBlob.copy(buf, p);
   buf.writeUInt32BE(checksum(buf, 0, p), p);
   return buf;
@@ -125,16 +116,8 @@ export function decodeCheckpoint(buf: Buffer): Checkpoint | string {
   const ts = new BigInt64Array(n);
   const lengths = new Uint16Array(n);
   const tomb = new Uint8Array(n);
-  for (const [column, width] of [
-    [seg, 4],
-    [off, 4],
-    [size, 4],
-    [ts, 8],
-    [lengths, 2],
-    [tomb, 1],
-  ] as const) {
+  for (const [column, width] of columnsInOrder(seg, off, size, ts, lengths, tomb))
     p = takeColumn(buf, p, column, width);
-  }
   const all = buf.toString('utf8', p, p + h.idBytes);
   const ids = new Array<string>(n);
   let at = 0;
@@ -169,6 +152,25 @@ export function decodeCheckpoint(buf: Buffer): Checkpoint | string {
 }
 
 type Column = Uint8Array | Uint16Array | Uint32Array | BigInt64Array;
+
+/** The fixed-width columns in file order, each with its width in bytes. */
+function columnsInOrder(
+  seg: Uint32Array,
+  off: Uint32Array,
+  size: Uint32Array,
+  ts: BigInt64Array,
+  lengths: Uint16Array,
+  tomb: Uint8Array,
+): [Column, 1 | 2 | 4 | 8][] {
+  return [
+    [seg, 4],
+    [off, 4],
+    [size, 4],
+    [ts, 8],
+    [lengths, 2],
+    [tomb, 1],
+  ];
+}
 
 /** Copies a column into `buf` at `p`, big-endian; returns the offset after it. */
 function putColumn(buf: Buffer, p: number, column: Column, width: 1 | 2 | 4 | 8): number {

@@ -19,7 +19,6 @@ import {
   RECORD_FIXED_BODY_BYTES,
   RECORD_OVERHEAD_BYTES,
   RECORD_PREFIX_BYTES,
-  recordCrc,
   replaces,
   SEGMENT_HEADER_BYTES,
   type SegmentRange,
@@ -467,14 +466,8 @@ export class Store {
       const size = sizes[k] as number;
       const at = ats[k] as number;
       if (size === 0) continue; // its segment is gone
-      const bodyLen = view.getUint32(at + 4);
-      const idLen = view.getUint16(at + 17);
-      if (
-        bodyLen + RECORD_PREFIX_BYTES !== size ||
-        idLen === 0 ||
-        RECORD_FIXED_BODY_BYTES + idLen > bodyLen ||
-        crcs[k] !== view.getUint32(at)
-      ) {
+      const bodyLen = validBodyLength(view, at, size, crcs[k] as number);
+      if (bodyLen < 0) {
         this.#skipped(w, k);
         continue;
       }
@@ -522,14 +515,8 @@ export class Store {
     const buf = w.bufs[w.buf[k] as number] as Buffer;
     const view = w.views[w.buf[k] as number] as DataView;
     const at = w.at[k] as number;
-    const bodyLen = view.getUint32(at + 4);
-    const idLen = view.getUint16(at + 17);
-    if (
-      bodyLen + RECORD_PREFIX_BYTES !== size ||
-      idLen === 0 ||
-      RECORD_FIXED_BODY_BYTES + idLen > bodyLen ||
-      recordCrc(buf, at, bodyLen) !== view.getUint32(at)
-    ) {
+    const bodyLen = validBodyLength(view, at, size, checksum(buf, at + 4, at + size));
+    if (bodyLen < 0) {
       this.#skipped(w, k);
       return -1;
     }
@@ -1579,4 +1566,22 @@ function windowCrcs(w: ReplayWindow): Uint32Array {
     if (size >= RECORD_PREFIX_BYTES) out[k] = checksum(bufs[bufOf[k] as number] as Buffer, at + 4, at + size);
   }
   return out;
+}
+
+/**
+ * The body length of the record of `size` bytes at `at`, whose bytes after its crc
+ * field have the CRC `crc`; -1 unless it is a valid record (docs/STORAGE.md, S2).
+ */
+function validBodyLength(view: DataView, at: number, size: number, crc: number): number {
+  const bodyLen = view.getUint32(at + 4);
+  const idLen = view.getUint16(at + 17);
+  if (
+    bodyLen + RECORD_PREFIX_BYTES !== size ||
+    idLen === 0 ||
+    RECORD_FIXED_BODY_BYTES + idLen > bodyLen ||
+    crc !== view.getUint32(at)
+  ) {
+    return -1;
+  }
+  return bodyLen;
 }
