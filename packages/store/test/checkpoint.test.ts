@@ -1,5 +1,4 @@
-import { copyFile, mkdtemp, open, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { copyFile, open, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Frame, FrameDecoder, FrameKind, GossipError, MessageFlags } from '@gossip/protocol';
 import {
@@ -11,30 +10,21 @@ import {
   type StoreOptions,
   scanSegment,
 } from '@gossip/store';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { SimDisk } from './sim-disk.js';
+import { tempStores } from './temp-stores.js';
 
 /*
  * The index checkpoint (docs/STORAGE.md, "Index checkpoint") and the wire-form replay
  * (`replayFrames`), which both lean on the record layout.
  */
 
+const stores = tempStores('gossip-store-ckpt-');
+const { openStore, opened } = stores;
 let dir: string;
-const opened: Store[] = [];
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'gossip-store-ckpt-'));
+beforeEach(() => {
+  dir = stores.dir();
 });
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((s) => s.close().catch(() => undefined)));
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function openStore(options: Partial<StoreOptions> = {}): Promise<Store> {
-  const store = await Store.open({ dir, ...options });
-  opened.push(store);
-  return store;
-}
 
 const SIM_DIR = '/data';
 

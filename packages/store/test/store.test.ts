@@ -13,29 +13,18 @@ import {
   type StoredMessage,
   type StoreFile,
   type StoreFs,
-  type StoreOptions,
   scanSegment,
   segmentName,
 } from '@gossip/store';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { tempStores } from './temp-stores.js';
 
+const stores = tempStores('gossip-store-unit-');
+const { openStore, opened } = stores;
 let dir: string;
-/** Stores a test opened, closed in afterEach if the test did not. */
-const opened: Store[] = [];
-
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'gossip-store-unit-'));
+beforeEach(() => {
+  dir = stores.dir();
 });
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((s) => s.close().catch(() => undefined)));
-  await rm(dir, { recursive: true, force: true });
-});
-
-async function openStore(options: Partial<StoreOptions> = {}): Promise<Store> {
-  const store = await Store.open({ dir, ...options });
-  opened.push(store);
-  return store;
-}
 
 async function segFiles(d = dir): Promise<string[]> {
   return (await readdir(d)).filter((n) => n.endsWith('.seg')).sort();
