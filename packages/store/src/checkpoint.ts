@@ -98,6 +98,7 @@ export function decodeCheckpoint(buf: Buffer): Checkpoint | string {
   } catch {
     return 'unreadable header';
   }
+  if (typeof h !== 'object' || h === null) return 'unreadable header';
   const n = h.entries;
   if (
     !Array.isArray(h.segments) ||

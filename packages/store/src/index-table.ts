@@ -8,6 +8,7 @@
  * pending appends but no written record is invisible to readers.
  */
 import { endianness } from 'node:os';
+import { MAX_TS, MIN_TS } from '@gossip/protocol';
 import type { ReplayPlan, ReplayWindow } from './replay.js';
 import { sortByTs } from './sort.js';
 
@@ -228,7 +229,9 @@ export class IndexTable {
     const p: ReplayPlan = { n: 0, slots: new Uint32Array(n0), lo: new Uint32Array(n0), hi: new Uint32Array(n0) };
     const words = new Uint32Array(this.#ts.buffer, 0, this.#used * 2);
     const state = this.#state;
-    const all = since === null;
+    // A since below the 64-bit range takes every ts, one above it none.
+    if (since !== null && since > MAX_TS) return p;
+    const all = since === null || since <= MIN_TS;
     const sHi = all ? 0 : (Number((since >> 32n) & 0xffffffffn) ^ SIGN) >>> 0;
     const sLo = all ? 0 : Number(since & 0xffffffffn);
     const used = this.#used;
@@ -292,6 +295,30 @@ export class IndexTable {
     }
     w.count = m;
     return i;
+  }
+
+  /**
+   * Leaves out (size 0) the items of a window cut earlier whose id no longer holds its
+   * planned ts: updated (or dropped) since the cut. The record read for an item is the
+   * one its slot pointed to at the cut, with the planned ts; a slot freed and taken by
+   * another id with that same ts since would pass, and that id's record is then its
+   * current one, so nothing stale is ever sent.
+   */
+  recheck(p: ReplayPlan, w: ReplayWindow): void {
+    const words = new Uint32Array(this.#ts.buffer, 0, this.#used * 2);
+    const state = this.#state;
+    const { slots, lo, hi } = p;
+    for (let k = 0; k < w.count; k++) {
+      const i = w.pos[k] as number;
+      const slot = slots[i] as number;
+      if (
+        state[slot] !== COMMITTED ||
+        words[2 * slot + LO] !== lo[i] ||
+        ((words[2 * slot + HI] as number) ^ SIGN) >>> 0 !== hi[i]
+      ) {
+        w.size[k] = 0;
+      }
+    }
   }
 
   /** A slot for a new id, with nothing written yet. */

@@ -551,12 +551,15 @@ export class Store {
     const windows = [new ReplayWindow(capacity), new ReplayWindow(capacity)];
     let turn = 0;
     let i = 0;
+    const check = () => {
+      if (options.signal?.aborted) {
+        throw new GossipError('GOSSIP_ERR_ABORTED', 'the replay was aborted', { cause: options.signal.reason });
+      }
+      if (this.#closed) throw new GossipError('GOSSIP_ERR_STORE_CLOSED', 'the store closed during a replay');
+    };
     const next = (): { w: ReplayWindow; read: Promise<void> } | undefined => {
       while (i < plan.n) {
-        if (options.signal?.aborted) {
-          throw new GossipError('GOSSIP_ERR_ABORTED', 'the replay was aborted', { cause: options.signal.reason });
-        }
-        if (this.#closed) throw new GossipError('GOSSIP_ERR_STORE_CLOSED', 'the store closed during a replay');
+        check();
         const w = windows[turn] as ReplayWindow;
         i = index.cut(plan, i, batchBytes, w);
         if (w.count === 0) continue;
@@ -571,6 +574,9 @@ export class Store {
     while (current) {
       await current.read;
       const ahead = next();
+      check();
+      // Cut before the previous window was consumed: ids updated since are left out now.
+      index.recheck(plan, current.w);
       yield { w: current.w, plan };
       current = ahead;
     }
@@ -1216,8 +1222,13 @@ export class Store {
    * Returns false, having changed nothing, when it does not.
    */
   async #loadCheckpoint(opened: OpenedSegment[]): Promise<boolean> {
-    const raw = await readSmallFile(this.#fs, `${this.dir}/${CHECKPOINT_FILE}`);
-    const ckpt = raw ? decodeCheckpoint(raw) : 'unreadable';
+    let ckpt: ReturnType<typeof decodeCheckpoint>;
+    try {
+      const raw = await readSmallFile(this.#fs, `${this.dir}/${CHECKPOINT_FILE}`);
+      ckpt = raw ? decodeCheckpoint(raw) : 'missing';
+    } catch (error) {
+      ckpt = `unreadable: ${(error as Error).message}`;
+    }
     let why = typeof ckpt === 'string' ? ckpt : undefined;
     if (typeof ckpt !== 'string') {
       if (ckpt.segments.length !== opened.length) why = 'the segments changed';

@@ -1,6 +1,7 @@
-import { copyFile, open, readdir, rm } from 'node:fs/promises';
+import { copyFile, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Frame, FrameDecoder, FrameKind, GossipError, MessageFlags } from '@gossip/protocol';
+import { crc32 } from 'node:zlib';
+import { type Frame, FrameDecoder, FrameKind, GossipError, MAX_TS, MessageFlags, MIN_TS } from '@gossip/protocol';
 import {
   CHECKPOINT_FILE,
   nodeFs,
@@ -262,6 +263,39 @@ describe('index checkpoint', () => {
     expect(again.stats().recovery.checkpoint).toBe(false);
     expect(await rows(again)).toEqual([['a', 1n, Buffer.from('x').toString('hex')]]);
   });
+  it('checkpoint - not written after a background fsync failed, even if the close fsyncs', async () => {
+    const disk = new SimDisk();
+    const store = await openSim(disk, { fsync: 'interval', fsyncIntervalMs: 5 });
+    await store.append('a', 1n, Buffer.from('x'));
+    disk.faults.push({ call: disk.mutations + 1, kind: 'EIO' }); // the background fsync of the tail
+    while (store.stats().ioErrors === 0) await new Promise((r) => setTimeout(r, 5));
+    await store.close();
+    expect(disk.list(SIM_DIR)).not.toContain(CHECKPOINT_FILE);
+    const again = await openSim(disk);
+    expect(again.stats().recovery.checkpoint).toBe(false);
+    expect((await rows(again)).map(([id]) => id)).toEqual(['a']);
+  });
+
+  it('checkpoint - one whose checksum holds but whose header is not an object is ignored', async () => {
+    const opts = { compactThreshold: 0 };
+    const store = await openStore(opts);
+    await store.append('a', 1n, Buffer.from('x'));
+    await store.close();
+    const header = Buffer.from('null');
+    const body = Buffer.alloc(12 + header.length);
+    body.write('GSPX', 0, 'latin1');
+    body.writeUInt16BE(1, 4);
+    body.writeUInt32BE(header.length, 8);
+    header.copy(body, 12);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    await writeFile(join(dir, CHECKPOINT_FILE), Buffer.concat([body, crc]));
+    const { logger, infos } = capture();
+    const again = await openStore({ ...opts, logger });
+    expect(infos).toContain('index checkpoint not used: scanning the segments');
+    expect(again.stats().recovery.checkpoint).toBe(false);
+    expect((await rows(again)).map(([id]) => id)).toEqual(['a']);
+  });
 });
 
 describe('replayFrames', () => {
@@ -294,6 +328,46 @@ describe('replayFrames', () => {
     for await (const b of it) for (const c of b.chunks) decoder.push(c);
     const ids = frames.map((f) => (f.kind === FrameKind.Message ? f.id : '?'));
     expect(ids).toEqual(['k0', 'k1', 'k2', 'k3', 'k4', 'k6', 'k7', 'k8', 'k9']);
+  });
+
+  it('replayFrames - leaves out an id updated while its window, already read ahead, waited', async () => {
+    const store = await openStore();
+    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from(`old ${i}`));
+    const it = store.replayFrames(null, { batchBytes: 1 });
+    const first = await it.next(); // k0 handed out; k1 cut and read ahead
+    await store.append('k1', 100n, Buffer.from('new'));
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder((f) => frames.push(f));
+    for (const c of (first.value as ReplayFrames).chunks) decoder.push(c);
+    for await (const b of it) for (const c of b.chunks) decoder.push(c);
+    const ids = frames.map((f) => (f.kind === FrameKind.Message ? f.id : '?'));
+    expect(ids).toEqual(['k0', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k8', 'k9']);
+  });
+
+  it('replayFrames - an abort stops it before the last window too', async () => {
+    const store = await openStore();
+    await store.append('a', 1n, Buffer.from('1'));
+    await store.append('b', 2n, Buffer.from('2'));
+    const abort = new AbortController();
+    const seen: number[] = [];
+    const error = await (async () => {
+      for await (const b of store.replayFrames(null, { batchBytes: 1, signal: abort.signal })) {
+        seen.push(b.count);
+        abort.abort();
+      }
+    })().catch((e: unknown) => e);
+    expect((error as GossipError).code).toBe('GOSSIP_ERR_ABORTED');
+    expect(seen).toEqual([1]);
+  });
+
+  it('replay - a since outside the 64-bit range: above it nothing, below it everything', async () => {
+    const store = await openStore();
+    await store.append('a', MIN_TS, Buffer.from('min'));
+    await store.append('b', MAX_TS, Buffer.from('max'));
+    expect(await rows(store, MAX_TS + 1n)).toEqual([]);
+    expect(await rows(store, 2n ** 64n + 3n)).toEqual([]);
+    expect((await rows(store, MIN_TS - 5n)).map(([id]) => id)).toEqual(['a', 'b']);
+    expect((await rows(store, MAX_TS)).map(([id]) => id)).toEqual(['b']);
   });
 
   it('replayFrames - an aborted signal stops it', async () => {
