@@ -1,6 +1,7 @@
+import { mulberry32 } from '@gossip/protocol/testing';
 import { type CompactionResult, Store, type StoredMessage, type StoreOptions } from '@gossip/store';
 import { describe, expect, it } from 'vitest';
-import { mulberry32, SimDisk } from './sim-disk.js';
+import { SimDisk } from './sim-disk.js';
 
 /*
  * Crash-point sweep (docs/STORAGE.md, "Testing"). A workload of appends (sequential

@@ -1,8 +1,9 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { GossipError } from '@gossip/protocol';
+import { mulberry32 } from '@gossip/protocol/testing';
 import { type FsyncMode, Store, type StoreOptions } from '@gossip/store';
 import { describe, expect, it } from 'vitest';
-import { type Fault, type MutationRecord, mulberry32, SimDisk } from './sim-disk.js';
+import { type Fault, type MutationRecord, SimDisk } from './sim-disk.js';
 
 /*
  * Write failures (docs/STORAGE.md, rule S6), injected by the simulated disk at a chosen

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { mulberry32 } from '@gossip/protocol/testing';
 import { Store } from '@gossip/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -80,18 +81,6 @@ afterEach(async (context) => {
   // A failed run's folder is kept for inspection (the failure message names it).
   if (context.task.result?.state !== 'fail') await rm(dir, { recursive: true, force: true });
 });
-
-/** mulberry32: a seeded PRNG, so a failing run's kill points can be replayed with GOSSIP_KILL_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sha1 = (data: Uint8Array) => createHash('sha1').update(data).digest('hex');
 const EMPTY_SHA1 = sha1(new Uint8Array(0));
@@ -234,7 +223,7 @@ async function verify(mode: Mode, model: Model, totals: Totals): Promise<string[
 }
 
 async function killRounds(mode: Mode, kills: number): Promise<void> {
-  const random = prng(SEED);
+  const random = mulberry32(SEED);
   const model: Model = {
     acked: new Map(),
     attempted: new Set(),

@@ -82,18 +82,6 @@ export function errnoError(code: ErrnoCode, syscall: string, path: string, dest?
   return Object.assign(new Error(message), { errno, code, syscall, path, ...(dest === undefined ? {} : { dest }) });
 }
 
-/** A small seeded generator (mulberry32): the same seed gives the same tests. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 let nextInode = 1;
 
 class Inode {

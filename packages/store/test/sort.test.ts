@@ -1,6 +1,6 @@
+import { mulberry32 } from '@gossip/protocol/testing';
 import { describe, expect, it } from 'vitest';
 import { sortByTs, type TsKeys } from '../src/sort.js';
-import { mulberry32 } from './sim-disk.js';
 
 /*
  * The replay's radix sort on ts words (src/sort.ts), against a sort of the bigints

@@ -3,6 +3,7 @@ import { cp, mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } f
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { GossipError, isEpoch, MAX_TS, MIN_TS } from '@gossip/protocol';
+import { mulberry32 } from '@gossip/protocol/testing';
 import {
   CHECKPOINT_FILE,
   LOCK_FILE,
@@ -89,18 +90,6 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
   );
   expect(error, `expected a rejection with ${code}`).toBeInstanceOf(GossipError);
   expect((error as GossipError).code).toBe(code);
-}
-
-/** Deterministic numbers for the bulk tests (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function shuffle<T>(items: T[], rand: () => number): T[] {
@@ -549,7 +538,7 @@ describe('replay', () => {
   ];
 
   it.each(distributions)('replay - more than 3000 ids sort by signed ts (radix path): %s', async (_name, make) => {
-    const rand = prng(0x5eed);
+    const rand = mulberry32(0x5eed);
     const n = 3500;
     const store = await openStore();
     const entries = Array.from({ length: n }, (_, i) => ({ id: `id-${i}`, ts: make(rand, i) }));

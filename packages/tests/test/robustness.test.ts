@@ -25,6 +25,7 @@ import {
   ResyncReason,
   type WelcomeFrame,
 } from '@gossip/protocol';
+import { mulberry32 } from '@gossip/protocol/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Gossipd } from '../src/gossipd.js';
 import { RawClient } from '../src/raw-client.js';
@@ -67,17 +68,6 @@ async function start(args: string[], dataDir?: string): Promise<Gossipd> {
   return d;
 }
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 type Rng = () => number;
 const int = (r: Rng, lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1));
 function randomBytes(r: Rng, n: number): Buffer {
@@ -408,9 +398,9 @@ function adopt(oracle: Oracle, messages: MessageFrame[]): void {
 
 describe('durability', () => {
   it(`durability - every acked publish survives kill -9 under load (fsync always, ${KILLS} kills)`, async () => {
-    const r = seeded(SEED);
+    const r = mulberry32(SEED);
     // Targets from their own generator: how often `next` runs depends on timing.
-    const targets = seeded(SEED + 10);
+    const targets = mulberry32(SEED + 10);
     const dir = await tempDir();
     const oracle = newOracle();
     let seq = 0;
@@ -448,8 +438,8 @@ describe('durability', () => {
   });
 
   it('durability - SIGTERM flushes: a graceful restart replays exactly what was acked (fsync interval)', async () => {
-    const r = seeded(SEED + 1);
-    const targets = seeded(SEED + 11);
+    const r = mulberry32(SEED + 1);
+    const targets = mulberry32(SEED + 11);
     const dir = await tempDir();
     const oracle = newOracle();
     let seq = 0;
@@ -713,7 +703,7 @@ async function runBadCase(port: number, r: Rng, c: BadCase): Promise<Fate> {
 
 describe('bad input', () => {
   it('bad input - garbage and fuzzed frames close only their own connection; the server and other clients carry on', async () => {
-    const r = seeded(SEED + 2);
+    const r = mulberry32(SEED + 2);
     const d = await start([]);
     const errorsBefore = await d.metric('gossip_protocol_errors_total');
 
@@ -843,7 +833,7 @@ describe('back-pressure', () => {
   it('back-pressure - a replay to a reader that stops reading stays bounded in server memory', async () => {
     const d = await start([]);
     const ids = 200_000;
-    const data = randomBytes(seeded(SEED + 3), 256);
+    const data = randomBytes(mulberry32(SEED + 3), 256);
     let n = 0;
     const pub = new Publisher(await Peer.connect(d.port, { since: null, echo: false }), {
       window: 4096,
