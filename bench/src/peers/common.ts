@@ -161,6 +161,18 @@ export class Proc {
     return this.out;
   }
 
+  /** Spawns a peer server and resolves once it accepts connections on `port`; stops it if it never does. */
+  static async serve(name: string, bin: string, args: string[], port: number): Promise<Server> {
+    const p = new Proc(name, bin, args);
+    try {
+      await p.waitPort(port);
+    } catch (e) {
+      await p.stop();
+      throw e;
+    }
+    return { port, stop: () => p.stop() };
+  }
+
   /** Resolves once the port accepts a TCP connection; throws if the process exits first. */
   async waitPort(port: number, timeoutMs = 30_000): Promise<void> {
     const deadline = performance.now() + timeoutMs;

@@ -81,14 +81,7 @@ export function mosquitto(): System {
       const port = await freePort();
       const conf = join(dataDir, 'mosquitto.conf');
       await writeFile(conf, CONF(port, dataDir));
-      const p = new Proc('mosquitto', bin as string, ['-c', conf]);
-      try {
-        await p.waitPort(port);
-      } catch (e) {
-        await p.stop();
-        throw e;
-      }
-      return { port, stop: () => p.stop() };
+      return Proc.serve('mosquitto', bin as string, ['-c', conf], port);
     },
 
     async publisher(port: number): Promise<Publisher> {

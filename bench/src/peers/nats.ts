@@ -59,14 +59,7 @@ export function nats(): System {
 
     async start(dataDir: string): Promise<Server> {
       const port = await freePort();
-      const p = new Proc('nats-server', bin as string, ['-a', HOST, '-p', String(port), '-js', '-sd', dataDir]);
-      try {
-        await p.waitPort(port);
-      } catch (e) {
-        await p.stop();
-        throw e;
-      }
-      return { port, stop: () => p.stop() };
+      return Proc.serve('nats-server', bin as string, ['-a', HOST, '-p', String(port), '-js', '-sd', dataDir], port);
     },
 
     async publisher(port: number): Promise<Publisher> {

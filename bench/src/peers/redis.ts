@@ -72,14 +72,7 @@ export function redis(): System {
         '--logfile',
         '',
       ];
-      const p = new Proc('redis-server', bin as string, args);
-      try {
-        await p.waitPort(port);
-      } catch (e) {
-        await p.stop();
-        throw e;
-      }
-      return { port, stop: () => p.stop() };
+      return Proc.serve('redis-server', bin as string, args, port);
     },
 
     async publisher(port: number): Promise<Publisher> {
