@@ -12,7 +12,7 @@ import {
   scanSegment,
 } from '@gossip/store';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { SimDisk } from './sim-disk.js';
+import { type MutationRecord, SimDisk } from './sim-disk.js';
 import { tempStores } from './temp-stores.js';
 
 /*
@@ -263,6 +263,27 @@ describe('index checkpoint', () => {
     expect(again.stats().recovery.checkpoint).toBe(false);
     expect(await rows(again)).toEqual([['a', 1n, Buffer.from('x').toString('hex')]]);
   });
+  it('checkpoint - a close that cannot write it still closes cleanly; the next open scans', async () => {
+    const workload = async (disk: SimDisk) => {
+      const store = await openSim(disk);
+      for (let i = 0; i < 5; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from(`v${i}`));
+      await store.close();
+    };
+    // A clean run finds the call that creates the checkpoint's temporary file...
+    const clean = new SimDisk();
+    await workload(clean);
+    const create = clean.log.find((r) => r.op === 'create' && r.path.endsWith(`${CHECKPOINT_FILE}.tmp`));
+    expect(create).toBeDefined();
+    // ...and the same run on a disk that is full right then.
+    const disk = new SimDisk({ faultAt: { call: (create as MutationRecord).call, kind: 'ENOSPC' } });
+    await workload(disk);
+    expect(disk.list(SIM_DIR)).not.toContain(CHECKPOINT_FILE);
+    expect(disk.list(SIM_DIR)).not.toContain('gossip.lock');
+    const again = await openSim(disk);
+    expect(again.stats().recovery.checkpoint).toBe(false);
+    expect((await rows(again)).map(([id]) => id)).toEqual(['k0', 'k1', 'k2', 'k3', 'k4']);
+  });
+
   it('checkpoint - not written after a background fsync failed, even if the close fsyncs', async () => {
     const disk = new SimDisk();
     const store = await openSim(disk, { fsync: 'interval', fsyncIntervalMs: 5 });
