@@ -36,6 +36,8 @@ export class IndexTable {
   #pendCount = new Uint32Array(1024);
   #free: number[] = [];
   #used = 0;
+  /** Counts the changes to written records (new ts, dropped): a replay checks its ids again only after one. */
+  #changes = 0;
   #committed = 0;
   #tombstones = 0;
   #liveBytes = 0;
@@ -226,7 +228,13 @@ export class IndexTable {
    */
   plan(since: bigint | null): ReplayPlan {
     const n0 = this.#committed;
-    const p: ReplayPlan = { n: 0, slots: new Uint32Array(n0), lo: new Uint32Array(n0), hi: new Uint32Array(n0) };
+    const p: ReplayPlan = {
+      n: 0,
+      changes: this.#changes,
+      slots: new Uint32Array(n0),
+      lo: new Uint32Array(n0),
+      hi: new Uint32Array(n0),
+    };
     const words = new Uint32Array(this.#ts.buffer, 0, this.#used * 2);
     const state = this.#state;
     // A since below the 64-bit range takes every ts, one above it none.
@@ -266,6 +274,8 @@ export class IndexTable {
    */
   cut(p: ReplayPlan, from: number, maxBytes: number, w: ReplayWindow): number {
     w.reset();
+    w.changes = this.#changes;
+    const check = p.changes !== this.#changes;
     const words = new Uint32Array(this.#ts.buffer, 0, this.#used * 2);
     const state = this.#state;
     const segs = this.#seg;
@@ -278,9 +288,10 @@ export class IndexTable {
     for (; i < n && bytes < maxBytes; i++) {
       const slot = slots[i] as number;
       if (
-        state[slot] !== COMMITTED ||
-        words[2 * slot + LO] !== lo[i] ||
-        ((words[2 * slot + HI] as number) ^ SIGN) >>> 0 !== hi[i]
+        check &&
+        (state[slot] !== COMMITTED ||
+          words[2 * slot + LO] !== lo[i] ||
+          ((words[2 * slot + HI] as number) ^ SIGN) >>> 0 !== hi[i])
       ) {
         continue;
       }
@@ -305,6 +316,7 @@ export class IndexTable {
    * current one, so nothing stale is ever sent.
    */
   recheck(p: ReplayPlan, w: ReplayWindow): void {
+    if (w.changes === this.#changes) return;
     const words = new Uint32Array(this.#ts.buffer, 0, this.#used * 2);
     const state = this.#state;
     const { slots, lo, hi } = p;
@@ -333,6 +345,7 @@ export class IndexTable {
   #apply(slot: number, ts: bigint, seg: number, off: number, size: number, tomb: boolean, replaced: Replaced): boolean {
     if (this.#state[slot] === COMMITTED) {
       if ((this.#ts[slot] as bigint) >= ts) return false;
+      this.#changes++;
       replaced.seg = this.#seg[slot] as number;
       replaced.size = this.#size[slot] as number;
       this.#liveBytes -= replaced.size;
@@ -367,6 +380,7 @@ export class IndexTable {
     if (slot === undefined || this.#state[slot] !== COMMITTED || this.#seg[slot] !== seg || this.#off[slot] !== off) {
       return false;
     }
+    this.#changes++;
     this.#liveBytes -= this.#size[slot] as number;
     if (this.#tomb[slot] === 1) this.#tombstones--;
     this.#committed--;

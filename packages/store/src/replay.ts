@@ -7,6 +7,8 @@ import type { TsKeys } from './sort.js';
  */
 export interface ReplayPlan extends TsKeys {
   n: number;
+  /** The index's change count when planned: while it holds, every planned id still has its planned ts. */
+  changes: number;
 }
 
 /**
@@ -27,6 +29,8 @@ export class ReplayWindow {
   views: DataView[] = [];
   /** Items in file order: each buffer holds its items in order, the first at offset 0. */
   inOrder = true;
+  /** The index's change count when cut. */
+  changes = 0;
 
   constructor(capacity: number) {
     const c = Math.max(16, capacity);
