@@ -1,5 +1,6 @@
 import { endianness } from 'node:os';
-import { checksum, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES } from './format.js';
+import { checksum } from './crc.js';
+import { RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES } from './format.js';
 import type { IndexColumns } from './index-table.js';
 import type { Corruption } from './recovery.js';
 

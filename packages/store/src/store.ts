@@ -13,7 +13,6 @@ import {
 } from '@gossip/protocol';
 import { CHECKPOINT_FILE, type CheckpointSegment, decodeCheckpoint, encodeCheckpoint } from './checkpoint.js';
 import {
-  checksum,
   parseRecord,
   parseSegmentName,
   RECORD_FIXED_BODY_BYTES,
@@ -28,6 +27,7 @@ import {
 } from './format.js';
 import { nodeFs, readSmallFile, replaceFile, type StoreFile, type StoreFs, writeFully } from './fs.js';
 import { IndexTable, type Replaced } from './index-table.js';
+import { frameWindow, spanChecksums } from './kernel.js';
 import { acquireLock, freshMeta, loadMeta, type Meta, releaseLock, saveMeta } from './meta.js';
 import { type Corruption, scanSegment } from './recovery.js';
 import { type ReplayPlan, ReplayWindow } from './replay.js';
@@ -181,7 +181,6 @@ const INLINE_MAX = 16 * 1024;
 const BATCH_MAX_BYTES = 8 * 1024 * 1024;
 const MAX_SEGMENT_BYTES = 1024 * 1024 * 1024;
 const NS_PER_MS = 1_000_000n;
-const EMPTY_BUFFER = Buffer.alloc(0);
 const noop = () => undefined;
 const silent: StoreLogger = { info: noop, warn: noop, error: noop };
 
@@ -404,8 +403,9 @@ export class Store {
   ): AsyncGenerator<StoredMessage[]> {
     for await (const { w, plan } of this.#replayWindows(since, options)) {
       const out: StoredMessage[] = [];
+      const crcs = windowCrcs(w);
       for (let k = 0; k < w.count; k++) {
-        const bodyLen = this.#checkedBodyLength(w, k, plan);
+        const bodyLen = this.#checkedBodyLength(w, k, plan, crcs[k] as number);
         if (bodyLen < 0) continue;
         const buf = w.bufs[w.buf[k] as number] as Buffer;
         const view = w.views[w.buf[k] as number] as DataView;
@@ -425,74 +425,35 @@ export class Store {
    * `replayBatches` as wire frames, for a server: each batch is message frames
    * (docs/PROTOCOL.md, rule M1) flagged `Replayed`, back to back in `chunks`, ready to
    * write to a socket in order. A record's body has the layout of a message frame's
-   * body (docs/STORAGE.md, S2), so records are checked and re-framed where they were
-   * read, never decoded.
+   * body (docs/STORAGE.md, S2), so records are checked and re-framed as bytes, never
+   * decoded: a window at a time, by the WebAssembly of kernel.ts.
    */
   async *replayFrames(
     since: bigint | null,
     options: { batchBytes?: number; signal?: AbortSignal } = {},
   ): AsyncGenerator<ReplayFrames> {
     for await (const { w, plan } of this.#replayWindows(since, options)) {
-      const out = w.inOrder ? this.#framesInPlace(w, plan) : this.#framesCopied(w, plan);
-      if (out.count > 0) yield out;
-    }
-  }
-
-  /**
-   * Window in file order (the usual case): each read buffer becomes its frames in
-   * place. A frame is its record less 3 bytes (a 5-byte frame header for the 8-byte
-   * prefix), so the frames written from the buffer's start never reach a record not
-   * yet checked. Everything in locals, and the CRCs computed in a loop of their own
-   * (`windowCrcs`): a replay's first run is cold code, and small loops are compiled soon.
-   */
-  #framesInPlace(w: ReplayWindow, plan: ReplayPlan): ReplayFrames {
-    const chunks: Buffer[] = [];
-    const { count: n, size: sizes, buf: bufOf, at: ats, pos: plans } = w;
-    const { lo, hi } = plan;
-    const crcs = windowCrcs(w);
-    let count = 0;
-    let current = -1;
-    let b: Buffer = EMPTY_BUFFER;
-    let view: DataView = new DataView(b.buffer);
-    let pos = 0;
-    for (let k = 0; k < n; k++) {
-      if (bufOf[k] !== current) {
-        if (pos > 0) chunks.push(b.subarray(0, pos));
-        current = bufOf[k] as number;
-        b = w.bufs[current] as Buffer;
-        view = w.views[current] as DataView;
-        pos = 0;
-      }
-      const size = sizes[k] as number;
-      const at = ats[k] as number;
-      if (size === 0) continue; // its segment is gone
-      const bodyLen = validBodyLength(view, at, size, crcs[k] as number);
-      if (bodyLen < 0) {
-        this.#skipped(w, k);
+      const out = frameWindow(w, plan);
+      if (!out) {
+        const copied = this.#framesCopied(w, plan);
+        if (copied.count > 0) yield copied;
         continue;
       }
-      const i = plans[k] as number;
-      if ((view.getUint32(at + 9) ^ 0x80000000) >>> 0 !== hi[i] || view.getUint32(at + 13) !== lo[i]) continue;
-      b.copyWithin(pos + 5, at + RECORD_PREFIX_BYTES, at + size);
-      view.setUint32(pos, bodyLen + 1);
-      b[pos + 4] = FrameKind.Message;
-      b[pos + 5] = MessageFlags.Replayed;
-      pos += 5 + bodyLen;
-      count++;
+      for (const k of out.bad) this.#skipped(w, k);
+      if (out.count > 0) yield { chunks: [out.frames], count: out.count };
     }
-    if (pos > 0) chunks.push(b.subarray(0, pos));
-    return { chunks, count };
   }
 
-  /** Window out of file order: frames copied into a buffer of their own, in ts order. */
+  /** The JS path of `frameWindow` (kernel.ts): frames copied into a buffer of their own, in window order. */
   #framesCopied(w: ReplayWindow, plan: ReplayPlan): ReplayFrames {
     let total = 0;
     for (let k = 0; k < w.count; k++) total += w.size[k] as number;
     const frames = Buffer.allocUnsafe(total);
     let pos = 0;
     let count = 0;
+    const crcs = windowCrcs(w);
     for (let k = 0; k < w.count; k++) {
-      const bodyLen = this.#checkedBodyLength(w, k, plan);
+      const bodyLen = this.#checkedBodyLength(w, k, plan, crcs[k] as number);
       if (bodyLen < 0) continue;
       const body = (w.at[k] as number) + RECORD_PREFIX_BYTES;
       (w.bufs[w.buf[k] as number] as Buffer).copy(frames, pos + 5, body, body + bodyLen);
@@ -506,16 +467,15 @@ export class Store {
   }
 
   /**
-   * The body length of window item k's record, or -1 when it fails its checks (logged)
-   * or no longer holds the ts the plan has for it.
+   * The body length of window item k's record, whose CRC as read is `crc`, or -1 when
+   * it fails its checks (logged) or no longer holds the ts the plan has for it.
    */
-  #checkedBodyLength(w: ReplayWindow, k: number, plan: ReplayPlan): number {
+  #checkedBodyLength(w: ReplayWindow, k: number, plan: ReplayPlan, crc: number): number {
     const size = w.size[k] as number;
     if (size === 0) return -1; // its segment is gone
-    const buf = w.bufs[w.buf[k] as number] as Buffer;
     const view = w.views[w.buf[k] as number] as DataView;
     const at = w.at[k] as number;
-    const bodyLen = validBodyLength(view, at, size, checksum(buf, at + 4, at + size));
+    const bodyLen = validBodyLength(view, at, size, crc);
     if (bodyLen < 0) {
       this.#skipped(w, k);
       return -1;
@@ -1055,15 +1015,21 @@ export class Store {
     const segs = w.seg;
     const offs = w.off;
     const sizes = w.size;
+    const bufOf = w.buf;
+    const ats = w.at;
     const reads: Promise<void>[] = [];
-    // Groups of neighbours: items from..to-1, read as start..end of segment seg.
-    const groups: { seg: Segment | undefined; from: number; to: number; start: number; end: number }[] = [];
+    // Groups of neighbours in file order, each read as start..end of its segment; the
+    // items' places in the group's buffer are set on the way.
+    const groups: { seg: Segment | undefined; start: number; end: number }[] = [];
     let k = 0;
     while (k < n && w.inOrder) {
       const handle = segs[k] as number;
       const seg = this.#byHandle.get(handle);
       const start = offs[k] as number;
       let end = start + (sizes[k] as number);
+      const b = groups.length;
+      bufOf[k] = b;
+      ats[k] = 0;
       let j = k + 1;
       for (; j < n; j++) {
         const off = offs[j] as number;
@@ -1072,14 +1038,17 @@ export class Store {
           w.inOrder = false; // behind the previous record: not in file order
           break;
         }
+        bufOf[j] = b;
+        ats[j] = off - start;
         end = off + (sizes[j] as number);
       }
       const next = j < n && segs[j] !== handle ? this.#byHandle.get(segs[j] as number) : undefined;
       if (next && seg && next.first < seg.first) w.inOrder = false;
-      groups.push({ seg, from: k, to: j, start, end });
+      if (!seg) sizes.fill(0, k, j); // cannot happen: the index never points into a removed segment
+      groups.push({ seg, start, end });
       k = j;
     }
-    if (w.inOrder) for (const g of groups) this.#readGroup(w, g.seg, g.from, g.to, g.start, g.end, reads);
+    if (w.inOrder) for (const g of groups) this.#readGroup(w, g.seg, g.start, g.end, reads);
     if (!w.inOrder) {
       // In file order first.
       const first = (k: number) => this.#byHandle.get(segs[k] as number)?.first ?? 0;
@@ -1088,6 +1057,7 @@ export class Store {
       let g = 0;
       while (g < n) {
         const head = order[g] as number;
+        const seg = this.#byHandle.get(segs[head] as number);
         const start = offs[head] as number;
         let end = start + (sizes[head] as number);
         let j = g + 1;
@@ -1096,35 +1066,26 @@ export class Store {
           if (segs[item] !== segs[head] || (offs[item] as number) > end + READ_GAP) break;
           end = Math.max(end, (offs[item] as number) + (sizes[item] as number));
         }
-        this.#readGroup(w, this.#byHandle.get(segs[head] as number), g, j, start, end, reads, order);
+        const b = this.#readGroup(w, seg, start, end, reads);
+        for (let m = g; m < j; m++) {
+          const item = order[m] as number;
+          bufOf[item] = b;
+          ats[item] = (offs[item] as number) - start;
+          if (!seg) sizes[item] = 0;
+        }
         g = j;
       }
     }
     await Promise.all(reads);
   }
 
-  /** Reads one group of a window's items (`order[from..to)`, or `from..to`) with one read of `start..end`. */
-  #readGroup(
-    w: ReplayWindow,
-    seg: Segment | undefined,
-    from: number,
-    to: number,
-    start: number,
-    end: number,
-    reads: Promise<void>[],
-    order?: number[],
-  ): void {
+  /** Starts the read of `start..end` of `seg` into a new buffer of window `w`; returns the buffer's number. */
+  #readGroup(w: ReplayWindow, seg: Segment | undefined, start: number, end: number, reads: Promise<void>[]): number {
     const buf = Buffer.allocUnsafe(end - start);
-    const at = w.bufs.length;
     w.bufs.push(buf);
     w.views.push(new DataView(buf.buffer, buf.byteOffset, buf.byteLength));
-    for (let m = from; m < to; m++) {
-      const item = order ? (order[m] as number) : m;
-      w.buf[item] = at;
-      w.at[item] = (w.off[item] as number) - start;
-      if (!seg) w.size[item] = 0; // cannot happen: the index never points into a removed segment
-    }
     if (seg) reads.push(this.#readInto(seg, buf, start, buf.length));
+    return w.bufs.length - 1;
   }
 
   // ---- recovery -----------------------------------------------------------------
@@ -1563,20 +1524,9 @@ function idByteLength(id: string): number {
   return checkId(id);
 }
 
-/**
- * The CRC of each window item's record as read (from `bodyLen` to its end), in a loop
- * of its own: kept out of the framing loop, both stay small for the JIT to compile.
- */
+/** The CRC of each window item's record as read: of its bytes after the crc field, all in one call. */
 function windowCrcs(w: ReplayWindow): Uint32Array {
-  const n = w.count;
-  const out = new Uint32Array(n);
-  const { size: sizes, buf: bufOf, at: ats, bufs } = w;
-  for (let k = 0; k < n; k++) {
-    const size = sizes[k] as number;
-    const at = ats[k] as number;
-    if (size >= RECORD_PREFIX_BYTES) out[k] = checksum(bufs[bufOf[k] as number] as Buffer, at + 4, at + size);
-  }
-  return out;
+  return spanChecksums(w.bufs, w.count, w.buf, w.at, w.size, 4);
 }
 
 /**

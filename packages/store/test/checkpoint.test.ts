@@ -1,7 +1,7 @@
 import { copyFile, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { type Frame, FrameDecoder, FrameKind, GossipError, MAX_TS, MessageFlags, MIN_TS } from '@gossip/protocol';
+import { type Frame, FrameDecoder, FrameKind, GossipError, MAX_TS, MIN_TS } from '@gossip/protocol';
 import {
   CHECKPOINT_FILE,
   nodeFs,
@@ -12,6 +12,7 @@ import {
   scanSegment,
 } from '@gossip/store';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { framedRows, rows } from './replay-rows.js';
 import { type MutationRecord, SimDisk } from './sim-disk.js';
 import { tempStores } from './temp-stores.js';
 
@@ -33,35 +34,6 @@ async function openSim(disk: SimDisk, options: Partial<StoreOptions> = {}): Prom
   const store = await Store.open({ dir: SIM_DIR, fs: disk, fsync: 'always', segmentBytes: 1024, ...options });
   opened.push(store);
   return store;
-}
-
-type Row = [string, bigint, string];
-
-async function rows(store: Store, since: bigint | null = null): Promise<Row[]> {
-  const out: Row[] = [];
-  for await (const m of store.replay(since)) out.push([m.id, m.ts, m.data.toString('hex')]);
-  return out;
-}
-
-/** `replayFrames` decoded as a client would, checking each batch's count. */
-async function framedRows(store: Store, since: bigint | null, batchBytes: number): Promise<Row[]> {
-  const out: Row[] = [];
-  const frames: Frame[] = [];
-  const decoder = new FrameDecoder((f) => frames.push(f));
-  const batches: ReplayFrames[] = [];
-  for await (const b of store.replayFrames(since, { batchBytes })) {
-    batches.push(b);
-    const before = frames.length;
-    for (const c of b.chunks) decoder.push(c);
-    expect(frames.length - before, 'a batch holds `count` whole frames').toBe(b.count);
-  }
-  decoder.end();
-  for (const f of frames) {
-    if (f.kind !== FrameKind.Message) throw new Error(`frame kind ${f.kind} in a replay`);
-    expect(f.flags).toBe(MessageFlags.Replayed);
-    out.push([f.id, f.ts, f.data.toString('hex')]);
-  }
-  return out;
 }
 
 function stateOf(store: Store) {

@@ -1,0 +1,211 @@
+import { endianness } from 'node:os';
+import { CRC_TABLE, checksum } from './crc.js';
+import { HEADER, TABLES } from './kernel-asm.js';
+import type { ReplayPlan, ReplayWindow } from './replay.js';
+
+/*
+ * The replay's per-record work in WebAssembly. A replay may be the first of a process,
+ * when JS loops still run in V8's interpreter, at 0.1 to 0.3 µs per record and pass
+ * and tens of ns per CRC byte, until the JIT has seen enough of them. WebAssembly is
+ * compiled to machine code when it is instantiated, so a cold replay runs at nearly
+ * the speed of a warm one: the window's bytes are copied in, checked and framed in one
+ * call, and the frames copied out.
+ *
+ * The module is `assembleKernel` (kernel-asm.ts), written out below as base64 so that
+ * no process pays for assembling it; the test suite checks that the two agree. Where
+ * WebAssembly cannot run (--jitless, a big-endian host), both functions here return
+ * undefined and the store uses its JS loops.
+ */
+
+/** Windows larger than this take the JS path: the module's memory never shrinks. */
+const MAX_BYTES = 16 * 1024 * 1024;
+const PAGE = 64 * 1024;
+/** Memory: the CRC tables, a 16-byte header (a call's counts), then each call's arrays and bytes. */
+const ARRAYS = HEADER + 16;
+
+export interface WindowFrames {
+  /** The window's valid records as message frames flagged `Replayed`, in window order: in the window's first buffer if they fit. */
+  frames: Buffer;
+  count: number;
+  /** Items whose record failed its checks (length fields or CRC). */
+  bad: Uint32Array;
+}
+
+/**
+ * Checks window `w`'s records (read, item by item) and frames those that are valid and
+ * still hold the ts `plan` has for them (docs/STORAGE.md, S2; docs/PROTOCOL.md, M1).
+ * Undefined when the module cannot run here or the window is too large for it.
+ */
+export function frameWindow(w: ReplayWindow, plan: ReplayPlan): WindowFrames | undefined {
+  const n = w.count;
+  let bytes = 0;
+  for (const b of w.bufs) bytes += b.length;
+  const k = bytes <= MAX_BYTES ? kernel() : undefined;
+  if (!k) return undefined;
+  if (n === 0) return { frames: Buffer.alloc(0), count: 0, bad: new Uint32Array(0) };
+  const from = w.pos[0] as number;
+  const planned = (w.pos[n - 1] as number) - from + 1;
+  const pos = ARRAYS;
+  const buf = pos + 4 * n;
+  const at = buf + 4 * n;
+  const size = at + 4 * n;
+  const bad = size + 4 * n;
+  const lo = bad + 4 * n;
+  const hi = lo + 4 * planned;
+  const bases = hi + 4 * planned;
+  const data = bases + 4 * w.bufs.length;
+  const out = data + bytes;
+  const mem = k.reserve(out + bytes);
+  const words = (p: number, length: number) => new Uint32Array(mem, p, length);
+  words(pos, n).set(w.pos.subarray(0, n));
+  words(buf, n).set(w.buf.subarray(0, n));
+  words(at, n).set(w.at.subarray(0, n));
+  words(size, n).set(w.size.subarray(0, n));
+  words(lo, planned).set(plan.lo.subarray(from, from + planned));
+  words(hi, planned).set(plan.hi.subarray(from, from + planned));
+  const u8 = new Uint8Array(mem);
+  const starts = words(bases, w.bufs.length);
+  let p = data;
+  for (let b = 0; b < w.bufs.length; b++) {
+    const chunk = w.bufs[b] as Buffer;
+    u8.set(chunk, p);
+    starts[b] = p;
+    p += chunk.length;
+  }
+  const end = k.frames(n, pos, buf, at, size, lo, hi, from, bases, out, bad);
+  const [count, failed] = words(HEADER, 2) as unknown as [number, number];
+  // Back into the first read buffer when they fit, as they do when the window is one
+  // read (its pages are in memory already); else a buffer of their own.
+  const first = w.bufs[0] as Buffer;
+  const framed = u8.subarray(out, end);
+  const frames = first.length >= framed.length ? first.subarray(0, framed.length) : Buffer.allocUnsafe(framed.length);
+  frames.set(framed);
+  return { frames, count, bad: words(bad, failed).slice() };
+}
+
+/**
+ * The CRC-32 of each of `n` spans: span k is bytes `from[k] + skip` up to
+ * `from[k] + length[k]` of `bufs[bufOf[k]]`; one with `length[k] < skip` is empty (CRC 0).
+ */
+export function spanChecksums(
+  bufs: readonly Uint8Array[],
+  n: number,
+  bufOf: Uint32Array,
+  from: Uint32Array,
+  length: Uint32Array,
+  skip: number,
+): Uint32Array {
+  const out = new Uint32Array(n);
+  let bytes = 0;
+  for (const b of bufs) bytes += b.length;
+  const k = bytes <= MAX_BYTES ? kernel() : undefined;
+  if (!k) {
+    for (let i = 0; i < n; i++) {
+      const len = length[i] as number;
+      const start = from[i] as number;
+      if (len >= skip) out[i] = checksum(bufs[bufOf[i] as number] as Uint8Array, start + skip, start + len);
+    }
+    return out;
+  }
+  const spans = ARRAYS;
+  const results = spans + 8 * n;
+  const data = results + 4 * n;
+  const mem = k.reserve(data + bytes);
+  const u8 = new Uint8Array(mem);
+  const bases = new Uint32Array(bufs.length);
+  let p = data;
+  for (let b = 0; b < bufs.length; b++) {
+    const buf = bufs[b] as Uint8Array;
+    u8.set(buf, p);
+    bases[b] = p;
+    p += buf.length;
+  }
+  const pairs = new Uint32Array(mem, spans, 2 * n);
+  for (let i = 0; i < n; i++) {
+    const len = length[i] as number;
+    const start = (bases[bufOf[i] as number] as number) + (from[i] as number);
+    pairs[2 * i] = len >= skip ? start + skip : start;
+    pairs[2 * i + 1] = len >= skip ? start + len : start;
+  }
+  k.crcs(spans, results, results);
+  out.set(new Uint32Array(mem, results, n));
+  return out;
+}
+
+// ---- the module ---------------------------------------------------------------------
+
+/** The little of the WebAssembly API used here (the Node types leave it out). */
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: object };
+}
+
+interface Exports {
+  memory: { readonly buffer: ArrayBuffer; grow(pages: number): number };
+  crcs(spans: number, spansEnd: number, out: number): void;
+  frames(
+    n: number,
+    pos: number,
+    buf: number,
+    at: number,
+    size: number,
+    lo: number,
+    hi: number,
+    from: number,
+    bases: number,
+    out: number,
+    bad: number,
+  ): number;
+}
+
+interface Kernel extends Exports {
+  /** The memory, grown to at least `bytes`. */
+  reserve(bytes: number): ArrayBuffer;
+}
+
+let instance: Kernel | null | undefined;
+
+/** The module, instantiated on first use; null where it cannot run. */
+function kernel(): Kernel | null {
+  if (instance !== undefined) return instance;
+  instance = null;
+  const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+  if (!wasm || endianness() !== 'LE') return null;
+  let e: Exports;
+  try {
+    e = new wasm.Instance(new wasm.Module(Buffer.from(KERNEL_WASM, 'base64'))).exports as Exports;
+  } catch {
+    return null; // --jitless and the like: the JS loops serve
+  }
+  new Int32Array(e.memory.buffer, TABLES, CRC_TABLE.length).set(CRC_TABLE);
+  instance = {
+    memory: e.memory,
+    crcs: e.crcs,
+    frames: e.frames,
+    reserve(bytes) {
+      const have = e.memory.buffer.byteLength;
+      if (bytes > have) e.memory.grow(Math.ceil((bytes - have) / PAGE));
+      return e.memory.buffer;
+    },
+  };
+  return instance;
+}
+
+/** `assembleKernel()`, in base64. */
+export const KERNEL_WASM = [
+  'AGFzbQEAAAABFgJgA39/fwBgC39/f39/f39/f39/AX8DAwIAAQUDAQABBxoDBm1lbW9yeQIABGNyY3MAAAZmcmFtZXMAAQqq' +
+    'BwKFAgEDfwJAA0AgACABTw0BIAAoAgAhAyAAKAIEIQRBfyEFAkADQCAEIANrQQhIDQEgBSADKAAAcyEFIAVB/wFxQQJ0KAKA' +
+    'OCAFQQh2Qf8BcUECdCgCgDBzIAVBEHZB/wFxQQJ0KAKAKHMgBUEYdkECdCgCgCBzIAMtAARBAnQoAoAYcyADLQAFQQJ0KAKA' +
+    'EHMgAy0ABkECdCgCgAhzIAMtAAdBAnQoAgBzIQUgA0EIaiEDDAALCwJAA0AgAyAETw0BIAUgAy0AAHNB/wFxQQJ0KAIAIAVB' +
+    'CHZzIQUgA0EBaiEDDAALCyAFQX9zIQUgAiAFNgIAIAJBBGohAiAAQQhqIQAMAAsLC6AFAQx/IABBAnQhACAJIRMCQANAIAsg' +
+    'AE8NASAEIAtqKAIAIQ0CQCANRQ0AIAggAiALaigCAEECdGooAgAgAyALaigCAGohDAJAIA1BFEkNACAMLQAEQRh0IAwtAAVB' +
+    'EHRyIAwtAAZBCHRyIAwtAAdyIg5BCGogDUcNACAMLQARQQh0IAwtABJyIg9FDQAgD0ELaiAOSw0AIAxBBGohESAMIA1qIRJB' +
+    'fyEQAkADQCASIBFrQQhIDQEgECARKAAAcyEQIBBB/wFxQQJ0KAKAOCAQQQh2Qf8BcUECdCgCgDBzIBBBEHZB/wFxQQJ0KAKA' +
+    'KHMgEEEYdkECdCgCgCBzIBEtAARBAnQoAoAYcyARLQAFQQJ0KAKAEHMgES0ABkECdCgCgAhzIBEtAAdBAnQoAgBzIRAgEUEI' +
+    'aiERDAALCwJAA0AgESASTw0BIBAgES0AAHNB/wFxQQJ0KAIAIBBBCHZzIRAgEUEBaiERDAALCyAQQX9zIRAgECAMLQAAQRh0' +
+    'IAwtAAFBEHRyIAwtAAJBCHRyIAwtAANyRw0AIAEgC2ooAgAgB2tBAnQhFiAMLQAJQRh0IAwtAApBEHRyIAwtAAtBCHRyIAwt' +
+    'AAxyQYCAgIB4cyAGIBZqKAIARw0BIAwtAA1BGHQgDC0ADkEQdHIgDC0AD0EIdHIgDC0AEHIgBSAWaigCAEcNASATQQVqIAxB' +
+    'CGogDvwKAAAgEyAOQQFqQRh2OgAAIBMgDkEBakEQdjoAASATIA5BAWpBCHY6AAIgEyAOQQFqOgADIBNBBjoABCATQQI6AAUg' +
+    'E0EFaiAOaiETIBRBAWohFAwBCyAKIBVBAnRqIAtBAnY2AgAgFUEBaiEVCyALQQRqIQsMAAsLQYDAACAUNgIAQYDAACAVNgIE' +
+    'IBML',
+].join('');

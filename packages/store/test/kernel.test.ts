@@ -1,0 +1,188 @@
+import { crc32 } from 'node:zlib';
+import { type Frame, FrameDecoder, FrameKind, MessageFlags } from '@gossip/protocol';
+import { mulberry32 } from '@gossip/protocol/testing';
+import { describe, expect, it } from 'vitest';
+import { checksum } from '../src/crc.js';
+import { RECORD_FIXED_BODY_BYTES, RECORD_PREFIX_BYTES, writeRecord } from '../src/format.js';
+import { frameWindow, KERNEL_WASM, spanChecksums } from '../src/kernel.js';
+import { assembleKernel } from '../src/kernel-asm.js';
+import { type ReplayPlan, ReplayWindow } from '../src/replay.js';
+
+/*
+ * The replay's WebAssembly (src/kernel.ts): the module shipped is the one the assembler
+ * makes, its CRCs are zlib's, and its framing keeps exactly the records the JS checks
+ * (validBodyLength in store.ts) keep, as the frames the protocol decoder reads.
+ */
+
+describe('the module', () => {
+  it('is what assembleKernel makes', () => {
+    const assembled = Buffer.from(assembleKernel()).toString('base64');
+    // On a change to kernel-asm.ts, paste `assembled` into KERNEL_WASM.
+    expect(KERNEL_WASM).toBe(assembled);
+  });
+});
+
+describe('spanChecksums', () => {
+  it("gives zlib's CRC-32 for spans of every length, at any offset, across buffers", () => {
+    const rng = mulberry32(7);
+    const bufs = [0, 1, 5000, 70_000].map((n) => Buffer.from(Array.from({ length: n }, () => (rng() * 256) | 0)));
+    const n = 2000;
+    const bufOf = new Uint32Array(n);
+    const from = new Uint32Array(n);
+    const length = new Uint32Array(n);
+    for (let k = 0; k < n; k++) {
+      const b = 1 + ((rng() * 3) | 0);
+      const size = (bufs[b] as Buffer).length;
+      // Mostly short spans, as records are; some long ones; every length up to 40.
+      const len = k < 41 ? k : rng() < 0.9 ? (rng() * 300) | 0 : (rng() * size) | 0;
+      bufOf[k] = b;
+      length[k] = Math.min(len, size);
+      from[k] = (rng() * (size - (length[k] as number) + 1)) | 0;
+    }
+    const skip = 4;
+    const got = spanChecksums(bufs, n, bufOf, from, length, skip);
+    for (let k = 0; k < n; k++) {
+      const b = bufs[bufOf[k] as number] as Buffer;
+      const start = from[k] as number;
+      const len = length[k] as number;
+      const want = len < skip ? 0 : crc32(b.subarray(start + skip, start + len));
+      expect(got[k], `span ${k}: ${len} bytes at ${start}`).toBe(want);
+      if (len >= skip) expect(checksum(b, start + skip, start + len)).toBe(want);
+    }
+  });
+
+  it('computes a window past the size the module takes (16 MiB) in JS, to the same values', () => {
+    const big = Buffer.alloc(17 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4093) big[i] = i & 0xff;
+    const from = Uint32Array.of(0, 12_345, big.length - 700);
+    const length = Uint32Array.of(600, 9_000_000, 700);
+    const got = spanChecksums([big], 3, new Uint32Array(3), from, length, 4);
+    for (let k = 0; k < 3; k++) {
+      const start = (from[k] as number) + 4;
+      expect(got[k]).toBe(crc32(big.subarray(start, (from[k] as number) + (length[k] as number))));
+    }
+  });
+
+  it('grows its memory for a window larger than it has seen', () => {
+    const big = Buffer.alloc(3 * 1024 * 1024, 0xa5);
+    const got = spanChecksums([big], 1, Uint32Array.of(0), Uint32Array.of(0), Uint32Array.of(big.length), 0);
+    expect(got[0]).toBe(crc32(big));
+  });
+});
+
+interface Rec {
+  id: string;
+  ts: bigint;
+  data: Buffer;
+}
+
+/**
+ * A window over `recs` as the store lays one out: records back to back in `groups`
+ * read buffers (with a gap between neighbours), planned with their own ts unless
+ * `planned` says otherwise.
+ */
+function windowOf(recs: Rec[], groups: number, planned: bigint[] = recs.map((r) => r.ts)) {
+  const w = new ReplayWindow(recs.length);
+  const per = Math.ceil(recs.length / groups);
+  for (let g = 0; g < groups; g++) {
+    const mine = recs.slice(g * per, (g + 1) * per);
+    let bytes = 0;
+    for (const r of mine) bytes += RECORD_PREFIX_BYTES + RECORD_FIXED_BODY_BYTES + Buffer.byteLength(r.id) + 16;
+    for (const r of mine) bytes += r.data.length;
+    const buf = Buffer.alloc(bytes);
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    let at = 0;
+    for (const [i, r] of mine.entries()) {
+      const k = g * per + i;
+      const end = writeRecord(buf, view, at, r.ts, r.id, Buffer.byteLength(r.id), r.data, true);
+      w.pos[k] = k;
+      w.buf[k] = g;
+      w.at[k] = at;
+      w.size[k] = end - at;
+      at = end + 16;
+    }
+    w.bufs.push(buf);
+    w.views.push(view);
+  }
+  w.count = recs.length;
+  const plan: ReplayPlan = {
+    n: recs.length,
+    changes: 0,
+    slots: new Uint32Array(recs.length),
+    lo: Uint32Array.from(planned, (ts) => Number(BigInt.asUintN(32, ts))),
+    hi: Uint32Array.from(planned, (ts) => (Number(BigInt.asUintN(32, ts >> 32n)) ^ 0x80000000) >>> 0),
+  };
+  return { w, plan };
+}
+
+function decode(frames: Buffer): Frame[] {
+  const out: Frame[] = [];
+  new FrameDecoder((f) => out.push(f)).push(frames);
+  return out;
+}
+
+describe('frameWindow', () => {
+  const rng = mulberry32(11);
+  const recs: Rec[] = Array.from({ length: 300 }, (_, k) => ({
+    id: k % 7 === 0 ? `ид-${k}` : `id-${k}`,
+    ts: BigInt(k) * 1_000_003n - 5_000_000n + (k % 3 === 0 ? -(2n ** 40n) : 0n),
+    data: Buffer.from(Array.from({ length: (rng() * 200) | 0 }, () => (rng() * 256) | 0)),
+  }));
+
+  it('frames every record, in window order, as message frames flagged Replayed', () => {
+    for (const groups of [1, 3]) {
+      const { w, plan } = windowOf(recs, groups);
+      const got = frameWindow(w, plan);
+      expect(got).toBeDefined();
+      expect(got?.count).toBe(recs.length);
+      expect([...(got?.bad ?? [])]).toEqual([]);
+      const frames = decode(got?.frames as Buffer);
+      expect(frames).toHaveLength(recs.length);
+      for (const [k, f] of frames.entries()) {
+        const r = recs[k] as Rec;
+        expect(f.kind).toBe(FrameKind.Message);
+        if (f.kind !== FrameKind.Message) continue;
+        expect({ id: f.id, ts: f.ts, data: Buffer.from(f.data), flags: f.flags }).toEqual({
+          id: r.id,
+          ts: r.ts,
+          data: r.data,
+          flags: MessageFlags.Replayed,
+        });
+      }
+    }
+  });
+
+  it('reports records that fail their checks, and skips those updated since the plan or gone', () => {
+    const planned = recs.map((r) => r.ts);
+    planned[5] = (planned[5] as bigint) + 1n; // its id moved on: skipped, not bad
+    const { w, plan } = windowOf(recs, 2, planned);
+    const at = (k: number) => w.at[k] as number;
+    const buf = (k: number) => w.bufs[w.buf[k] as number] as Buffer;
+    const flip = at(3) + RECORD_PREFIX_BYTES + 12;
+    buf(3).writeUInt8(buf(3).readUInt8(flip) ^ 0x40, flip); // a flipped bit in the body: CRC fails
+    buf(8).writeUInt32BE(0, at(8) + 4); // bodyLen 0
+    buf(9).writeUInt16BE(0, at(9) + 17); // idLen 0 (its CRC made to match: the length check fails it)
+    buf(9).writeUInt32BE(checksum(buf(9), at(9) + 4, at(9) + (w.size[9] as number)), at(9));
+    buf(200).writeUInt16BE(0xffff, at(200) + 17); // idLen past the body
+    w.size[150] = 0; // its segment is gone
+    const got = frameWindow(w, plan);
+    expect([...(got?.bad ?? [])]).toEqual([3, 8, 9, 200]);
+    const kept = recs.filter((_, k) => ![3, 5, 8, 9, 150, 200].includes(k));
+    expect(got?.count).toBe(kept.length);
+    const frames = decode(got?.frames as Buffer);
+    expect(frames.map((f) => (f.kind === FrameKind.Message ? f.id : ''))).toEqual(kept.map((r) => r.id));
+  });
+
+  it('leaves an empty window empty', () => {
+    const w = new ReplayWindow(4);
+    const got = frameWindow(w, {
+      n: 0,
+      changes: 0,
+      slots: new Uint32Array(0),
+      lo: new Uint32Array(0),
+      hi: new Uint32Array(0),
+    });
+    expect(got?.count).toBe(0);
+    expect(got?.frames.length).toBe(0);
+  });
+});
