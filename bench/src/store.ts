@@ -100,14 +100,21 @@ async function recoveryReplayCompaction(records: number, ids: number): Promise<R
     store = await Store.open({ dir, compactThreshold: 0, segmentBytes });
     const recoveryMs = performance.now() - t0;
 
-    t0 = performance.now();
+    // Each replay form three times, the best pass counted: one pass takes tens of ms.
     let replayed = 0;
-    for await (const batch of store.replayBatches(null)) replayed += batch.length;
-    const replayMs = performance.now() - t0;
-    t0 = performance.now();
+    let replayMs = Number.POSITIVE_INFINITY;
     let framed = 0;
-    for await (const batch of store.replayFrames(null)) framed += batch.count;
-    const framesMs = performance.now() - t0;
+    let framesMs = Number.POSITIVE_INFINITY;
+    for (let pass = 0; pass < 3; pass++) {
+      t0 = performance.now();
+      replayed = 0;
+      for await (const batch of store.replayBatches(null)) replayed += batch.length;
+      replayMs = Math.min(replayMs, performance.now() - t0);
+      t0 = performance.now();
+      framed = 0;
+      for await (const batch of store.replayFrames(null)) framed += batch.count;
+      framesMs = Math.min(framesMs, performance.now() - t0);
+    }
 
     // Compaction of everything sealed while a writer appends at a steady pace.
     const before = store.stats();

@@ -305,6 +305,7 @@ export class IndexTable {
       m++;
     }
     w.count = m;
+    w.bytes = bytes;
     return i;
   }
 

@@ -38,13 +38,22 @@ export interface WindowFrames {
  */
 export function frameWindow(w: ReplayWindow, plan: ReplayPlan): WindowFrames | undefined {
   const n = w.count;
-  let bytes = 0;
-  for (const b of w.bufs) bytes += b.length;
+  let read = 0;
+  for (const b of w.bufs) read += b.length;
+  // The read buffers are copied in whole when the records fill most of them; when they
+  // are mostly dead records read across (gaps of up to 32 KiB), record by record.
+  const whole = read <= 2 * w.bytes;
+  const bytes = whole ? read : w.bytes;
   const k = bytes <= MAX_BYTES ? kernel() : undefined;
   if (!k) return undefined;
   if (n === 0) return { frames: Buffer.alloc(0), count: 0, bad: new Uint32Array(0) };
-  const from = w.pos[0] as number;
-  const planned = (w.pos[n - 1] as number) - from + 1;
+  // The plan's ts for the items: the range of plan positions the window spans, unless
+  // ids updated since the plan left it sparse, then item by item.
+  const spread = (w.pos[n - 1] as number) - (w.pos[0] as number) + 1;
+  const dense = spread <= 2 * n + 1024;
+  const planned = dense ? spread : n;
+  const from = dense ? (w.pos[0] as number) : 0;
+  const buffers = whole ? w.bufs.length : n;
   const pos = ARRAYS;
   const buf = pos + 4 * n;
   const at = buf + 4 * n;
@@ -53,34 +62,64 @@ export function frameWindow(w: ReplayWindow, plan: ReplayPlan): WindowFrames | u
   const lo = bad + 4 * n;
   const hi = lo + 4 * planned;
   const bases = hi + 4 * planned;
-  const data = bases + 4 * w.bufs.length;
+  const data = bases + 4 * buffers;
   const out = data + bytes;
-  const mem = k.reserve(out + bytes);
-  const words = (p: number, length: number) => new Uint32Array(mem, p, length);
-  words(pos, n).set(w.pos.subarray(0, n));
-  words(buf, n).set(w.buf.subarray(0, n));
-  words(at, n).set(w.at.subarray(0, n));
-  words(size, n).set(w.size.subarray(0, n));
-  words(lo, planned).set(plan.lo.subarray(from, from + planned));
-  words(hi, planned).set(plan.hi.subarray(from, from + planned));
-  const u8 = new Uint8Array(mem);
-  const starts = words(bases, w.bufs.length);
-  let p = data;
-  for (let b = 0; b < w.bufs.length; b++) {
-    const chunk = w.bufs[b] as Buffer;
-    u8.set(chunk, p);
-    starts[b] = p;
-    p += chunk.length;
+  let mem: ArrayBuffer;
+  let end: number;
+  try {
+    mem = k.reserve(out + bytes);
+    const words = (p: number, length: number) => new Uint32Array(mem, p, length);
+    const u8 = new Uint8Array(mem);
+    words(at, n).set(w.at.subarray(0, n));
+    words(size, n).set(w.size.subarray(0, n));
+    if (dense) {
+      words(pos, n).set(w.pos.subarray(0, n));
+      words(lo, planned).set(plan.lo.subarray(from, from + planned));
+      words(hi, planned).set(plan.hi.subarray(from, from + planned));
+    } else {
+      const [p, l, h] = [words(pos, n), words(lo, n), words(hi, n)];
+      for (let i = 0; i < n; i++) {
+        p[i] = i;
+        l[i] = plan.lo[w.pos[i] as number] as number;
+        h[i] = plan.hi[w.pos[i] as number] as number;
+      }
+    }
+    const starts = words(bases, buffers);
+    let p = data;
+    if (whole) {
+      words(buf, n).set(w.buf.subarray(0, n));
+      for (let b = 0; b < buffers; b++) {
+        const chunk = w.bufs[b] as Buffer;
+        u8.set(chunk, p);
+        starts[b] = p;
+        p += chunk.length;
+      }
+    } else {
+      // Item i becomes a buffer of its own, based so that base + at is where it was copied.
+      const bufOf = words(buf, n);
+      for (let i = 0; i < n; i++) {
+        const start = w.at[i] as number;
+        const length = w.size[i] as number;
+        u8.set((w.bufs[w.buf[i] as number] as Buffer).subarray(start, start + length), p);
+        bufOf[i] = i;
+        starts[i] = p - start; // mod 2^32, as the module adds
+        p += length;
+      }
+    }
+    end = k.frames(n, pos, buf, at, size, lo, hi, from, bases, out, bad);
+  } catch {
+    // Memory that cannot grow, or a trap (the frames would pass the memory's end if two
+    // items were one record, which a sound index never has): the JS loops take it.
+    return undefined;
   }
-  const end = k.frames(n, pos, buf, at, size, lo, hi, from, bases, out, bad);
-  const [count, failed] = words(HEADER, 2) as unknown as [number, number];
+  const [count, failed] = new Uint32Array(mem, HEADER, 2) as unknown as [number, number];
   // Back into the first read buffer when they fit, as they do when the window is one
   // read (its pages are in memory already); else a buffer of their own.
   const first = w.bufs[0] as Buffer;
-  const framed = u8.subarray(out, end);
+  const framed = new Uint8Array(mem, out, end - out);
   const frames = first.length >= framed.length ? first.subarray(0, framed.length) : Buffer.allocUnsafe(framed.length);
   frames.set(framed);
-  return { frames, count, bad: words(bad, failed).slice() };
+  return { frames, count, bad: new Uint32Array(mem, bad, failed).slice() };
 }
 
 /**

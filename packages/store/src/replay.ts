@@ -19,6 +19,8 @@ export interface ReplayPlan extends TsKeys {
  */
 export class ReplayWindow {
   count = 0;
+  /** The items' sizes added up at the cut. */
+  bytes = 0;
   pos: Uint32Array;
   seg: Uint32Array;
   off: Uint32Array;
@@ -49,6 +51,7 @@ export class ReplayWindow {
   /** Empties the window for the next cut. */
   reset(): void {
     this.count = 0;
+    this.bytes = 0;
     this.bufs = [];
     this.views = [];
     this.inOrder = true;

@@ -1,17 +1,10 @@
 import { copyFile, open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { type Frame, FrameDecoder, FrameKind, GossipError, MAX_TS, MIN_TS } from '@gossip/protocol';
-import {
-  CHECKPOINT_FILE,
-  nodeFs,
-  type ReplayFrames,
-  Store,
-  type StoreLogger,
-  type StoreOptions,
-  scanSegment,
-} from '@gossip/store';
+import { GossipError } from '@gossip/protocol';
+import { CHECKPOINT_FILE, nodeFs, Store, type StoreLogger, type StoreOptions, scanSegment } from '@gossip/store';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { replayFramesTests } from './replay-frames.suite.js';
 import { framedRows, rows } from './replay-rows.js';
 import { type MutationRecord, SimDisk } from './sim-disk.js';
 import { tempStores } from './temp-stores.js';
@@ -291,94 +284,7 @@ describe('index checkpoint', () => {
   });
 });
 
-describe('replayFrames', () => {
-  it('replayFrames - the same messages as replay, in ts order, whether the records lie in ts order or not', async () => {
-    const store = await openStore({ segmentBytes: 2048, compactThreshold: 0 });
-    // In file order and in ts order...
-    for (let i = 0; i < 60; i++) await store.append(`in-${i}`, BigInt(1000 + i), Buffer.from(`in ${i}`));
-    // ...then appended against ts order, across segments, with updates and tombstones.
-    for (let i = 0; i < 60; i++) {
-      await store.append(`out-${i % 40}`, BigInt(500 - i), i % 9 === 0 ? Buffer.alloc(0) : Buffer.alloc(i * 3, i));
-    }
-    await store.append('ключ', 2000n, Buffer.from('é'));
-    for (const since of [null, 0n, 470n, 1030n, 2000n, 2001n]) {
-      const want = await rows(store, since);
-      for (const batchBytes of [1, 300, 1 << 20]) {
-        expect(await framedRows(store, since, batchBytes), `since ${since}, batches of ${batchBytes}`).toEqual(want);
-      }
-    }
-  });
-
-  it('replayFrames - leaves out an id updated after the replay started, as replayBatches does', async () => {
-    const store = await openStore();
-    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from(`old ${i}`));
-    const it = store.replayFrames(null, { batchBytes: 1 });
-    const first = await it.next();
-    await store.append('k5', 100n, Buffer.from('new'));
-    const frames: Frame[] = [];
-    const decoder = new FrameDecoder((f) => frames.push(f));
-    for (const c of (first.value as ReplayFrames).chunks) decoder.push(c);
-    for await (const b of it) for (const c of b.chunks) decoder.push(c);
-    const ids = frames.map((f) => (f.kind === FrameKind.Message ? f.id : '?'));
-    expect(ids).toEqual(['k0', 'k1', 'k2', 'k3', 'k4', 'k6', 'k7', 'k8', 'k9']);
-  });
-
-  it('replayFrames - leaves out an id updated while its window, already read ahead, waited', async () => {
-    const store = await openStore();
-    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from(`old ${i}`));
-    const it = store.replayFrames(null, { batchBytes: 1 });
-    const first = await it.next(); // k0 handed out; k1 cut and read ahead
-    await store.append('k1', 100n, Buffer.from('new'));
-    const frames: Frame[] = [];
-    const decoder = new FrameDecoder((f) => frames.push(f));
-    for (const c of (first.value as ReplayFrames).chunks) decoder.push(c);
-    for await (const b of it) for (const c of b.chunks) decoder.push(c);
-    const ids = frames.map((f) => (f.kind === FrameKind.Message ? f.id : '?'));
-    expect(ids).toEqual(['k0', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k8', 'k9']);
-  });
-
-  it('replayFrames - an abort stops it before the last window too', async () => {
-    const store = await openStore();
-    await store.append('a', 1n, Buffer.from('1'));
-    await store.append('b', 2n, Buffer.from('2'));
-    const abort = new AbortController();
-    const seen: number[] = [];
-    const error = await (async () => {
-      for await (const b of store.replayFrames(null, { batchBytes: 1, signal: abort.signal })) {
-        seen.push(b.count);
-        abort.abort();
-      }
-    })().catch((e: unknown) => e);
-    expect((error as GossipError).code).toBe('GOSSIP_ERR_ABORTED');
-    expect(seen).toEqual([1]);
-  });
-
-  it('replay - a since outside the 64-bit range: above it nothing, below it everything', async () => {
-    const store = await openStore();
-    await store.append('a', MIN_TS, Buffer.from('min'));
-    await store.append('b', MAX_TS, Buffer.from('max'));
-    expect(await rows(store, MAX_TS + 1n)).toEqual([]);
-    expect(await rows(store, 2n ** 64n + 3n)).toEqual([]);
-    expect((await rows(store, MIN_TS - 5n)).map(([id]) => id)).toEqual(['a', 'b']);
-    expect((await rows(store, MAX_TS)).map(([id]) => id)).toEqual(['b']);
-  });
-
-  it('replayFrames - an aborted signal stops it', async () => {
-    const store = await openStore();
-    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from('v'));
-    const abort = new AbortController();
-    const seen: number[] = [];
-    const run = (async () => {
-      for await (const b of store.replayFrames(null, { batchBytes: 1, signal: abort.signal })) {
-        seen.push(b.count);
-        if (seen.length === 3) abort.abort();
-      }
-    })();
-    const error = await run.catch((e: unknown) => e);
-    expect((error as GossipError).code).toBe('GOSSIP_ERR_ABORTED');
-    expect(seen).toEqual([1, 1, 1]);
-  });
-});
+describe('replayFrames', () => replayFramesTests(openStore));
 
 // The real filesystem's stamps, so a checkpoint written by nodeFs is judged by them.
 describe('nodeFs stamps', () => {

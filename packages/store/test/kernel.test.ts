@@ -77,17 +77,23 @@ interface Rec {
 }
 
 /**
- * A window over `recs` as the store lays one out: records back to back in `groups`
- * read buffers (with a gap between neighbours), planned with their own ts unless
- * `planned` says otherwise.
+ * A window over `recs` as the store lays one out: records in `groups` read buffers,
+ * `gap` bytes (of dead records) between neighbours, item k at plan position `posOf(k)`,
+ * planned with its own ts unless `planned` says otherwise.
  */
-function windowOf(recs: Rec[], groups: number, planned: bigint[] = recs.map((r) => r.ts)) {
+function windowOf(
+  recs: Rec[],
+  groups: number,
+  planned: bigint[] = recs.map((r) => r.ts),
+  posOf: (k: number) => number = (k) => k,
+  gap = 16,
+) {
   const w = new ReplayWindow(recs.length);
   const per = Math.ceil(recs.length / groups);
   for (let g = 0; g < groups; g++) {
     const mine = recs.slice(g * per, (g + 1) * per);
     let bytes = 0;
-    for (const r of mine) bytes += RECORD_PREFIX_BYTES + RECORD_FIXED_BODY_BYTES + Buffer.byteLength(r.id) + 16;
+    for (const r of mine) bytes += RECORD_PREFIX_BYTES + RECORD_FIXED_BODY_BYTES + Buffer.byteLength(r.id) + gap;
     for (const r of mine) bytes += r.data.length;
     const buf = Buffer.alloc(bytes);
     const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -95,23 +101,23 @@ function windowOf(recs: Rec[], groups: number, planned: bigint[] = recs.map((r) 
     for (const [i, r] of mine.entries()) {
       const k = g * per + i;
       const end = writeRecord(buf, view, at, r.ts, r.id, Buffer.byteLength(r.id), r.data, true);
-      w.pos[k] = k;
+      w.pos[k] = posOf(k);
       w.buf[k] = g;
       w.at[k] = at;
       w.size[k] = end - at;
-      at = end + 16;
+      w.bytes += end - at;
+      at = end + gap;
     }
     w.bufs.push(buf);
     w.views.push(view);
   }
   w.count = recs.length;
-  const plan: ReplayPlan = {
-    n: recs.length,
-    changes: 0,
-    slots: new Uint32Array(recs.length),
-    lo: Uint32Array.from(planned, (ts) => Number(BigInt.asUintN(32, ts))),
-    hi: Uint32Array.from(planned, (ts) => (Number(BigInt.asUintN(32, ts >> 32n)) ^ 0x80000000) >>> 0),
-  };
+  const n = posOf(recs.length - 1) + 1;
+  const plan: ReplayPlan = { n, changes: 0, slots: new Uint32Array(n), lo: new Uint32Array(n), hi: new Uint32Array(n) };
+  for (const [k, ts] of planned.entries()) {
+    plan.lo[posOf(k)] = Number(BigInt.asUintN(32, ts));
+    plan.hi[posOf(k)] = (Number(BigInt.asUintN(32, ts >> 32n)) ^ 0x80000000) >>> 0;
+  }
   return { w, plan };
 }
 
@@ -126,12 +132,19 @@ describe('frameWindow', () => {
   const recs: Rec[] = Array.from({ length: 300 }, (_, k) => ({
     id: k % 7 === 0 ? `ид-${k}` : `id-${k}`,
     ts: BigInt(k) * 1_000_003n - 5_000_000n + (k % 3 === 0 ? -(2n ** 40n) : 0n),
-    data: Buffer.from(Array.from({ length: (rng() * 200) | 0 }, () => (rng() * 256) | 0)),
+    // Every 10th a tombstone: idLen is then bodyLen - 11 exactly.
+    data: Buffer.from(Array.from({ length: k % 10 === 0 ? 0 : (rng() * 200) | 0 }, () => (rng() * 256) | 0)),
   }));
+  // Plan positions: dense from 0, with gaps from past 0, and sparse (ids updated since the plan).
+  const layouts: ((k: number) => number)[] = [(k) => k, (k) => 1000 + 3 * k, (k) => 5000 * k];
 
   it('frames every record, in window order, as message frames flagged Replayed', () => {
-    for (const groups of [1, 3]) {
-      const { w, plan } = windowOf(recs, groups);
+    // Buffers copied in whole (small gaps), and records copied one by one (large gaps).
+    const cases = [1, 3].flatMap((groups) =>
+      layouts.flatMap((posOf) => [16, 4096].map((gap) => ({ groups, posOf, gap }))),
+    );
+    for (const { groups, posOf, gap } of cases) {
+      const { w, plan } = windowOf(recs, groups, undefined, posOf, gap);
       const got = frameWindow(w, plan);
       expect(got).toBeDefined();
       expect(got?.count).toBe(recs.length);
@@ -152,22 +165,35 @@ describe('frameWindow', () => {
     }
   });
 
-  it('reports records that fail their checks, and skips those updated since the plan or gone', () => {
+  it.each([
+    16, 4096,
+  ])('reports records that fail their checks, and skips those updated since the plan or gone (gaps of %i)', (gap) => {
     const planned = recs.map((r) => r.ts);
     planned[5] = (planned[5] as bigint) + 1n; // its id moved on: skipped, not bad
-    const { w, plan } = windowOf(recs, 2, planned);
+    planned[6] = (planned[6] as bigint) + 2n ** 32n; // the same, in the high word only
+    const { w, plan } = windowOf(recs, 2, planned, (k) => 7 + 2 * k, gap);
     const at = (k: number) => w.at[k] as number;
     const buf = (k: number) => w.bufs[w.buf[k] as number] as Buffer;
+    /** Record k's CRC made to match its bytes again, so that only its length fields can fail it. */
+    const fixCrc = (k: number) =>
+      buf(k).writeUInt32BE(checksum(buf(k), at(k) + 4, at(k) + (w.size[k] as number)), at(k));
     const flip = at(3) + RECORD_PREFIX_BYTES + 12;
     buf(3).writeUInt8(buf(3).readUInt8(flip) ^ 0x40, flip); // a flipped bit in the body: CRC fails
     buf(8).writeUInt32BE(0, at(8) + 4); // bodyLen 0
-    buf(9).writeUInt16BE(0, at(9) + 17); // idLen 0 (its CRC made to match: the length check fails it)
-    buf(9).writeUInt32BE(checksum(buf(9), at(9) + 4, at(9) + (w.size[9] as number)), at(9));
+    fixCrc(8);
+    buf(9).writeUInt16BE(0, at(9) + 17); // idLen 0
+    fixCrc(9);
+    buf(11).writeUInt32BE((w.size[11] as number) - 7, at(11) + 4); // bodyLen one past the record
+    fixCrc(11);
+    w.size[12] = 12; // shorter than any record
     buf(200).writeUInt16BE(0xffff, at(200) + 17); // idLen past the body
+    fixCrc(200);
+    buf(201).writeUInt16BE(buf(201).readUInt16BE(at(201) + 17) + (recs[201] as Rec).data.length + 1, at(201) + 17);
+    fixCrc(201); // idLen one past the body
     w.size[150] = 0; // its segment is gone
     const got = frameWindow(w, plan);
-    expect([...(got?.bad ?? [])]).toEqual([3, 8, 9, 200]);
-    const kept = recs.filter((_, k) => ![3, 5, 8, 9, 150, 200].includes(k));
+    expect([...(got?.bad ?? [])]).toEqual([3, 8, 9, 11, 12, 200, 201]);
+    const kept = recs.filter((_, k) => ![3, 5, 6, 8, 9, 11, 12, 150, 200, 201].includes(k));
     expect(got?.count).toBe(kept.length);
     const frames = decode(got?.frames as Buffer);
     expect(frames.map((f) => (f.kind === FrameKind.Message ? f.id : ''))).toEqual(kept.map((r) => r.id));
