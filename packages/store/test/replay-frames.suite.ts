@@ -26,32 +26,22 @@ export function replayFramesTests(openStore: (options?: Partial<StoreOptions>) =
     }
   });
 
-  it('replayFrames - leaves out an id updated after the replay started, as replayBatches does', async () => {
+  // After the first window (k0) is handed out: k5 is still to be cut; k1 was cut and read ahead.
+  it.each([
+    ['after the replay started, as replayBatches does', 'k5'],
+    ['while its window, already read ahead, waited', 'k1'],
+  ])('replayFrames - leaves out an id updated %s', async (_when, updated) => {
     const store = await openStore();
     for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from(`old ${i}`));
     const it = store.replayFrames(null, { batchBytes: 1 });
     const first = await it.next();
-    await store.append('k5', 100n, Buffer.from('new'));
+    await store.append(updated, 100n, Buffer.from('new'));
     const frames: Frame[] = [];
     const decoder = new FrameDecoder((f) => frames.push(f));
     for (const c of (first.value as ReplayFrames).chunks) decoder.push(c);
     for await (const b of it) for (const c of b.chunks) decoder.push(c);
     const ids = frames.map((f) => (f.kind === FrameKind.Message ? f.id : '?'));
-    expect(ids).toEqual(['k0', 'k1', 'k2', 'k3', 'k4', 'k6', 'k7', 'k8', 'k9']);
-  });
-
-  it('replayFrames - leaves out an id updated while its window, already read ahead, waited', async () => {
-    const store = await openStore();
-    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from(`old ${i}`));
-    const it = store.replayFrames(null, { batchBytes: 1 });
-    const first = await it.next(); // k0 handed out; k1 cut and read ahead
-    await store.append('k1', 100n, Buffer.from('new'));
-    const frames: Frame[] = [];
-    const decoder = new FrameDecoder((f) => frames.push(f));
-    for (const c of (first.value as ReplayFrames).chunks) decoder.push(c);
-    for await (const b of it) for (const c of b.chunks) decoder.push(c);
-    const ids = frames.map((f) => (f.kind === FrameKind.Message ? f.id : '?'));
-    expect(ids).toEqual(['k0', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k8', 'k9']);
+    expect(ids).toEqual(Array.from({ length: 10 }, (_, i) => `k${i}`).filter((id) => id !== updated));
   });
 
   it('replayFrames - an abort stops it before the last window too', async () => {
