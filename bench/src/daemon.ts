@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-const GOSSIPD = fileURLToPath(new URL('../../apps/gossipd/dist/main.js', import.meta.url));
+const GOSSIPD = fileURLToPath(new URL('../../apps/gossipd/dist/main.cjs', import.meta.url));
 
 /** gossipd in its own process, on a free port, with a temporary data folder unless given one. */
 export class Daemon {

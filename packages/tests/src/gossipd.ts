@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 /** The built daemon: turbo builds gossipd before these tests run. */
-export const GOSSIPD = fileURLToPath(new URL('../../../apps/gossipd/dist/main.js', import.meta.url));
+export const GOSSIPD = fileURLToPath(new URL('../../../apps/gossipd/dist/main.cjs', import.meta.url));
 
 export interface LogLine {
   level: number;
@@ -21,6 +21,8 @@ export interface GossipdOptions {
   /** Reuse a data folder (a restart); by default a new temporary one. */
   dataDir?: string;
   env?: Record<string, string>;
+  /** The entry point to run instead of the built GOSSIPD (a copy elsewhere). */
+  bin?: string;
 }
 
 /** A real gossipd process on loopback port 0 with JSON logs read line by line. */
@@ -63,7 +65,7 @@ export class Gossipd {
     const child = spawn(
       process.execPath,
       [
-        GOSSIPD,
+        options.bin ?? GOSSIPD,
         '--port',
         '0',
         '--admin-port',

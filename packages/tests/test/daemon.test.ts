@@ -1,4 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { copyFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { AckStatus, Durability, FrameKind, MessageFlags, now } from '@gossip/protocol';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../../apps/gossipd/src/config.js';
@@ -21,6 +24,32 @@ const METRIC_NAMES = [
     /\b(?:counter|gauge)\(\s*'(gossip_[a-z_]+)'/g,
   ),
 ].map((m) => m[1] as string);
+
+describe('start-up', () => {
+  // dist/main.cjs runs the bundle through the V8 code cache the build wrote beside it
+  // (apps/gossipd/src/launch.ts); without it, or when V8 rejects it, it compiles as usual.
+  it.each([
+    ['without its code cache', null],
+    ['with a damaged code cache', Buffer.from('not a V8 code cache'.repeat(100))],
+    [
+      'with the code cache of another file',
+      readFileSync(new URL('../../../apps/gossipd/dist/gossipd.cjs.cache', import.meta.url)).subarray(0, 4096),
+    ],
+  ] as const)('start-up - starts and serves %s', async (_case, cache) => {
+    const dist = fileURLToPath(new URL('../../../apps/gossipd/dist/', import.meta.url));
+    const bin = await h.tmp('gossipd-bin-');
+    for (const f of ['main.cjs', 'gossipd.cjs']) await copyFile(join(dist, f), join(bin, f));
+    if (cache) await writeFile(join(bin, 'gossipd.cjs.cache'), cache);
+    const d = await h.start({ bin: join(bin, 'main.cjs') });
+    const a = await h.live(d.port);
+    const ts = now();
+    expect((await a.publish('k', ts, 'v')).status).toBe(AckStatus.Accepted);
+    const c = await h.connect(d.port, { since: ts });
+    const { messages } = await c.replay();
+    expect(messages.map((m) => [m.id, m.data.toString()])).toEqual([['k', 'v']]);
+    expect(d.stderr).toBe('');
+  });
+});
 
 describe('flags', () => {
   it('flags - --help lists every setting with its variable and exits 0', async () => {
