@@ -5,6 +5,7 @@ import { GossipServer } from '@gossip/server';
 import { Store } from '@gossip/store';
 import { pino } from 'pino';
 import type { Registry } from 'prom-client';
+import { codeCacheStatus } from './code-cache.js';
 import { type Config, helpText, parseConfig } from './config.js';
 import { createMetrics } from './metrics.js';
 
@@ -154,6 +155,7 @@ async function main(): Promise<void> {
         fsync: config.fsync,
         epoch: store.epoch,
         ids: store.stats().ids,
+        codeCache: codeCacheStatus(),
       },
       `gossipd ${VERSION} listening on ${scheme}://${address.address}:${address.port}`,
     );

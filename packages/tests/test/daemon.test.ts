@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { copyFile, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AckStatus, Durability, FrameKind, MessageFlags, now } from '@gossip/protocol';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../../apps/gossipd/src/config.js';
+import type { Gossipd, LogLine } from '../src/gossipd.js';
 import { fatalError, harness } from './harness.js';
 
 // The daemon around the server: flags and GOSSIP_* variables, the admin listener,
@@ -27,26 +28,65 @@ const METRIC_NAMES = [
 
 describe('start-up', () => {
   // dist/main.cjs runs the bundle through the V8 code cache the build wrote beside it
-  // (apps/gossipd/src/launch.ts); without it, or when V8 rejects it, it compiles as usual.
-  it.each([
-    ['without its code cache', null],
-    ['with a damaged code cache', Buffer.from('not a V8 code cache'.repeat(100))],
+  // (apps/gossipd/src/launch.ts), and only a cache whose SHA-256s match the bundle and
+  // its own data: V8 itself would run a cache made for other code of the same length,
+  // and crash on one damaged inside.
+  const DIST = fileURLToPath(new URL('../../../apps/gossipd/dist/', import.meta.url));
+  const listening = (d: Gossipd) =>
+    d.logs.find((l) => l.msg.startsWith('gossipd') && l.msg.includes('listening on')) as LogLine;
+
+  it('start-up - the build runs the bundle through its code cache', async () => {
+    const d = await h.start();
+    expect(listening(d).codeCache).toBe('used');
+  });
+
+  type Change = (cache: Buffer, bundle: Buffer) => { cache: Buffer | null; bundle: Buffer };
+  it.each<[string, string, Change]>([
+    ['without its code cache', 'none', (_c, bundle) => ({ cache: null, bundle })],
+    ['with a cache cut short', 'mismatch', (cache, bundle) => ({ cache: cache.subarray(0, 4096), bundle })],
     [
-      'with the code cache of another file',
-      readFileSync(new URL('../../../apps/gossipd/dist/gossipd.cjs.cache', import.meta.url)).subarray(0, 4096),
+      'with a cache damaged inside its V8 data',
+      'mismatch',
+      (cache, bundle) => {
+        const damaged = Buffer.from(cache);
+        for (const at of [1000, 50_000, 120_000, damaged.length - 100]) damaged.fill(0xa5, at, at + 64);
+        return { cache: damaged, bundle };
+      },
     ],
-  ] as const)('start-up - starts and serves %s', async (_case, cache) => {
-    const dist = fileURLToPath(new URL('../../../apps/gossipd/dist/', import.meta.url));
+    [
+      'with the cache of another build of the same length',
+      'mismatch',
+      (cache, bundle) => {
+        const text = bundle.toString('utf8');
+        expect(text).toContain('log.info("stopped cleanly")');
+        return {
+          cache,
+          bundle: Buffer.from(text.replace('log.info("stopped cleanly")', 'log.info("STOPPED CLEANLY")')),
+        };
+      },
+    ],
+  ])('start-up - starts and serves %s', async (_case, status, change) => {
     const bin = await h.tmp('gossipd-bin-');
-    for (const f of ['main.cjs', 'gossipd.cjs']) await copyFile(join(dist, f), join(bin, f));
+    const shipped = {
+      cache: await readFile(join(DIST, 'gossipd.cjs.cache')),
+      bundle: await readFile(join(DIST, 'gossipd.cjs')),
+    };
+    const { cache, bundle } = change(shipped.cache, shipped.bundle);
+    await copyFile(join(DIST, 'main.cjs'), join(bin, 'main.cjs'));
+    await writeFile(join(bin, 'gossipd.cjs'), bundle);
     if (cache) await writeFile(join(bin, 'gossipd.cjs.cache'), cache);
     const d = await h.start({ bin: join(bin, 'main.cjs') });
+    expect(listening(d).codeCache).toBe(status);
     const a = await h.live(d.port);
     const ts = now();
     expect((await a.publish('k', ts, 'v')).status).toBe(AckStatus.Accepted);
     const c = await h.connect(d.port, { since: ts });
     const { messages } = await c.replay();
     expect(messages.map((m) => [m.id, m.data.toString()])).toEqual([['k', 'v']]);
+    expect(await d.stop()).toEqual({ code: 0, signal: null });
+    // The code that ran is the bundle's, not what a cache was made from.
+    const stopped = bundle.includes('STOPPED CLEANLY') ? 'STOPPED CLEANLY' : 'stopped cleanly';
+    expect(d.logs.map((l) => l.msg)).toContain(stopped);
     expect(d.stderr).toBe('');
   });
 });
