@@ -1,4 +1,5 @@
 import { crc32 } from 'node:zlib';
+import { MAX_ID_BYTES } from '@gossip/protocol';
 import { checksum } from './crc.js';
 
 /*
@@ -92,6 +93,30 @@ export interface ParsedRecord {
   data: Buffer;
 }
 
+/**
+ * Whether a record's length fields hold (docs/STORAGE.md, S2): `bodyLen` is the rest of
+ * its `size` bytes, and an id of 1 to MAX_ID_BYTES bytes fits in the body. The replay's
+ * WebAssembly (kernel-asm.ts) checks the same.
+ */
+export function validLengths(bodyLen: number, idLen: number, size: number): boolean {
+  return (
+    bodyLen + RECORD_PREFIX_BYTES === size &&
+    idLen >= 1 &&
+    idLen <= MAX_ID_BYTES &&
+    RECORD_FIXED_BODY_BYTES + idLen <= bodyLen
+  );
+}
+
+/**
+ * The body length of the record of `size` bytes at `at`, whose bytes after its crc
+ * field have the CRC `crc`; -1 unless it is a valid record.
+ */
+export function recordBodyLength(view: DataView, at: number, size: number, crc: number): number {
+  if (size < RECORD_OVERHEAD_BYTES + 1) return -1;
+  const bodyLen = view.getUint32(at + 4);
+  return validLengths(bodyLen, view.getUint16(at + 17), size) && crc === view.getUint32(at) ? bodyLen : -1;
+}
+
 /** Parses and checks the record at `at` in `buf`; undefined if it is not a valid record of `size` bytes. */
 export function parseRecord(
   buf: Buffer,
@@ -100,11 +125,9 @@ export function parseRecord(
   view: DataView = new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
 ): ParsedRecord | undefined {
   if (at + size > buf.length || size < RECORD_OVERHEAD_BYTES + 1) return undefined;
-  const bodyLen = view.getUint32(at + 4);
-  if (bodyLen + RECORD_PREFIX_BYTES !== size) return undefined;
+  const bodyLen = recordBodyLength(view, at, size, checksum(buf, at + 4, at + size));
+  if (bodyLen < 0) return undefined;
   const idLen = view.getUint16(at + 17);
-  if (idLen === 0 || RECORD_FIXED_BODY_BYTES + idLen > bodyLen) return undefined;
-  if (recordCrc(buf, at, bodyLen) !== view.getUint32(at)) return undefined;
   return {
     id: buf.toString('utf8', at + 19, at + 19 + idLen),
     ts: view.getBigInt64(at + 9),

@@ -1,4 +1,4 @@
-import { FrameKind, MessageFlags } from '@gossip/protocol';
+import { FrameKind, MAX_ID_BYTES, MessageFlags } from '@gossip/protocol';
 import { CRC_TABLE } from './crc.js';
 
 /** Where the module's memory holds the CRC tables, and where `frames` leaves its counts (kernel.ts). */
@@ -13,7 +13,7 @@ export const HEADER = CRC_TABLE.byteLength;
  *
  * `frames(n, pos, buf, at, size, lo, hi, from, bases, out, bad)`: for each window item
  * k < n (the u32 arrays pos, buf, at, size), whose record is at bases[buf[k]] + at[k]:
- * skip it if its size is 0; else check it as validBodyLength (store.ts) does, adding
+ * skip it if its size is 0; else check it as recordBodyLength (format.ts) does, adding
  * k to the array `bad` if that fails; skip it unless its ts is the plan's (lo and hi,
  * indexed by pos[k] - from); else write it at `out` as a frame. Returns the end of the
  * frames, and leaves the frame count and the bad count at HEADER.
@@ -148,6 +148,7 @@ export function assembleKernel(): Uint8Array {
       get(RSIZE), i32(20), [LT_U], brIf(0), // shorter than a record with a 1-byte id
       be32(A, 4), tee(BODY_LEN), i32(8), [ADD], get(RSIZE), [NE], brIf(0),
       be16(A, 17), tee(ID_LEN), [EQZ], brIf(0),
+      get(ID_LEN), i32(MAX_ID_BYTES), [GT_U], brIf(0),
       get(ID_LEN), i32(11), [ADD], get(BODY_LEN), [GT_U], brIf(0),
       get(A), i32(4), [ADD], set(S), get(A), get(RSIZE), [ADD], set(E),
       crc(S, E, C),

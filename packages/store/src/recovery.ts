@@ -1,4 +1,3 @@
-import { MAX_ID_BYTES } from '@gossip/protocol';
 import {
   checkSegmentHeader,
   headerCleanAsOf,
@@ -7,6 +6,7 @@ import {
   RECORD_PREFIX_BYTES,
   recordCrc,
   SEGMENT_HEADER_BYTES,
+  validLengths,
 } from './format.js';
 import type { StoreFile } from './fs.js';
 
@@ -109,7 +109,7 @@ export async function scanSegment(
       size = RECORD_PREFIX_BYTES + bodyLen;
       if (bodyLen >= RECORD_FIXED_BODY_BYTES && bodyLen <= MAX_RECORD_BODY_BYTES && size <= rest) {
         const idLen = view.getUint16(p + 17);
-        if (idLen >= 1 && idLen <= MAX_ID_BYTES && RECORD_FIXED_BODY_BYTES + idLen <= bodyLen) {
+        if (validLengths(bodyLen, idLen, size)) {
           p = pos + size <= bufStart + bufLen ? pos - bufStart : await fill(pos, size);
           if (recordCrc(buf, p, bodyLen) === view.getUint32(p)) {
             valid = true;

@@ -15,9 +15,9 @@ import { CHECKPOINT_FILE, type CheckpointSegment, decodeCheckpoint, encodeCheckp
 import {
   parseRecord,
   parseSegmentName,
-  RECORD_FIXED_BODY_BYTES,
   RECORD_OVERHEAD_BYTES,
   RECORD_PREFIX_BYTES,
+  recordBodyLength,
   replaces,
   SEGMENT_HEADER_BYTES,
   type SegmentRange,
@@ -475,7 +475,7 @@ export class Store {
     if (size === 0) return -1; // its segment is gone
     const view = w.views[w.buf[k] as number] as DataView;
     const at = w.at[k] as number;
-    const bodyLen = validBodyLength(view, at, size, crc);
+    const bodyLen = recordBodyLength(view, at, size, crc);
     if (bodyLen < 0) {
       this.#skipped(w, k);
       return -1;
@@ -1527,22 +1527,4 @@ function idByteLength(id: string): number {
 /** The CRC of each window item's record as read: of its bytes after the crc field, all in one call. */
 function windowCrcs(w: ReplayWindow): Uint32Array {
   return spanChecksums(w.bufs, w.count, w.buf, w.at, w.size, 4);
-}
-
-/**
- * The body length of the record of `size` bytes at `at`, whose bytes after its crc
- * field have the CRC `crc`; -1 unless it is a valid record (docs/STORAGE.md, S2).
- */
-function validBodyLength(view: DataView, at: number, size: number, crc: number): number {
-  const bodyLen = view.getUint32(at + 4);
-  const idLen = view.getUint16(at + 17);
-  if (
-    bodyLen + RECORD_PREFIX_BYTES !== size ||
-    idLen === 0 ||
-    RECORD_FIXED_BODY_BYTES + idLen > bodyLen ||
-    crc !== view.getUint32(at)
-  ) {
-    return -1;
-  }
-  return bodyLen;
 }

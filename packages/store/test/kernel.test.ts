@@ -3,7 +3,7 @@ import { type Frame, FrameDecoder, FrameKind, MessageFlags } from '@gossip/proto
 import { mulberry32 } from '@gossip/protocol/testing';
 import { describe, expect, it } from 'vitest';
 import { checksum } from '../src/crc.js';
-import { RECORD_FIXED_BODY_BYTES, RECORD_PREFIX_BYTES, writeRecord } from '../src/format.js';
+import { RECORD_FIXED_BODY_BYTES, RECORD_PREFIX_BYTES, recordBodyLength, writeRecord } from '../src/format.js';
 import { frameWindow, KERNEL_WASM, spanChecksums } from '../src/kernel.js';
 import { assembleKernel } from '../src/kernel-asm.js';
 import { type ReplayPlan, ReplayWindow } from '../src/replay.js';
@@ -11,7 +11,7 @@ import { type ReplayPlan, ReplayWindow } from '../src/replay.js';
 /*
  * The replay's WebAssembly (src/kernel.ts): the module shipped is the one the assembler
  * makes, its CRCs are zlib's, and its framing keeps exactly the records the JS checks
- * (validBodyLength in store.ts) keep, as the frames the protocol decoder reads.
+ * (recordBodyLength in format.ts) keep, as the frames the protocol decoder reads.
  */
 
 describe('the module', () => {
@@ -132,8 +132,10 @@ describe('frameWindow', () => {
   const recs: Rec[] = Array.from({ length: 300 }, (_, k) => ({
     id: k % 7 === 0 ? `ид-${k}` : `id-${k}`,
     ts: BigInt(k) * 1_000_003n - 5_000_000n + (k % 3 === 0 ? -(2n ** 40n) : 0n),
-    // Every 10th a tombstone: idLen is then bodyLen - 11 exactly.
-    data: Buffer.from(Array.from({ length: k % 10 === 0 ? 0 : (rng() * 200) | 0 }, () => (rng() * 256) | 0)),
+    // Every 10th a tombstone: idLen is then bodyLen - 11 exactly; 13 with room for a 257-byte id.
+    data: Buffer.from(
+      Array.from({ length: k % 10 === 0 ? 0 : k === 13 ? 300 : (rng() * 200) | 0 }, () => (rng() * 256) | 0),
+    ),
   }));
   // Plan positions: dense from 0, with gaps from past 0, and sparse (ids updated since the plan).
   const layouts: ((k: number) => number)[] = [(k) => k, (k) => 1000 + 3 * k, (k) => 5000 * k];
@@ -186,14 +188,30 @@ describe('frameWindow', () => {
     buf(11).writeUInt32BE((w.size[11] as number) - 7, at(11) + 4); // bodyLen one past the record
     fixCrc(11);
     w.size[12] = 12; // shorter than any record
+    buf(13).writeUInt16BE(257, at(13) + 17); // an id longer than MAX_ID_BYTES, inside the body
+    fixCrc(13);
     buf(200).writeUInt16BE(0xffff, at(200) + 17); // idLen past the body
     fixCrc(200);
     buf(201).writeUInt16BE(buf(201).readUInt16BE(at(201) + 17) + (recs[201] as Rec).data.length + 1, at(201) + 17);
     fixCrc(201); // idLen one past the body
     w.size[150] = 0; // its segment is gone
+    // What the JS check the store falls back to finds (before the frames overwrite the first buffer).
+    const failsInJs = [...Array(w.count).keys()].filter((k) => {
+      const size = w.size[k] as number;
+      return (
+        size > 0 &&
+        recordBodyLength(
+          w.views[w.buf[k] as number] as DataView,
+          at(k),
+          size,
+          checksum(buf(k), at(k) + 4, at(k) + size),
+        ) < 0
+      );
+    });
     const got = frameWindow(w, plan);
-    expect([...(got?.bad ?? [])]).toEqual([3, 8, 9, 11, 12, 200, 201]);
-    const kept = recs.filter((_, k) => ![3, 5, 6, 8, 9, 11, 12, 150, 200, 201].includes(k));
+    expect([...(got?.bad ?? [])]).toEqual([3, 8, 9, 11, 12, 13, 200, 201]);
+    expect(failsInJs).toEqual([...(got?.bad ?? [])]);
+    const kept = recs.filter((_, k) => ![3, 5, 6, 8, 9, 11, 12, 13, 150, 200, 201].includes(k));
     expect(got?.count).toBe(kept.length);
     const frames = decode(got?.frames as Buffer);
     expect(frames.map((f) => (f.kind === FrameKind.Message ? f.id : ''))).toEqual(kept.map((r) => r.id));
