@@ -32,20 +32,28 @@ export interface WindowFrames {
 }
 
 /**
+ * Records read into buffers, as a replay window holds them: item k is `size[k]` bytes
+ * at `at[k]` of `bufs[buf[k]]`; `bytes` is the items' sizes added up.
+ */
+export interface ReadRecords {
+  readonly bufs: readonly Uint8Array[];
+  readonly count: number;
+  readonly buf: Uint32Array;
+  readonly at: Uint32Array;
+  readonly size: Uint32Array;
+  readonly bytes: number;
+}
+
+/**
  * Checks window `w`'s records (read, item by item) and frames those that are valid and
  * still hold the ts `plan` has for them (docs/STORAGE.md, S2; docs/PROTOCOL.md, M1).
  * Undefined when the module cannot run here or the window is too large for it.
  */
 export function frameWindow(w: ReplayWindow, plan: ReplayPlan): WindowFrames | undefined {
   const n = w.count;
-  let read = 0;
-  for (const b of w.bufs) read += b.length;
-  // The read buffers are copied in whole when the records fill most of them; when they
-  // are mostly dead records read across (gaps of up to 32 KiB), record by record.
-  const whole = read <= 2 * w.bytes;
-  const bytes = whole ? read : w.bytes;
-  const k = bytes <= MAX_BYTES ? kernel() : undefined;
-  if (!k) return undefined;
+  const copy = copyPlan(w);
+  const k = copy ? kernel() : undefined;
+  if (!k || !copy) return undefined;
   if (n === 0) return { frames: Buffer.alloc(0), count: 0, bad: new Uint32Array(0) };
   // The plan's ts for the items: the range of plan positions the window spans, unless
   // ids updated since the plan left it sparse, then item by item.
@@ -53,7 +61,6 @@ export function frameWindow(w: ReplayWindow, plan: ReplayPlan): WindowFrames | u
   const dense = spread <= 2 * n + 1024;
   const planned = dense ? spread : n;
   const from = dense ? (w.pos[0] as number) : 0;
-  const buffers = whole ? w.bufs.length : n;
   const pos = ARRAYS;
   const buf = pos + 4 * n;
   const at = buf + 4 * n;
@@ -62,54 +69,32 @@ export function frameWindow(w: ReplayWindow, plan: ReplayPlan): WindowFrames | u
   const lo = bad + 4 * n;
   const hi = lo + 4 * planned;
   const bases = hi + 4 * planned;
-  const data = bases + 4 * buffers;
-  const out = data + bytes;
-  let mem: ArrayBuffer;
+  const data = bases + 4 * copy.buffers;
+  const out = data + copy.bytes;
+  const mem = k.reserve(out + copy.bytes);
+  if (!mem) return undefined;
+  const words = (p: number, length: number) => new Uint32Array(mem, p, length);
+  words(at, n).set(w.at.subarray(0, n));
+  words(size, n).set(w.size.subarray(0, n));
+  if (dense) {
+    words(pos, n).set(w.pos.subarray(0, n));
+    words(lo, planned).set(plan.lo.subarray(from, from + planned));
+    words(hi, planned).set(plan.hi.subarray(from, from + planned));
+  } else {
+    const [p, l, h] = [words(pos, n), words(lo, n), words(hi, n)];
+    for (let i = 0; i < n; i++) {
+      p[i] = i;
+      l[i] = plan.lo[w.pos[i] as number] as number;
+      h[i] = plan.hi[w.pos[i] as number] as number;
+    }
+  }
+  copyIn(w, copy.whole, mem, data, words(buf, n), words(bases, copy.buffers));
   let end: number;
   try {
-    mem = k.reserve(out + bytes);
-    const words = (p: number, length: number) => new Uint32Array(mem, p, length);
-    const u8 = new Uint8Array(mem);
-    words(at, n).set(w.at.subarray(0, n));
-    words(size, n).set(w.size.subarray(0, n));
-    if (dense) {
-      words(pos, n).set(w.pos.subarray(0, n));
-      words(lo, planned).set(plan.lo.subarray(from, from + planned));
-      words(hi, planned).set(plan.hi.subarray(from, from + planned));
-    } else {
-      const [p, l, h] = [words(pos, n), words(lo, n), words(hi, n)];
-      for (let i = 0; i < n; i++) {
-        p[i] = i;
-        l[i] = plan.lo[w.pos[i] as number] as number;
-        h[i] = plan.hi[w.pos[i] as number] as number;
-      }
-    }
-    const starts = words(bases, buffers);
-    let p = data;
-    if (whole) {
-      words(buf, n).set(w.buf.subarray(0, n));
-      for (let b = 0; b < buffers; b++) {
-        const chunk = w.bufs[b] as Buffer;
-        u8.set(chunk, p);
-        starts[b] = p;
-        p += chunk.length;
-      }
-    } else {
-      // Item i becomes a buffer of its own, based so that base + at is where it was copied.
-      const bufOf = words(buf, n);
-      for (let i = 0; i < n; i++) {
-        const start = w.at[i] as number;
-        const length = w.size[i] as number;
-        u8.set((w.bufs[w.buf[i] as number] as Buffer).subarray(start, start + length), p);
-        bufOf[i] = i;
-        starts[i] = p - start; // mod 2^32, as the module adds
-        p += length;
-      }
-    }
     end = k.frames(n, pos, buf, at, size, lo, hi, from, bases, out, bad);
   } catch {
-    // Memory that cannot grow, or a trap (the frames would pass the memory's end if two
-    // items were one record, which a sound index never has): the JS loops take it.
+    // A trap: the frames would pass the memory's end if two items were one record,
+    // which a sound index never has. The JS loops take the window.
     return undefined;
   }
   const [count, failed] = new Uint32Array(mem, HEADER, 2) as unknown as [number, number];
@@ -123,52 +108,89 @@ export function frameWindow(w: ReplayWindow, plan: ReplayPlan): WindowFrames | u
 }
 
 /**
- * The CRC-32 of each of `n` spans: span k is bytes `from[k] + skip` up to
- * `from[k] + length[k]` of `bufs[bufOf[k]]`; one with `length[k] < skip` is empty (CRC 0).
+ * The CRC-32 of each item's bytes after its first `skip` (a record's after its crc
+ * field); an item shorter than `skip` has CRC 0.
  */
-export function spanChecksums(
-  bufs: readonly Uint8Array[],
-  n: number,
-  bufOf: Uint32Array,
-  from: Uint32Array,
-  length: Uint32Array,
-  skip: number,
-): Uint32Array {
+export function spanChecksums(r: ReadRecords, skip: number): Uint32Array {
+  const n = r.count;
   const out = new Uint32Array(n);
-  let bytes = 0;
-  for (const b of bufs) bytes += b.length;
-  const k = bytes <= MAX_BYTES ? kernel() : undefined;
-  if (!k) {
+  const copy = copyPlan(r);
+  const k = copy ? kernel() : undefined;
+  const spans = ARRAYS;
+  const results = spans + 8 * n;
+  const bufOf = results + 4 * n;
+  const bases = bufOf + 4 * n;
+  const data = bases + 4 * (copy?.buffers ?? 0);
+  const mem = k && copy ? k.reserve(data + copy.bytes) : undefined;
+  if (!k || !copy || !mem) {
     for (let i = 0; i < n; i++) {
-      const len = length[i] as number;
-      const start = from[i] as number;
-      if (len >= skip) out[i] = checksum(bufs[bufOf[i] as number] as Uint8Array, start + skip, start + len);
+      const len = r.size[i] as number;
+      const start = r.at[i] as number;
+      if (len >= skip) out[i] = checksum(r.bufs[r.buf[i] as number] as Uint8Array, start + skip, start + len);
     }
     return out;
   }
-  const spans = ARRAYS;
-  const results = spans + 8 * n;
-  const data = results + 4 * n;
-  const mem = k.reserve(data + bytes);
-  const u8 = new Uint8Array(mem);
-  const bases = new Uint32Array(bufs.length);
-  let p = data;
-  for (let b = 0; b < bufs.length; b++) {
-    const buf = bufs[b] as Uint8Array;
-    u8.set(buf, p);
-    bases[b] = p;
-    p += buf.length;
-  }
+  const placed = new Uint32Array(mem, bufOf, n);
+  const starts = new Uint32Array(mem, bases, copy.buffers);
+  copyIn(r, copy.whole, mem, data, placed, starts);
   const pairs = new Uint32Array(mem, spans, 2 * n);
   for (let i = 0; i < n; i++) {
-    const len = length[i] as number;
-    const start = (bases[bufOf[i] as number] as number) + (from[i] as number);
+    const len = r.size[i] as number;
+    const start = ((starts[placed[i] as number] as number) + (r.at[i] as number)) >>> 0;
     pairs[2 * i] = len >= skip ? start + skip : start;
     pairs[2 * i + 1] = len >= skip ? start + len : start;
   }
   k.crcs(spans, results, results);
   out.set(new Uint32Array(mem, results, n));
   return out;
+}
+
+/**
+ * How records go into the module's memory: their read buffers whole when the records
+ * fill at least half of them; when the buffers are mostly dead records read across
+ * (gaps of up to 32 KiB), record by record. Undefined past MAX_BYTES.
+ */
+function copyPlan(r: ReadRecords): { whole: boolean; bytes: number; buffers: number } | undefined {
+  let read = 0;
+  for (const b of r.bufs) read += b.length;
+  const whole = read <= 2 * r.bytes;
+  const bytes = whole ? read : r.bytes;
+  return bytes <= MAX_BYTES ? { whole, bytes, buffers: whole ? r.bufs.length : r.count } : undefined;
+}
+
+/**
+ * Copies `r`'s records into `mem` from `data` (as `copyPlan` says), so that item i's
+ * record is at `bases[bufOf[i]] + r.at[i]`: with whole buffers, bufOf is `r.buf` and
+ * bases are the buffers' places; record by record, each item is a buffer of its own.
+ */
+function copyIn(
+  r: ReadRecords,
+  whole: boolean,
+  mem: ArrayBuffer,
+  data: number,
+  bufOf: Uint32Array,
+  bases: Uint32Array,
+): void {
+  const u8 = new Uint8Array(mem);
+  let p = data;
+  if (whole) {
+    bufOf.set(r.buf.subarray(0, r.count));
+    for (let b = 0; b < r.bufs.length; b++) {
+      const chunk = r.bufs[b] as Uint8Array;
+      u8.set(chunk, p);
+      bases[b] = p;
+      p += chunk.length;
+    }
+    return;
+  }
+  for (let i = 0; i < r.count; i++) {
+    const start = r.at[i] as number;
+    const length = r.size[i] as number;
+    u8.set((r.bufs[r.buf[i] as number] as Uint8Array).subarray(start, start + length), p);
+    bufOf[i] = i;
+    bases[i] = p - start; // mod 2^32, as the module adds
+    p += length;
+  }
 }
 
 // ---- the module ---------------------------------------------------------------------
@@ -198,8 +220,8 @@ interface Exports {
 }
 
 interface Kernel extends Exports {
-  /** The memory, grown to at least `bytes`. */
-  reserve(bytes: number): ArrayBuffer;
+  /** The memory, grown to at least `bytes`; undefined if it cannot grow (the JS loops serve). */
+  reserve(bytes: number): ArrayBuffer | undefined;
 }
 
 let instance: Kernel | null | undefined;
@@ -223,7 +245,11 @@ function kernel(): Kernel | null {
     frames: e.frames,
     reserve(bytes) {
       const have = e.memory.buffer.byteLength;
-      if (bytes > have) e.memory.grow(Math.ceil((bytes - have) / PAGE));
+      try {
+        if (bytes > have) e.memory.grow(Math.ceil((bytes - have) / PAGE));
+      } catch {
+        return undefined;
+      }
       return e.memory.buffer;
     },
   };

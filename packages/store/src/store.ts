@@ -1526,5 +1526,5 @@ function idByteLength(id: string): number {
 
 /** The CRC of each window item's record as read: of its bytes after the crc field, all in one call. */
 function windowCrcs(w: ReplayWindow): Uint32Array {
-  return spanChecksums(w.bufs, w.count, w.buf, w.at, w.size, 4);
+  return spanChecksums(w, 4);
 }

@@ -21,9 +21,15 @@ describe('without WebAssembly', () => {
       frameWindow(w, { n: 0, changes: 0, slots: new Uint32Array(0), lo: new Uint32Array(0), hi: new Uint32Array(0) }),
     ).toBeUndefined();
     const buf = Buffer.from('123456789');
-    expect([...spanChecksums([buf], 1, Uint32Array.of(0), Uint32Array.of(0), Uint32Array.of(9), 0)]).toEqual([
-      0xcbf43926,
-    ]);
+    const records = {
+      bufs: [buf],
+      count: 1,
+      buf: Uint32Array.of(0),
+      at: Uint32Array.of(0),
+      size: Uint32Array.of(9),
+      bytes: 9,
+    };
+    expect([...spanChecksums(records, 0)]).toEqual([0xcbf43926]);
   });
 
   replayFramesTests(openStore);
