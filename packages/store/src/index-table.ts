@@ -56,29 +56,10 @@ export class IndexTable {
     return this.#liveBytes;
   }
 
-  /** Slots ever handed out; slot numbers are below this. */
-  get capacity(): number {
-    return this.#used;
-  }
-
-  /** The ts array itself, for sorting without a copy. Read-only by contract. */
-  get tsArray(): BigInt64Array {
-    return this.#ts;
-  }
-
   /** The slot of an id with a written record, for readers. */
   slotOf(id: string): number | undefined {
     const slot = this.#slots.get(id);
     return slot !== undefined && this.#state[slot] === COMMITTED ? slot : undefined;
-  }
-
-  /** Whether `slot` holds an id with a written record. */
-  live(slot: number): boolean {
-    return this.#state[slot] === COMMITTED;
-  }
-
-  id(slot: number): string {
-    return this.#ids[slot] as string;
   }
 
   ts(slot: number): bigint {
@@ -95,10 +76,6 @@ export class IndexTable {
 
   size(slot: number): number {
     return this.#size[slot] as number;
-  }
-
-  isTombstone(slot: number): boolean {
-    return this.#tomb[slot] === 1;
   }
 
   /**
@@ -287,14 +264,7 @@ export class IndexTable {
     let i = from;
     for (; i < n && bytes < maxBytes; i++) {
       const slot = slots[i] as number;
-      if (
-        check &&
-        (state[slot] !== COMMITTED ||
-          words[2 * slot + LO] !== lo[i] ||
-          ((words[2 * slot + HI] as number) ^ SIGN) >>> 0 !== hi[i])
-      ) {
-        continue;
-      }
+      if (check && !holds(state, words, slot, lo[i] as number, hi[i] as number)) continue;
       if (m === w.capacity) w.grow();
       const size = sizes[slot] as number;
       w.pos[m] = i;
@@ -324,13 +294,7 @@ export class IndexTable {
     for (let k = 0; k < w.count; k++) {
       const i = w.pos[k] as number;
       const slot = slots[i] as number;
-      if (
-        state[slot] !== COMMITTED ||
-        words[2 * slot + LO] !== lo[i] ||
-        ((words[2 * slot + HI] as number) ^ SIGN) >>> 0 !== hi[i]
-      ) {
-        w.size[k] = 0;
-      }
+      if (!holds(state, words, slot, lo[i] as number, hi[i] as number)) w.size[k] = 0;
     }
   }
 
@@ -411,11 +375,6 @@ export class IndexTable {
     }
     return this.#used++;
   }
-
-  /** Bytes of the typed arrays and the ids array: 46 per slot (the Map's own entries come on top). */
-  arrayBytes(): number {
-    return this.#ts.length * 46;
-  }
 }
 
 /** Index entries column by column: entry k is `ids[k]`, in segment (handle) `seg[k]`. */
@@ -433,6 +392,13 @@ export interface IndexColumns {
 export interface Replaced {
   seg: number;
   size: number;
+}
+
+/** Whether `slot` has a written record with the ts `lo`/`hi` (the plan's words; `words` views the ts array). */
+function holds(state: Uint8Array, words: Uint32Array, slot: number, lo: number, hi: number): boolean {
+  return (
+    state[slot] === COMMITTED && words[2 * slot + LO] === lo && ((words[2 * slot + HI] as number) ^ SIGN) >>> 0 === hi
+  );
 }
 
 function grow<T extends Uint8Array | Uint32Array | BigInt64Array>(from: T, to: T): T {

@@ -142,7 +142,7 @@ export function assembleKernel(): Uint8Array {
       get(K4), get(N), [GE_U], brIf(1),
       word(SIZE, K4), set(RSIZE),
       BLOCK, // depth 0: this item is done
-      get(RSIZE), [EQZ], brIf(0), // its segment is gone
+      get(RSIZE), [EQZ], brIf(0), // left out: updated since its cut, or its segment is gone
       get(BASES), word(BUF, K4), i32(2), [SHL], [ADD], load(0), word(AT, K4), [ADD], set(A),
       BLOCK, // depth 0: bad; depth 1: this item is done
       get(RSIZE), i32(20), [LT_U], brIf(0), // shorter than a record with a 1-byte id

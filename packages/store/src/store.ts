@@ -472,7 +472,7 @@ export class Store {
    */
   #checkedBodyLength(w: ReplayWindow, k: number, plan: ReplayPlan, crc: number): number {
     const size = w.size[k] as number;
-    if (size === 0) return -1; // its segment is gone
+    if (size === 0) return -1; // left out: updated since its cut, or its segment is gone
     const view = w.views[w.buf[k] as number] as DataView;
     const at = w.at[k] as number;
     const bodyLen = recordBodyLength(view, at, size, crc);

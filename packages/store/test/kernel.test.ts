@@ -214,7 +214,7 @@ describe('frameWindow', () => {
     fixCrc(200);
     buf(201).writeUInt16BE(buf(201).readUInt16BE(at(201) + 17) + (recs[201] as Rec).data.length + 1, at(201) + 17);
     fixCrc(201); // idLen one past the body
-    w.size[150] = 0; // its segment is gone
+    w.size[150] = 0; // left out (updated since its cut, or its segment gone)
     // What the JS check the store falls back to finds (before the frames overwrite the first buffer).
     const failsInJs = [...Array(w.count).keys()].filter((k) => {
       const size = w.size[k] as number;
