@@ -103,7 +103,9 @@ export function decodeCheckpoint(buf: Buffer): Checkpoint | string {
   const n = h.entries;
   if (
     !Array.isArray(h.segments) ||
+    !h.segments.every(isSegment) ||
     !Array.isArray(h.corruptions) ||
+    (h.newestTs !== null && !(typeof h.newestTs === 'string' && /^-?\d+$/.test(h.newestTs))) ||
     !Number.isSafeInteger(n) ||
     n < 0 ||
     !Number.isSafeInteger(h.idBytes) ||
@@ -151,6 +153,18 @@ export function decodeCheckpoint(buf: Buffer): Checkpoint | string {
     entries: { ids, seg, off, size, ts, tomb },
     newestTs: h.newestTs === null ? null : BigInt(h.newestTs),
   };
+}
+
+function isSegment(s: unknown): s is CheckpointSegment {
+  if (typeof s !== 'object' || s === null) return false;
+  const c = s as Record<string, unknown>;
+  return (
+    typeof c.name === 'string' &&
+    typeof c.stamp === 'string' &&
+    Number.isSafeInteger(c.size) &&
+    Number.isSafeInteger(c.cleanAsOf) &&
+    typeof c.corrupt === 'boolean'
+  );
 }
 
 type Column = Uint8Array | Uint16Array | Uint32Array | BigInt64Array;

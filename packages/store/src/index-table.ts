@@ -199,6 +199,27 @@ export class IndexTable {
     return true;
   }
 
+  /** The newest ts of a written record, or null: compared as words, no BigInt per slot. */
+  newest(): bigint | null {
+    const hiWords = new Int32Array(this.#ts.buffer, 0, this.#used * 2);
+    const loWords = new Uint32Array(this.#ts.buffer, 0, this.#used * 2);
+    const state = this.#state;
+    let best = -1;
+    let bestHi = 0;
+    let bestLo = 0;
+    for (let slot = 0; slot < this.#used; slot++) {
+      if (state[slot] !== COMMITTED) continue;
+      const h = hiWords[2 * slot + HI] as number;
+      const l = loWords[2 * slot + LO] as number;
+      if (best < 0 || h > bestHi || (h === bestHi && l > bestLo)) {
+        best = slot;
+        bestHi = h;
+        bestLo = l;
+      }
+    }
+    return best < 0 ? null : (this.#ts[best] as bigint);
+  }
+
   /**
    * A replay's plan: the slots with a written record whose ts is >= `since` (all for
    * null), sorted by ts, in one pass over the typed arrays and a radix sort.

@@ -701,8 +701,7 @@ export class Store {
     const names = new Set(segments.map((s) => s.name));
     const corruptions = this.#recovery.corruptions.filter((c) => names.has(c.file));
     // What a scan would find: the newest ts the index holds.
-    let newestTs: bigint | null = null;
-    for (const t of entries.ts) if (newestTs === null || t > newestTs) newestTs = t;
+    const newestTs = this.#index.newest();
     await replaceFile(
       this.#fs,
       this.dir,

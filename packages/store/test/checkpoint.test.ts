@@ -1,9 +1,10 @@
-import { copyFile, open, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { GossipError } from '@gossip/protocol';
 import { CHECKPOINT_FILE, nodeFs, Store, type StoreLogger, type StoreOptions, scanSegment } from '@gossip/store';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { type Checkpoint, type CheckpointSegment, decodeCheckpoint, encodeCheckpoint } from '../src/checkpoint.js';
 import { replayFramesTests } from './replay-frames.suite.js';
 import { framedRows, rows } from './replay-rows.js';
 import { type MutationRecord, SimDisk } from './sim-disk.js';
@@ -58,14 +59,19 @@ async function fillVaried(store: Store): Promise<void> {
   }
 }
 
-function capture(): { logger: StoreLogger; infos: string[]; warns: string[] } {
+function capture(): { logger: StoreLogger; infos: string[]; warns: string[]; reasons: unknown[] } {
   const infos: string[] = [];
   const warns: string[] = [];
+  const reasons: unknown[] = [];
   return {
     infos,
     warns,
+    reasons,
     logger: {
-      info: (_f, m) => infos.push(m),
+      info: (f, m) => {
+        infos.push(m);
+        if ('reason' in f) reasons.push(f.reason);
+      },
       warn: (_f, m) => warns.push(m),
       error: () => undefined,
     },
@@ -281,6 +287,166 @@ describe('index checkpoint', () => {
     expect(infos).toContain('index checkpoint not used: scanning the segments');
     expect(again.stats().recovery.checkpoint).toBe(false);
     expect((await rows(again)).map(([id]) => id)).toEqual(['a']);
+  });
+  it.each([
+    [[-5n, -(2n ** 40n), 3n], 3n],
+    [[-(2n ** 40n), -5n, -(2n ** 33n)], -5n],
+    [[2n ** 32n - 1n, 2n ** 32n, 1n], 2n ** 32n],
+  ])('checkpoint - the newest ts it records is the newest of %s', async (tss, newest) => {
+    const store = await openStore();
+    for (const [i, ts] of tss.entries()) await store.append(`k${i}`, ts, Buffer.from('v'));
+    await store.close();
+    const again = await openStore();
+    expect(again.stats().recovery.checkpoint).toBe(true);
+    expect(again.newestTs).toBe(newest);
+  });
+
+  it('checkpoint - one that decodes but names an id twice is ignored, and nothing of it is kept', async () => {
+    const store = await openStore();
+    for (const id of ['ab', 'cd', 'ef']) await store.append(id, 1n, Buffer.from(id));
+    const want = await rows(store);
+    await store.close();
+    const path = join(dir, CHECKPOINT_FILE);
+    const ckpt = decodeCheckpoint(await readFile(path));
+    if (typeof ckpt === 'string') throw new Error(ckpt);
+    ckpt.entries.ids[1] = 'ab';
+    await writeFile(path, encodeCheckpoint(ckpt));
+    const { logger, reasons } = capture();
+    const again = await openStore({ logger });
+    expect(reasons).toEqual(['an id repeats']);
+    expect(again.stats().recovery.checkpoint).toBe(false);
+    expect(await rows(again)).toEqual(want);
+  });
+});
+
+describe('decodeCheckpoint', () => {
+  // Every reason a checkpoint file is refused (the open then scans). The CRC is made
+  // to match after each change, so that the check under test is the one that refuses.
+  const good: Checkpoint = {
+    segments: [{ name: 'a.seg', stamp: '1:2', size: 1000, cleanAsOf: 0, corrupt: false }],
+    corruptions: [],
+    entries: {
+      ids: ['ab', 'c'],
+      seg: Uint32Array.of(0, 0),
+      off: Uint32Array.of(16, 100),
+      size: Uint32Array.of(40, 40),
+      ts: BigInt64Array.of(5n, -7n),
+      tomb: Uint8Array.of(0, 1),
+    },
+    newestTs: 5n,
+  };
+  const reseal = (buf: Buffer) => {
+    buf.writeUInt32BE(crc32(buf.subarray(0, buf.length - 4)), buf.length - 4);
+    return buf;
+  };
+  const headerLen = (buf: Buffer) => buf.readUInt32BE(8);
+  /** The idLength column: after the u32 seg, off and size and the i64 ts columns of both entries. */
+  const lengthsAt = (buf: Buffer) => 12 + headerLen(buf) + 2 * (4 + 4 + 4 + 8);
+  const withHeader = (edit: (h: Record<string, unknown>) => void) => {
+    const buf = encodeCheckpoint(good);
+    const h = JSON.parse(buf.toString('utf8', 12, 12 + headerLen(buf))) as Record<string, unknown>;
+    edit(h);
+    const json = Buffer.from(JSON.stringify(h));
+    const out = Buffer.concat([buf.subarray(0, 8), Buffer.alloc(4), json, buf.subarray(12 + headerLen(buf))]);
+    out.writeUInt32BE(json.length, 8);
+    return reseal(out);
+  };
+  const withEntries = (edit: (c: Checkpoint) => void) => {
+    const c = structuredClone(good);
+    edit(c);
+    return encodeCheckpoint(c);
+  };
+
+  it('decodeCheckpoint - reads back what encodeCheckpoint wrote', () => {
+    expect(decodeCheckpoint(encodeCheckpoint(good))).toEqual(good);
+  });
+
+  it.each<[string, () => Buffer]>([
+    ['not a checkpoint', () => reseal(Buffer.concat([Buffer.from('GSPY'), encodeCheckpoint(good).subarray(4)]))],
+    ['unknown version 2', () => reseal(Buffer.from(encodeCheckpoint(good)).fill(2, 5, 6))],
+    [
+      'checksum mismatch',
+      () => {
+        const buf = Buffer.from(encodeCheckpoint(good));
+        buf.writeUInt8(buf.readUInt8(buf.length - 1) ^ 0xff, buf.length - 1);
+        return buf;
+      },
+    ],
+    [
+      'truncated',
+      () => {
+        const buf = Buffer.from(encodeCheckpoint(good));
+        buf.writeUInt32BE(buf.length, 8);
+        return reseal(buf);
+      },
+    ],
+    [
+      'unreadable header',
+      () => {
+        const buf = Buffer.from(encodeCheckpoint(good));
+        buf.fill('{', 12, 14);
+        return reseal(buf);
+      },
+    ],
+    [
+      'unreadable header',
+      () =>
+        withHeader((h) => {
+          h.entries = 3;
+        }),
+    ],
+    [
+      'unreadable header',
+      () =>
+        withHeader((h) => {
+          h.segments = [{ name: 'a.seg', stamp: '1:2', size: '1000' }];
+        }),
+    ],
+    [
+      'unreadable header',
+      () =>
+        withHeader((h) => {
+          h.newestTs = 'soon';
+        }),
+    ],
+    [
+      'entry 1 is out of bounds',
+      () =>
+        withEntries((c) => {
+          c.entries.off[1] = 990;
+        }),
+    ],
+    [
+      'entry 0 is out of bounds',
+      () =>
+        withEntries((c) => {
+          c.entries.off[0] = 4;
+        }),
+    ],
+    [
+      'entry 0 is out of bounds',
+      () =>
+        withEntries((c) => {
+          (c.segments[0] as CheckpointSegment).corrupt = true;
+        }),
+    ],
+    [
+      'entry 1 is out of bounds',
+      () =>
+        withEntries((c) => {
+          c.entries.tomb[1] = 2;
+        }),
+    ],
+    [
+      'ids do not add up',
+      () => {
+        const buf = Buffer.from(encodeCheckpoint(good));
+        buf.writeUInt16BE(1, lengthsAt(buf)); // 'ab' read as 'a', 'c' as 'b': one char left over
+        return reseal(buf);
+      },
+    ],
+  ])('decodeCheckpoint - refuses one with %s', (reason, make) => {
+    expect(decodeCheckpoint(make())).toBe(reason);
   });
 });
 
