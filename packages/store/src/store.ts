@@ -446,9 +446,8 @@ export class Store {
 
   /** The JS path of `frameWindow` (kernel.ts): frames copied into a buffer of their own, in window order. */
   #framesCopied(w: ReplayWindow, plan: ReplayPlan): ReplayFrames {
-    let total = 0;
-    for (let k = 0; k < w.count; k++) total += w.size[k] as number;
-    const frames = Buffer.allocUnsafe(total);
+    // A frame is 3 bytes shorter than its record: the sizes at the cut bound them all.
+    const frames = Buffer.allocUnsafe(w.bytes);
     let pos = 0;
     let count = 0;
     const crcs = windowCrcs(w);

@@ -7,6 +7,8 @@ import { RECORD_FIXED_BODY_BYTES, RECORD_PREFIX_BYTES, recordBodyLength, writeRe
 import { frameWindow, KERNEL_WASM, type ReadRecords, spanChecksums } from '../src/kernel.js';
 import { assembleKernel } from '../src/kernel-asm.js';
 import { type ReplayPlan, ReplayWindow } from '../src/replay.js';
+import { framedRows, rows } from './replay-rows.js';
+import { tempStores } from './temp-stores.js';
 
 /*
  * The replay's WebAssembly (src/kernel.ts): the module shipped is the one the assembler
@@ -248,5 +250,18 @@ describe('frameWindow', () => {
     });
     expect(got?.count).toBe(0);
     expect(got?.frames.length).toBe(0);
+  });
+});
+
+describe('replayFrames past the module', () => {
+  const { openStore } = tempStores('gossip-store-kernel-');
+
+  it('replayFrames - a window whose copy would pass 16 MiB is framed in JS, to the same messages', async () => {
+    const store = await openStore();
+    for (let i = 0; i < 3; i++) await store.append(`big-${i}`, BigInt(i + 1), Buffer.alloc(9 * 1024 * 1024, i + 1));
+    const want = await rows(store);
+    // One window of batchBytes holds all three: 27 MiB of records.
+    expect(await framedRows(store, null, 64 * 1024 * 1024)).toEqual(want);
+    expect(want.map(([id]) => id)).toEqual(['big-0', 'big-1', 'big-2']);
   });
 });
