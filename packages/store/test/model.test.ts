@@ -1,10 +1,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FrameDecoder, FrameKind, MessageFlags } from '@gossip/protocol';
 import { type AppendResult, CHECKPOINT_FILE, type FsyncMode, Store, type StoreOptions } from '@gossip/store';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { framedRows } from './replay-rows.js';
 
 /*
  * Model-based test: random sequences of appends, bursts of appends in one tick,
@@ -293,24 +293,9 @@ class Harness {
       x.ts < y.ts ? -1 : x.ts > y.ts ? 1 : x.id < y.id ? -1 : x.id > y.id ? 1 : 0;
     expect([...seen].sort(byTsId), `replay(${since}) at ${at}`).toEqual(want.sort(byTsId));
     // The wire form of the same replay: the same messages, in the same order.
-    const framed: { id: string; ts: bigint; data: string }[] = [];
-    const decoder = new FrameDecoder((f) => {
-      expect(f.kind).toBe(FrameKind.Message);
-      if (f.kind !== FrameKind.Message) return;
-      expect(f.flags).toBe(MessageFlags.Replayed);
-      framed.push({ id: f.id, ts: f.ts, data: f.data.toString('hex') });
-    });
-    for await (const b of store.replayFrames(since, { batchBytes: 600 })) {
-      let n = 0;
-      for (const chunk of b.chunks) {
-        const before = framed.length;
-        decoder.push(chunk);
-        n += framed.length - before;
-      }
-      expect(n, `replayFrames batch count at ${at}`).toBe(b.count);
-    }
-    decoder.end();
-    expect(framed, `replayFrames(${since}) at ${at}`).toEqual(seen);
+    expect(await framedRows(store, since, 600), `replayFrames(${since}) at ${at}`).toEqual(
+      seen.map((m) => [m.id, m.ts, m.data]),
+    );
 
     const stats = store.stats();
     expect(stats.ids, `stats().ids at ${at}`).toBe(this.model.size);
