@@ -33,6 +33,18 @@ export function fmt(n: number): string {
   return n.toFixed(n < 10 ? 2 : 0);
 }
 
+/** The value below which a share `p` (0 to 1) of the ascending `sorted` samples lie. */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number;
+}
+
+/** A Markdown table, its columns padded to their widest cell: one string per line. */
+export function markdownTable(header: string[], rows: string[][]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((c) => (c[i] as string).length)));
+  const line = (c: string[]) => `| ${c.map((x, i) => x.padEnd(widths[i] as number)).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)];
+}
+
 export function printTable(rows: Row[]): void {
   const header = ['bench', 'case', 'value', 'unit', 'baseline', 'ratio'];
   const cells = rows.map((r) => [
@@ -43,9 +55,5 @@ export function printTable(rows: Row[]): void {
     r.baseline ?? '',
     r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}x`,
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
-  const line = (c: string[]) => `| ${c.map((x, i) => x.padEnd(widths[i] as number)).join(' | ')} |`;
-  console.log(line(header));
-  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
-  for (const c of cells) console.log(line(c));
+  for (const line of markdownTable(header, cells)) console.log(line);
 }

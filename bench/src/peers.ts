@@ -9,7 +9,7 @@
  *   W4 restart: after W1, stop, restart on the same data, time from spawn until a client has every id again.
  *
  * Environment (defaults in brackets; GOSSIP_BENCH_SCALE [1] scales the sizes marked *):
- *   GOSSIP_PEERS                   systems to run [gossipd,mosquitto,nats,redis]
+ *   GOSSIP_PEERS                   systems to run [gossipd,mosquitto,nats,redis]; another name is an error
  *   GOSSIP_PEERS_IDS*              distinct ids [20000]
  *   GOSSIP_PEERS_MESSAGES*         W1 messages [200000]
  *   GOSSIP_PEERS_WINDOW            every peer publisher's unacknowledged publishes [each its own]
@@ -27,36 +27,34 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { fmt } from './measure.js';
+import { fmt, markdownTable } from './measure.js';
 import {
-  ageMs,
   type Config,
   cleanupAll,
   config,
-  deferred,
-  PAYLOAD_BYTES,
-  pacedPublish,
-  percentile,
   removeDir,
   retry,
   type Server,
   type Subscription,
   type System,
-  sleep,
   tempDir,
-  windowedPublish,
   withTimeout,
 } from './peers/common.js';
 import { gossipd } from './peers/gossipd.js';
 import { mosquitto } from './peers/mosquitto.js';
 import { nats } from './peers/nats.js';
 import { redis } from './peers/redis.js';
+import { Ages, abortable, deferred, PAYLOAD_BYTES, pacedLatency, windowedPublish } from './publish.js';
 
 type Figure = 'w1' | 'w2rate' | 'w2p50' | 'w2p99' | 'w3' | 'w4';
 type Outcome = number | Error;
 type Results = Partial<Record<Figure, Outcome>>;
 
 const DATA = Buffer.alloc(PAYLOAD_BYTES, 0x61);
+
+/** gossipd as it runs by default (every workload), and under --fsync always (W1 only). */
+const gossipdDefault = gossipd('interval');
+const gossipdAlways = gossipd('always');
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -70,17 +68,35 @@ function clientCpu(sys: System, since: NodeJS.CpuUsage, wallMs: number): void {
   fanoutCpu.set(sys.name, ((u.user + u.system) / 1000 / wallMs) * 100);
 }
 
-/** Runs one figure; a failure is recorded and reported, and the other figures go on. */
+/** How many publishes `sys`'s publisher keeps unacknowledged: GOSSIP_PEERS_WINDOW applies to the peers only. */
+function windowOf(cfg: Config, sys: System): number {
+  return sys.peer ? (cfg.window ?? sys.window) : sys.window;
+}
+
+/** Publishes `total` messages through a new publisher of `sys`, windowed; resolves with msgs/s. */
+async function windowed(cfg: Config, sys: System, port: number, total: number, ids: string[], signal: AbortSignal) {
+  const pub = await sys.publisher(port);
+  try {
+    return await windowedPublish(pub, total, ids, windowOf(cfg, sys), DATA, signal);
+  } finally {
+    await pub.close();
+  }
+}
+
+/**
+ * Runs one figure; a failure is recorded and reported, and the other figures go on. `fn`'s
+ * signal aborts when it times out: its waits must take it, so that its cleanup runs.
+ */
 async function figure(
   cfg: Config,
   sys: System,
   out: Results,
   key: Figure,
-  fn: () => Promise<number>,
+  fn: (signal: AbortSignal) => Promise<number>,
   show: (v: number) => string,
 ): Promise<boolean> {
   try {
-    const v = await withTimeout(fn(), cfg.timeoutMs, `${sys.name} ${key}`);
+    const v = await withTimeout(fn, cfg.timeoutMs, `${sys.name} ${key}`);
     out[key] = v;
     log(`  ${sys.name} ${key}: ${show(v)}`);
     return true;
@@ -93,7 +109,7 @@ async function figure(
 }
 
 /** W1 with a fresh server, then W3 on it, then W4: stop and restart on the same data folder. */
-async function durableChain(cfg: Config, sys: System, ids: string[], out: Results, w1Only: boolean): Promise<void> {
+async function durableChain(cfg: Config, sys: System, ids: string[], out: Results): Promise<void> {
   const dir = await tempDir(sys.name.replace(/\W+/g, ''));
   let server: Server | undefined;
   try {
@@ -104,18 +120,10 @@ async function durableChain(cfg: Config, sys: System, ids: string[], out: Result
       sys,
       out,
       'w1',
-      async () => {
-        if (sys.pipelined) return sys.pipelined(port, cfg.messages, ids);
-        const pub = await sys.publisher(port);
-        try {
-          return await windowedPublish(pub, cfg.messages, ids, cfg.window ?? sys.window, DATA);
-        } finally {
-          await pub.close();
-        }
-      },
+      (signal) => windowed(cfg, sys, port, cfg.messages, ids, signal),
       (v) => `${fmt(v)} msgs/s`,
     );
-    if (!ok || w1Only) return;
+    if (!ok || sys.w1Only) return;
     await figure(
       cfg,
       sys,
@@ -184,7 +192,7 @@ async function fanout(cfg: Config, sys: System, ids: string[], out: Results): Pr
     sys,
     out,
     'w2rate',
-    async () => {
+    async (signal) => {
       let rate = 0;
       let received = 0;
       const want = cfg.subscribers * cfg.fanoutMessages;
@@ -198,16 +206,8 @@ async function fanout(cfg: Config, sys: System, ids: string[], out: Results): Pr
         async (port) => {
           const t0 = performance.now();
           const cpu0 = process.cpuUsage();
-          if (sys.pipelined) await sys.pipelined(port, cfg.fanoutMessages, ids);
-          else {
-            const pub = await sys.publisher(port);
-            try {
-              await windowedPublish(pub, cfg.fanoutMessages, ids, cfg.window ?? sys.window, DATA);
-            } finally {
-              await pub.close();
-            }
-          }
-          await all.promise;
+          await windowed(cfg, sys, port, cfg.fanoutMessages, ids, signal);
+          await abortable(all.promise, signal);
           const wall = performance.now() - t0;
           rate = (want / wall) * 1000;
           clientCpu(sys, cpu0, wall);
@@ -220,43 +220,36 @@ async function fanout(cfg: Config, sys: System, ids: string[], out: Results): Pr
 }
 
 async function latency(cfg: Config, sys: System, ids: string[], out: Results): Promise<void> {
-  let samples: number[] = [];
-  const total = Math.round(cfg.rate * cfg.latencySeconds);
-  const warm = Math.round(cfg.rate * cfg.warmupSeconds);
+  let p99 = 0;
   const ok = await figure(
     cfg,
     sys,
     out,
     'w2p50',
-    async () => {
-      await withSubscribers(
-        cfg,
-        sys,
-        (d) => samples.push(ageMs(d)),
-        async (port) => {
-          const pub = await sys.publisher(port);
-          try {
-            // the same rate for a while first, not measured: a server just started (and the
-            // clients) would otherwise be timed while the JIT warms up
-            if (warm > 0) {
-              await pacedPublish(pub, cfg.rate, warm, ids);
-              while (samples.length < warm * cfg.subscribers) await sleep(10);
-              samples = [];
-            }
-            await pacedPublish(pub, cfg.rate, total, ids);
-            while (samples.length < total * cfg.subscribers) await sleep(10);
-          } finally {
-            await pub.close();
-          }
-        },
-      );
-      samples.sort((a, b) => a - b);
-      return percentile(samples, 0.5);
+    async (signal) => {
+      const ages = new Ages();
+      let p50 = 0;
+      await withSubscribers(cfg, sys, ages.add, async (port) => {
+        const pub = await sys.publisher(port);
+        try {
+          const run = {
+            rate: cfg.rate,
+            warmupSeconds: cfg.warmupSeconds,
+            seconds: cfg.latencySeconds,
+            subscribers: cfg.subscribers,
+            ids,
+          };
+          ({ p50, p99 } = await pacedLatency(pub, ages, run, signal));
+        } finally {
+          await pub.close();
+        }
+      });
+      return p50;
     },
     (v) => `${v.toFixed(2)} ms`,
   );
   if (ok) {
-    out.w2p99 = percentile(samples, 0.99);
+    out.w2p99 = p99;
     log(`  ${sys.name} w2p99: ${out.w2p99.toFixed(2)} ms`);
   } else out.w2p99 = out.w2p50 as Error;
 }
@@ -314,9 +307,7 @@ function table(rows: RowDef[], results: Map<string, Results>, peers: string[]): 
       ...peers.map((p) => ratio(g, results.get(p)?.[r.key], r.higher)),
     ];
   });
-  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
-  const line = (c: string[]) => `| ${c.map((x, i) => x.padEnd(widths[i] as number)).join(' | ')} |`;
-  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)];
+  return markdownTable(header, cells);
 }
 
 /** The systems whose best fan-out rate is below the latency run's offered deliveries: their latency is a queue's. */
@@ -335,7 +326,8 @@ function overloaded(results: Map<string, Results>, cfg: Config): string[] {
 
 async function writeResults(section: string): Promise<void> {
   const path = fileURLToPath(new URL('../RESULTS.md', import.meta.url));
-  // read right before writing: another suite may have written its section meanwhile
+  // read now, after the run, not when it started: the rest of the file is written by hand
+  // and may have been edited meanwhile; only the Peers section is replaced
   const old = await readFile(path, 'utf8').catch(() => '# gossip benchmark results\n');
   const start = old.search(/^## Peers\b/m);
   let next: string;
@@ -354,12 +346,22 @@ async function writeResults(section: string): Promise<void> {
 async function main(): Promise<void> {
   const cfg = config();
   const ids = Array.from({ length: cfg.ids }, (_, i) => `id-${i}`);
-  const wanted = new Set(
-    (process.env.GOSSIP_PEERS ?? 'gossipd,mosquitto,nats,redis').split(',').map((s) => s.trim().toLowerCase()),
-  );
-  const all = [gossipd('interval'), gossipd('always'), mosquitto(), nats(), redis()];
-  const systems = all.filter((s) => wanted.has(s.name.split(' ')[0] as string));
-  const peers = all.slice(2).map((s) => s.name);
+  // what GOSSIP_PEERS names, in the order of the columns
+  const known: Record<string, System[]> = {
+    gossipd: [gossipdDefault, gossipdAlways],
+    mosquitto: [mosquitto()],
+    nats: [nats()],
+    redis: [redis()],
+  };
+  const wanted = (process.env.GOSSIP_PEERS ?? Object.keys(known).join(','))
+    .split(',')
+    .map((s) => s.trim().toLowerCase());
+  for (const name of wanted)
+    if (!known[name])
+      throw new Error(`unknown system ${name} in GOSSIP_PEERS; known: ${Object.keys(known).join(', ')}`);
+  const all = Object.values(known).flat();
+  const systems = Object.entries(known).flatMap(([name, s]) => (wanted.includes(name) ? s : []));
+  const peers = all.filter((s) => s.peer).map((s) => s.name);
   const results = new Map<string, Results>();
   const notes: string[] = [];
 
@@ -378,9 +380,8 @@ async function main(): Promise<void> {
     for (const sys of runnable) {
       log(`${sys.name} (run ${r} of ${cfg.repeats}): ${sys.versions()}`);
       const out: Results = {};
-      const w1Only = sys.name === 'gossipd (always)';
-      await durableChain(cfg, sys, ids, out, w1Only);
-      if (!w1Only) {
+      await durableChain(cfg, sys, ids, out);
+      if (!sys.w1Only) {
         await fanout(cfg, sys, ids, out);
         await latency(cfg, sys, ids, out);
       }
@@ -396,49 +397,49 @@ async function main(): Promise<void> {
       unit: 'msgs/s',
       key: 'w1',
       higher: true,
-      gossipd: 'gossipd',
+      gossipd: gossipdDefault.name,
     },
     {
       label: 'W1 the same, gossipd under --fsync always',
       unit: 'msgs/s',
       key: 'w1',
       higher: true,
-      gossipd: 'gossipd (always)',
+      gossipd: gossipdAlways.name,
     },
     {
       label: `W2 fan-out 1 → ${cfg.subscribers} subscribers, ${k(cfg.fanoutMessages)} msgs`,
       unit: 'delivered/s',
       key: 'w2rate',
       higher: true,
-      gossipd: 'gossipd',
+      gossipd: gossipdDefault.name,
     },
     {
       label: `W2 publish→receive p50, ${cfg.subscribers} subs at ${k(cfg.rate)} msg/s`,
       unit: 'ms',
       key: 'w2p50',
       higher: false,
-      gossipd: 'gossipd',
+      gossipd: gossipdDefault.name,
     },
     {
       label: `W2 publish→receive p99, ${cfg.subscribers} subs at ${k(cfg.rate)} msg/s`,
       unit: 'ms',
       key: 'w2p99',
       higher: false,
-      gossipd: 'gossipd',
+      gossipd: gossipdDefault.name,
     },
     {
       label: `W3 catch-up: a new client gets all ${k(cfg.ids)} ids`,
       unit: 'ms',
       key: 'w3',
       higher: false,
-      gossipd: 'gossipd',
+      gossipd: gossipdDefault.name,
     },
     {
       label: `W4 restart: spawn → a client has all ${k(cfg.ids)} ids`,
       unit: 'ms',
       key: 'w4',
       higher: false,
-      gossipd: 'gossipd',
+      gossipd: gossipdDefault.name,
     },
   ];
 
@@ -457,7 +458,8 @@ async function main(): Promise<void> {
     '',
     'Versions:',
     '',
-    ...systems.filter((s) => !s.missing() && s.name !== 'gossipd (always)').map((s) => `- ${s.versions()}`),
+    // a W1-only configuration has the versions of the system it configures
+    ...systems.filter((s) => !s.missing() && !s.w1Only).map((s) => `- ${s.versions()}`),
     '',
     'Durability, compared like for like: gossipd under `--fsync interval` (its default) beside each peer under its',
     'default durable settings (none of them fsyncs before acking), and gossipd under `--fsync always` as its own row.',
@@ -466,8 +468,8 @@ async function main(): Promise<void> {
     '',
     `Each figure is the best of ${cfg.repeats} runs (the systems take turns).`,
     `W1 and W2's publishers keep at most this many publishes unacknowledged: ${systems
-      .filter((s) => s.name !== 'gossipd (always)')
-      .map((s) => `${s.name} ${k(s.name.startsWith('gossipd') ? 20_000 : (cfg.window ?? s.window))}`)
+      .filter((s) => !s.w1Only)
+      .map((s) => `${s.name} ${k(windowOf(cfg, s))}`)
       .join(', ')}`,
     `(gossipd: the server suite's pipelinedPublish; ${cfg.window ? 'GOSSIP_PEERS_WINDOW for the peers' : "each peer's best of 256, 2 k and 20 k in a trial"});`,
     "redis's publisher sends pipelines of up to 1000 messages. W2 latency: paced by a 1 ms timer, each payload carries process.hrtime.bigint() at send;",

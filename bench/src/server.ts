@@ -5,47 +5,26 @@
  * from the checkpoint; after SIGKILL, by a scan).
  */
 import { once } from 'node:events';
-import { FrameKind, MIN_TS, now } from '@gossip/protocol';
+import { FrameKind, MIN_TS } from '@gossip/protocol';
 import { Daemon } from './daemon.js';
 import type { Row } from './measure.js';
-import { WireClient } from './wire-client.js';
+import { Ages, PAYLOAD_BYTES, pacedLatency, windowedPublish } from './publish.js';
+import { WireClient, wirePublisher } from './wire-client.js';
 
-const DATA = Buffer.alloc(100, 0x61);
+const DATA = Buffer.alloc(PAYLOAD_BYTES, 0x61);
 const IDS = Array.from({ length: 20_000 }, (_, i) => `id:${i}`);
-const WINDOW = 20_000;
+
+/** How many publishes pipelinedPublish keeps unacknowledged; gossipd's publisher in the peers run too. */
+export const PIPELINE_WINDOW = 20_000;
 
 /** Publishes `total` messages from one pipelined client; resolves with messages/s once all are acked. */
 export async function pipelinedPublish(port: number, total: number, ids: readonly string[] = IDS): Promise<number> {
-  let sent = 0;
-  let acked = 0;
-  let done: () => void = () => undefined;
-  const finished = new Promise<void>((r) => {
-    done = r;
-  });
-  const ts0 = now();
-  const c = await WireClient.connect(port, { since: null, echo: false });
-  const pump = () => {
-    if (sent - acked > WINDOW / 2) return;
-    while (sent < total && sent - acked < WINDOW) {
-      c.enc.publish(sent + 1, ids[sent % ids.length] as string, ts0 + BigInt(sent), DATA);
-      sent++;
-      if (c.enc.pendingBytes >= 64 * 1024) c.flush();
-    }
-    c.flush();
-  };
-  c.onFrame = (f) => {
-    if (f.kind !== FrameKind.Ack) return;
-    if (f.status === 2) throw new Error(`publish refused: ${f.code} ${f.message}`);
-    acked++;
-    if (acked === total) done();
-    else pump();
-  };
-  const t0 = performance.now();
-  pump();
-  await finished;
-  const rate = (total / (performance.now() - t0)) * 1000;
-  c.close();
-  return rate;
+  const pub = await wirePublisher(port);
+  try {
+    return await windowedPublish(pub, total, ids, PIPELINE_WINDOW, DATA);
+  } finally {
+    await pub.close();
+  }
 }
 
 async function publishRate(mode: 'interval' | 'always', total: number): Promise<number> {
@@ -88,57 +67,21 @@ async function fanout(subscribers: number, total: number): Promise<number> {
 async function latency(subscribers: number, rate: number, seconds: number): Promise<{ p50: number; p99: number }> {
   const d = await Daemon.start(['--fsync', 'interval']);
   try {
-    const samples: number[] = [];
+    const ages = new Ages();
     const subs = await Promise.all(
       Array.from({ length: subscribers }, () =>
         WireClient.connect(d.port, { since: null }, (f) => {
-          if (f.kind === FrameKind.Message)
-            samples.push(Number(process.hrtime.bigint() - f.data.readBigUInt64BE(0)) / 1e6);
+          if (f.kind === FrameKind.Message) ages.add(f.data);
         }),
       ),
     );
-    const pub = await WireClient.connect(d.port, { since: null, echo: false });
-    const data = Buffer.alloc(100);
-    const ts0 = now();
-    let sent = 0;
-    // Paced by a 1 ms timer, not a spinning loop: the benchmark process must not eat the
-    // core the server needs. The first half second warms up (JIT, TCP) and is not counted.
-    const send = (n: number) => {
-      for (let i = 0; i < n; i++) {
-        data.writeBigUInt64BE(process.hrtime.bigint(), 0);
-        pub.enc.publish(sent + 1, IDS[sent % IDS.length] as string, ts0 + BigInt(sent), data);
-        sent++;
-      }
-      pub.flush();
-    };
-    const run = (ms: number) =>
-      new Promise<void>((resolve) => {
-        const t0 = performance.now();
-        let due = 0;
-        const timer = setInterval(() => {
-          const elapsed = performance.now() - t0;
-          const target = Math.floor((Math.min(elapsed, ms) / 1000) * rate);
-          send(target - due);
-          due = target;
-          if (elapsed >= ms) {
-            clearInterval(timer);
-            resolve();
-          }
-        }, 1);
-      });
-    await run(500);
-    while (samples.length < sent * subscribers) await new Promise((r) => setTimeout(r, 20));
-    samples.length = 0;
-    const before = sent;
-    await run(seconds * 1000);
-    const total = sent - before;
-    while (samples.length < total * subscribers) await new Promise((r) => setTimeout(r, 20));
-    for (const s of [...subs, pub]) s.close();
-    samples.sort((a, b) => a - b);
-    return {
-      p50: samples[Math.floor(samples.length * 0.5)] as number,
-      p99: samples[Math.floor(samples.length * 0.99)] as number,
-    };
+    const pub = await wirePublisher(d.port);
+    try {
+      return await pacedLatency(pub, ages, { rate, warmupSeconds: 0.5, seconds, subscribers, ids: IDS });
+    } finally {
+      for (const s of subs) s.close();
+      await pub.close();
+    }
   } finally {
     await d.cleanup();
   }

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CHECKPOINT_FILE, type FsyncMode, Store } from '@gossip/store';
-import type { Row } from './measure.js';
+import { percentile, type Row } from './measure.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const DATA = Buffer.alloc(100, 0x61);
@@ -18,10 +18,6 @@ async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number;
 }
 
 /** Appends `total` messages over `ids` ids, `concurrency` appenders each awaiting its own ack. */

@@ -1,7 +1,8 @@
 /**
  * What the peer benchmark shares: sizes from the environment, child processes that are
- * always stopped, temporary folders that are always removed, free ports, and the drivers
- * (windowed publish, paced publish) that run the same workload over every system's adapter.
+ * always stopped, temporary folders that are always removed, free ports, and the shape of
+ * a system's adapter. The drivers that run one workload over every adapter (windowed
+ * publish, paced publish) are in ../publish.ts, shared with the server suite.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -10,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { abortable, type Publisher } from '../publish.js';
 
 export const HOST = '127.0.0.1';
 export const INSTALL_HINT = 'apt-get update && apt-get install -y mosquitto nats-server redis-server';
@@ -47,35 +49,37 @@ export function config() {
 }
 export type Config = ReturnType<typeof config>;
 
-/** Every message is 100 B (as in the server suite's pipelinedPublish). */
-export const PAYLOAD_BYTES = 100;
-
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Rejects with a clear message when `p` takes longer than `ms`. */
-export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
+/** How long a run that timed out is given to clean up (stop its server) before the next one starts. */
+const CLEANUP_AFTER_TIMEOUT_MS = 30_000;
+
+/**
+ * Runs `fn`; when it takes longer than `ms`, aborts its signal (its waits reject, and its
+ * own `finally` stops what it started), gives it a while for that, and rejects with a
+ * clear message.
+ */
+export async function withTimeout<T>(fn: (signal: AbortSignal) => Promise<T>, ms: number, what: string): Promise<T> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new Error(`${what}: no result after ${ms / 1000} s`)), ms);
+  const run = fn(ac.signal);
   try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: no result after ${ms / 1000} s`)), ms);
-      }),
-    ]);
+    return await abortable(run, ac.signal);
+  } catch (e) {
+    if (ac.signal.aborted) {
+      let grace: NodeJS.Timeout | undefined;
+      await Promise.race([
+        run.catch(() => undefined),
+        new Promise((r) => {
+          grace = setTimeout(r, CLEANUP_AFTER_TIMEOUT_MS);
+        }),
+      ]);
+      clearTimeout(grace);
+    }
+    throw e;
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** A deferred promise. */
-export function deferred<T = void>() {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
 
 // ---------------------------------------------------------------- processes and folders
@@ -131,9 +135,8 @@ export class Proc {
     readonly name: string,
     bin: string,
     args: string[],
-    cwd?: string,
   ) {
-    this.child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd });
+    this.child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     children.add(this.child);
     const keep = (c: Buffer) => {
       this.out = (this.out + c.toString()).slice(-4000);
@@ -155,10 +158,6 @@ export class Proc {
 
   get running(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null && children.has(this.child);
-  }
-
-  get output(): string {
-    return this.out;
   }
 
   /** Spawns a peer server and resolves once it accepts connections on `port`; stops it if it never does. */
@@ -250,11 +249,6 @@ export function packageVersion(name: string): string {
   }
 }
 
-/** A Buffer view of `b` (ioredis sends anything that is not a Buffer as a string). */
-export function asBuffer(b: Uint8Array): Buffer {
-  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-}
-
 // ---------------------------------------------------------------- the adapters' shape
 
 /** A running server of one system. */
@@ -263,23 +257,17 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** One connection that publishes durably; `onAck(n)` is called as the server acknowledges n more. */
-export interface Publisher {
-  send(id: string, data: Uint8Array): void;
-  /** Hands whatever was batched by `send` to the socket. */
-  flush(): void;
-  onAck: (n: number) => void;
-  onError: (e: Error) => void;
-  close(): Promise<void>;
-}
-
 export interface Subscription {
   close(): Promise<void>;
 }
 
 export interface System {
-  /** Column name. */
+  /** Column name, and the key of its results. */
   name: string;
+  /** A peer: a column of its own that gossipd is compared with (false: a gossipd configuration). */
+  peer: boolean;
+  /** Runs W1 only: another configuration of a system that runs everything, on a row of its own. */
+  w1Only: boolean;
   /** How the server is configured, for the header and RESULTS.md. */
   describe: string;
   /** Why it cannot run here (binary missing, with how to install it), or null. */
@@ -289,105 +277,12 @@ export interface System {
   /** Starts on a free loopback port with `dataDir`; resolves once it accepts connections. */
   start(dataDir: string): Promise<Server>;
   publisher(port: number): Promise<Publisher>;
-  /** How many publishes `publisher` keeps unacknowledged in W1 and W2 (unless GOSSIP_PEERS_WINDOW says). */
+  /** How many publishes `publisher` keeps unacknowledged in W1 and W2 (a peer's, unless GOSSIP_PEERS_WINDOW says). */
   window: number;
-  /** W1 override: resolves with msgs/s once all `total` are acked (gossipd uses its native pipelined publisher). */
-  pipelined?(port: number, total: number, ids: readonly string[]): Promise<number>;
   /** A live subscriber to every id; resolves once subscribed. */
   subscribe(port: number, onData: (data: Uint8Array) => void): Promise<Subscription>;
   /** A new client gets the newest value of every id; resolves with how many ids it got. */
   catchUp(port: number, expected: number): Promise<number>;
-}
-
-// ---------------------------------------------------------------- drivers
-
-/** Publishes `total` messages over `ids` with at most `window` unacknowledged; resolves with msgs/s. */
-export async function windowedPublish(
-  pub: Publisher,
-  total: number,
-  ids: readonly string[],
-  window: number,
-  data: Uint8Array,
-): Promise<number> {
-  let sent = 0;
-  let acked = 0;
-  const done = deferred();
-  const pump = () => {
-    if (sent - acked > window / 2) return;
-    while (sent < total && sent - acked < window) {
-      pub.send(ids[sent % ids.length] as string, data);
-      sent++;
-    }
-    pub.flush();
-  };
-  pub.onError = (e) => done.reject(e);
-  pub.onAck = (n) => {
-    acked += n;
-    if (acked >= total) done.resolve();
-    else pump();
-  };
-  const t0 = performance.now();
-  pump();
-  await done.promise;
-  return (total / (performance.now() - t0)) * 1000;
-}
-
-/** Writes process.hrtime.bigint() into the first 8 bytes. */
-export function stamp(b: Uint8Array): void {
-  const t = process.hrtime.bigint();
-  const hi = Number(t >> 32n);
-  const lo = Number(t & 0xffffffffn);
-  b[0] = hi >>> 24;
-  b[1] = (hi >>> 16) & 0xff;
-  b[2] = (hi >>> 8) & 0xff;
-  b[3] = hi & 0xff;
-  b[4] = lo >>> 24;
-  b[5] = (lo >>> 16) & 0xff;
-  b[6] = (lo >>> 8) & 0xff;
-  b[7] = lo & 0xff;
-}
-
-/** Milliseconds since the stamp in the first 8 bytes. */
-export function ageMs(b: Uint8Array): number {
-  const hi = ((b[0] as number) * 2 ** 24 + ((b[1] as number) << 16) + ((b[2] as number) << 8) + (b[3] as number)) >>> 0;
-  const lo = ((b[4] as number) * 2 ** 24 + ((b[5] as number) << 16) + ((b[6] as number) << 8) + (b[7] as number)) >>> 0;
-  const t = (BigInt(hi) << 32n) | BigInt(lo);
-  return Number(process.hrtime.bigint() - t) / 1e6;
-}
-
-/** Publishes `total` stamped messages at `rate` per second; resolves once all are acked. */
-export async function pacedPublish(pub: Publisher, rate: number, total: number, ids: readonly string[]): Promise<void> {
-  let sent = 0;
-  let acked = 0;
-  const done = deferred();
-  pub.onError = (e) => done.reject(e);
-  pub.onAck = (n) => {
-    acked += n;
-    if (acked >= total) done.resolve();
-  };
-  const t0 = performance.now();
-  await new Promise<void>((resolve) => {
-    const tick = () => {
-      const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate));
-      while (sent < due) {
-        // a fresh buffer each time: some clients keep a reference until the write is done
-        const data = Buffer.alloc(PAYLOAD_BYTES);
-        stamp(data);
-        pub.send(ids[sent % ids.length] as string, data);
-        sent++;
-      }
-      pub.flush();
-      // a 1 ms timer, not a spinning loop: the benchmark process must not take the core the server needs
-      if (sent < total) setTimeout(tick, 1);
-      else resolve();
-    };
-    tick();
-  });
-  await done.promise;
-}
-
-export function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))] as number;
 }
 
 /** Runs `fn` until it succeeds (for a server that accepts connections before it can answer). */

@@ -1,56 +1,35 @@
 /**
  * gossipd: the daemon in its own process (src/daemon.ts), driven by the bench's lean
- * WireClient; W1 and the fan-out's publisher are the server suite's pipelinedPublish.
+ * WireClient; W1 and the fan-out's publisher keep the server suite's pipelinedPublish
+ * window (PIPELINE_WINDOW).
  */
-import { AckStatus, FrameKind, MIN_TS, now } from '@gossip/protocol';
+import { FrameKind, MIN_TS } from '@gossip/protocol';
 import { Daemon } from '../daemon.js';
-import { pipelinedPublish } from '../server.js';
-import { WireClient } from '../wire-client.js';
-import { type Publisher, packageVersion, type Server, type System, track } from './common.js';
+import { PIPELINE_WINDOW } from '../server.js';
+import { WireClient, wirePublisher } from '../wire-client.js';
+import { packageVersion, type Server, type System, track } from './common.js';
 
 export function gossipd(fsync: 'interval' | 'always'): System {
   return {
     name: fsync === 'interval' ? 'gossipd' : 'gossipd (always)',
+    peer: false,
+    // the default configuration runs every workload; --fsync always only W1, as a row of its own
+    w1Only: fsync === 'always',
     describe:
       fsync === 'interval'
         ? 'gossipd --fsync interval (ack after write, fsync every 100 ms: the default)'
         : 'gossipd --fsync always (ack after the fsync of the group commit that holds the write)',
-    // unused: W1 and W2 use the server suite's pipelinedPublish (20 k)
-    window: 20_000,
+    window: PIPELINE_WINDOW,
     missing: () => null,
     versions: () => `gossipd ${packageVersion('gossipd')} (bench WireClient over @gossip/protocol)`,
 
     async start(dataDir: string): Promise<Server> {
-      const d = await Daemon.start(['--fsync', fsync], dataDir);
-      track(d.child);
+      // tracked from the spawn: a daemon that never gets ready is still killed at exit
+      const d = await Daemon.start(['--fsync', fsync], dataDir, { onSpawn: track });
       return { port: d.port, stop: () => d.stop() };
     },
 
-    pipelined: (port, total, ids) => pipelinedPublish(port, total, ids),
-
-    async publisher(port: number): Promise<Publisher> {
-      const c = await WireClient.connect(port, { since: null, echo: false });
-      const ts0 = now();
-      let seq = 0;
-      const pub: Publisher = {
-        send(id, data) {
-          seq++;
-          c.enc.publish(seq, id, ts0 + BigInt(seq), data);
-          if (c.enc.pendingBytes >= 64 * 1024) c.flush();
-        },
-        flush: () => c.flush(),
-        onAck: () => undefined,
-        onError: () => undefined,
-        close: async () => c.close(),
-      };
-      c.onFrame = (f) => {
-        if (f.kind !== FrameKind.Ack) return;
-        if (f.status === AckStatus.Error) pub.onError(new Error(`publish refused: ${f.code} ${f.message}`));
-        else pub.onAck(1);
-      };
-      c.socket.on('error', (e) => pub.onError(e));
-      return pub;
-    },
+    publisher: (port) => wirePublisher(port),
 
     async subscribe(port, onData) {
       const c = await WireClient.connect(port, { since: null }, (f) => {

@@ -8,16 +8,14 @@ import { createConnection } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { type IClientOptions, MqttClient } from 'mqtt';
+import { asBuffer, deferred, type Publisher } from '../publish.js';
 import {
-  asBuffer,
   binaryVersion,
-  deferred,
   findBinary,
   freePort,
   HOST,
   INSTALL_HINT,
   Proc,
-  type Publisher,
   packageVersion,
   type Server,
   type System,
@@ -45,7 +43,7 @@ log_type error
 log_type warning
 `;
 
-export const DESCRIBE =
+const DESCRIBE =
   'mosquitto -c mosquitto.conf: persistence true, autosave_interval 1 (the whole state is written every second and at shutdown; ' +
   'acks are not held for a write), max_queued_messages 0, max_inflight_messages 0, set_tcp_nodelay true, ' +
   'listener <port> 127.0.0.1; publish QoS 1 retain=true to gossip/<id>, subscribers QoS 1 to gossip/#';
@@ -72,6 +70,8 @@ export function mosquitto(): System {
   const bin = findBinary('mosquitto', 'GOSSIP_PEERS_MOSQUITTO');
   return {
     name: 'mosquitto',
+    peer: true,
+    w1Only: false,
     describe: DESCRIBE,
     window: 256,
     missing: () => (bin ? null : `mosquitto not found; install it with: ${INSTALL_HINT}`),

@@ -5,15 +5,14 @@
  * done when the watcher signals it has yielded them all.
  */
 import { connect, type KV, type NatsConnection, StorageType } from 'nats';
+import { deferred, type Publisher } from '../publish.js';
 import {
   binaryVersion,
-  deferred,
   findBinary,
   freePort,
   HOST,
   INSTALL_HINT,
   Proc,
-  type Publisher,
   packageVersion,
   type Server,
   type System,
@@ -21,7 +20,7 @@ import {
 
 const BUCKET = 'gossip';
 
-export const DESCRIBE =
+const DESCRIBE =
   'nats-server -a 127.0.0.1 -p <port> -js -sd <dir>: JetStream file store with its defaults ' +
   '(acks after the write; fsync on its own schedule, every 2 min by default); ' +
   `KV bucket "${BUCKET}" with history 1, file storage; kv.put per message, core subscribers on $KV.${BUCKET}.>, ` +
@@ -45,6 +44,8 @@ export function nats(): System {
   const bin = findBinary('nats-server', 'GOSSIP_PEERS_NATS');
   return {
     name: 'nats',
+    peer: true,
+    w1Only: false,
     describe: DESCRIBE,
     window: 256,
     missing: () => {

@@ -5,15 +5,14 @@
  * gossip:*; catch-up is HGETALL gossip.
  */
 import { Redis } from 'ioredis';
+import { asBuffer, type Publisher } from '../publish.js';
 import {
-  asBuffer,
   binaryVersion,
   findBinary,
   freePort,
   HOST,
   INSTALL_HINT,
   Proc,
-  type Publisher,
   packageVersion,
   type Server,
   type System,
@@ -21,7 +20,7 @@ import {
 
 const HASH = 'gossip';
 
-export const DESCRIBE =
+const DESCRIBE =
   'redis-server --bind 127.0.0.1 --port <port> --dir <dir> --appendonly yes --appendfsync everysec --save "": ' +
   'acks after the write to the AOF, fsync every second; per message HSET gossip <id> <data> + PUBLISH gossip:<id> <data> ' +
   'in pipelines, subscribers PSUBSCRIBE gossip:*, catch-up HGETALL gossip';
@@ -47,6 +46,8 @@ export function redis(): System {
   const bin = findBinary('redis-server', 'GOSSIP_PEERS_REDIS');
   return {
     name: 'redis',
+    peer: true,
+    w1Only: false,
     describe: DESCRIBE,
     window: 2_000,
     missing: () => (bin ? null : `redis-server not found; install it with: ${INSTALL_HINT}`),
