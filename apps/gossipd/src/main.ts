@@ -142,7 +142,10 @@ async function main(): Promise<void> {
     });
     const address = await server.listen();
     ready = true;
-    if (config.adminPort !== null) void registry(); // warm for the first scrape, after start-up
+    // Warm for the first scrape, after start-up. If prom-client cannot be loaded, the
+    // rejected promise stays cached and each scrape answers 500 with its message
+    // (admin.ts); it must not be an unhandled rejection, which would end the process.
+    if (config.adminPort !== null) void registry().catch(() => undefined);
     const scheme = config.tlsCert ? 'gossips' : 'gossip';
     log.info(
       {

@@ -26,12 +26,34 @@ const METRIC_NAMES = [
   ),
 ].map((m) => m[1] as string);
 
+const DIST = fileURLToPath(new URL('../../../apps/gossipd/dist/', import.meta.url));
+
+type Change = (cache: Buffer, bundle: Buffer) => { cache: Buffer | null; bundle: Buffer };
+
+/**
+ * A copy of the build (main.cjs, the bundle and its code cache, passed through `change`)
+ * in a temporary folder: resolves with its entry point and the bundle it runs. Outside
+ * the workspace, the bundle finds its external packages (prom-client) only through
+ * NODE_PATH, which the test runner's pnpm shim sets.
+ */
+async function copyOfBuild(change: Change = (cache, bundle) => ({ cache, bundle })) {
+  const bin = await h.tmp('gossipd-bin-');
+  const shipped = {
+    cache: await readFile(join(DIST, 'gossipd.cjs.cache')),
+    bundle: await readFile(join(DIST, 'gossipd.cjs')),
+  };
+  const { cache, bundle } = change(shipped.cache, shipped.bundle);
+  await copyFile(join(DIST, 'main.cjs'), join(bin, 'main.cjs'));
+  await writeFile(join(bin, 'gossipd.cjs'), bundle);
+  if (cache) await writeFile(join(bin, 'gossipd.cjs.cache'), cache);
+  return { main: join(bin, 'main.cjs'), bundle };
+}
+
 describe('start-up', () => {
   // dist/main.cjs runs the bundle through the V8 code cache the build wrote beside it
   // (apps/gossipd/src/launch.ts), and only a cache whose SHA-256s match the bundle and
   // its own data: V8 itself would run a cache made for other code of the same length,
   // and crash on one damaged inside.
-  const DIST = fileURLToPath(new URL('../../../apps/gossipd/dist/', import.meta.url));
   const listening = (d: Gossipd) =>
     d.logs.find((l) => l.msg.startsWith('gossipd') && l.msg.includes('listening on')) as LogLine;
 
@@ -40,23 +62,28 @@ describe('start-up', () => {
     expect(listening(d).codeCache).toBe('used');
   });
 
-  type Change = (cache: Buffer, bundle: Buffer) => { cache: Buffer | null; bundle: Buffer };
-  it.each<[string, string, Change]>([
-    ['without its code cache', 'none', (_c, bundle) => ({ cache: null, bundle })],
-    ['with a cache cut short', 'mismatch', (cache, bundle) => ({ cache: cache.subarray(0, 4096), bundle })],
-    [
-      'with a cache damaged inside its V8 data',
-      'mismatch',
-      (cache, bundle) => {
+  // Each case runs a copy of the build, `change`d, under `env`: the listening line says
+  // how the bundle ran, and it serves either way.
+  it.each<{ name: string; status: string; change?: Change; env?: Record<string, string> }>([
+    { name: 'without its code cache', status: 'none', change: (_c, bundle) => ({ cache: null, bundle }) },
+    {
+      name: 'with a cache cut short',
+      status: 'mismatch',
+      change: (cache, bundle) => ({ cache: cache.subarray(0, 4096), bundle }),
+    },
+    {
+      name: 'with a cache damaged inside its V8 data',
+      status: 'mismatch',
+      change: (cache, bundle) => {
         const damaged = Buffer.from(cache);
         for (const at of [1000, 50_000, 120_000, damaged.length - 100]) damaged.fill(0xa5, at, at + 64);
         return { cache: damaged, bundle };
       },
-    ],
-    [
-      'with the cache of another build of the same length',
-      'mismatch',
-      (cache, bundle) => {
+    },
+    {
+      name: 'with the cache of another build of the same length',
+      status: 'mismatch',
+      change: (cache, bundle) => {
         const text = bundle.toString('utf8');
         expect(text).toContain('log.info("stopped cleanly")');
         return {
@@ -64,18 +91,22 @@ describe('start-up', () => {
           bundle: Buffer.from(text.replace('log.info("stopped cleanly")', 'log.info("STOPPED CLEANLY")')),
         };
       },
-    ],
-  ])('start-up - starts and serves %s', async (_case, status, change) => {
-    const bin = await h.tmp('gossipd-bin-');
-    const shipped = {
-      cache: await readFile(join(DIST, 'gossipd.cjs.cache')),
-      bundle: await readFile(join(DIST, 'gossipd.cjs')),
-    };
-    const { cache, bundle } = change(shipped.cache, shipped.bundle);
-    await copyFile(join(DIST, 'main.cjs'), join(bin, 'main.cjs'));
-    await writeFile(join(bin, 'gossipd.cjs'), bundle);
-    if (cache) await writeFile(join(bin, 'gossipd.cjs.cache'), cache);
-    const d = await h.start({ bin: join(bin, 'main.cjs') });
+    },
+    // Node's own loader runs the bundle, so that stack traces are mapped: no cache.
+    {
+      name: 'with --enable-source-maps',
+      status: 'off',
+      env: { NODE_OPTIONS: '--enable-source-maps' },
+    },
+    // A V8 flag changes the flag hash V8 checks the cache against.
+    {
+      name: 'under other V8 flags',
+      status: 'rejected',
+      env: { NODE_OPTIONS: '--max-old-space-size=2048' },
+    },
+  ])('start-up - starts and serves $name', async ({ status, change, env }) => {
+    const { main, bundle } = await copyOfBuild(change);
+    const d = await h.start({ bin: main, env });
     expect(listening(d).codeCache).toBe(status);
     const a = await h.live(d.port);
     const ts = now();
@@ -215,6 +246,22 @@ describe('admin', () => {
     expect(await d.metric('gossip_bytes_out_total')).toBeGreaterThan(0);
     expect(await d.metric('gossip_messages_out_total')).toBe(2);
     expect(await d.metric('gossip_store_newest_ts_seconds')).toBeCloseTo(Number(ts) / 1e9, 3);
+  });
+
+  it('admin - without prom-client it keeps serving, and /metrics answers 500', async () => {
+    // A copy of the build outside the workspace, without NODE_PATH: prom-client, which
+    // the bundle loads only for metrics, cannot be found. The start warms the metrics
+    // registry; its failure must not end the process.
+    const { main } = await copyOfBuild();
+    const d = await h.start({ bin: main, env: { NODE_PATH: '' } });
+    const res = await d.admin('/metrics');
+    expect(res.status).toBe(500);
+    expect(res.text).toMatch(/prom-client/);
+    expect(await d.admin('/readyz')).toEqual({ status: 200, text: 'ready\n' });
+    const a = await h.live(d.port);
+    expect((await a.publish('k', now(), 'v')).status).toBe(AckStatus.Accepted);
+    expect(await d.stop()).toEqual({ code: 0, signal: null });
+    expect(d.stderr).toBe('');
   });
 
   it('admin - POST /compact runs a compaction and answers its result', async () => {
