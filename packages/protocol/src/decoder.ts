@@ -1,4 +1,3 @@
-import { isUtf8 } from 'node:buffer';
 // The subpath skips msgpackr's optional native string extractor: its load probes the
 // system for a prebuilt binary (tens of milliseconds of start-up), and extension maps
 // are too small to gain from it.
@@ -8,13 +7,13 @@ import {
   codeFromWire,
   FrameTooLargeError,
   GossipError,
-  InvalidIdError,
   MalformedFrameError,
   UnknownFrameError,
 } from './errors.js';
 import { AckStatus, Durability, FrameKind, ResyncReason } from './frame-kind.js';
 import type { FetchEntry, Frame } from './frames.js';
 import { DEFAULT_MAX_FRAME_BYTES, EPOCH_BYTES, HELLO_MAGIC, MAX_EXTENSION_BYTES } from './limits.js';
+import { readId } from './validate.js';
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
 const ZERO_EPOCH = Buffer.alloc(EPOCH_BYTES);
@@ -215,7 +214,7 @@ function parseMessage(buf: Buffer, view: DataView, p: number, end: number): Fram
   const idLen = view.getUint16(p + 9);
   const idEnd = p + 11 + idLen;
   if (idEnd > end) throw new MalformedFrameError(`message id of ${idLen} bytes overruns its frame`);
-  return { kind: FrameKind.Message, flags, ts, id: id(buf, p + 11, idEnd), data: buf.subarray(idEnd, end) };
+  return { kind: FrameKind.Message, flags, ts, id: readId(buf, p + 11, idEnd), data: buf.subarray(idEnd, end) };
 }
 
 function parsePublish(
@@ -231,7 +230,7 @@ function parsePublish(
   const idLen = view.getUint16(p + 12);
   const idEnd = p + 14 + idLen;
   if (idEnd > end) throw new MalformedFrameError(`id of ${idLen} bytes overruns its frame`);
-  return { kind, reqId, ts, id: id(buf, p + 14, idEnd), data: buf.subarray(idEnd, end) };
+  return { kind, reqId, ts, id: readId(buf, p + 14, idEnd), data: buf.subarray(idEnd, end) };
 }
 
 function parseAck(buf: Buffer, p: number, end: number): Frame {
@@ -328,7 +327,7 @@ function parseFetch(buf: Buffer, p: number, end: number): Frame {
     need(q, end, 2, 'fetch id');
     const n = buf.readUInt16BE(q);
     if (q + 2 + n > end) throw new MalformedFrameError(`fetch id of ${n} bytes overruns its frame`);
-    ids.push(id(buf, q + 2, q + 2 + n));
+    ids.push(readId(buf, q + 2, q + 2 + n));
     q += 2 + n;
   }
   if (q !== end) throw new MalformedFrameError(`fetch has ${end - q} bytes after its ids`);
@@ -344,7 +343,7 @@ function parseFetchResult(buf: Buffer, p: number, end: number): Frame {
     need(q, end, 3, 'fetch-result entry');
     const n = buf.readUInt16BE(q);
     if (q + 3 + n > end) throw new MalformedFrameError(`fetch-result id of ${n} bytes overruns its frame`);
-    const entryId = id(buf, q + 2, q + 2 + n);
+    const entryId = readId(buf, q + 2, q + 2 + n);
     q += 2 + n;
     const found = buf[q++] as number;
     if (found === 0) {
@@ -375,16 +374,6 @@ function need(p: number, end: number, n: number, what: string): void {
 
 function exact(p: number, end: number, n: number, what: string): void {
   if (end - p !== n) throw new MalformedFrameError(`${what} frame body is ${end - p} bytes, not ${n}`);
-}
-
-/** UTF-8 id bytes to a string; invalid UTF-8 fails instead of being replaced. */
-function id(buf: Buffer, start: number, end: number): string {
-  const s = buf.toString('utf8', start, end);
-  // U+FFFD marks a replaced sequence, or a real U+FFFD: only then check the bytes.
-  if (s.includes('\uFFFD') && !isUtf8(buf.subarray(start, end))) {
-    throw new InvalidIdError('GOSSIP_ERR_ID_NOT_UTF8', 'id is not valid UTF-8');
-  }
-  return s;
 }
 
 function text(buf: Buffer, start: number, end: number): string {

@@ -1,4 +1,3 @@
-import { isUtf8 } from 'node:buffer';
 import { deflateSync, inflateSync, constants as zlibConstants } from 'node:zlib';
 import {
   BadMagicError,
@@ -10,7 +9,7 @@ import {
   UnknownFrameError,
 } from './errors.js';
 import { DEFAULT_MAX_DATA_BYTES, DEFAULT_MAX_FRAME_BYTES, MAX_ID_BYTES } from './limits.js';
-import { checkId, checkTs } from './validate.js';
+import { checkData, checkId, checkTs, readId } from './validate.js';
 
 /*
  * The original gossip protocol (docs/PROTOCOL.md, "Legacy protocol", rules L1 to L6), so
@@ -18,11 +17,11 @@ import { checkId, checkTs } from './validate.js';
  * integer is big-endian; lengths are u64.
  */
 
-/** The first byte of a legacy connection: the `G` of `GOSSIP`. A native hello starts with 0x00 (rule L1). */
-export const LEGACY_FIRST_BYTE = 0x47;
-
 /** The client's handshake starts with these 6 ASCII bytes, followed by `since` as an i64 (rule L1). */
 export const LEGACY_MAGIC: Readonly<Uint8Array> = Uint8Array.of(0x47, 0x4f, 0x53, 0x53, 0x49, 0x50);
+
+/** The first byte of a legacy connection: the `G` of `GOSSIP`. A native hello starts with 0x00 (rule L1). */
+export const LEGACY_FIRST_BYTE = LEGACY_MAGIC[0] as number;
 
 /** Bytes of the client's handshake: `GOSSIP` and an i64. */
 export const LEGACY_HELLO_BYTES = 14;
@@ -240,15 +239,10 @@ export class LegacyDecoder {
         this.#next(ID, lo);
         return;
       }
-      case ID: {
-        const id = buf.toString('utf8', at, at + n);
-        // U+FFFD marks a replaced sequence, or a real U+FFFD: only then check the bytes.
-        if (id.includes('\uFFFD') && !isUtf8(buf.subarray(at, at + n)))
-          throw new InvalidIdError('GOSSIP_ERR_ID_NOT_UTF8', 'id is not valid UTF-8');
-        this.#id = id;
+      case ID:
+        this.#id = readId(buf, at, at + n);
         this.#next(TS, 8);
         return;
-      }
       case TS:
         this.#ts = buf.readBigInt64BE(at);
         this.#next(PAYLOAD_LEN, 8);
@@ -258,7 +252,7 @@ export class LegacyDecoder {
         const lo = buf.readUInt32BE(at + 4);
         if (hi !== 0 || lo > this.#maxPayloadBytes) {
           throw new DataTooLargeError(
-            `data length ${u64(hi, lo)} is over the maximum of ${this.#maxPayloadBytes}: raise --max-data`,
+            `data length ${u64(hi, lo)} is over the maximum of ${this.#maxPayloadBytes}: raise --max-frame`,
           );
         }
         if (lo === 0) this.#message(EMPTY);
@@ -442,12 +436,9 @@ export function unwrapLegacyPayload(payload: Uint8Array, maxDataBytes: number = 
   }
   const tag = buf[0] as number;
   if (tag === LegacyTag.Raw) {
-    if (buf.length - 1 > maxDataBytes) {
-      throw new DataTooLargeError(
-        `data is ${buf.length - 1} bytes, over the maximum of ${maxDataBytes}: raise --max-data`,
-      );
-    }
-    return buf.subarray(1);
+    const data = buf.subarray(1);
+    checkData(data, maxDataBytes);
+    return data;
   }
   if (tag !== LegacyTag.Zlib) {
     throw new MalformedFrameError(

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { DataTooLargeError, InvalidArgumentError, InvalidIdError } from './errors.js';
 import { MAX_ID_BYTES, MAX_TS, MIN_TS } from './limits.js';
 
@@ -15,6 +16,20 @@ export function checkId(id: string): number {
   if (!id.isWellFormed())
     throw new InvalidIdError('GOSSIP_ERR_ID_NOT_UTF8', 'id holds a lone surrogate and cannot be UTF-8');
   return bytes;
+}
+
+/**
+ * Reads the id bytes `buf[start..end)` as a string; invalid UTF-8 fails with
+ * `GOSSIP_ERR_ID_NOT_UTF8` instead of being replaced. For the decoders (native and
+ * legacy); not exported from the package.
+ */
+export function readId(buf: Buffer, start: number, end: number): string {
+  const s = buf.toString('utf8', start, end);
+  // U+FFFD marks a replaced sequence, or a real U+FFFD: only then check the bytes.
+  if (s.includes('\uFFFD') && !isUtf8(buf.subarray(start, end))) {
+    throw new InvalidIdError('GOSSIP_ERR_ID_NOT_UTF8', 'id is not valid UTF-8');
+  }
+  return s;
 }
 
 function idTooLong(bytes: number): InvalidIdError {

@@ -235,6 +235,8 @@ describe('legacy limits', () => {
         d.push(bytes.subarray(bytes.length - 3));
       });
       expect(error.code).toBe('GOSSIP_ERR_DATA_TOO_LARGE');
+      // The limit is the maximum frame, not the data's: the message names the right option.
+      expect(error.message).toContain('--max-frame');
       expect(alloc).not.toHaveBeenCalled();
       vi.restoreAllMocks();
     }
@@ -476,7 +478,9 @@ describe('legacy payload', () => {
       'GOSSIP_ERR_DATA_TOO_LARGE',
     ],
   ] as const)('legacy payload - %s is refused', (_name, payload, max, code) => {
-    expect(gossipErrorOf(() => unwrapLegacyPayload(payload, max)).code).toBe(code);
+    const error = gossipErrorOf(() => unwrapLegacyPayload(payload, max));
+    expect(error.code).toBe(code);
+    if (code === 'GOSSIP_ERR_DATA_TOO_LARGE') expect(error.message).toContain('--max-data');
   });
 
   it('legacy payload - a compression bomb is refused without inflating it all', () => {
