@@ -15,7 +15,8 @@ import { onFetch } from './handlers/fetch.js';
 import { onHello } from './handlers/hello.js';
 import { onPing } from './handlers/ping.js';
 import { onPublish } from './handlers/publish.js';
-import { drained, endWithGrace, PROTOCOL_ERRORS, replayPacing } from './pacing.js';
+import { endWithGrace, pacedReplay } from './pacing.js';
+import { PROTOCOL_ERRORS } from './stats.js';
 
 /**
  * One connection's life, changed only through `setState`:
@@ -43,21 +44,26 @@ export class Connection {
   #held: Buffer[] = [];
   #heldBytes = 0;
   #helloTimer: NodeJS.Timeout | undefined;
+  /** When the hello is due (`performance.now()`); a legacy connection taking over the socket inherits it (L1). */
+  readonly #helloDeadline: number;
+  // The socket's listeners, kept so that a legacy connection taking over the socket can remove them.
+  readonly #onSocketError = (error: Error) => this.ctx.log.debug({ conn: this.id, err: error }, 'socket error');
+  readonly #onSocketEnd = () => this.#onEnd();
+  readonly #onSocketClose = () => this.#onClose();
+  readonly #onIdle = () =>
+    this.fatal('GOSSIP_ERR_IDLE_TIMEOUT', `nothing received for ${this.ctx.options.idleTimeoutMs} ms: ping more often`);
 
   constructor(ctx: ServerContext, socket: Socket) {
     this.ctx = ctx;
     this.socket = socket;
+    this.#helloDeadline = performance.now() + ctx.options.helloTimeoutMs;
     this.#decoder = new FrameDecoder((frame) => this.#onFrame(frame), { maxFrameBytes: ctx.maxFrameBytes });
     socket.setNoDelay(true);
     socket.once('data', (chunk: Buffer) => this.#onFirstData(chunk));
-    socket.on('error', (error) => ctx.log.debug({ conn: this.id, err: error }, 'socket error'));
-    socket.on('end', () => this.#onEnd());
-    socket.on('close', () => this.#onClose());
-    if (ctx.options.idleTimeoutMs > 0) {
-      socket.setTimeout(ctx.options.idleTimeoutMs, () =>
-        this.fatal('GOSSIP_ERR_IDLE_TIMEOUT', `nothing received for ${ctx.options.idleTimeoutMs} ms: ping more often`),
-      );
-    }
+    socket.on('error', this.#onSocketError);
+    socket.on('end', this.#onSocketEnd);
+    socket.on('close', this.#onSocketClose);
+    if (ctx.options.idleTimeoutMs > 0) socket.setTimeout(ctx.options.idleTimeoutMs, this.#onIdle);
     this.#helloTimer = setTimeout(
       () => this.fatal('GOSSIP_ERR_HELLO_TIMEOUT', `no hello within ${ctx.options.helloTimeoutMs} ms`),
       ctx.options.helloTimeoutMs,
@@ -173,12 +179,26 @@ export class Connection {
    */
   #onFirstData(chunk: Buffer): void {
     if (chunk[0] === LEGACY_FIRST_BYTE && this.#state === 'hello') {
-      this.setState('closed');
-      this.ctx.adoptLegacy(this, chunk);
+      this.#handOver();
+      this.ctx.adoptLegacy(this, chunk, this.#helloDeadline);
       return;
     }
     this.socket.on('data', (c: Buffer) => this.#onData(c));
     this.#onData(chunk);
+  }
+
+  /**
+   * Leaves the socket to a legacy connection: this one is closed and lets go of every
+   * listener and timer it set, so the socket's events reach the new owner only.
+   */
+  #handOver(): void {
+    this.setState('closed');
+    const socket = this.socket;
+    socket.off('error', this.#onSocketError);
+    socket.off('end', this.#onSocketEnd);
+    socket.off('close', this.#onSocketClose);
+    // With 0, setTimeout stops the idle timer and removes this listener.
+    socket.setTimeout(0, this.#onIdle);
   }
 
   #onData(chunk: Buffer): void {
@@ -241,22 +261,22 @@ export class Connection {
     const store = this.ctx.store;
     const newestTs = store.newestTs ?? MIN_TS;
     let count = 0;
-    const socket = this.socket;
-    const { highWater, batchBytes } = replayPacing(this.ctx.options.maxOutboundBytes);
     try {
       if (since !== null || snapshot) {
         this.ctx.stats.replays++;
-        // Records go out as they lie on disk, re-framed (docs/STORAGE.md, "Replay").
-        for await (const batch of store.replayFrames(snapshot ? null : since, { batchBytes })) {
-          if (this.#state !== 'replay') return;
-          this.#takeOwn();
-          for (const c of batch.chunks) this.#out.push(c);
-          count += batch.count;
-          this.flush();
-          while (this.#state === 'replay' && socket.writableLength > highWater) {
-            await drained(socket);
-          }
-        }
+        count = await pacedReplay(
+          this.socket,
+          this.ctx.options.maxOutboundBytes,
+          // Records go out as they lie on disk, re-framed (docs/STORAGE.md, "Replay").
+          (batchBytes) => store.replayFrames(snapshot ? null : since, { batchBytes }),
+          () => this.#state === 'replay',
+          (batch) => {
+            this.#takeOwn();
+            for (const c of batch.chunks) this.#out.push(c);
+            this.flush();
+            return batch.count;
+          },
+        );
       }
       if (this.#state !== 'replay') return;
       this.ctx.stats.replayedMessages += count;

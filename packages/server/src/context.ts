@@ -41,8 +41,11 @@ export interface ServerContext {
   markDirty(conn: Connection): void;
   stateChanged(conn: Connection, from: ConnectionState, to: ConnectionState): void;
   closed(conn: Connection): void;
-  /** A connection whose first byte is the legacy `G`: the server hands its socket to a `LegacyConnection`. */
-  adoptLegacy(conn: Connection, first: Buffer): void;
+  /**
+   * A connection whose first byte is the legacy `G`: the server hands its socket to a
+   * `LegacyConnection`, whose handshake is due by the same `helloDeadline` (`performance.now()`).
+   */
+  adoptLegacy(conn: Connection, first: Buffer, helloDeadline: number): void;
   /** A legacy connection joins (replay, live) or leaves the legacy broadcast. */
   legacyStateChanged(conn: LegacyConnection, live: boolean): void;
   legacyClosed(conn: LegacyConnection): void;

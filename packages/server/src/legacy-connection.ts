@@ -13,29 +13,23 @@ import {
   unwrapLegacyPayload,
 } from '@gossip/protocol';
 import type { ServerContext } from './context.js';
-import { drained, endWithGrace, PROTOCOL_ERRORS, replayPacing } from './pacing.js';
+import { REFUSALS, refusal } from './handlers/check.js';
+import { endWithGrace, pacedReplay } from './pacing.js';
+import { PROTOCOL_ERRORS } from './stats.js';
 
-/**
- * A connection speaking the original gossip protocol (docs/PROTOCOL.md, "Legacy
- * protocol", L1 to L6), so clients of the original Go server work unchanged. It shares
- * everything else with native connections: the store, the broadcast, the limits, the
- * outbound cap and the counters. Changed only through `#setState`:
- * handshake → replay (in the legacy live set; live messages held) → live → closed.
- */
-export type LegacyState = 'handshake' | 'replay' | 'live' | 'closed';
+/** handshake → replay (in the legacy live set; live messages held) → live → closed. */
+type LegacyState = 'handshake' | 'replay' | 'live' | 'closed';
 
 /** The original protocol has no keep-alive; TCP's finds peers that vanished. */
 const KEEPALIVE_MS = 60_000;
 const MAX_PAYLOAD_BYTES = 2 ** 32 - 1;
 
-/** A publish or emit over a limit: counted as refused, as a native error ack would be. */
-const REFUSALS = new Set<ErrorCode>([
-  'GOSSIP_ERR_ID_EMPTY',
-  'GOSSIP_ERR_ID_TOO_LONG',
-  'GOSSIP_ERR_DATA_TOO_LARGE',
-  'GOSSIP_ERR_TS_AHEAD',
-]);
-
+/**
+ * A connection speaking the original gossip protocol (docs/PROTOCOL.md, "Legacy
+ * protocol", L1 to L6), so clients of the original Go server work unchanged. It shares
+ * everything else with native connections: the store, the broadcast, the limits, the
+ * outbound cap and the counters. Its state changes only through `#setState`.
+ */
 export class LegacyConnection {
   readonly id: number;
   readonly socket: Socket;
@@ -51,8 +45,11 @@ export class LegacyConnection {
   #heldBytes = 0;
   #handshakeTimer: NodeJS.Timeout | undefined;
 
-  /** Takes over `socket` from the native connection `id` that read `first`, its first chunk. */
-  constructor(ctx: ServerContext, socket: Socket, id: number, first: Buffer) {
+  /**
+   * Takes over `socket` from the native connection `id` that read `first`, its first
+   * chunk; the handshake is due by that connection's hello deadline (`performance.now()`).
+   */
+  constructor(ctx: ServerContext, socket: Socket, id: number, first: Buffer, helloDeadline: number) {
     this.ctx = ctx;
     this.socket = socket;
     this.id = id;
@@ -68,16 +65,13 @@ export class LegacyConnection {
     // A legacy subscriber that only listens sends nothing, ever: no idle timeout (L5).
     socket.setTimeout(0);
     socket.setKeepAlive(true, KEEPALIVE_MS);
+    // The time since the socket was accepted counts: --hello-timeout bounds the whole handshake (L1).
     this.#handshakeTimer = setTimeout(
       () => this.fatal('GOSSIP_ERR_HELLO_TIMEOUT', `no complete handshake within ${ctx.options.helloTimeoutMs} ms`),
-      ctx.options.helloTimeoutMs,
+      Math.max(0, helloDeadline - performance.now()),
     );
     this.#handshakeTimer.unref();
     this.#onData(first);
-  }
-
-  get state(): LegacyState {
-    return this.#state;
   }
 
   /** Bytes waiting for this client: in the socket and held during the replay. */
@@ -211,19 +205,19 @@ export class LegacyConnection {
   /** Streams the replay at the reader's pace, then `D`, then the live bytes held meanwhile (L3). */
   async #replay(since: bigint): Promise<void> {
     const { ctx, socket } = this;
-    const { highWater, batchBytes } = replayPacing(ctx.options.maxOutboundBytes);
-    let count = 0;
     try {
       ctx.stats.replays++;
-      for await (const batch of ctx.store.replayBatches(since, { batchBytes })) {
-        if (this.#state !== 'replay') return;
-        for (const m of batch) this.#enc.message(LegacyKind.Persisted, m.id, m.ts, m.data);
-        count += batch.length;
-        this.#write(this.#enc.take());
-        while (this.#state === 'replay' && socket.writableLength > highWater) {
-          await drained(socket);
-        }
-      }
+      const count = await pacedReplay(
+        socket,
+        ctx.options.maxOutboundBytes,
+        (batchBytes) => ctx.store.replayBatches(since, { batchBytes }),
+        () => this.#state === 'replay',
+        (batch) => {
+          for (const m of batch) this.#enc.message(LegacyKind.Persisted, m.id, m.ts, m.data);
+          this.#write(this.#enc.take());
+          return batch.length;
+        },
+      );
       if (this.#state !== 'replay') return;
       ctx.stats.replayedMessages += count;
       const held = this.#held;
@@ -274,8 +268,9 @@ export class LegacyConnection {
 
   /**
    * The data of a publish or emit without its tag (L4), within the limits a native
-   * publish meets: the id's were checked by the decoder, data and skew are checked here.
-   * A refusal closes the connection: there is no ack to carry it.
+   * publish meets (`refusal`: by then the decoder has checked the id and unwrapping the
+   * data's size, so only the skew is left to fail). A refusal closes the connection:
+   * there is no ack to carry it.
    */
   #dataOf(f: LegacyMessage): Buffer | undefined {
     const { ctx } = this;
@@ -287,11 +282,9 @@ export class LegacyConnection {
       this.fatal(e.code, e.message);
       return undefined;
     }
-    if (ctx.maxSkewNs > 0n && f.ts > ctx.latestAllowedTs()) {
-      this.fatal(
-        'GOSSIP_ERR_TS_AHEAD',
-        `ts ${f.ts} is more than ${ctx.options.maxSkewMs} ms ahead of the server's clock: fix the publisher's clock`,
-      );
+    const refused = refusal(ctx, f.id, f.ts, data);
+    if (refused) {
+      this.fatal(...refused);
       return undefined;
     }
     return data;
@@ -317,16 +310,12 @@ export class LegacyConnection {
   }
 }
 
-/** Encodes every tick's legacy broadcast; `take()` hands out bytes it never writes again. */
-const broadcastEncoder = new LegacyEncoder({ slabBytes: 256 * 1024 });
-
 /**
  * The legacy form of one tick's broadcast (L2, L4): the native message frames in
- * `bytes`, which end at the offsets `ends`, re-encoded once for every legacy connection.
- * Called by the server only while a legacy connection is in the live set, so native-only
- * servers never pay for it.
+ * `bytes`, which end at the offsets `ends`, re-encoded once for every legacy connection
+ * into the server's `broadcastEncoder`. Returns bytes the encoder never writes again.
  */
-export function legacyBroadcast(bytes: Buffer, ends: readonly number[]): Buffer {
+export function legacyBroadcast(broadcastEncoder: LegacyEncoder, bytes: Buffer, ends: readonly number[]): Buffer {
   let start = 0;
   for (const end of ends) {
     const m = parseFrame(bytes, start + 4, end);

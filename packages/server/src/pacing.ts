@@ -1,5 +1,4 @@
 import type { Socket } from 'node:net';
-import type { ErrorCode } from '@gossip/protocol';
 
 /** Past this many bytes in the socket's buffer, a replay waits for `drain`. */
 const REPLAY_HIGH_WATER = 4 * 1024 * 1024;
@@ -8,23 +7,12 @@ const REPLAY_BATCH_BYTES = 1024 * 1024;
 /** How long a closing connection may take to flush its last bytes. */
 const CLOSE_GRACE_MS = 2_000;
 
-/** Fatal errors caused by what a client sent, native or legacy: counted as protocol errors. */
-export const PROTOCOL_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'GOSSIP_ERR_FRAME_TOO_LARGE',
-  'GOSSIP_ERR_MALFORMED_FRAME',
-  'GOSSIP_ERR_UNKNOWN_FRAME',
-  'GOSSIP_ERR_BAD_MAGIC',
-  'GOSSIP_ERR_UNSUPPORTED_VERSION',
-  'GOSSIP_ERR_UNEXPECTED_FRAME',
-  'GOSSIP_ERR_ID_NOT_UTF8',
-]);
-
 /**
  * How a replay paces itself for a connection: both limits shrink to a quarter of the
  * outbound cap, so a replay to a client that keeps reading never trips the cap (high
  * water plus one batch stays under half of it).
  */
-export function replayPacing(maxOutboundBytes: number): { highWater: number; batchBytes: number } {
+function replayPacing(maxOutboundBytes: number): { highWater: number; batchBytes: number } {
   const quarter = Math.floor(maxOutboundBytes / 4);
   return {
     highWater: Math.min(REPLAY_HIGH_WATER, quarter),
@@ -32,8 +20,32 @@ export function replayPacing(maxOutboundBytes: number): { highWater: number; bat
   };
 }
 
+/**
+ * Streams a replay to `socket` at its reader's pace, native (docs/PROTOCOL.md, R1) or
+ * legacy (L3): `batches` reads the log in batches of about `batchBytes`, `send` writes
+ * one batch and returns how many messages it held, and after each batch the replay
+ * waits for `drain` while the socket holds more than the high water. Stops as soon as
+ * `replaying()` is false (the connection closed). Returns the number of messages sent.
+ */
+export async function pacedReplay<B>(
+  socket: Socket,
+  maxOutboundBytes: number,
+  batches: (batchBytes: number) => AsyncIterable<B>,
+  replaying: () => boolean,
+  send: (batch: B) => number,
+): Promise<number> {
+  const { highWater, batchBytes } = replayPacing(maxOutboundBytes);
+  let count = 0;
+  for await (const batch of batches(batchBytes)) {
+    if (!replaying()) break;
+    count += send(batch);
+    while (replaying() && socket.writableLength > highWater) await drained(socket);
+  }
+  return count;
+}
+
 /** Resolves once the socket's buffer drains or the socket closes. */
-export function drained(socket: Socket): Promise<void> {
+function drained(socket: Socket): Promise<void> {
   return new Promise<void>((resolve) => {
     const done = () => {
       socket.off('drain', done);

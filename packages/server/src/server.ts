@@ -1,6 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { type AddressInfo, createServer as createTcpServer, isIP, type Server, type Socket } from 'node:net';
-import { now as clockNow, FRAME_OVERHEAD_BYTES, FrameEncoder, GossipError, MessageFlags } from '@gossip/protocol';
+import {
+  now as clockNow,
+  FRAME_OVERHEAD_BYTES,
+  FrameEncoder,
+  GossipError,
+  LegacyEncoder,
+  MessageFlags,
+} from '@gossip/protocol';
 import type { Store } from '@gossip/store';
 import { TokenSet } from './auth.js';
 import { Connection, type ConnectionState } from './connection.js';
@@ -38,6 +45,8 @@ export class GossipServer extends EventEmitter implements ServerContext {
   readonly #dirty = new Set<Connection>();
   #flushScheduled = false;
   readonly #bcast = new FrameEncoder({ slabBytes: 256 * 1024 });
+  /** The broadcast in the original protocol's form: made once the first legacy client is live. */
+  #legacyBcast: LegacyEncoder | undefined;
   #bcastOrigins: (Connection | LegacyConnection)[] = [];
   #bcastEnds: number[] = [];
   #closing: Promise<void> | undefined;
@@ -197,9 +206,9 @@ export class GossipServer extends EventEmitter implements ServerContext {
 
   // Connections speaking the original protocol (legacy-connection.ts).
 
-  adoptLegacy(conn: Connection, first: Buffer): void {
+  adoptLegacy(conn: Connection, first: Buffer, helloDeadline: number): void {
     this.#conns.delete(conn);
-    this.#conns.add(new LegacyConnection(this, conn.socket, conn.id, first));
+    this.#conns.add(new LegacyConnection(this, conn.socket, conn.id, first, helloDeadline));
   }
 
   legacyStateChanged(conn: LegacyConnection, live: boolean): void {
@@ -240,9 +249,11 @@ export class GossipServer extends EventEmitter implements ServerContext {
           conn.deliver(bytes, origins.length);
         }
       }
-      // The same messages in the original protocol's form, encoded once for every legacy client.
+      // The same messages in the original protocol's form, encoded once for every legacy
+      // client; only while one is live, so a native-only server never pays for it.
       if (this.#legacyLive.size > 0) {
-        const legacy = legacyBroadcast(bytes, ends);
+        this.#legacyBcast ??= new LegacyEncoder({ slabBytes: 256 * 1024 });
+        const legacy = legacyBroadcast(this.#legacyBcast, bytes, ends);
         for (const conn of this.#legacyLive) conn.deliver(legacy, origins.length);
       }
     }

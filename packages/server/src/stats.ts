@@ -1,3 +1,5 @@
+import type { ErrorCode } from '@gossip/protocol';
+
 /** Counters the server keeps; gossipd exposes them as Prometheus metrics. */
 export interface ServerStats {
   connections: number;
@@ -47,3 +49,14 @@ export function emptyStats(): ServerStats {
     authFailures: 0,
   };
 }
+
+/** Fatal errors caused by what a client sent, native or legacy: counted in `protocolErrors`. */
+export const PROTOCOL_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'GOSSIP_ERR_FRAME_TOO_LARGE',
+  'GOSSIP_ERR_MALFORMED_FRAME',
+  'GOSSIP_ERR_UNKNOWN_FRAME',
+  'GOSSIP_ERR_BAD_MAGIC',
+  'GOSSIP_ERR_UNSUPPORTED_VERSION',
+  'GOSSIP_ERR_UNEXPECTED_FRAME',
+  'GOSSIP_ERR_ID_NOT_UTF8',
+]);

@@ -161,6 +161,14 @@ export async function barrier(c: RawClient): Promise<void> {
 
 export const isMessage = (f: Frame) => f.kind === FrameKind.Message;
 
+/** Matches the message frame for `id`. */
+export const messageFor = (id: string) => (f: { kind: number; id?: string }) =>
+  f.kind === FrameKind.Message && f.id === id;
+
+/** [id, ts, data, flags] of messages, for compact comparisons; `data` as a Buffer or any Uint8Array. */
+export const rows = (ms: readonly { id: string; ts: bigint; data: Uint8Array; flags: number }[]) =>
+  ms.map((m) => [m.id, m.ts, Buffer.from(m.data).toString(), m.flags]);
+
 export function bigints(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value;
 }

@@ -11,7 +11,7 @@ import {
   legacyPayload,
 } from '../src/legacy-client.js';
 import type { RawClient } from '../src/raw-client.js';
-import { fatalError, harness, isMessage, past } from './harness.js';
+import { fatalError, harness, isMessage, messageFor, past, rows } from './harness.js';
 
 // The original gossip protocol served by gossipd beside the native one, on the same port
 // (docs/PROTOCOL.md, "Legacy protocol"), checked with a client written from its
@@ -45,10 +45,6 @@ async function openLegacy(port: number): Promise<LegacyClient> {
   return c;
 }
 
-const messageFor = (id: string) => (f: { kind: number; id?: string }) => f.kind === FrameKind.Message && f.id === id;
-
-/** [id, ts, data, flags] of native messages. */
-const rows = (ms: MessageFrame[]) => ms.map((m) => [m.id, m.ts, Buffer.from(m.data).toString(), m.flags]);
 /** [kind, id, ts, data] of legacy messages. */
 const legacyRows = (ms: LegacyMessageEvent[]) => ms.map((m) => [m.kind, m.id, m.ts, m.data.toString()]);
 
@@ -99,6 +95,51 @@ describe('legacy handshake', () => {
     await c.welcome();
     await c.replay();
     expect(c.text).toBe('');
+  });
+
+  it('legacy handshake - a partial handshake gets one line GOSSIP_ERR_HELLO_TIMEOUT past --hello-timeout', async () => {
+    const d = await h.start({ args: ['--hello-timeout', '200ms'] });
+    const c = await openLegacy(d.port);
+    c.send(Buffer.from('GOS'));
+    expect((await errorLine(c)).code).toBe('GOSSIP_ERR_HELLO_TIMEOUT');
+    expect(c.welcomed).toBe(false);
+  });
+
+  it('legacy handshake - --hello-timeout runs from the connection, not from its first byte', async () => {
+    // Native connections are the clock, so the test sets no timers: a silent one is closed
+    // 300 ms after it connects (--hello-timeout), one that has read its replay-done 400 ms
+    // after that (--idle-timeout). Times below are from the start.
+    const d = await h.start({ args: ['--hello-timeout', '300ms', '--idle-timeout', '400ms'] });
+    const helloTimeout = async () =>
+      expect((await fatalError(await h.open(d.port))).code).toBe('GOSSIP_ERR_HELLO_TIMEOUT');
+    const idleTimeout = async () =>
+      expect((await fatalError(await h.live(d.port))).code).toBe('GOSSIP_ERR_IDLE_TIMEOUT');
+    const at600 = helloTimeout().then(helloTimeout);
+    await idleTimeout();
+    // 400: its handshake is due at 700.
+    const c = await openLegacy(d.port);
+    const at800 = idleTimeout();
+    await at600;
+    c.send(Buffer.from('G'));
+    await at800;
+    c.send(legacyHandshake(0n).subarray(1));
+    // Complete only 400 ms after connecting: too late, though a timer started at the G
+    // (due at 900) would have let it in.
+    await expect(c.welcome()).rejects.toThrow(/GOSSIP_ERR_HELLO_TIMEOUT/);
+    expect((await errorLine(c)).code).toBe('GOSSIP_ERR_HELLO_TIMEOUT');
+  });
+
+  it('legacy handshake - the native connection lets go of the socket: an error on it is logged once', async () => {
+    const d = await h.start({ args: ['--log-level', 'debug'] });
+    const c = await legacyLive(d.port);
+    c.socket.resetAndDestroy();
+    await d.waitLog((l) => l.msg === 'socket error');
+    // A line logged after it: every line the reset caused has been read by now.
+    const bad = await h.open(d.port);
+    bad.send(Buffer.from([0, 0, 0, 0]));
+    await fatalError(bad);
+    await d.waitLog((l) => l.msg === 'closing connection' && l.code === 'GOSSIP_ERR_MALFORMED_FRAME');
+    expect(d.logs.filter((l) => l.msg === 'socket error')).toHaveLength(1);
   });
 
   it('legacy handshake - a stopping server ends a legacy connection with one line', async () => {
@@ -479,6 +520,49 @@ describe('legacy bad input', () => {
     const m = await n.next<MessageFrame>(messageFor('edge'));
     expect(Buffer.from(m.data).equals(data)).toBe(true);
     expect(inflateSync((await l.message('edge')).payload.subarray(1)).equals(data)).toBe(true);
+  });
+});
+
+describe('legacy limits', () => {
+  it('legacy limits - a legacy subscriber that does not read is dropped at --max-outbound with one line GOSSIP_ERR_SLOW_CONSUMER', async () => {
+    const d = await h.start({ args: ['--max-outbound', '1MiB'] });
+    const n = await h.live(d.port);
+    const l = await legacyLive(d.port);
+    l.pause();
+    let dropped = false;
+    void d
+      .waitLog((line) => line.msg.startsWith('slow consumer disconnected') && line.legacy === true)
+      .then(() => {
+        dropped = true;
+      });
+    // Random data goes out raw ("="): each publish adds all of its bytes to what l leaves unread.
+    const data = randomBytes(256 * 1024);
+    let sent = 0;
+    while (!dropped && sent < 400) await n.publish(`big/${sent++}`, now(), data);
+    l.resume();
+    expect(dropped).toBe(true);
+    expect((await errorLine(l)).code).toBe('GOSSIP_ERR_SLOW_CONSUMER');
+    // What it had been sent before, whole and in order, then the line.
+    expect(l.messages().map((m) => m.id)).toEqual(Array.from({ length: l.messages().length }, (_, i) => `big/${i}`));
+    expect(await d.metric('gossip_slow_consumer_disconnects_total')).toBe(1);
+    // The reading client carries on.
+    await marker(n, n);
+    expect(n.isClosed).toBe(false);
+  });
+
+  it('legacy limits - --idle-timeout does not apply: a quiet legacy subscriber outlives silent native clients', async () => {
+    const d = await h.start({ args: ['--idle-timeout', '200ms'] });
+    const l = await legacyLive(d.port);
+    // Native clients are the clock: each is closed 200 ms after its replay-done, so after
+    // three in a row the legacy client has sent nothing for over 600 ms.
+    for (let i = 0; i < 3; i++) {
+      expect((await fatalError(await h.live(d.port))).code).toBe('GOSSIP_ERR_IDLE_TIMEOUT');
+    }
+    expect(l.isClosed).toBe(false);
+    // Still served both ways: its own publish comes back.
+    l.publish('still-open', now(), 'ok');
+    await l.message('still-open');
+    expect(l.text).toBe('');
   });
 });
 

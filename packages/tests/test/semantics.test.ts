@@ -12,17 +12,12 @@ import {
 } from '@gossip/protocol';
 import { describe, expect, it } from 'vitest';
 import type { RawClient } from '../src/raw-client.js';
-import { barrier, harness, isMessage, past } from './harness.js';
+import { barrier, harness, isMessage, messageFor, past, rows } from './harness.js';
 
 // End-to-end checks of the semantics contract (/work/shared/PRODUCT.md, "Semantics")
 // against a real gossipd process.
 
 const h = harness();
-
-/** [id, ts, data, flags] of messages, for compact comparisons. */
-const rows = (ms: MessageFrame[]) => ms.map((m) => [m.id, m.ts, m.data.toString(), m.flags]);
-
-const messageFor = (id: string) => (f: { kind: number; id?: string }) => f.kind === FrameKind.Message && f.id === id;
 
 describe('publish', () => {
   it('publish - an accepted publish is acked as written and broadcast to every client', async () => {

@@ -1,24 +1,34 @@
 import { AckStatus, Durability, type ErrorCode, MAX_ID_BYTES } from '@gossip/protocol';
 import type { Connection } from '../connection.js';
+import type { ServerContext } from '../context.js';
+
+/** The codes `refusal` returns: a publish or emit over a limit, counted in `refused`. */
+export const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'GOSSIP_ERR_ID_EMPTY',
+  'GOSSIP_ERR_ID_TOO_LONG',
+  'GOSSIP_ERR_DATA_TOO_LARGE',
+  'GOSSIP_ERR_TS_AHEAD',
+]);
 
 /**
- * The limits a publish or emit must meet beyond its framing (docs/PROTOCOL.md, E1):
- * refused with an error ack, the connection stays. Returns the refusal, or undefined.
+ * The limits a publish or emit must meet beyond its framing (docs/PROTOCOL.md, E1; for
+ * legacy clients L2): a native one is refused with an error ack and the connection
+ * stays; a legacy one closes its connection (L6). Returns the refusal, or undefined.
  */
-export function refusal(conn: Connection, id: string, ts: bigint, data: Uint8Array): [ErrorCode, string] | undefined {
+export function refusal(ctx: ServerContext, id: string, ts: bigint, data: Uint8Array): [ErrorCode, string] | undefined {
   if (id.length === 0) return ['GOSSIP_ERR_ID_EMPTY', 'id is empty: ids are 1 to 256 bytes of UTF-8'];
   // Up to 85 UTF-16 units cannot exceed 256 UTF-8 bytes: only longer ids need measuring.
   if (id.length > MAX_ID_BYTES / 3 && (id.length > MAX_ID_BYTES || Buffer.byteLength(id) > MAX_ID_BYTES)) {
     return ['GOSSIP_ERR_ID_TOO_LONG', `id is ${Buffer.byteLength(id)} bytes: ids are at most ${MAX_ID_BYTES} bytes`];
   }
-  const max = conn.ctx.store.maxDataBytes;
+  const max = ctx.store.maxDataBytes;
   if (data.byteLength > max) {
     return ['GOSSIP_ERR_DATA_TOO_LARGE', `data is ${data.byteLength} bytes, over the server's max-data of ${max}`];
   }
-  if (conn.ctx.maxSkewNs > 0n && ts > conn.ctx.latestAllowedTs()) {
+  if (ctx.maxSkewNs > 0n && ts > ctx.latestAllowedTs()) {
     return [
       'GOSSIP_ERR_TS_AHEAD',
-      `ts ${ts} is more than ${conn.ctx.options.maxSkewMs} ms ahead of the server's clock: fix the publisher's clock`,
+      `ts ${ts} is more than ${ctx.options.maxSkewMs} ms ahead of the server's clock: fix the publisher's clock`,
     ];
   }
   return undefined;
@@ -29,7 +39,7 @@ export function refusal(conn: Connection, id: string, ts: bigint, data: Uint8Arr
  * an emit that asked for none) and is counted. Returns whether it was refused.
  */
 export function refuse(conn: Connection, reqId: number, id: string, ts: bigint, data: Uint8Array): boolean {
-  const refused = refusal(conn, id, ts, data);
+  const refused = refusal(conn.ctx, id, ts, data);
   if (!refused) return false;
   conn.ctx.stats.refused++;
   conn.enc.ack(reqId, AckStatus.Error, Durability.None, refused[0], refused[1]);
