@@ -471,7 +471,7 @@ async function main(): Promise<void> {
       .filter((s) => !s.w1Only)
       .map((s) => `${s.name} ${k(windowOf(cfg, s))}`)
       .join(', ')}`,
-    `(gossipd: the server suite's pipelinedPublish; ${cfg.window ? 'GOSSIP_PEERS_WINDOW for the peers' : "each peer's best of 256, 2 k and 20 k in a trial"});`,
+    `(gossipd: the server suite's window, PIPELINE_WINDOW; ${cfg.window ? 'GOSSIP_PEERS_WINDOW for the peers' : "each peer's best of 256, 2 k and 20 k in a trial"});`,
     "redis's publisher sends pipelines of up to 1000 messages. W2 latency: paced by a 1 ms timer, each payload carries process.hrtime.bigint() at send;",
     `${k(cfg.rate)} msg/s for ${cfg.latencySeconds} s, after ${cfg.warmupSeconds} s at that rate that is not measured. W3 runs on the server W1 filled (${k(cfg.messages)} messages over ${k(cfg.ids)} ids);`,
     'W4 stops it (SIGTERM) and restarts it on the same folder, timed from spawn to the client having every id.',
