@@ -1,17 +1,24 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { TokenSet } from '@gossip/server';
 import type { Registry } from 'prom-client';
 
 export interface AdminHooks {
   isReady(): boolean;
   /** Runs a compaction now; resolves with its result as JSON-able fields. */
   compact(): Promise<object>;
+  /** gossipd's auth tokens: with any set, POST /compact needs one (the GETs stay open). */
+  tokens: TokenSet;
+  /** A POST /compact with a missing or wrong token was refused. */
+  onAuthFailure(remote: string | undefined): void;
 }
 
 /**
  * The admin listener: `GET /healthz` (the process runs), `GET /readyz` (recovery is
  * done and the server accepts clients), `GET /metrics` (Prometheus text),
- * `POST /compact` (compact the log now).
+ * `POST /compact` (compact the log now; with tokens set, only with
+ * `Authorization: Bearer <token>`). The GETs need no token, as Prometheus scrapers and
+ * health probes expect: they read, and change nothing.
  */
 export async function startAdmin(
   host: string,
@@ -22,6 +29,17 @@ export async function startAdmin(
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/compact' && req.method === 'POST') {
+      // TokenSet hashes and compares in constant time; without tokens it lets everything through.
+      if (!hooks.tokens.verify(bearer(req.headers.authorization))) {
+        hooks.onAuthFailure(req.socket.remoteAddress);
+        res
+          .writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer realm="gossipd"' })
+          .end(
+            'unauthorized: POST /compact needs one of the auth tokens (--token, --token-file, GOSSIP_TOKENS) ' +
+              'as the header "Authorization: Bearer <token>"\n',
+          );
+        return;
+      }
       hooks.compact().then(
         (result) => res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(result)}\n`),
         (error: Error) => res.writeHead(503, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
@@ -58,4 +76,9 @@ export async function startAdmin(
     });
   });
   return { server, address: server.address() as AddressInfo };
+}
+
+/** The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive (RFC 7235). */
+function bearer(header: string | undefined): string | undefined {
+  return header === undefined ? undefined : /^Bearer +(.+)$/i.exec(header)?.[1];
 }

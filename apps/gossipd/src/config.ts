@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { GossipError } from '@gossip/protocol';
+import { isLoopback } from '@gossip/server';
 
 /**
  * Every setting of gossipd, from flags and `GOSSIP_*` environment variables (a flag
@@ -48,6 +49,12 @@ interface Setting {
   kind: Kind;
   default: string | undefined;
   help: string;
+  /**
+   * The variable set to the empty string counts as set (and is then refused for holding
+   * nothing), not as unset. For the token sources: `GOSSIP_TOKENS=${TOKENS}` with TOKENS
+   * unset must not turn auth off. Other variables read empty as unset (their default).
+   */
+  emptyIsSet?: boolean;
 }
 
 /** The table behind the flags, the variables, `--help` and the docs. */
@@ -158,21 +165,23 @@ export const SETTINGS: Setting[] = [
     env: 'GOSSIP_TOKENS',
     kind: 'list',
     default: undefined,
-    help: 'auth token; repeat the flag, or comma-separate in the variable',
+    help: 'auth token; repeat the flag, or comma-separate in the variable (set but empty: refused)',
+    emptyIsSet: true,
   },
   {
     flag: 'token-file',
     env: 'GOSSIP_TOKEN_FILE',
     kind: 'string',
     default: undefined,
-    help: 'file with one auth token per line',
+    help: 'file with one auth token per line, # comments allowed (no token in it: refused)',
+    emptyIsSet: true,
   },
   {
     flag: 'insecure',
     env: 'GOSSIP_INSECURE',
     kind: 'bool',
     default: 'false',
-    help: 'allow a non-loopback --host without tokens',
+    help: 'allow a non-loopback --host or --admin-host without tokens',
   },
   {
     flag: 'legacy',
@@ -208,14 +217,14 @@ export const SETTINGS: Setting[] = [
     env: 'GOSSIP_ADMIN_HOST',
     kind: 'string',
     default: '127.0.0.1',
-    help: 'address of the admin HTTP listener',
+    help: 'address of the admin HTTP listener; non-loopback needs tokens or --insecure',
   },
   {
     flag: 'admin-port',
     env: 'GOSSIP_ADMIN_PORT',
     kind: 'string',
     default: '7421',
-    help: 'admin HTTP port (/healthz, /readyz, /metrics); 0 picks one; off disables',
+    help: 'admin HTTP port (/healthz, /readyz, /metrics, POST /compact); 0 picks one; off disables',
   },
   {
     flag: 'log-level',
@@ -261,7 +270,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
     const v = values[s.flag] as string | string[] | boolean | undefined;
     if (v !== undefined) return v;
     const e = env[s.env];
-    if (e !== undefined && e !== '')
+    if (e !== undefined && (e !== '' || s.emptyIsSet))
       return s.kind === 'list'
         ? e
             .split(',')
@@ -305,21 +314,34 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
   if (legacy !== 'on' && legacy !== 'off')
     throw new ConfigError(`--legacy must be on or off, got ${JSON.stringify(legacy)}`);
 
+  // A token source that yields no token is a mistake to report, never auth turned off.
   const tokens = [...((raw(setting('token')) as string[] | undefined) ?? [])];
+  if (values.token === undefined && env.GOSSIP_TOKENS !== undefined && tokens.length === 0) {
+    throw new ConfigError(
+      `GOSSIP_TOKENS is set but holds no token (${JSON.stringify(env.GOSSIP_TOKENS)}): ` +
+        'set it to comma-separated tokens, or unset it to run without auth',
+    );
+  }
   const tokenFile = get('token-file');
-  if (tokenFile) {
+  if (tokenFile !== undefined) {
+    const source = values['token-file'] === undefined ? 'GOSSIP_TOKEN_FILE' : '--token-file';
+    if (tokenFile === '') throw new ConfigError(`${source} is empty: give the path of a file with one token per line`);
     let text: string;
     try {
       text = readFileSync(tokenFile, 'utf8');
     } catch (error) {
-      throw new ConfigError(`cannot read --token-file ${tokenFile}: ${(error as Error).message}`);
+      throw new ConfigError(`cannot read ${source} ${tokenFile}: ${(error as Error).message}`);
     }
-    tokens.push(
-      ...text
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l && !l.startsWith('#')),
-    );
+    const fromFile = text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+    if (fromFile.length === 0) {
+      throw new ConfigError(
+        `${source} ${tokenFile} holds no token (only blank lines and # comments): put one token per line`,
+      );
+    }
+    tokens.push(...fromFile);
   }
   if (tokens.some((t) => t.length === 0)) throw new ConfigError('an auth token is empty');
   const tlsCert = get('tls-cert');
@@ -363,6 +385,32 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
       logFormat,
     },
   };
+}
+
+/**
+ * Refuses (GOSSIP_ERR_INSECURE) a non-loopback --host or --admin-host without tokens
+ * unless --insecure is set: anyone who can reach the main port could publish and read,
+ * and the admin port's metrics and POST /compact would be open to them. gossipd runs
+ * this before it creates the data folder or opens a port; the server checks its own
+ * port again in listen().
+ */
+export function checkExposure(config: Config): void {
+  if (config.tokens.length > 0 || config.insecure) return;
+  if (!isLoopback(config.host)) {
+    throw new GossipError(
+      'GOSSIP_ERR_INSECURE',
+      `refusing to listen on ${config.host} without auth tokens: anyone who can reach it could publish. ` +
+        'Set --token (or GOSSIP_TOKENS), or pass --insecure if the network is trusted',
+    );
+  }
+  if (config.adminPort !== null && !isLoopback(config.adminHost)) {
+    throw new GossipError(
+      'GOSSIP_ERR_INSECURE',
+      `refusing to serve the admin listener on ${config.adminHost} without auth tokens: anyone who can reach it ` +
+        'could read /metrics and run POST /compact. Keep --admin-host on loopback, set --token (or GOSSIP_TOKENS), ' +
+        'or pass --insecure if the network is trusted',
+    );
+  }
 }
 
 function parseInt10(text: string, s: Setting, min: number, max: number): number {

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { GossipError, PROTOCOL_VERSION } from '@gossip/protocol';
-import { GossipServer } from '@gossip/server';
+import { GossipServer, TokenSet } from '@gossip/server';
 import { Store } from '@gossip/store';
 import { pino } from 'pino';
 import type { Registry } from 'prom-client';
 import { codeCacheStatus } from './code-cache.js';
-import { type Config, helpText, parseConfig } from './config.js';
+import { type Config, checkExposure, helpText, parseConfig } from './config.js';
 import { createMetrics } from './metrics.js';
 
 const VERSION = '0.1.0';
@@ -69,11 +69,15 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 
   try {
+    // Before anything is opened or created: a refused start leaves no data folder behind.
+    checkExposure(config);
+    let adminAuthFailures = 0;
     let metrics: Promise<Registry> | undefined;
     const registry = () => {
       metrics ??= createMetrics(
         () => server,
         () => store,
+        () => adminAuthFailures,
       );
       return metrics;
     };
@@ -85,6 +89,11 @@ async function main(): Promise<void> {
         compact: async () => {
           if (!store || !ready) throw new Error('not ready: the store is recovering');
           return await store.compact();
+        },
+        tokens: new TokenSet(config.tokens),
+        onAuthFailure: (remote) => {
+          adminAuthFailures++;
+          log.warn({ component: 'admin', remote }, 'admin auth failed');
         },
       });
       admin = started.server;

@@ -10,6 +10,8 @@ import type { Registry } from 'prom-client';
 export async function createMetrics(
   getServer: () => GossipServer | undefined,
   getStore: () => Store | undefined,
+  /** POST /compact requests refused for a missing or wrong token (admin.ts). */
+  getAdminAuthFailures: () => number,
 ): Promise<Registry> {
   // Loaded on demand: prom-client costs tens of milliseconds of start-up, before gossipd is ready.
   const { collectDefaultMetrics, Counter, Gauge, Registry } = await import('prom-client');
@@ -139,10 +141,11 @@ export async function createMetrics(
     'Connections closed for a malformed frame',
     server((s) => s.stats.protocolErrors),
   );
+  const hellosRefused = server((s) => s.stats.authFailures);
   counter(
     'gossip_auth_failures_total',
-    'Hellos refused for a bad token',
-    server((s) => s.stats.authFailures),
+    'Hellos and POST /compact requests refused for a missing or bad token',
+    () => hellosRefused() + getAdminAuthFailures(),
   );
 
   gauge(

@@ -1,5 +1,8 @@
-import { describe, expect, it } from 'vitest';
-import { parseConfig, SETTINGS } from '../src/config.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { checkExposure, parseConfig, SETTINGS } from '../src/config.js';
 
 const run = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
   const parsed = parseConfig(argv, env, false);
@@ -111,5 +114,97 @@ describe('config', () => {
     const tty = parseConfig([], {}, true);
     expect(tty.kind === 'run' && tty.config.logFormat).toBe('pretty');
     expect(run(['--log-format', 'pretty']).logFormat).toBe('pretty');
+  });
+});
+
+describe('config - token sources', () => {
+  const dirs: string[] = [];
+  afterEach(async () => {
+    await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
+  });
+  const file = async (text: string) => {
+    const dir = await mkdtemp(join(tmpdir(), 'gossipd-config-'));
+    dirs.push(dir);
+    const path = join(dir, 'tokens');
+    await writeFile(path, text);
+    return path;
+  };
+  const refused = (argv: string[], env: NodeJS.ProcessEnv, message: RegExp) =>
+    expect(() => parseConfig(argv, env, false)).toThrow(
+      expect.objectContaining({ code: 'GOSSIP_ERR_CONFIG', message: expect.stringMatching(message) }),
+    );
+
+  it('config - GOSSIP_TOKENS set to nothing but empty items is refused, not read as no auth', () => {
+    for (const value of ['', ',', ' , ,'])
+      refused([], { GOSSIP_TOKENS: value }, /^GOSSIP_TOKENS is set but holds no token/);
+  });
+
+  it('config - GOSSIP_TOKENS drops empty items around real tokens, and a --token flag wins over it', () => {
+    expect(run([], { GOSSIP_TOKENS: 'a,,b,' }).tokens).toEqual(['a', 'b']);
+    expect(run(['--token', 'x'], { GOSSIP_TOKENS: '' }).tokens).toEqual(['x']);
+  });
+
+  it('config - an empty or comment-only --token-file is refused, naming the flag and the path', async () => {
+    for (const text of ['', '\n\n', '# service tokens\n  # none yet\n\n']) {
+      const path = await file(text);
+      refused(['--token-file', path], {}, new RegExp(`^--token-file ${path} holds no token`));
+      refused([], { GOSSIP_TOKEN_FILE: path }, new RegExp(`^GOSSIP_TOKEN_FILE ${path} holds no token`));
+      // Tokens from elsewhere do not make an empty file acceptable: it is still a mistake.
+      refused(['--token', 'a', '--token-file', path], {}, /--token-file/);
+    }
+  });
+
+  it('config - an empty --token-file path or GOSSIP_TOKEN_FILE is refused', () => {
+    refused(['--token-file', ''], {}, /^--token-file is empty/);
+    refused([], { GOSSIP_TOKEN_FILE: '' }, /^GOSSIP_TOKEN_FILE is empty/);
+  });
+
+  it('config - a --token-file with tokens, comments and CRLF line ends gives its tokens', async () => {
+    const path = await file('# ops\r\na\r\n\r\n  b  \r\n');
+    expect(run(['--token-file', path, '--token', 'c']).tokens).toEqual(['c', 'a', 'b']);
+  });
+
+  it('config - an empty --token is refused', () => {
+    refused(['--token', ''], {}, /an auth token is empty/);
+  });
+
+  it('config - other empty variables still read as unset and take their default', () => {
+    expect(run([], { GOSSIP_HOST: '', GOSSIP_PORT: '', GOSSIP_ADMIN_HOST: '', GOSSIP_INSECURE: '' })).toMatchObject({
+      host: '127.0.0.1',
+      port: 7420,
+      adminHost: '127.0.0.1',
+      insecure: false,
+      tokens: [],
+    });
+  });
+});
+
+describe('config - exposure', () => {
+  const insecure = (argv: string[], message: RegExp) =>
+    expect(() => checkExposure(run(argv))).toThrow(
+      expect.objectContaining({ code: 'GOSSIP_ERR_INSECURE', message: expect.stringMatching(message) }),
+    );
+
+  it('config - a non-loopback --host without tokens is refused, naming --token and --insecure', () => {
+    for (const host of ['0.0.0.0', '::', '10.1.2.3', 'example.com']) {
+      insecure(['--host', host], /refusing to listen on .*--token.*--insecure/);
+    }
+  });
+
+  it('config - a non-loopback --admin-host without tokens is refused, naming --admin-host, --token and --insecure', () => {
+    insecure(['--admin-host', '0.0.0.0'], /admin listener on 0\.0\.0\.0.*--admin-host.*--token.*--insecure/);
+    insecure(['--admin-host', '::', '--admin-port', '0'], /admin listener on ::/);
+  });
+
+  it('config - tokens, --insecure, loopback addresses or --admin-port off let it start', () => {
+    const ok = (argv: string[], env: NodeJS.ProcessEnv = {}) =>
+      expect(() => checkExposure(run(argv, env))).not.toThrow();
+    ok([]);
+    ok(['--host', 'localhost', '--admin-host', '::1']);
+    ok(['--host', '127.0.0.2', '--admin-host', '127.1.2.3']);
+    ok(['--host', '0.0.0.0', '--admin-host', '0.0.0.0', '--token', 's3cret']);
+    ok(['--host', '0.0.0.0', '--admin-host', '0.0.0.0'], { GOSSIP_TOKENS: 's3cret' });
+    ok(['--host', '0.0.0.0', '--admin-host', '0.0.0.0', '--insecure']);
+    ok(['--admin-host', '0.0.0.0', '--admin-port', 'off']);
   });
 });

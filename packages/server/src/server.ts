@@ -279,7 +279,7 @@ function withoutOrigin(
   return { bytes: parts.length === ends.length ? bytes : Buffer.concat(parts), count: parts.length };
 }
 
-function isLoopback(host: string): boolean {
+export function isLoopback(host: string): boolean {
   if (host === 'localhost' || host === '::1') return true;
   return isIP(host) === 4 && host.startsWith('127.');
 }
