@@ -42,6 +42,7 @@ export const ERROR_CODES = {
   GOSSIP_ERR_CLIENT_CLOSED: 110,
   GOSSIP_ERR_INSECURE: 111,
   GOSSIP_ERR_CONFIG: 112,
+  GOSSIP_ERR_NOT_GOSSIP_SERVER: 113,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -52,6 +52,7 @@ export type {
   LegacyWelcome,
 } from './legacy.js';
 export {
+  inflateLegacyPayload,
   LEGACY_COMPRESS_MIN_BYTES,
   LEGACY_FIRST_BYTE,
   LEGACY_HELLO_BYTES,
@@ -70,8 +71,10 @@ export {
   FRAME_OVERHEAD_BYTES,
   HELLO_MAGIC,
   MAX_EXTENSION_BYTES,
+  MAX_HELLO_FRAME_BYTES,
   MAX_ID_BYTES,
   MAX_TS,
+  MAX_WELCOME_FRAME_BYTES,
   MIN_TS,
   PROTOCOL_VERSION,
 } from './limits.js';

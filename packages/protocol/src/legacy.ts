@@ -1,4 +1,5 @@
-import { deflateSync, inflateSync, constants as zlibConstants } from 'node:zlib';
+import { promisify } from 'node:util';
+import { deflateSync, inflate, inflateSync, constants as zlibConstants } from 'node:zlib';
 import {
   BadMagicError,
   DataTooLargeError,
@@ -430,32 +431,70 @@ const DEFLATE = { level: zlibConstants.Z_BEST_SPEED };
  * when the data is over `maxDataBytes`. The `=` result is a view of `payload`.
  */
 export function unwrapLegacyPayload(payload: Uint8Array, maxDataBytes: number = DEFAULT_MAX_DATA_BYTES): Buffer {
+  const buf = taggedPayload(payload);
+  if (buf[0] === LegacyTag.Raw) return rawData(buf, maxDataBytes);
+  try {
+    // maxOutputLength must be at least 1; a limit of 0 is checked below.
+    return checkInflated(inflateSync(buf.subarray(1), { maxOutputLength: Math.max(1, maxDataBytes) }), maxDataBytes);
+  } catch (error) {
+    throw inflateError(error, maxDataBytes);
+  }
+}
+
+const inflateAsync = promisify(inflate);
+
+/**
+ * `unwrapLegacyPayload` with the `z` inflate run off the event loop, on libuv's
+ * threadpool: a server inflating untrusted payloads does not stall its other clients
+ * for as long as an inflate takes. The same results and errors; `=` answers at once.
+ */
+export async function inflateLegacyPayload(
+  payload: Uint8Array,
+  maxDataBytes: number = DEFAULT_MAX_DATA_BYTES,
+): Promise<Buffer> {
+  const buf = taggedPayload(payload);
+  if (buf[0] === LegacyTag.Raw) return rawData(buf, maxDataBytes);
+  try {
+    return checkInflated(
+      await inflateAsync(buf.subarray(1), { maxOutputLength: Math.max(1, maxDataBytes) }),
+      maxDataBytes,
+    );
+  } catch (error) {
+    throw inflateError(error, maxDataBytes);
+  }
+}
+
+/** The payload as a Buffer, its tag checked to be `=` or `z`. */
+function taggedPayload(payload: Uint8Array): Buffer {
   const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
   if (buf.length === 0) {
     throw new MalformedFrameError('legacy payload has no tag: an empty data field must be "=" (a tombstone)');
   }
   const tag = buf[0] as number;
-  if (tag === LegacyTag.Raw) {
-    const data = buf.subarray(1);
-    checkData(data, maxDataBytes);
-    return data;
-  }
-  if (tag !== LegacyTag.Zlib) {
+  if (tag !== LegacyTag.Raw && tag !== LegacyTag.Zlib) {
     throw new MalformedFrameError(
       `legacy payload tag 0x${tag.toString(16).padStart(2, '0')} is neither "=" (raw) nor "z" (zlib)`,
     );
   }
-  try {
-    // maxOutputLength must be at least 1; a limit of 0 is checked below.
-    const data = inflateSync(buf.subarray(1), { maxOutputLength: Math.max(1, maxDataBytes) });
-    if (data.length > maxDataBytes) throw inflatesTooLarge(maxDataBytes);
-    return data;
-  } catch (error) {
-    if (error instanceof GossipError) throw error;
-    // inflateSync throws a RangeError once the output passes maxOutputLength.
-    if (error instanceof RangeError) throw inflatesTooLarge(maxDataBytes, error);
-    throw new MalformedFrameError('legacy "z" payload is not valid zlib data', { cause: error });
-  }
+  return buf;
+}
+
+function rawData(buf: Buffer, maxDataBytes: number): Buffer {
+  const data = buf.subarray(1);
+  checkData(data, maxDataBytes);
+  return data;
+}
+
+function checkInflated(data: Buffer, maxDataBytes: number): Buffer {
+  if (data.length > maxDataBytes) throw inflatesTooLarge(maxDataBytes);
+  return data;
+}
+
+function inflateError(error: unknown, maxDataBytes: number): GossipError {
+  if (error instanceof GossipError) return error;
+  // zlib throws a RangeError once the output passes maxOutputLength.
+  if (error instanceof RangeError) return inflatesTooLarge(maxDataBytes, error);
+  return new MalformedFrameError('legacy "z" payload is not valid zlib data', { cause: error });
 }
 
 function inflatesTooLarge(max: number, cause?: unknown): DataTooLargeError {

@@ -22,6 +22,18 @@ export const EPOCH_BYTES = 16;
 /** Cap on the msgpack extension map of a hello or welcome. */
 export const MAX_EXTENSION_BYTES = 16 * 1024;
 
+/**
+ * The largest hello: its length field at most (rule H1), kind byte and 30 fixed body
+ * bytes and the largest extension. A server accepts no larger frame before its welcome.
+ */
+export const MAX_HELLO_FRAME_BYTES = 1 + 30 + MAX_EXTENSION_BYTES;
+
+/**
+ * The largest welcome: its length field at most (rule W1), kind byte and 44 fixed body
+ * bytes and the largest extension. A client accepts no larger frame before the welcome.
+ */
+export const MAX_WELCOME_FRAME_BYTES = 1 + 44 + MAX_EXTENSION_BYTES;
+
 /** Smallest and largest signed 64-bit integers: the domain of `ts`. */
 export const MIN_TS = -(2n ** 63n);
 export const MAX_TS = 2n ** 63n - 1n;
