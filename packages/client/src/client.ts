@@ -15,6 +15,7 @@ import {
   FrameEncoder,
   FrameKind,
   GossipError,
+  MAX_WELCOME_FRAME_BYTES,
   MessageFlags,
   type MessageFrame,
   MIN_TS,
@@ -28,7 +29,7 @@ import { exponentialBackoff, type ReconnectStrategy } from './backoff.js';
 import { bytesCodec, type Codec } from './codecs.js';
 import { MessageStream, type MessageStreamOptions } from './message-stream.js';
 import { RingQueue } from './queue.js';
-import { clearTimer, setTimer, type Timer } from './timers.js';
+import { clearTimer, setTimer, setUnrefTimer, type Timer } from './timers.js';
 
 export interface ClientOptions<T = Uint8Array> {
   /** `host:port`, `gossip://host:port` or `gossips://host:port` (TLS). Default `gossip://127.0.0.1:7420`. */
@@ -47,12 +48,36 @@ export interface ClientOptions<T = Uint8Array> {
   since?: 'all' | 'now' | bigint;
   /** How far before the last seen ts a reconnect replays from. Default 5 000 ms. */
   replayDeltaMs?: number;
-  /** Delay before reconnect attempt n, or null to stop. Default: exponential backoff 100 ms → 10 s with jitter. */
+  /**
+   * Delay before reconnect attempt n, or null to stop. Default: exponential backoff
+   * 100 ms → 10 s with jitter, which never returns null: a client that has connected
+   * keeps reconnecting, and keeps the process alive, until `close()`. A strategy of
+   * yours that returns null closes the client (an `error` event; what waits fails with
+   * GOSSIP_ERR_CONNECTION_CLOSED). With `waitOnFirstConnect` it also paces the first connect.
+   */
   reconnect?: ReconnectStrategy;
   /** A sent publish not acked within this fails with GOSSIP_ERR_TIMEOUT. Default 30 000 ms. */
   publishTimeoutMs?: number;
   /** `connect()` fails with GOSSIP_ERR_TIMEOUT if the welcome takes longer. Default 10 000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * What the first `connect()` does when it cannot get a welcome. Default false: it
+   * rejects with the reason (GOSSIP_ERR_IO for a refused connection, GOSSIP_ERR_TIMEOUT,
+   * GOSSIP_ERR_NOT_GOSSIP_SERVER, the server's code) and the client is `closed`, with no
+   * timer left. true: it keeps trying on the `reconnect` strategy's delays (each failure
+   * with a reason is an `error` event, each wait a `reconnecting` event, the state stays
+   * `connecting`) until it connects, `close()` is called (it rejects with
+   * GOSSIP_ERR_CLIENT_CLOSED) or the strategy returns null (it rejects with the last failure).
+   */
+  waitOnFirstConnect?: boolean;
+  /**
+   * Whether `publish()`, `delete()` and `fetch()` called before `connect()` wait for it.
+   * Default false: they reject at once with GOSSIP_ERR_CONNECTION_CLOSED (and `emit()`
+   * throws it). true: publishes wait in the offline queue (same caps) and go out once
+   * connected, fetches wait for the connection, `emit()` returns false; if the first
+   * connect fails, what waits fails with its error.
+   */
+  queueBeforeConnect?: boolean;
   /** Publishes held while disconnected, at most. Default 10 000. */
   maxQueue?: number;
   /** Bytes of publishes held while disconnected, at most. Default 16 MiB. */
@@ -65,7 +90,11 @@ export interface ClientOptions<T = Uint8Array> {
   pingIntervalMs?: number;
 }
 
-/** The connection's state; changes emit `state`. */
+/**
+ * The connection's state; changes emit `state`. `idle` until `connect()`; `connecting`
+ * until the first welcome (also between attempts with `waitOnFirstConnect`); `closed`
+ * after `close()`, a failed first connect, or a `reconnect` strategy that returned null.
+ */
 export type ClientState = 'idle' | 'connecting' | 'replaying' | 'ready' | 'reconnecting' | 'closed';
 
 export interface ClientMessage<T> {
@@ -175,6 +204,8 @@ export class GossipClient<T = Uint8Array> {
   #connecting: { resolve: () => void; reject: (e: Error) => void } | undefined;
   #connectTimer: Timer | undefined;
   #closing = false;
+  /** Why the client closed: what a fetch waiting for a connection fails with. */
+  #closeReason: GossipError | undefined;
 
   constructor(options: ClientOptions<T> = {}) {
     this.#opts = options;
@@ -213,7 +244,10 @@ export class GossipClient<T = Uint8Array> {
   /**
    * Connects and resolves once the first replay is done. Rejects with a coded error
    * (GOSSIP_ERR_UNAUTHORIZED, GOSSIP_ERR_UNSUPPORTED_VERSION, GOSSIP_ERR_IO for a refused
-   * connection, GOSSIP_ERR_TIMEOUT). From then on the client reconnects by itself.
+   * connection, GOSSIP_ERR_TIMEOUT, GOSSIP_ERR_NOT_GOSSIP_SERVER, GOSSIP_ERR_ABORTED) and
+   * then the client is `closed`; with `waitOnFirstConnect` it retries instead. From the
+   * first welcome on the client reconnects by itself, and keeps the process alive until
+   * `close()`.
    */
   connect(options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(closedError());
@@ -221,14 +255,9 @@ export class GossipClient<T = Uint8Array> {
       return Promise.reject(new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', `connect() while ${this.#state}`));
     return new Promise<void>((resolve, reject) => {
       const signal = options.signal;
-      const onAbort = () => {
-        this.#connecting = undefined;
-        this.#socket?.destroy();
-        this.#setState('idle');
-        reject(new GossipError('GOSSIP_ERR_ABORTED', 'connect() was aborted', { cause: signal?.reason }));
-      };
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener('abort', onAbort, { once: true });
+      // An aborted connect is a failed one: the client closes and what waits fails with it.
+      const onAbort = () =>
+        this.#shutdown(new GossipError('GOSSIP_ERR_ABORTED', 'connect() was aborted', { cause: signal?.reason }));
       this.#connecting = {
         resolve: () => {
           signal?.removeEventListener('abort', onAbort);
@@ -239,6 +268,8 @@ export class GossipClient<T = Uint8Array> {
           reject(e);
         },
       };
+      if (signal?.aborted) return onAbort();
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.#open();
     });
   }
@@ -246,7 +277,8 @@ export class GossipClient<T = Uint8Array> {
   /**
    * Publishes a value under `id` with `ts` (default: `now()`, strictly increasing).
    * Resolves with the server's ack; while disconnected the publish waits in the
-   * offline queue (GOSSIP_ERR_QUEUE_FULL past its caps).
+   * offline queue (GOSSIP_ERR_QUEUE_FULL past its caps). Before `connect()` it rejects
+   * with GOSSIP_ERR_CONNECTION_CLOSED unless `queueBeforeConnect` is set.
    */
   publish(id: string, value: T, options: { ts?: bigint; signal?: AbortSignal } = {}): Promise<PublishResult> {
     let data: Uint8Array;
@@ -277,10 +309,13 @@ export class GossipClient<T = Uint8Array> {
    * Sends a transient message to the clients connected now: not stored, not acked,
    * never replayed, never changes what replay returns. Returns false (and sends
    * nothing) while disconnected; a refusal by the server comes as an `error` event.
+   * Before `connect()` it throws GOSSIP_ERR_CONNECTION_CLOSED unless `queueBeforeConnect`
+   * is set (then it returns false).
    */
   emit(id: string, value: T, options: { ts?: bigint } = {}): boolean {
     checkId(id);
     const data = this.codec.encode(value);
+    if (this.#state === 'idle' && !this.#opts.queueBeforeConnect) throw notConnectedError();
     if (!this.#socket || (this.#state !== 'replaying' && this.#state !== 'ready')) return false;
     this.#enc.emit(0, id, options.ts ?? now(), data);
     this.#scheduleWrite();
@@ -310,7 +345,10 @@ export class GossipClient<T = Uint8Array> {
     (this.#events.emit as (event: E, ...args: unknown[]) => boolean).call(this.#events, event, ...args);
   }
 
-  /** The newest persisted message of each id, read by the server from its log. Waits for a connection. */
+  /**
+   * The newest persisted message of each id, read by the server from its log. Waits for
+   * a connection while (re)connecting; before `connect()` only with `queueBeforeConnect`.
+   */
   async fetch(
     ids: string | string[],
     options: { signal?: AbortSignal; timeoutMs?: number } = {},
@@ -320,7 +358,9 @@ export class GossipClient<T = Uint8Array> {
     await this.#whenConnected(options.signal);
     const reqId = this.#nextReqId++;
     const entries = await new Promise<FetchEntry[]>((resolve, reject) => {
-      const timer = setTimer(() => {
+      // Unref'd: a fetch is only sent on an open socket, which keeps the process alive;
+      // a close rejects the fetch and clears this timer.
+      const timer = setUnrefTimer(() => {
         this.#fetches.delete(reqId);
         reject(new GossipError('GOSSIP_ERR_TIMEOUT', `fetch got no answer within ${options.timeoutMs ?? 30_000} ms`));
       }, options.timeoutMs ?? 30_000);
@@ -370,7 +410,9 @@ export class GossipClient<T = Uint8Array> {
     const connected = this.#state === 'replaying' || this.#state === 'ready';
     if (connected && (this.#inflight.size > 0 || this.#queue.size > 0)) {
       await new Promise<void>((resolve) => {
-        const timer = setTimer(resolve, options.timeoutMs ?? 5_000);
+        // Unref'd: it only waits while connected (the socket keeps the process alive); a
+        // drop ends the wait at once.
+        const timer = setUnrefTimer(resolve, options.timeoutMs ?? 5_000);
         const check = () => {
           if (this.#inflight.size === 0 && this.#queue.size === 0) {
             clearTimer(timer);
@@ -390,10 +432,12 @@ export class GossipClient<T = Uint8Array> {
 
   #idleWaiters: (() => void)[] = [];
 
+  /** Closes for good: no socket, no timer, nothing pending; what waits fails with `error`. */
   #shutdown(error: GossipError): void {
     clearTimer(this.#reconnectTimer);
     clearTimer(this.#pingTimer);
     clearTimer(this.#connectTimer);
+    this.#closeReason ??= error;
     this.#setState('closed');
     this.#socket?.destroy();
     this.#socket = undefined;
@@ -411,6 +455,7 @@ export class GossipClient<T = Uint8Array> {
 
   #publish(id: string, data: Uint8Array, options: { ts?: bigint; signal?: AbortSignal }): Promise<PublishResult> {
     if (this.#state === 'closed' || this.#closing) return Promise.reject(closedError());
+    if (this.#state === 'idle' && !this.#opts.queueBeforeConnect) return Promise.reject(notConnectedError());
     try {
       checkId(id);
       const max = this.#welcome?.maxDataBytes;
@@ -473,7 +518,9 @@ export class GossipClient<T = Uint8Array> {
     this.#inflight.set(p.reqId, p);
     this.#enc.publish(p.reqId, p.id, p.ts, p.data);
     const timeout = this.#opts.publishTimeoutMs ?? 30_000;
-    p.timer = setTimer(() => {
+    // Unref'd: a sent publish is on an open socket, which keeps the process alive; a drop
+    // clears this timer and queues the publish again.
+    p.timer = setUnrefTimer(() => {
       this.#inflight.delete(p.reqId);
       this.#settle(p, new GossipError('GOSSIP_ERR_TIMEOUT', `publish of ${p.id} not acked within ${timeout} ms`));
     }, timeout);
@@ -554,8 +601,14 @@ export class GossipClient<T = Uint8Array> {
       : netConnect({ host, port });
     this.#socket = socket;
     socket.setNoDelay(true);
-    const decoder = new FrameDecoder((f) => this.#onFrame(f), { maxFrameBytes: DEFAULT_MAX_FRAME_BYTES });
+    // Until the welcome, only a welcome or an error frame can come, so nothing larger
+    // than the largest welcome is accepted (an error frame that does not fit is no
+    // reasonable error either): a peer that is not a gossip server (an HTTP
+    // server's "HTTP/1.1 400", read as a 1.2 GB length) fails at once. #onWelcome raises it.
+    const decoder = new FrameDecoder((f) => this.#onFrame(f), { maxFrameBytes: MAX_WELCOME_FRAME_BYTES });
     this.#decoder = decoder;
+    // The first bytes the peer sent, copied, to name what answered if it is not a gossip server.
+    let head: Buffer | undefined;
     const since = this.#since();
     this.#helloSince = since;
     socket.once(tls ? 'secureConnect' : 'connect', () => {
@@ -571,7 +624,9 @@ export class GossipClient<T = Uint8Array> {
           .take(),
       );
     });
-    this.#connectTimer = setTimer(() => {
+    // Unref'd: it runs while the socket connects or waits for the welcome, and the
+    // socket keeps the process alive; every close clears it.
+    this.#connectTimer = setUnrefTimer(() => {
       this.#fatal ??= new GossipError(
         'GOSSIP_ERR_TIMEOUT',
         `no welcome from ${host}:${port} within ${this.#opts.connectTimeoutMs ?? 10_000} ms`,
@@ -580,11 +635,12 @@ export class GossipClient<T = Uint8Array> {
     }, this.#opts.connectTimeoutMs ?? 10_000);
     socket.on('data', (chunk: Buffer) => {
       this.#lastHeard = Date.now();
+      if (!this.#welcome && !head) head = Buffer.from(chunk.subarray(0, 16));
       try {
         decoder.push(chunk);
       } catch (error) {
-        this.#fatal ??=
-          error instanceof GossipError ? error : new GossipError('GOSSIP_ERR_MALFORMED_FRAME', String(error));
+        const e = error instanceof GossipError ? error : new GossipError('GOSSIP_ERR_MALFORMED_FRAME', String(error));
+        this.#fatal ??= this.#welcome ? e : notGossipServer(host, port, head, e);
         socket.destroy();
       }
     });
@@ -597,6 +653,10 @@ export class GossipClient<T = Uint8Array> {
   }
 
   #onFrame(f: Frame): void {
+    if (!this.#welcome && f.kind !== FrameKind.Welcome && f.kind !== FrameKind.Error) {
+      // Thrown, so the decoder stops here; the data handler ends the connection with it.
+      throw new GossipError('GOSSIP_ERR_UNEXPECTED_FRAME', `frame kind ${f.kind} before the welcome`);
+    }
     switch (f.kind) {
       case FrameKind.Welcome:
         this.#onWelcome(f);
@@ -712,9 +772,10 @@ export class GossipClient<T = Uint8Array> {
       }
       this.#enc.ping(nonce++);
       this.#scheduleWrite();
-      this.#pingTimer = setTimer(tick, intervalMs);
+      this.#pingTimer = setUnrefTimer(tick, intervalMs);
     };
-    this.#pingTimer = setTimer(tick, intervalMs);
+    // Unref'd: it only runs while connected, and the socket keeps the process alive.
+    this.#pingTimer = setUnrefTimer(tick, intervalMs);
   }
 
   #scheduleWrite(): void {
@@ -731,8 +792,7 @@ export class GossipClient<T = Uint8Array> {
   async #whenConnected(signal?: AbortSignal): Promise<void> {
     if (this.#state === 'replaying' || this.#state === 'ready') return;
     if (this.#state === 'closed') throw closedError();
-    if (this.#state === 'idle')
-      throw new GossipError('GOSSIP_ERR_CONNECTION_CLOSED', 'not connected: call connect() first');
+    if (this.#state === 'idle' && !this.#opts.queueBeforeConnect) throw notConnectedError();
     await new Promise<void>((resolve, reject) => {
       const onState = (s: ClientState) => {
         if (s === 'replaying' || s === 'ready') {
@@ -740,7 +800,7 @@ export class GossipClient<T = Uint8Array> {
           resolve();
         } else if (s === 'closed') {
           done();
-          reject(closedError());
+          reject(this.#closeReason ?? closedError());
         }
       };
       const onAbort = () => {
@@ -782,21 +842,24 @@ export class GossipClient<T = Uint8Array> {
     if (this.#state === 'closed') return;
     const wasConnected = this.#state === 'replaying' || this.#state === 'ready';
     if (wasConnected) this.#fire('disconnect', reason);
-    if (this.#connecting && !this.#everConnected) {
-      // The first connect fails fast, with the reason.
-      const c = this.#connecting;
-      this.#connecting = undefined;
-      this.#setState('idle');
-      c.reject(reason);
-      return;
-    }
     if (this.#closing) {
       this.#shutdown(closedError());
+      return;
+    }
+    const first = !this.#everConnected;
+    if (first && !this.#opts.waitOnFirstConnect) {
+      // The first connect fails fast, with the reason, and leaves nothing running (as nats.js).
+      this.#shutdown(reason);
       return;
     }
     if (this.#fatal && !wasConnected) this.#fire('error', this.#fatal);
     this.#attempt++;
     const delay = this.#reconnect(this.#attempt);
+    if (delay === null && first) {
+      // waitOnFirstConnect with a strategy that gave up: connect() fails with the last reason.
+      this.#shutdown(reason);
+      return;
+    }
     if (delay === null) {
       this.#fire(
         'error',
@@ -809,14 +872,41 @@ export class GossipClient<T = Uint8Array> {
       );
       return;
     }
-    this.#setState('reconnecting');
+    this.#setState(first ? 'connecting' : 'reconnecting');
     this.#fire('reconnecting', { attempt: this.#attempt, delayMs: delay });
+    // Ref'd: while it runs the client holds no socket, and a process whose only work is
+    // this client must stay alive until it is back (STYLE.md, "Not this").
     this.#reconnectTimer = setTimer(() => this.#open(), delay);
   }
 }
 
 function closedError(): GossipError {
   return new GossipError('GOSSIP_ERR_CLIENT_CLOSED', 'the client is closed');
+}
+
+function notConnectedError(): GossipError {
+  return new GossipError(
+    'GOSSIP_ERR_CONNECTION_CLOSED',
+    'not connected: call connect() first, or set queueBeforeConnect: true to wait for it',
+  );
+}
+
+/** The peer answered the hello with something that is neither a welcome nor an error frame. */
+function notGossipServer(host: string, port: number, head: Buffer | undefined, cause: GossipError): GossipError {
+  const answered = head && head.length > 0 ? ` it answered ${describeBytes(head)},` : '';
+  return new GossipError(
+    'GOSSIP_ERR_NOT_GOSSIP_SERVER',
+    `${host}:${port} is not a gossip server:${answered} not a welcome (docs/PROTOCOL.md, W1); check the address and port`,
+    { cause },
+  );
+}
+
+/** Bytes as quoted text when they are printable ASCII (an HTTP status line, say), else hex. */
+function describeBytes(bytes: Buffer): string {
+  if (bytes.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x0d || b === 0x0a || b === 0x09)) {
+    return JSON.stringify(bytes.toString('latin1'));
+  }
+  return `bytes ${bytes.toString('hex').replace(/(..)(?!$)/g, '$1 ')}`;
 }
 
 function isIpLiteral(host: string): boolean {

@@ -1,3 +1,18 @@
+// The error classes and codes, so users can switch on `code` without depending on @gossip/protocol.
+export type { ErrorCode, GossipErrorOptions } from '@gossip/protocol';
+export {
+  BadMagicError,
+  DataTooLargeError,
+  ERROR_CODES,
+  FrameTooLargeError,
+  GossipError,
+  InvalidArgumentError,
+  InvalidIdError,
+  MalformedFrameError,
+  TsAheadError,
+  UnknownFrameError,
+  UnsupportedVersionError,
+} from '@gossip/protocol';
 export type { Address } from './address.js';
 export { DEFAULT_PORT, parseAddress } from './address.js';
 export type { BackoffOptions, ReconnectStrategy } from './backoff.js';

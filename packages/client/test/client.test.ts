@@ -1,5 +1,6 @@
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
 import { AckStatus, Durability, FrameKind, MessageFlags, MIN_TS, ResyncReason } from '@gossip/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { GossipClient, GossipState, type PublishResult, utf8Codec } from '../src/index.js';
@@ -23,6 +24,15 @@ function client(options: ConstructorParameters<typeof GossipClient<string>>[0] =
   return c;
 }
 
+/** A loopback port nothing listens on: a connection to it is refused. */
+async function closedPort(): Promise<number> {
+  const probe = createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
 describe('client connect', () => {
   it('client - connect resolves after the first replay-done and asks for everything by default', async () => {
     const c = client();
@@ -43,7 +53,7 @@ describe('client connect', () => {
     };
     const c = client({ token: 'nope' });
     await expect(c.connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_UNAUTHORIZED' });
-    expect(c.state).toBe('idle');
+    expect(c.state).toBe('closed');
   });
 
   it('client - connect rejects with GOSSIP_ERR_UNSUPPORTED_VERSION', async () => {
@@ -54,17 +64,19 @@ describe('client connect', () => {
     await expect(client().connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_UNSUPPORTED_VERSION' });
   });
 
-  it('client - connect to a closed port rejects with GOSSIP_ERR_IO', async () => {
-    const probe = createServer().listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const port = (probe.address() as { port: number }).port;
-    await new Promise((r) => probe.close(r));
-    const c = new GossipClient({ address: `127.0.0.1:${port}` });
+  it('client - connect to a closed port rejects with GOSSIP_ERR_IO and leaves the client closed with no timer', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const c = client({ address: `127.0.0.1:${await closedPort()}` });
+    const states: string[] = [];
+    c.on('state', (s) => states.push(s));
     await expect(c.connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_IO' });
+    expect(states).toEqual(['connecting', 'closed']);
+    expect(vi.getTimerCount()).toBe(0);
+    await expect(c.connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_CLIENT_CLOSED' });
     await c.close();
   });
 
-  it('client - connect can be aborted', async () => {
+  it('client - connect can be aborted, which closes the client', async () => {
     server.onHello = () => undefined; // never welcomes
     const ac = new AbortController();
     const c = client();
@@ -72,6 +84,183 @@ describe('client connect', () => {
     await server.connection(0);
     ac.abort();
     await expect(p).rejects.toMatchObject({ code: 'GOSSIP_ERR_ABORTED' });
+    expect(c.state).toBe('closed');
+  });
+
+  it('client - a server that accepts but never answers fails connect() with GOSSIP_ERR_TIMEOUT', async () => {
+    server.onHello = () => undefined;
+    const c = client({ connectTimeoutMs: 50 });
+    await expect(c.connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_TIMEOUT' });
+    expect(c.state).toBe('closed');
+  });
+
+  it('client - a peer answering like an HTTP server fails with GOSSIP_ERR_NOT_GOSSIP_SERVER, not FRAME_TOO_LARGE', async () => {
+    server.onHello = (conn) => conn.socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    const c = client();
+    const error = await c.connect().catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      code: 'GOSSIP_ERR_NOT_GOSSIP_SERVER',
+      cause: { code: 'GOSSIP_ERR_FRAME_TOO_LARGE' },
+    });
+    expect((error as Error).message).toContain('is not a gossip server');
+    expect((error as Error).message).toContain('"HTTP/1.1 400');
+    expect((error as Error).message).not.toContain('--max-frame');
+    expect(c.state).toBe('closed');
+  });
+
+  it('client - a real HTTP server on the port fails with GOSSIP_ERR_NOT_GOSSIP_SERVER', async () => {
+    const http = createHttpServer((_req, res) => res.end());
+    http.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    try {
+      const c = client({ address: `127.0.0.1:${(http.address() as AddressInfo).port}` });
+      await expect(c.connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_NOT_GOSSIP_SERVER' });
+    } finally {
+      http.closeAllConnections();
+      await new Promise((r) => http.close(r));
+    }
+  });
+
+  it('client - before the welcome only a welcome or an error frame of welcome size is accepted', async () => {
+    // A frame just over the largest welcome (1 + 44 + 16 KiB), and a frame of another kind.
+    const answers = [
+      (conn: FaultConnLike) => {
+        const big = Buffer.alloc(4 + 1 + 44 + 16 * 1024 + 1);
+        big.writeUInt32BE(big.length - 4, 0);
+        big[4] = FrameKind.Error;
+        conn.send(big);
+      },
+      (conn: FaultConnLike) => conn.send(conn.enc.message(0, 'k', 1n, Buffer.from('v')).take()),
+    ];
+    for (const answer of answers) {
+      server.onHello = answer;
+      await expect(client().connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_NOT_GOSSIP_SERVER' });
+    }
+    // A welcome with the largest extension is a welcome: {server: <str16 of 16,373 bytes>} is 16 KiB.
+    server.onHello = (conn) => {
+      const welcome = conn.enc
+        .welcome({
+          epoch: server.epoch,
+          newestTs: MIN_TS,
+          horizon: null,
+          maxIdBytes: 256,
+          maxDataBytes: 1024,
+          maxFrameBytes: 64 * 1024,
+          server: 'x'.repeat(16 * 1024 - 11),
+        })
+        .take();
+      expect(welcome.length).toBe(4 + 1 + 44 + 16 * 1024);
+      conn.send(Buffer.concat([welcome, conn.enc.replayDone(0, MIN_TS, false).take()]));
+    };
+    const c = client();
+    const info = new Promise<{ server: string | undefined }>((resolve) => c.once('connect', resolve));
+    await c.connect();
+    expect((await info).server).toHaveLength(16 * 1024 - 11);
+  });
+});
+
+type FaultConnLike = Parameters<FaultServer['onHello']>[0];
+
+describe('client first connect', () => {
+  it('client - waitOnFirstConnect retries on the strategy delays, staying connecting, until a welcome (fake timers)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let hellos = 0;
+    server.onHello = (conn) => {
+      hellos++;
+      if (hellos <= 2) conn.socket.destroy();
+      else server.welcome(conn, true);
+    };
+    const c = client({ waitOnFirstConnect: true, reconnect: (attempt) => attempt * 1000 });
+    const delays: number[] = [];
+    const states: string[] = [];
+    c.on('reconnecting', ({ delayMs }) => delays.push(delayMs));
+    c.on('state', (s) => states.push(s));
+    let connected = false;
+    const connecting = c.connect().then(() => {
+      connected = true;
+    });
+    await vi.waitFor(() => expect(delays).toEqual([1000]));
+    expect(c.state).toBe('connecting');
+    expect(vi.getTimerCount()).toBe(1); // the reconnect timer only
+    await vi.advanceTimersByTimeAsync(999);
+    expect(server.conns.length).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    await vi.waitFor(() => expect(delays).toEqual([1000, 2000]));
+    expect(connected).toBe(false);
+    await vi.advanceTimersByTimeAsync(2000);
+    await connecting;
+    expect(states).toEqual(['connecting', 'replaying', 'ready']);
+  });
+
+  it('client - waitOnFirstConnect rejects with the last error once the strategy returns null', async () => {
+    const c = client({
+      address: `127.0.0.1:${await closedPort()}`,
+      waitOnFirstConnect: true,
+      reconnect: (attempt) => (attempt <= 2 ? 0 : null),
+    });
+    const errors: string[] = [];
+    c.on('error', (e) => errors.push(e.code));
+    await expect(c.connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_IO' });
+    expect(errors).toEqual(['GOSSIP_ERR_IO', 'GOSSIP_ERR_IO', 'GOSSIP_ERR_IO']);
+    expect(c.state).toBe('closed');
+  });
+
+  it('client - waitOnFirstConnect: close() while waiting rejects connect() with GOSSIP_ERR_CLIENT_CLOSED and leaves no timer', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const c = client({ address: `127.0.0.1:${await closedPort()}`, waitOnFirstConnect: true, reconnect: () => 60_000 });
+    const waiting = new Promise((resolve) => c.once('reconnecting', resolve));
+    const connecting = c.connect();
+    await waiting;
+    expect(vi.getTimerCount()).toBe(1);
+    await c.close();
+    await expect(connecting).rejects.toMatchObject({ code: 'GOSSIP_ERR_CLIENT_CLOSED' });
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('client - publish, delete, fetch and emit before connect() fail at once with GOSSIP_ERR_CONNECTION_CLOSED', async () => {
+    const c = client();
+    const code = { code: 'GOSSIP_ERR_CONNECTION_CLOSED' };
+    await expect(c.publish('k', 'v')).rejects.toMatchObject(code);
+    await expect(c.delete('k')).rejects.toMatchObject(code);
+    await expect(c.fetch('k')).rejects.toMatchObject(code);
+    expect(() => c.emit('k', 'v')).toThrow(expect.objectContaining(code));
+    expect(c.queued).toBe(0);
+    await c.connect();
+    expect((await c.publish('k', 'v')).status).toBe('accepted');
+  });
+
+  it('client - with queueBeforeConnect, publishes and fetches before connect() wait and go out once connected', async () => {
+    server.onFrame = (conn, f) => {
+      if (f.kind === FrameKind.Publish) conn.send(conn.enc.ack(f.reqId, 0, 1).take());
+      if (f.kind === FrameKind.Fetch)
+        conn.send(conn.enc.fetchResult(f.reqId, false, [{ id: 'k', found: false }]).take());
+    };
+    const c = client({ queueBeforeConnect: true });
+    const published = [c.publish('k', '1', { ts: 1n }), c.delete('k', { ts: 2n })];
+    const fetched = c.fetch('k');
+    expect(c.emit('k', 'v')).toBe(false);
+    expect(c.queued).toBe(2);
+    await c.connect();
+    expect((await Promise.all(published)).map((r) => r.status)).toEqual(['accepted', 'accepted']);
+    expect(await fetched).toEqual([{ id: 'k', found: false }]);
+    const sent = (await server.connection(0)).frames.filter((f) => f.kind === FrameKind.Publish);
+    expect(sent.map((f) => (f.kind === FrameKind.Publish ? f.ts : 0n))).toEqual([1n, 2n]);
+  });
+
+  it('client - with queueBeforeConnect, what waits fails with the error of a failed first connect', async () => {
+    const c = client({ address: `127.0.0.1:${await closedPort()}`, queueBeforeConnect: true });
+    const published = c.publish('k', 'v');
+    const fetched = c.fetch('k');
+    await expect(c.connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_IO' });
+    await expect(published).rejects.toMatchObject({ code: 'GOSSIP_ERR_IO' });
+    await expect(fetched).rejects.toMatchObject({ code: 'GOSSIP_ERR_IO' });
+  });
+
+  it('client - with queueBeforeConnect, close() before connect() fails what waits with GOSSIP_ERR_CLIENT_CLOSED', async () => {
+    const c = client({ queueBeforeConnect: true });
+    const published = c.publish('k', 'v');
+    await c.close();
+    await expect(published).rejects.toMatchObject({ code: 'GOSSIP_ERR_CLIENT_CLOSED' });
   });
 });
 

@@ -1,6 +1,19 @@
+import * as protocol from '@gossip/protocol';
 import { describe, expect, it } from 'vitest';
-import { bytesCodec, exponentialBackoff, jsonCodec, msgpackCodec, parseAddress, utf8Codec } from '../src/index.js';
+import {
+  bytesCodec,
+  ERROR_CODES,
+  type ErrorCode,
+  exponentialBackoff,
+  GossipError,
+  InvalidIdError,
+  jsonCodec,
+  msgpackCodec,
+  parseAddress,
+  utf8Codec,
+} from '../src/index.js';
 import { RingQueue } from '../src/queue.js';
+import { clearTimer, setTimer, setUnrefTimer } from '../src/timers.js';
 
 describe('address', () => {
   it('address - parses host:port, schemes, IPv6 and the default port', () => {
@@ -26,6 +39,15 @@ describe('backoff', () => {
     expect(bottom(7)).toBe(0);
     const half = exponentialBackoff({ initialMs: 100, random: () => 0.5 });
     expect(half(3)).toBe(200);
+  });
+
+  it('backoff - the default never gives up: a connected client reconnects until close()', () => {
+    const s = exponentialBackoff();
+    for (const attempt of [1, 2, 10, 100, 10_000, 1_000_000]) {
+      const delay = s(attempt);
+      expect(delay).not.toBeNull();
+      expect(delay).toBeLessThanOrEqual(10_000);
+    }
   });
 
   it('backoff - stops after maxAttempts', () => {
@@ -102,5 +124,30 @@ describe('queue', () => {
     for (let i = 0; i < 10; i++) q.push(i);
     expect(q.remove((x) => x % 3 === 0)).toEqual([0, 3, 6, 9]);
     expect(q.drain()).toEqual([1, 2, 4, 5, 7, 8]);
+  });
+});
+
+describe('timers', () => {
+  it('timers - setTimer keeps the process alive (the reconnect delay), setUnrefTimer does not (request deadlines)', () => {
+    const kept = setTimer(() => undefined, 60_000);
+    const weak = setUnrefTimer(() => undefined, 60_000);
+    try {
+      expect(kept.hasRef()).toBe(true);
+      expect(weak.hasRef()).toBe(false);
+    } finally {
+      clearTimer(kept);
+      clearTimer(weak);
+    }
+  });
+});
+
+describe('errors', () => {
+  it('errors - the client exports the protocol error classes and codes, so users need not depend on it', () => {
+    expect(GossipError).toBe(protocol.GossipError);
+    expect(InvalidIdError).toBe(protocol.InvalidIdError);
+    expect(ERROR_CODES).toBe(protocol.ERROR_CODES);
+    const code: ErrorCode = 'GOSSIP_ERR_NOT_GOSSIP_SERVER';
+    expect(ERROR_CODES[code]).toBe(113);
+    expect(new protocol.TsAheadError('x')).toBeInstanceOf(GossipError);
   });
 });

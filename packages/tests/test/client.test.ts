@@ -382,7 +382,7 @@ describe('client - auth and TLS', () => {
     const d = await start(['--token', 'secret']);
     const wrong = client<string>(d.port, { codec: utf8Codec, token: 'wrong', reconnect: () => null });
     await expect(wrong.connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_UNAUTHORIZED' });
-    expect(wrong.state).toBe('idle');
+    expect(wrong.state).toBe('closed');
     const none = client<string>(d.port, { codec: utf8Codec, reconnect: () => null });
     await expect(none.connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_UNAUTHORIZED' });
     const right = client<string>(d.port, { codec: utf8Codec, token: 'secret' });
