@@ -11,9 +11,10 @@ export {
 } from './format.js';
 export type { OpenMode, StoreFile, StoreFs } from './fs.js';
 export { nodeFs } from './fs.js';
-export { LOCK_FILE, META_FILE } from './meta.js';
-export type { Corruption, RecordVisitor, ScanResult } from './recovery.js';
-export { scanSegment } from './recovery.js';
+export type { Meta } from './meta.js';
+export { LOCK_FILE, loadMeta, META_FILE } from './meta.js';
+export type { Corruption, RecordVisitor, ScanResult, TailContext, TailVerdict } from './recovery.js';
+export { classifyTail, scanSegment } from './recovery.js';
 export type {
   AppendResult,
   CompactionResult,

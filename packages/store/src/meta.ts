@@ -16,12 +16,20 @@ export interface Meta {
    * writing into a file and records here where its acknowledged bytes end.
    */
   validLengths: Record<string, number>;
+  /**
+   * Segment name → bytes the last clean close of that file left complete and fsynced
+   * (docs/STORAGE.md, S8). Segments are append-only and compaction writes new files, so
+   * the bytes below it stay complete for as long as the file exists: a scan whose valid
+   * end falls short of it has found damage (corruption), not a torn write. Written at
+   * every clean close, never lowered, and pruned of files that are gone.
+   */
+  closedLengths: Record<string, number>;
 }
 
 export async function loadMeta(fs: StoreFs, dir: string): Promise<Meta | undefined> {
   const raw = await readSmallFile(fs, `${dir}/${META_FILE}`);
   if (!raw) return undefined;
-  let json: { format?: number; epoch?: unknown; horizon?: unknown; validLengths?: unknown };
+  let json: { format?: number; epoch?: unknown; horizon?: unknown; validLengths?: unknown; closedLengths?: unknown };
   try {
     json = JSON.parse(raw.toString('utf8'));
   } catch (error) {
@@ -30,19 +38,25 @@ export async function loadMeta(fs: StoreFs, dir: string): Promise<Meta | undefin
   if (json.format !== 1 || !isEpoch(json.epoch)) {
     throw new GossipError('GOSSIP_ERR_STORE_CORRUPT', `${dir}/${META_FILE} has an unknown format or no epoch`);
   }
-  const validLengths: Record<string, number> = {};
-  if (json.validLengths && typeof json.validLengths === 'object') {
-    for (const [name, n] of Object.entries(json.validLengths)) if (typeof n === 'number') validLengths[name] = n;
-  }
   return {
     epoch: json.epoch,
     horizon: typeof json.horizon === 'string' ? BigInt(json.horizon) : null,
-    validLengths,
+    validLengths: lengths(json.validLengths),
+    closedLengths: lengths(json.closedLengths),
   };
 }
 
+/** A name → byte count map of the meta file; a meta file written before a field existed has none. */
+function lengths(raw: unknown): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (raw && typeof raw === 'object') {
+    for (const [name, n] of Object.entries(raw)) if (Number.isSafeInteger(n) && (n as number) >= 0) out[name] = n;
+  }
+  return out;
+}
+
 export function freshMeta(): Meta {
-  return { epoch: newEpoch(), horizon: null, validLengths: {} };
+  return { epoch: newEpoch(), horizon: null, validLengths: {}, closedLengths: {} };
 }
 
 export async function saveMeta(fs: StoreFs, dir: string, meta: Meta): Promise<void> {
@@ -51,6 +65,7 @@ export async function saveMeta(fs: StoreFs, dir: string, meta: Meta): Promise<vo
     epoch: meta.epoch,
     horizon: meta.horizon === null ? null : meta.horizon.toString(),
     validLengths: meta.validLengths,
+    closedLengths: meta.closedLengths,
   };
   await replaceFile(fs, dir, META_FILE, Buffer.from(`${JSON.stringify(json, null, 2)}\n`));
 }

@@ -147,3 +147,76 @@ async function readAt(file: StoreFile, buf: Buffer, position: number, length: nu
 }
 
 export { readAt };
+
+/** What the meta file says of one segment, and whether it is the newest (docs/STORAGE.md, S8). */
+export interface TailContext {
+  /** The newest segment: the only one appends go on in, so the only one a write can have torn. */
+  newest: boolean;
+  /** `validLengths[name]` of the meta file: the file was sealed after a failure at this length. */
+  validLength?: number | undefined;
+  /** `closedLengths[name]` of the meta file: a clean close left this many bytes complete and fsynced. */
+  closedLength?: number | undefined;
+}
+
+/** What the bytes after a scan's last valid record are, and what recovery does with them. */
+export interface TailVerdict {
+  /**
+   * `none`: nothing is missing. `torn`: a write that never finished (the newest
+   * segment's bytes past its last clean close, or any of a segment sealed after a
+   * failure): cut off, never reported as corruption. `corrupt`: bytes the store had
+   * known to be complete failed their checks (an older segment's tail, anything below a
+   * clean close's length, a bad header): reported, and kept on disk.
+   */
+  kind: 'none' | 'torn' | 'corrupt';
+  /** The stretch reported when `kind` is `corrupt`. */
+  corruption?: Corruption;
+  /**
+   * Where recovery cuts the newest segment (0: the file is removed, a segment created
+   * just before a crash); undefined when nothing is cut. A corrupt newest segment can
+   * still be cut at its clean close's length, past which a write was torn.
+   */
+  cutTo?: number;
+  /** Bytes of a torn write: past `cutTo`, or ignored in a sealed segment. */
+  tornBytes: number;
+}
+
+/**
+ * Classifies the end of a segment's scan (docs/STORAGE.md, S8). The one rule both
+ * recovery and `gossip inspect` apply, so they never disagree on what is torn and what
+ * is corrupt. `scan` covers the file up to its valid length when it has one.
+ */
+export function classifyTail(name: string, scan: ScanResult, ctx: TailContext): TailVerdict {
+  const end = scan.validEnd + scan.tailBytes;
+  const closed = ctx.closedLength;
+  if (scan.header !== 'ok') {
+    if (ctx.newest && end <= SEGMENT_HEADER_BYTES && closed === undefined) {
+      // Created but never written: a crash between creating the file and fsyncing its header.
+      return { kind: 'torn', cutTo: 0, tornBytes: end };
+    }
+    return { kind: 'corrupt', corruption: { file: name, offset: 0, bytesLost: end }, tornBytes: 0 };
+  }
+  const validEnd = scan.validEnd;
+  if (closed !== undefined && validEnd < closed) {
+    // Short of what a clean close fsynced: damage, whatever follows. Past that length
+    // only the newest segment took writes since, so only there can a write have torn.
+    if (ctx.newest && end > closed) {
+      return {
+        kind: 'corrupt',
+        corruption: { file: name, offset: validEnd, bytesLost: closed - validEnd },
+        cutTo: closed,
+        tornBytes: end - closed,
+      };
+    }
+    return {
+      kind: 'corrupt',
+      corruption: { file: name, offset: validEnd, bytesLost: Math.max(end, closed) - validEnd },
+      tornBytes: 0,
+    };
+  }
+  if (scan.tailBytes === 0) return { kind: 'none', tornBytes: 0 };
+  if (ctx.newest) return { kind: 'torn', cutTo: validEnd, tornBytes: scan.tailBytes };
+  // A segment sealed after a failure may hold acknowledged bytes that never reached the
+  // disk (S6); any other older segment was fsynced before it was sealed.
+  if (ctx.validLength !== undefined) return { kind: 'torn', tornBytes: scan.tailBytes };
+  return { kind: 'corrupt', corruption: { file: name, offset: validEnd, bytesLost: scan.tailBytes }, tornBytes: 0 };
+}

@@ -29,7 +29,7 @@ import { nodeFs, readSmallFile, replaceFile, type StoreFile, type StoreFs, write
 import { IndexTable, type Replaced } from './index-table.js';
 import { frameWindow, spanChecksums } from './kernel.js';
 import { acquireLock, freshMeta, loadMeta, type Meta, releaseLock, saveMeta } from './meta.js';
-import { type Corruption, scanSegment } from './recovery.js';
+import { type Corruption, classifyTail, scanSegment } from './recovery.js';
 import { type ReplayPlan, ReplayWindow } from './replay.js';
 import { Segment } from './segment.js';
 
@@ -101,9 +101,12 @@ export interface RecoveryReport {
   checkpoint: boolean;
   /** Records scanned, or entries loaded from the checkpoint. */
   records: number;
-  /** Bytes cut from the newest segment's torn or corrupt tail. */
+  /** Bytes cut from the newest segment's torn tail: past what its last clean close had fsynced (docs/STORAGE.md, S8). */
   truncatedBytes: number;
-  /** Invalid stretches skipped inside older segments. */
+  /**
+   * Invalid stretches found in bytes known to be complete: followed by valid records, in
+   * an older segment's tail, or below a clean close's length. Kept on disk, never served.
+   */
   corruptions: Corruption[];
   /** Files left by an interrupted compaction and removed. */
   leftoversRemoved: number;
@@ -382,6 +385,16 @@ export class Store {
       );
     }
     return rec;
+  }
+
+  /**
+   * Bytes `get(id)` reads and holds for the newest persisted message of `id` (its record:
+   * the data plus at most 275 bytes), from memory; undefined if none. Lets a reader
+   * batch its reads by size before making them.
+   */
+  recordBytes(id: string): number | undefined {
+    const slot = this.#index.slotOf(id);
+    return slot === undefined ? undefined : this.#index.size(slot);
   }
 
   /** Ts of the newest persisted message of `id`, from memory. */
@@ -670,6 +683,7 @@ export class Store {
         this.#log.error({ err: error, segment: seg.name }, 'fsync on close failed');
       }
     }
+    await this.#recordClosedLengths();
     // Only a log that is all on disk, with no file sealed after a failure, is checkpointed.
     if (synced && !this.#segments.some((s) => s.failed || s.sealPending || !s.file)) {
       try {
@@ -680,6 +694,34 @@ export class Store {
     }
     await this.#closeFiles();
     await releaseLock(this.#fs, this.dir, this.#lockToken);
+  }
+
+  /**
+   * Records in the meta file how far each segment is complete and fsynced as this close
+   * leaves it (`closedLengths`), so that the next open can tell damage to those bytes
+   * from a torn write (docs/STORAGE.md, S8). A file whose fsync failed keeps what an
+   * earlier close recorded: a later fsync cannot vouch for pages a failed one may have
+   * dropped. A length is never lowered: a segment sealed after damage stays short of it.
+   */
+  async #recordClosedLengths(): Promise<void> {
+    const before = this.#meta.closedLengths;
+    const after: Record<string, number> = {};
+    for (const seg of this.#segments) {
+      if (!seg.file) continue;
+      const known = before[seg.name];
+      const durable = !seg.failed && !seg.sealPending && !seg.dirty && seg.size > SEGMENT_HEADER_BYTES;
+      const length = Math.max(known ?? 0, durable ? seg.size : 0);
+      if (length > 0) after[seg.name] = length;
+    }
+    const names = Object.keys(after);
+    if (names.length === Object.keys(before).length && names.every((n) => before[n] === after[n])) return;
+    this.#meta.closedLengths = after;
+    try {
+      await saveMeta(this.#fs, this.dir, this.#meta);
+    } catch (error) {
+      // What the meta file still holds stays true: lengths only grow while a file exists.
+      this.#log.error({ err: error }, 'could not record the segments closed cleanly in the meta file');
+    }
   }
 
   /** Writes the index checkpoint the next open loads instead of scanning (docs/STORAGE.md, "Index checkpoint"). */
@@ -943,6 +985,7 @@ export class Store {
     try {
       await this.#fs.unlink(`${this.dir}/${seg.name}`);
       delete this.#meta.validLengths[seg.name];
+      delete this.#meta.closedLengths[seg.name];
     } catch {
       // Left for the next open, which removes empty segments.
     }
@@ -1112,6 +1155,11 @@ export class Store {
     }
     if (keep.length < found.length) await fs.syncDir(this.dir);
     keep.sort((a, b) => a.first - b.first);
+    // A length recorded for a file that is gone must not apply to a new file of its name.
+    const present = new Set(keep.map((f) => f.name));
+    for (const name of Object.keys(this.#meta.closedLengths)) {
+      if (!present.has(name)) delete this.#meta.closedLengths[name];
+    }
 
     const opened: OpenedSegment[] = [];
     try {
@@ -1168,7 +1216,10 @@ export class Store {
     seg.corrupt = corrupt;
     seg.cleanAsOf = cleanAsOf;
     // Appends never go into a compaction output (gen > 0): its cleanAsOf describes what it held when written.
-    seg.sealed = o !== this.#newestOpened || valid !== undefined || corrupt || o.gen > 0;
+    // Nor after damage below a clean close's length: those bytes stay for inspection (S8).
+    const closed = this.#meta.closedLengths[o.name];
+    const damaged = closed !== undefined && size < closed;
+    seg.sealed = o !== this.#newestOpened || valid !== undefined || corrupt || damaged || o.gen > 0;
     this.#byHandle.set(seg.handle, seg);
     this.#segments.push(seg);
     this.#bytes += Math.max(0, size - SEGMENT_HEADER_BYTES);
@@ -1252,36 +1303,25 @@ export class Store {
         seg.live += size;
         if (this.#newestTs === null || ts > this.#newestTs) this.#newestTs = ts;
       });
-      if (scan.header !== 'ok') {
-        if (isNewest && fileSize <= SEGMENT_HEADER_BYTES) {
-          // Created but never written: crash between creating the file and its header's fsync.
-          await file.close();
-          await fs.unlink(`${this.dir}/${o.name}`);
-          this.#byHandle.delete(seg.handle);
-          this.#nextSeq = Math.max(this.#nextSeq, o.last + 1);
-          continue;
-        }
-        await this.#corruption(
-          { file: o.name, offset: 0, bytesLost: end },
-          `bad header (${scan.header}): the segment is skipped and kept for inspection`,
-        );
+      const closed = this.#meta.closedLengths[o.name];
+      const tail = classifyTail(o.name, scan, { newest: isNewest, validLength: valid, closedLength: closed });
+      if (tail.cutTo === 0) {
+        await file.close();
+        await fs.unlink(`${this.dir}/${o.name}`);
+        this.#byHandle.delete(seg.handle);
+        this.#nextSeq = Math.max(this.#nextSeq, o.last + 1);
+        continue;
       }
       for (const c of scan.skipped) await this.#corruption(c, 'corrupt records skipped');
-      if (scan.header === 'ok' && scan.tailBytes > 0) {
-        if (isNewest) {
-          await file.truncate(scan.validEnd);
-          await file.sync();
-          this.#recovery.truncatedBytes += scan.tailBytes;
-          this.#log.warn(
-            { segment: o.name, offset: scan.validEnd, bytes: scan.tailBytes, records: scan.records },
-            'torn tail of the newest segment truncated',
-          );
-        } else if (valid === undefined) {
-          await this.#corruption(
-            { file: o.name, offset: scan.validEnd, bytesLost: scan.tailBytes },
-            'corrupt tail of an older segment skipped',
-          );
-        }
+      if (tail.corruption) await this.#corruption(tail.corruption, tailMessage(scan.header, closed, tail.corruption));
+      if (tail.cutTo !== undefined) {
+        await file.truncate(tail.cutTo);
+        await file.sync();
+        this.#recovery.truncatedBytes += tail.tornBytes;
+        this.#log.warn(
+          { segment: o.name, offset: tail.cutTo, bytes: tail.tornBytes, records: scan.records },
+          'torn tail of the newest segment truncated',
+        );
       }
       this.#adopt(o, scan.header === 'ok' ? scan.validEnd : 0, scan.cleanAsOf, scan.header !== 'ok', valid);
       this.#recovery.records += scan.records;
@@ -1459,7 +1499,10 @@ export class Store {
       const h = this.#meta.horizon;
       this.#meta.horizon = h === null || droppedTs > h ? droppedTs : h;
     }
-    for (const s of run) delete this.#meta.validLengths[s.name];
+    for (const s of run) {
+      delete this.#meta.validLengths[s.name];
+      delete this.#meta.closedLengths[s.name];
+    }
     if (droppedTs !== null) await saveMeta(fs, this.dir, this.#meta);
     await fs.rename(tmpPath, `${this.dir}/${name}`);
     await fs.syncDir(this.dir);
@@ -1520,6 +1563,15 @@ function idByteLength(id: string): number {
     if (i === id.length) return i;
   }
   return checkId(id);
+}
+
+/** What the log says of a corrupt stretch that `classifyTail` found at the end of a scan. */
+function tailMessage(header: string, closed: number | undefined, c: Corruption): string {
+  if (header !== 'ok') return `bad header (${header}): the segment is skipped and kept for inspection`;
+  if (closed !== undefined && c.offset < closed) {
+    return 'corrupt records in bytes a clean close had fsynced: kept for inspection, the segment is sealed';
+  }
+  return 'corrupt tail of an older segment skipped';
 }
 
 /** The CRC of each window item's record as read: of its bytes after the crc field, all in one call. */

@@ -18,6 +18,7 @@ import {
   segmentName,
 } from '@gossip/store';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { leaveAsKilled } from './kill-folder.js';
 import { tempStores } from './temp-stores.js';
 
 const stores = tempStores('gossip-store-unit-');
@@ -771,9 +772,12 @@ describe('recovery', () => {
     const store = await openStore({ segmentBytes: 1024 });
     const items: [string, bigint][] = [['last', 1n]];
     for (let i = 0; i < 20; i++) items.push([`k${i}`, BigInt(10 + i)]);
-    items.push(['last', 50n]);
     await fill(store, items);
     await store.close();
+    // Appended after the clean close, then killed: a write no clean close vouched for (S8).
+    const reopened = await openStore({ segmentBytes: 1024 });
+    await fill(reopened, [['last', 50n]]);
+    await leaveAsKilled(reopened, dir);
 
     const names = await segFiles();
     const newest = names[names.length - 1] as string;
@@ -868,9 +872,13 @@ describe('recovery', () => {
   it("recovery - corruption 'fail' refuses a flip in the middle of the newest segment too, but not a torn tail", async () => {
     const store = await openStore();
     const items: [string, bigint][] = [];
-    for (let i = 0; i < 10; i++) items.push([`k${i}`, BigInt(i + 1)]);
+    for (let i = 0; i < 9; i++) items.push([`k${i}`, BigInt(i + 1)]);
     await fill(store, items);
     await store.close();
+    // The last record is appended after the clean close, then the process is killed.
+    const reopened = await openStore();
+    await fill(reopened, [['k9', 10n]]);
+    await leaveAsKilled(reopened, dir);
     const [name] = await segFiles();
     const path = join(dir, name as string);
     const recs = await recordsOf(name as string);

@@ -1,14 +1,17 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { META_FILE, nodeFs, parseSegmentName, scanSegment } from '@gossip/store';
+import { classifyTail, loadMeta, type Meta, nodeFs, parseSegmentName, replaces, scanSegment } from '@gossip/store';
 import { EXIT, type Io, UsageError } from '../common.js';
 
 export const inspectHelp = `Usage: gossip inspect <data-dir> [--json]
 
 Reads a data folder offline, without locking it or changing it (safe beside a running
 gossipd): every segment, its records, checksum verification, live ids, tombstones and
-the dead ratio. Exit: 0 every record verified, 1 corruption found (or a failure), 2 usage.
+the dead ratio. A torn tail (a write cut short, past the newest segment's last clean
+close) is shown and cut by the next open; damage to bytes the store knew complete is
+CORRUPT, as the next open reports it (docs/STORAGE.md, S8).
+Exit: 0 every record verified (a torn tail aside), 1 corruption found (or a failure), 2 usage.
 `;
 
 interface SegmentReport {
@@ -16,8 +19,13 @@ interface SegmentReport {
   bytes: number;
   records: number;
   liveRecords: number;
+  /** Corrupt stretches: inside the file, at its end (the tail), or the whole file (a bad header). */
   corrupt: { offset: number; bytesLost: number }[];
   tailBytes: number;
+  /** Bytes of a torn write after the last valid record, cut by the next open when in the newest segment. */
+  tornBytes: number;
+  /** What the next open makes of the bytes after the last valid record (classifyTail). */
+  tail: 'none' | 'torn' | 'corrupt';
   header: string;
 }
 
@@ -34,6 +42,19 @@ export async function inspect(args: string[], io: Io): Promise<number> {
   const [dir, ...extra] = positionals;
   if (!dir || extra.length > 0) throw new UsageError('usage: gossip inspect <data-dir>');
   const names = (await readdir(dir)).filter((n) => parseSegmentName(n)).sort();
+  // The meta file, read as the store reads it: validLengths and closedLengths decide what a tail is.
+  let meta: Meta | undefined;
+  try {
+    meta = await loadMeta(nodeFs, dir);
+  } catch {
+    meta = undefined;
+  }
+  // The newest segment as an open sees it: the last, in log order, that no other present
+  // segment replaces (S1; names sort in log order).
+  const ranges = names.map((n) => parseSegmentName(n) as NonNullable<ReturnType<typeof parseSegmentName>>);
+  const newestName = names
+    .filter((_, i) => !ranges.some((o) => replaces(o, ranges[i] as (typeof ranges)[number])))
+    .pop();
   const newest = new Map<string, { ts: bigint; seg: number; off: number; tombstone: boolean; size: number }>();
   const reports: SegmentReport[] = [];
   let totalBytes = 0;
@@ -48,15 +69,28 @@ export async function inspect(args: string[], io: Io): Promise<number> {
         liveRecords: 0,
         corrupt: [],
         tailBytes: 0,
+        tornBytes: 0,
+        tail: 'none',
         header: 'ok',
       };
-      const scan = await scanSegment(file, name, size, (id, ts, off, recSize, dataLen) => {
+      // As recovery: a segment sealed after a failure is trusted up to its valid length only.
+      const validLength = meta?.validLengths[name];
+      const end = validLength === undefined ? size : Math.min(validLength, size);
+      const scan = await scanSegment(file, name, end, (id, ts, off, recSize, dataLen) => {
         const prev = newest.get(id);
         if (!prev || ts > prev.ts) newest.set(id, { ts, seg: i, off, tombstone: dataLen === 0, size: recSize });
       });
       report.records = scan.records;
-      report.corrupt = scan.skipped.map((c) => ({ offset: c.offset, bytesLost: c.bytesLost }));
+      const tail = classifyTail(name, scan, {
+        newest: name === newestName,
+        validLength,
+        closedLength: meta?.closedLengths[name],
+      });
+      const corrupt = tail.corruption ? [...scan.skipped, tail.corruption] : scan.skipped;
+      report.corrupt = corrupt.map((c) => ({ offset: c.offset, bytesLost: c.bytesLost }));
       report.tailBytes = scan.tailBytes;
+      report.tornBytes = tail.tornBytes;
+      report.tail = tail.kind;
       report.header = scan.header;
       totalBytes += size;
       reports.push(report);
@@ -72,21 +106,13 @@ export async function inspect(args: string[], io: Io): Promise<number> {
     if (n.tombstone) tombstones++;
   }
   const records = reports.reduce((a, r) => a + r.records, 0);
-  const corruptions = reports.reduce((a, r) => a + r.corrupt.length + (r.header === 'ok' ? 0 : 1), 0);
+  const corruptions = reports.reduce((a, r) => a + r.corrupt.length, 0);
   const recordBytes = reports.reduce((a, r) => a + Math.max(0, r.bytes - 16), 0);
   const deadRatio = recordBytes === 0 ? 0 : Math.max(0, 1 - liveBytes / recordBytes);
-  let meta: unknown;
-  try {
-    meta = JSON.parse(
-      (await import('node:fs/promises').then((f) => f.readFile(join(dir, META_FILE)))).toString('utf8'),
-    );
-  } catch {
-    meta = undefined;
-  }
   const summary = {
     dir,
-    epoch: (meta as { epoch?: string } | undefined)?.epoch ?? null,
-    horizon: (meta as { horizon?: string | null } | undefined)?.horizon ?? null,
+    epoch: meta?.epoch ?? null,
+    horizon: meta?.horizon?.toString() ?? null,
     segments: reports.length,
     bytes: totalBytes,
     records,
@@ -102,14 +128,19 @@ export async function inspect(args: string[], io: Io): Promise<number> {
     io.out(`${dir}: epoch ${summary.epoch ?? '(no meta file)'}, horizon ${summary.horizon ?? 'none'}\n`);
     io.out('segment                                                   bytes    records   live  check\n');
     for (const r of reports) {
-      const check =
-        r.header !== 'ok'
-          ? `bad header (${r.header})`
-          : r.corrupt.length > 0
-            ? `CORRUPT at ${r.corrupt.map((c) => `${c.offset} (${c.bytesLost} B)`).join(', ')}`
-            : r.tailBytes > 0
-              ? `torn tail: ${r.tailBytes} B`
-              : 'ok';
+      const notes: string[] = [];
+      if (r.header !== 'ok') {
+        notes.push(
+          r.tail === 'torn'
+            ? `bad header (${r.header}): an unfinished new segment, removed on open`
+            : `CORRUPT: bad header (${r.header})`,
+        );
+      } else {
+        if (r.corrupt.length > 0)
+          notes.push(`CORRUPT at ${r.corrupt.map((c) => `${c.offset} (${c.bytesLost} B)`).join(', ')}`);
+        if (r.tornBytes > 0) notes.push(`torn tail: ${r.tornBytes} B`);
+      }
+      const check = notes.join('; ') || 'ok';
       io.out(
         `${r.name}  ${String(r.bytes).padStart(10)} ${String(r.records).padStart(10)} ${String(r.liveRecords).padStart(6)}  ${check}\n`,
       );
