@@ -3,6 +3,9 @@ import type { AddressInfo } from 'node:net';
 import type { TokenSet } from '@gossip/server';
 import type { Registry } from 'prom-client';
 
+/** Scrapers and probes at once, at most: more are closed as they connect. */
+const ADMIN_MAX_CONNECTIONS = 16;
+
 export interface AdminHooks {
   isReady(): boolean;
   /** Runs a compaction now; resolves with its result as JSON-able fields. */
@@ -68,6 +71,8 @@ export async function startAdmin(
         .end('not found: try GET /healthz, /readyz, /metrics or POST /compact\n');
     }
   });
+  // Its descriptors come out of the reserve the server keeps beside the store's (descriptors.ts).
+  server.maxConnections = ADMIN_MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

@@ -18,7 +18,8 @@ export interface Config {
   segmentSize: number;
   compactThreshold: number;
   tombstoneRetentionMs: number;
-  maxConnections: number;
+  /** undefined: as many as the descriptor limit allows beside the store's reserve, at most 10 000. */
+  maxConnections: number | undefined;
   helloTimeoutMs: number;
   idleTimeoutMs: number;
   pingIntervalMs: number;
@@ -121,8 +122,8 @@ export const SETTINGS: Setting[] = [
     flag: 'max-connections',
     env: 'GOSSIP_MAX_CONNECTIONS',
     kind: 'int',
-    default: '10000',
-    help: 'connections at once',
+    default: undefined,
+    help: "connections at once (default: 10000, or what the descriptor limit (ulimit -n) allows beside the store's reserve)",
   },
   {
     flag: 'hello-timeout',
@@ -365,7 +366,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
       segmentSize: bytes('segment-size'),
       compactThreshold: threshold,
       tombstoneRetentionMs: ms('tombstone-retention'),
-      maxConnections: int('max-connections', 1),
+      maxConnections: get('max-connections') === undefined ? undefined : int('max-connections', 1),
       helloTimeoutMs: ms('hello-timeout'),
       idleTimeoutMs: ms('idle-timeout'),
       pingIntervalMs: ms('ping-interval'),

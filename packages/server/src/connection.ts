@@ -7,15 +7,18 @@ import {
   FrameKind,
   GossipError,
   LEGACY_FIRST_BYTE,
+  MAX_HELLO_FRAME_BYTES,
   MIN_TS,
 } from '@gossip/protocol';
 import type { ServerContext } from './context.js';
 import { onEmit } from './handlers/emit.js';
-import { onFetch } from './handlers/fetch.js';
+import { FetchQueue, onFetch } from './handlers/fetch.js';
 import { onHello } from './handlers/hello.js';
 import { onPing } from './handlers/ping.js';
 import { onPublish } from './handlers/publish.js';
-import { endWithGrace, pacedReplay } from './pacing.js';
+import { Outbound } from './outbound.js';
+import { pacedReplay } from './pacing.js';
+import { InflightBytes, publishWindow, ReadGate } from './read-gate.js';
 import { PROTOCOL_ERRORS } from './stats.js';
 
 /**
@@ -27,19 +30,31 @@ export type ConnectionState = 'hello' | 'replay' | 'live' | 'closed';
 
 let nextId = 1;
 
+export interface ConnectionOptions {
+  /** The socket is a TLS socket still in its handshake: `secured()` is called when it is done. */
+  tlsPending?: boolean;
+}
+
 export class Connection {
   readonly id = nextId++;
   readonly socket: Socket;
   readonly ctx: ServerContext;
-  /** This connection's own frames (welcome, acks, pongs, replay) are encoded here. */
+  /** This connection's own frames (welcome, acks, pongs, replay, fetch results) are encoded here. */
   readonly enc = new FrameEncoder();
+  /** Everything waiting for the client, in order: broadcasts, own frames, replay. */
+  readonly out: Outbound;
+  /** Why the socket is not read right now (a backlog of fetches, shutdown). */
+  readonly reading: ReadGate;
+  /** The fetches of this connection, run one at a time (handlers/fetch.ts). */
+  readonly fetches: FetchQueue;
+  /** Bytes of this connection's publishes not yet settled by the store (handlers/publish.ts). */
+  readonly publishing: InflightBytes;
   /** Whether the client gets its own publishes and emits back (hello option). */
   echo = true;
   name: string | undefined;
   #state: ConnectionState = 'hello';
+  #tlsPending: boolean;
   readonly #decoder: FrameDecoder;
-  /** Frames waiting for this tick's flush, in order. */
-  #out: Buffer[] = [];
   /** Live frames held while the replay runs. */
   #held: Buffer[] = [];
   #heldBytes = 0;
@@ -53,21 +68,26 @@ export class Connection {
   readonly #onIdle = () =>
     this.fatal('GOSSIP_ERR_IDLE_TIMEOUT', `nothing received for ${this.ctx.options.idleTimeoutMs} ms: ping more often`);
 
-  constructor(ctx: ServerContext, socket: Socket) {
+  constructor(ctx: ServerContext, socket: Socket, options: ConnectionOptions = {}) {
     this.ctx = ctx;
     this.socket = socket;
+    this.#tlsPending = options.tlsPending ?? false;
     this.#helloDeadline = performance.now() + ctx.options.helloTimeoutMs;
-    this.#decoder = new FrameDecoder((frame) => this.#onFrame(frame), { maxFrameBytes: ctx.maxFrameBytes });
+    this.out = new Outbound(socket, (bytes) => {
+      ctx.stats.bytesOut += bytes;
+    });
+    this.reading = new ReadGate(socket);
+    this.fetches = new FetchQueue(this);
+    this.publishing = new InflightBytes(this.reading, 'publishes', publishWindow(ctx.maxFrameBytes));
+    // Until its hello is accepted a connection can make the server hold no more than a hello (F3).
+    this.#decoder = new FrameDecoder((frame) => this.#onFrame(frame), { maxFrameBytes: MAX_HELLO_FRAME_BYTES });
     socket.setNoDelay(true);
     socket.once('data', (chunk: Buffer) => this.#onFirstData(chunk));
     socket.on('error', this.#onSocketError);
     socket.on('end', this.#onSocketEnd);
     socket.on('close', this.#onSocketClose);
     if (ctx.options.idleTimeoutMs > 0) socket.setTimeout(ctx.options.idleTimeoutMs, this.#onIdle);
-    this.#helloTimer = setTimeout(
-      () => this.fatal('GOSSIP_ERR_HELLO_TIMEOUT', `no hello within ${ctx.options.helloTimeoutMs} ms`),
-      ctx.options.helloTimeoutMs,
-    );
+    this.#helloTimer = setTimeout(() => this.#helloTimeout(), ctx.options.helloTimeoutMs);
     this.#helloTimer.unref();
   }
 
@@ -75,20 +95,32 @@ export class Connection {
     return this.#state;
   }
 
+  get closed(): boolean {
+    return this.#state === 'closed';
+  }
+
   /** The one place the state changes; the server tracks live-set membership from it. */
   setState(next: ConnectionState): void {
     const prev = this.#state;
     if (prev === next || prev === 'closed') return;
     this.#state = next;
-    if (prev === 'hello') clearTimeout(this.#helloTimer);
+    if (prev === 'hello') {
+      clearTimeout(this.#helloTimer);
+      // Welcomed: frames up to the server's maximum from now on.
+      if (next !== 'closed') this.#decoder.maxFrameBytes = this.ctx.maxFrameBytes;
+    }
+    if (next === 'closed') this.reading.close();
     this.ctx.stateChanged(this, prev, next);
   }
 
-  /** Bytes waiting for this client: in the socket, queued for the flush, and held. */
+  /** The TLS handshake is done: from now on the client can read what it is sent. */
+  secured(): void {
+    this.#tlsPending = false;
+  }
+
+  /** Bytes waiting for this client: in the socket, queued, encoded and not yet queued, and held. */
   get pendingBytes(): number {
-    let queued = this.enc.pendingBytes;
-    for (const b of this.#out) queued += b.length;
-    return this.socket.writableLength + queued + this.#heldBytes;
+    return this.out.pendingBytes + this.enc.pendingBytes + this.#heldBytes;
   }
 
   /** Marks this connection for the tick's flush of its own frames (written into `enc`). */
@@ -102,7 +134,7 @@ export class Connection {
       this.#held.push(frames);
       this.#heldBytes += frames.length;
     } else if (this.#state === 'live') {
-      this.#out.push(frames);
+      this.out.push(frames);
       this.ctx.markDirty(this);
     } else {
       return;
@@ -110,66 +142,70 @@ export class Connection {
     this.ctx.stats.messagesOut += count;
     // A live connection is judged after the tick's write (in flush), by what the socket
     // could not take: a burst a fast reader absorbs is not a slow consumer.
-    if (this.#state === 'replay' && this.pendingBytes > this.ctx.options.maxOutboundBytes) this.#slowConsumer();
+    if (this.#state === 'replay' && this.pendingBytes > this.ctx.options.maxOutboundBytes) this.slowConsumer();
   }
 
   /**
-   * Writes everything queued for this connection: one cork, many writes, one uncork.
-   * The tick's broadcasts go before its own frames, so a pong's or an ack's newest ts
-   * never reaches the client ahead of the messages it covers.
+   * Hands the socket what is queued for this connection. The tick's broadcasts were
+   * queued before its own frames, so a pong's or an ack's newest ts never reaches the
+   * client ahead of the messages it covers.
    */
   flush(): void {
     if (this.#state === 'closed') return;
     this.#takeOwn();
-    const out = this.#out;
-    if (out.length === 0) return;
-    this.#out = [];
-    const socket = this.socket;
-    let bytes = 0;
-    socket.cork();
-    for (const b of out) {
-      bytes += b.length;
-      socket.write(b);
-    }
-    socket.uncork();
-    this.ctx.stats.bytesOut += bytes;
-    if (socket.writableLength > this.ctx.options.maxOutboundBytes) this.#slowConsumer();
+    this.out.pump();
+    if (this.pendingBytes > this.ctx.options.maxOutboundBytes) this.slowConsumer();
   }
 
   #takeOwn(): void {
-    if (this.enc.pendingBytes > 0) this.#out.push(this.enc.take());
+    if (this.enc.pendingBytes > 0) this.out.push(this.enc.take());
   }
 
-  /** Sends an error frame and closes (docs/PROTOCOL.md, rule E2). */
-  fatal(code: ErrorCode, message: string): void {
+  /**
+   * Sends an error frame and closes (docs/PROTOCOL.md, rule E2). Whatever is queued goes
+   * first, unless `discard`: then it is dropped, and the error frame follows only what
+   * the socket had already taken.
+   */
+  fatal(code: ErrorCode, message: string, discard = false): void {
     if (this.#state === 'closed') return;
     if (PROTOCOL_ERRORS.has(code)) this.ctx.stats.protocolErrors++;
     this.ctx.log.debug({ conn: this.id, code, message }, 'closing connection');
-    this.#takeOwn();
-    this.enc.error(code, message);
-    this.#takeOwn();
-    const out = this.#out;
-    this.#out = [];
-    this.setState('closed');
-    const socket = this.socket;
-    if (!socket.destroyed) {
-      socket.cork();
-      for (const b of out) socket.write(b);
-      socket.uncork();
-      endWithGrace(socket);
+    if (discard) {
+      this.enc.discard();
+      this.out.discard();
+    } else {
+      this.#takeOwn();
     }
+    this.#held = [];
+    this.#heldBytes = 0;
+    this.setState('closed');
+    this.out.end(this.enc.error(code, message).take());
   }
 
-  #slowConsumer(): void {
+  /** Past the outbound cap: told first, then dropped (docs/PROTOCOL.md, E1). */
+  slowConsumer(): void {
     if (this.#state === 'closed') return;
     this.ctx.stats.slowConsumers++;
     this.ctx.log.warn(
       { conn: this.id, name: this.name, pendingBytes: this.pendingBytes },
       'slow consumer disconnected: raise --max-outbound or read faster',
     );
-    this.#held = [];
-    this.#heldBytes = 0;
-    this.fatal('GOSSIP_ERR_SLOW_CONSUMER', `more than ${this.ctx.options.maxOutboundBytes} bytes waiting: read faster`);
+    this.fatal(
+      'GOSSIP_ERR_SLOW_CONSUMER',
+      `more than ${this.ctx.options.maxOutboundBytes} bytes waiting: read faster`,
+      true,
+    );
+  }
+
+  #helloTimeout(): void {
+    if (this.#tlsPending) {
+      // The TLS handshake is not done: nothing could be read by the peer. Free the descriptor now.
+      this.ctx.log.debug({ conn: this.id }, 'no TLS handshake within the hello timeout');
+      this.setState('closed');
+      this.socket.destroy();
+      return;
+    }
+    this.fatal('GOSSIP_ERR_HELLO_TIMEOUT', `no hello within ${this.ctx.options.helloTimeoutMs} ms`);
   }
 
   /**
@@ -178,6 +214,7 @@ export class Connection {
    * and later chunks go straight to `#onData`.
    */
   #onFirstData(chunk: Buffer): void {
+    this.#tlsPending = false;
     if (chunk[0] === LEGACY_FIRST_BYTE && this.#state === 'hello') {
       this.#handOver();
       this.ctx.adoptLegacy(this, chunk, this.#helloDeadline);
@@ -207,11 +244,16 @@ export class Connection {
     try {
       this.#decoder.push(chunk);
     } catch (error) {
-      if (error instanceof GossipError) {
-        this.fatal(error.code, error.message);
-      } else {
+      if (!(error instanceof GossipError)) {
         this.ctx.log.error({ conn: this.id, err: error }, 'internal error handling a frame');
         this.fatal('GOSSIP_ERR_INTERNAL', 'internal server error');
+      } else if (error.code === 'GOSSIP_ERR_FRAME_TOO_LARGE' && this.#state === 'hello') {
+        this.fatal(
+          error.code,
+          `a frame before the welcome is at most ${MAX_HELLO_FRAME_BYTES} bytes (a hello, H1): is this a gossip client?`,
+        );
+      } else {
+        this.fatal(error.code, error.message);
       }
     }
   }
@@ -246,7 +288,7 @@ export class Connection {
         // The client is closing with a reason: nothing to answer (docs/PROTOCOL.md, E2).
         this.ctx.log.debug({ conn: this.id, code: frame.code, message: frame.message }, 'client sent an error');
         this.setState('closed');
-        this.socket.end();
+        this.out.end();
         return;
       default:
         this.fatal('GOSSIP_ERR_UNEXPECTED_FRAME', `a client may not send frame kind ${frame.kind} here`);
@@ -265,14 +307,14 @@ export class Connection {
       if (since !== null || snapshot) {
         this.ctx.stats.replays++;
         count = await pacedReplay(
-          this.socket,
+          this.out,
           this.ctx.options.maxOutboundBytes,
           // Records go out as they lie on disk, re-framed (docs/STORAGE.md, "Replay").
           (batchBytes) => store.replayFrames(snapshot ? null : since, { batchBytes }),
           () => this.#state === 'replay',
           (batch) => {
             this.#takeOwn();
-            for (const c of batch.chunks) this.#out.push(c);
+            for (const c of batch.chunks) this.out.push(c);
             this.flush();
             return batch.count;
           },
@@ -282,7 +324,7 @@ export class Connection {
       this.ctx.stats.replayedMessages += count;
       this.enc.replayDone(count, newestTs, snapshot);
       this.#takeOwn();
-      for (const b of this.#held) this.#out.push(b);
+      for (const b of this.#held) this.out.push(b);
       this.#held = [];
       this.#heldBytes = 0;
       this.setState('live');

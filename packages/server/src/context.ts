@@ -1,7 +1,9 @@
 import type { Store } from '@gossip/store';
 import type { TokenSet } from './auth.js';
 import type { Connection, ConnectionState } from './connection.js';
+import type { PendingAcks } from './handlers/publish.js';
 import type { LegacyConnection } from './legacy-connection.js';
+import type { Limiter } from './limiter.js';
 import type { ServerLogger } from './options.js';
 import type { ServerStats } from './stats.js';
 
@@ -34,6 +36,13 @@ export interface ServerContext {
   readonly serverName: string;
   readonly maxSkewNs: bigint;
   readonly now: () => bigint;
+  /**
+   * Inflates of legacy `z` payloads, one at a time for the whole server: they run on
+   * libuv's threadpool, which the store's file I/O needs too.
+   */
+  readonly inflates: Limiter;
+  /** Native publishes waiting for the store (handlers/publish.ts). */
+  readonly acks: PendingAcks;
   /** The newest ts the skew check lets in: now + max skew, recomputed at most once a millisecond. */
   latestAllowedTs(): bigint;
   /** Queues a persisted or transient message for every live connection, encoded once. */

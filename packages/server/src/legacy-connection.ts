@@ -3,18 +3,22 @@ import {
   type ErrorCode,
   FrameKind,
   GossipError,
+  inflateLegacyPayload,
   LegacyDecoder,
   LegacyEncoder,
   type LegacyFrame,
   LegacyKind,
   type LegacyMessage,
+  LegacyTag,
   MessageFlags,
   parseFrame,
   unwrapLegacyPayload,
 } from '@gossip/protocol';
 import type { ServerContext } from './context.js';
 import { REFUSALS, refusal } from './handlers/check.js';
-import { endWithGrace, pacedReplay } from './pacing.js';
+import { Outbound } from './outbound.js';
+import { pacedReplay } from './pacing.js';
+import { InflightBytes, publishWindow, ReadGate } from './read-gate.js';
 import { PROTOCOL_ERRORS } from './stats.js';
 
 /** handshake → replay (in the legacy live set; live messages held) → live → closed. */
@@ -40,6 +44,19 @@ export class LegacyConnection {
   readonly #decoder: LegacyDecoder;
   /** This connection's own bytes: the handshake answer, the replay, `D`. */
   readonly #enc = new LegacyEncoder();
+  /** Everything waiting for the client, in order. */
+  readonly #out: Outbound;
+  /** Why the socket is not read right now (an inflate, publishes on their way to the log, shutdown). */
+  readonly reading: ReadGate;
+  /** Bytes of this connection's publishes not yet settled by the store. */
+  readonly #publishing: InflightBytes;
+  /**
+   * Frames that arrived while a `z` payload was being inflated, handled in their order
+   * once it is done. The socket is not read meanwhile, so this holds at most what one
+   * chunk carried.
+   */
+  #waiting: LegacyMessage[] = [];
+  #inflating = false;
   /** Live bytes held while the replay runs. */
   #held: Buffer[] = [];
   #heldBytes = 0;
@@ -53,6 +70,11 @@ export class LegacyConnection {
     this.ctx = ctx;
     this.socket = socket;
     this.id = id;
+    this.#out = new Outbound(socket, (bytes) => {
+      ctx.stats.bytesOut += bytes;
+    });
+    this.reading = new ReadGate(socket);
+    this.#publishing = new InflightBytes(this.reading, 'publishes', publishWindow(ctx.maxFrameBytes));
     this.#decoder = new LegacyDecoder((frame) => this.#onFrame(frame), {
       from: 'client',
       maxPayloadBytes: Math.min(ctx.maxFrameBytes, MAX_PAYLOAD_BYTES),
@@ -74,9 +96,9 @@ export class LegacyConnection {
     this.#onData(first);
   }
 
-  /** Bytes waiting for this client: in the socket and held during the replay. */
+  /** Bytes waiting for this client: in the socket, queued and held during the replay. */
   get pendingBytes(): number {
-    return this.socket.writableLength + this.#heldBytes;
+    return this.#out.pendingBytes + this.#heldBytes;
   }
 
   /** A tick's broadcast in legacy form (`legacyBroadcast`); held while the replay runs. */
@@ -97,18 +119,17 @@ export class LegacyConnection {
    * Writes one line of text naming the problem and closes, as the original server does
    * with bad input (L6): there is no error frame in this protocol.
    */
-  fatal(code: ErrorCode, message: string): void {
+  fatal(code: ErrorCode, message: string, discard = false): void {
     if (this.#state === 'closed') return;
     if (PROTOCOL_ERRORS.has(code)) this.ctx.stats.protocolErrors++;
     else if (REFUSALS.has(code)) this.ctx.stats.refused++;
     this.ctx.log.debug({ conn: this.id, code, message, legacy: true }, 'closing connection');
     this.#held = [];
     this.#heldBytes = 0;
+    this.#waiting = [];
+    if (discard) this.#out.discard();
     this.#setState('closed');
-    const socket = this.socket;
-    if (!socket.destroyed) {
-      endWithGrace(socket, `error: ${code}: ${message.replace(/[\r\n]+/g, ' ')}\n`);
-    }
+    this.#out.end(Buffer.from(`error: ${code}: ${message.replace(/[\r\n]+/g, ' ')}\n`));
   }
 
   #setState(next: LegacyState): void {
@@ -116,13 +137,13 @@ export class LegacyConnection {
     if (prev === next || prev === 'closed') return;
     this.#state = next;
     if (prev === 'handshake') clearTimeout(this.#handshakeTimer);
+    if (next === 'closed') this.reading.close();
     this.ctx.legacyStateChanged(this, next === 'replay' || next === 'live');
   }
 
   #write(bytes: Buffer): void {
-    if (bytes.length === 0) return;
-    this.socket.write(bytes);
-    this.ctx.stats.bytesOut += bytes.length;
+    this.#out.push(bytes);
+    this.#out.pump();
   }
 
   #slowConsumer(): void {
@@ -132,7 +153,11 @@ export class LegacyConnection {
       { conn: this.id, legacy: true, pendingBytes: this.pendingBytes },
       'slow consumer disconnected: raise --max-outbound or read faster',
     );
-    this.fatal('GOSSIP_ERR_SLOW_CONSUMER', `more than ${this.ctx.options.maxOutboundBytes} bytes waiting: read faster`);
+    this.fatal(
+      'GOSSIP_ERR_SLOW_CONSUMER',
+      `more than ${this.ctx.options.maxOutboundBytes} bytes waiting: read faster`,
+      true,
+    );
   }
 
   #onData(chunk: Buffer): void {
@@ -157,10 +182,8 @@ export class LegacyConnection {
         this.#onHello(frame.since);
         return;
       case LegacyKind.Persisted:
-        this.#onPublish(frame);
-        return;
       case LegacyKind.Transient:
-        this.#onEmit(frame);
+        this.#onMessage(frame);
         return;
       default:
         // The client-side decoder hands out nothing else.
@@ -204,11 +227,11 @@ export class LegacyConnection {
 
   /** Streams the replay at the reader's pace, then `D`, then the live bytes held meanwhile (L3). */
   async #replay(since: bigint): Promise<void> {
-    const { ctx, socket } = this;
+    const { ctx } = this;
     try {
       ctx.stats.replays++;
       const count = await pacedReplay(
-        socket,
+        this.#out,
         ctx.options.maxOutboundBytes,
         (batchBytes) => ctx.store.replayBatches(since, { batchBytes }),
         () => this.#state === 'replay',
@@ -224,70 +247,108 @@ export class LegacyConnection {
       this.#held = [];
       this.#heldBytes = 0;
       this.#setState('live');
-      socket.cork();
-      this.#write(this.#enc.replayDone().take());
-      for (const b of held) this.#write(b);
-      socket.uncork();
-      if (socket.writableLength > ctx.options.maxOutboundBytes) this.#slowConsumer();
+      this.#out.push(this.#enc.replayDone().take());
+      for (const b of held) this.#out.push(b);
+      this.#out.pump();
+      if (this.pendingBytes > ctx.options.maxOutboundBytes) this.#slowConsumer();
     } catch (error) {
       ctx.log.error({ conn: this.id, err: error }, 'legacy replay failed');
       this.fatal(error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL', 'replay failed');
     }
   }
 
-  /** `M`: a publish, stored if newer; a stale one is ignored, as there are no acks (L2, L6). */
-  #onPublish(f: LegacyMessage): void {
-    const { ctx } = this;
-    ctx.stats.messagesIn++;
-    ctx.stats.publishes++;
-    const data = this.#dataOf(f);
-    if (data === undefined) return;
-    ctx.store.append(f.id, f.ts, data).then(
-      (result) => {
-        if (result.status === 'accepted') ctx.broadcast(this, false, f.id, f.ts, data);
-        else ctx.stats.publishesStale++;
-      },
-      (error: unknown) => {
-        ctx.stats.publishesFailed++;
-        this.fatal(
-          error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL',
-          `the publish could not be stored: ${error instanceof Error ? error.message : String(error)}`,
-        );
-      },
-    );
+  /**
+   * `M` or `S`, in the order they came. A `z` payload is inflated off the event loop,
+   * one at a time for the whole server (`ctx.inflates`), and the socket is not read
+   * until it is stored: so a few small frames cannot make the server inflate, hold or
+   * send much more than one `--max-data` for this connection at once, nor stall others (L4).
+   */
+  #onMessage(f: LegacyMessage): void {
+    if (this.#inflating || this.#waiting.length > 0) {
+      this.#waiting.push(f);
+      return;
+    }
+    this.#handle(f);
   }
 
-  /** `S`: an emit, broadcast as transient and never stored (L2). */
-  #onEmit(f: LegacyMessage): void {
-    const { ctx } = this;
-    ctx.stats.messagesIn++;
-    ctx.stats.emits++;
-    const data = this.#dataOf(f);
-    if (data !== undefined) ctx.broadcast(this, true, f.id, f.ts, data);
+  #handle(f: LegacyMessage): void {
+    if (f.payload[0] === LegacyTag.Zlib) {
+      void this.#inflate(f);
+      return;
+    }
+    let data: Buffer;
+    try {
+      data = unwrapLegacyPayload(f.payload, this.ctx.store.maxDataBytes);
+    } catch (error) {
+      this.#refuse(error);
+      return;
+    }
+    void this.#apply(f, data);
+  }
+
+  async #inflate(f: LegacyMessage): Promise<void> {
+    this.#inflating = true;
+    this.reading.hold('inflate');
+    try {
+      const max = this.ctx.store.maxDataBytes;
+      const data = await this.ctx.inflates.run(() =>
+        this.#state === 'closed' ? Promise.resolve(undefined) : inflateLegacyPayload(f.payload, max),
+      );
+      if (data !== undefined && this.#state !== 'closed') await this.#apply(f, data);
+    } catch (error) {
+      this.#refuse(error);
+    } finally {
+      this.#inflating = false;
+    }
+    // The frames that waited, in their order, up to the next `z`.
+    while (!this.#inflating && this.#waiting.length > 0 && this.#state !== 'closed') {
+      this.#handle(this.#waiting.shift() as LegacyMessage);
+    }
+    if (!this.#inflating) this.reading.release('inflate');
   }
 
   /**
-   * The data of a publish or emit without its tag (L4), within the limits a native
-   * publish meets (`refusal`: by then the decoder has checked the id and unwrapping the
-   * data's size, so only the skew is left to fail). A refusal closes the connection:
-   * there is no ack to carry it.
+   * A publish (`M`: stored if newer; a stale one is ignored, as there are no acks) or an
+   * emit (`S`: broadcast as transient, never stored), within the limits a native publish
+   * meets (`refusal`: by then the decoder has checked the id and unwrapping the data's
+   * size, so only the skew is left to fail). A refusal closes the connection: there is no
+   * ack to carry it (L2, L6). Resolves once a publish is stored.
    */
-  #dataOf(f: LegacyMessage): Buffer | undefined {
+  async #apply(f: LegacyMessage, data: Buffer): Promise<void> {
     const { ctx } = this;
-    let data: Buffer;
-    try {
-      data = unwrapLegacyPayload(f.payload, ctx.store.maxDataBytes);
-    } catch (error) {
-      const e = error instanceof GossipError ? error : new GossipError('GOSSIP_ERR_MALFORMED_FRAME', String(error));
-      this.fatal(e.code, e.message);
-      return undefined;
-    }
+    ctx.stats.messagesIn++;
+    const persisted = f.kind === LegacyKind.Persisted;
+    if (persisted) ctx.stats.publishes++;
+    else ctx.stats.emits++;
     const refused = refusal(ctx, f.id, f.ts, data);
     if (refused) {
       this.fatal(...refused);
-      return undefined;
+      return;
     }
-    return data;
+    if (!persisted) {
+      ctx.broadcast(this, true, f.id, f.ts, data);
+      return;
+    }
+    this.#publishing.add(data.byteLength);
+    try {
+      const result = await ctx.store.append(f.id, f.ts, data);
+      if (result.status === 'accepted') ctx.broadcast(this, false, f.id, f.ts, data);
+      else ctx.stats.publishesStale++;
+    } catch (error) {
+      ctx.stats.publishesFailed++;
+      this.fatal(
+        error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL',
+        `the publish could not be stored: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    } finally {
+      this.#publishing.done(data.byteLength);
+    }
+  }
+
+  /** A payload that cannot be unwrapped: its code from the protocol, or malformed. */
+  #refuse(error: unknown): void {
+    const e = error instanceof GossipError ? error : new GossipError('GOSSIP_ERR_MALFORMED_FRAME', String(error));
+    this.fatal(e.code, e.message);
   }
 
   /** The client finished sending: a frame it left half-sent is malformed. */

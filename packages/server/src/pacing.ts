@@ -1,65 +1,72 @@
 import type { Socket } from 'node:net';
+import type { Outbound } from './outbound.js';
 
-/** Past this many bytes in the socket's buffer, a replay waits for `drain`. */
-const REPLAY_HIGH_WATER = 4 * 1024 * 1024;
-/** Record bytes a replay reads per batch. */
-const REPLAY_BATCH_BYTES = 1024 * 1024;
-/** How long a closing connection may take to flush its last bytes. */
+/** Past this many bytes waiting for the client, a replay or a fetch waits for them to drain. */
+const PACING_HIGH_WATER = 4 * 1024 * 1024;
+/** Record bytes a replay or a fetch reads per batch. */
+const PACING_BATCH_BYTES = 1024 * 1024;
+/** How long a closing connection's peer has to close too, once its last bytes reached the kernel. */
 const CLOSE_GRACE_MS = 2_000;
+/**
+ * How long a closing connection may take to hand its last bytes (its error frame) to
+ * the kernel: a slow reader gets that long to read what is ahead of its error frame.
+ * What it holds meanwhile is bounded: the socket's buffer and the error frame.
+ */
+const CLOSE_DEADLINE_MS = 30_000;
 
 /**
- * How a replay paces itself for a connection: both limits shrink to a quarter of the
- * outbound cap, so a replay to a client that keeps reading never trips the cap (high
- * water plus one batch stays under half of it).
+ * How a replay or a fetch paces itself for a connection: both limits shrink to a
+ * quarter of the outbound cap, so output that the client keeps reading never trips the
+ * cap (high water plus one batch stays under half of it).
  */
-function replayPacing(maxOutboundBytes: number): { highWater: number; batchBytes: number } {
+export function pacing(maxOutboundBytes: number): { highWater: number; batchBytes: number } {
   const quarter = Math.floor(maxOutboundBytes / 4);
   return {
-    highWater: Math.min(REPLAY_HIGH_WATER, quarter),
-    batchBytes: Math.max(1, Math.min(REPLAY_BATCH_BYTES, quarter)),
+    highWater: Math.min(PACING_HIGH_WATER, quarter),
+    batchBytes: Math.max(1, Math.min(PACING_BATCH_BYTES, quarter)),
   };
 }
 
 /**
- * Streams a replay to `socket` at its reader's pace, native (docs/PROTOCOL.md, R1) or
- * legacy (L3): `batches` reads the log in batches of about `batchBytes`, `send` writes
+ * Streams a replay to `out` at its reader's pace, native (docs/PROTOCOL.md, R1) or
+ * legacy (L3): `batches` reads the log in batches of about `batchBytes`, `send` queues
  * one batch and returns how many messages it held, and after each batch the replay
- * waits for `drain` while the socket holds more than the high water. Stops as soon as
+ * waits while more than the high water waits for the client. Stops as soon as
  * `replaying()` is false (the connection closed). Returns the number of messages sent.
  */
 export async function pacedReplay<B>(
-  socket: Socket,
+  out: Outbound,
   maxOutboundBytes: number,
   batches: (batchBytes: number) => AsyncIterable<B>,
   replaying: () => boolean,
   send: (batch: B) => number,
 ): Promise<number> {
-  const { highWater, batchBytes } = replayPacing(maxOutboundBytes);
+  const { highWater, batchBytes } = pacing(maxOutboundBytes);
   let count = 0;
   for await (const batch of batches(batchBytes)) {
     if (!replaying()) break;
     count += send(batch);
-    while (replaying() && socket.writableLength > highWater) await drained(socket);
+    if (out.pendingBytes > highWater) await out.whenBelow(highWater);
   }
   return count;
 }
 
-/** Resolves once the socket's buffer drains or the socket closes. */
-function drained(socket: Socket): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = () => {
-      socket.off('drain', done);
-      socket.off('close', done);
-      resolve();
-    };
-    socket.on('drain', done);
-    socket.on('close', done);
-  });
-}
-
-/** Ends the socket after its last bytes; a peer that does not read must not keep it (and its buffer) forever. */
-export function endWithGrace(socket: Socket, last?: string): void {
+/**
+ * Ends the socket after its last bytes; a peer that does not read must not keep it (and
+ * its buffer) forever: it is destroyed `CLOSE_GRACE_MS` after those bytes reached the
+ * kernel, and `CLOSE_DEADLINE_MS` after the end at the latest.
+ */
+export function endWithGrace(socket: Socket, last?: string | Buffer): void {
   if (last === undefined) socket.end();
   else socket.end(last);
-  setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+  let timer = setTimeout(() => socket.destroy(), CLOSE_DEADLINE_MS).unref();
+  const finished = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+  };
+  socket.once('finish', finished);
+  socket.once('close', () => {
+    clearTimeout(timer);
+    socket.off('finish', finished);
+  });
 }

@@ -12,7 +12,10 @@ import type { Store } from '@gossip/store';
 import { TokenSet } from './auth.js';
 import { Connection, type ConnectionState } from './connection.js';
 import type { ResolvedOptions, ServerContext } from './context.js';
+import { connectionsAllowed, descriptorBudget, REFUSING_SLACK } from './descriptors.js';
+import { PendingAcks } from './handlers/publish.js';
 import { LegacyConnection, legacyBroadcast } from './legacy-connection.js';
+import { Limiter } from './limiter.js';
 import { DEFAULTS, type ServerLogger, type ServerOptions } from './options.js';
 import { emptyStats, type ServerStats } from './stats.js';
 
@@ -33,9 +36,15 @@ export class GossipServer extends EventEmitter implements ServerContext {
   readonly maxFrameBytes: number;
   readonly maxSkewNs: bigint;
   readonly now: () => bigint;
+  readonly inflates = new Limiter(1);
+  readonly acks = new PendingAcks();
   readonly serverName = `gossipd/${VERSION}`;
   readonly #tls: ServerOptions['tls'];
+  /** Wraps an accepted TCP socket in TLS: set by `listen` when the server serves TLS. */
+  #wrapTls: ((raw: Socket) => Socket) | undefined;
   readonly #allowInsecure: boolean;
+  /** Set when `maxConnections` was asked for above what the descriptor limit allows. */
+  readonly #clamped: { requested: number; limit: number } | undefined;
   #server: Server | undefined;
   readonly #conns = new Set<Connection | LegacyConnection>();
   /** Connections that receive broadcasts: replaying or live. */
@@ -56,10 +65,17 @@ export class GossipServer extends EventEmitter implements ServerContext {
   constructor(options: ServerOptions) {
     super();
     this.store = options.store;
+    // Connections never take the descriptors the store needs (descriptors.ts).
+    const budget = descriptorBudget();
+    const allowed = budget ? connectionsAllowed(budget) : Number.POSITIVE_INFINITY;
+    const requested = options.maxConnections ?? DEFAULTS.maxConnections;
+    if (options.maxConnections !== undefined && requested > allowed && budget) {
+      this.#clamped = { requested, limit: budget.limit };
+    }
     this.options = {
       host: options.host ?? DEFAULTS.host,
       port: options.port ?? DEFAULTS.port,
-      maxConnections: options.maxConnections ?? DEFAULTS.maxConnections,
+      maxConnections: Math.min(requested, allowed),
       helloTimeoutMs: options.helloTimeoutMs ?? DEFAULTS.helloTimeoutMs,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
       pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
@@ -91,13 +107,28 @@ export class GossipServer extends EventEmitter implements ServerContext {
           'Set --token (or GOSSIP_TOKENS), or pass --insecure if the network is trusted',
       );
     }
-    const onSocket = (socket: Socket) => this.#accept(socket);
-    // node:tls is loaded only when it is used: it costs milliseconds of every start.
-    const server = this.#tls
-      ? (await import('node:tls'))
-          .createServer({ ...this.#tls }, onSocket)
-          .on('tlsClientError', (error) => this.log.debug({ err: error }, 'TLS handshake failed'))
-      : createTcpServer(onSocket);
+    if (this.#clamped) {
+      this.log.warn(
+        {
+          requested: this.#clamped.requested,
+          maxConnections: this.options.maxConnections,
+          nofile: this.#clamped.limit,
+        },
+        `--max-connections ${this.#clamped.requested} is more than the descriptor limit (ulimit -n ${this.#clamped.limit}) ` +
+          `allows beside the store's reserve: serving at most ${this.options.maxConnections}. Raise the limit (ulimit -n, LimitNOFILE=)`,
+      );
+    }
+    if (this.#tls) {
+      // node:tls is loaded only when it is used: it costs milliseconds of every start.
+      const tls = await import('node:tls');
+      const secureContext = tls.createSecureContext({ ...this.#tls });
+      // TLS is set up on the accepted socket, so a connection counts, and its hello timeout
+      // runs, from the moment it is accepted, handshake or not.
+      this.#wrapTls = (raw) => new tls.TLSSocket(raw, { isServer: true, secureContext });
+    }
+    const server = createTcpServer((socket: Socket) => this.#accept(socket));
+    // Past this Node closes new sockets at once: refused ones still being told count too.
+    server.maxConnections = this.options.maxConnections + REFUSING_SLACK;
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -127,7 +158,7 @@ export class GossipServer extends EventEmitter implements ServerContext {
     this.#closing ??= (async () => {
       const server = this.#server;
       const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
-      for (const conn of this.#conns) conn.socket.pause();
+      for (const conn of this.#conns) conn.reading.hold('shutdown');
       try {
         await this.store.flush();
       } catch (error) {
@@ -151,13 +182,15 @@ export class GossipServer extends EventEmitter implements ServerContext {
     return this.#closing;
   }
 
-  #accept(socket: Socket): void {
+  #accept(raw: Socket): void {
     if (this.#closing) {
-      socket.destroy();
+      raw.destroy();
       return;
     }
     this.stats.connectionsTotal++;
-    const conn = new Connection(this, socket);
+    const socket = this.#wrapTls ? this.#wrapTls(raw) : raw;
+    const conn = new Connection(this, socket, { tlsPending: this.#wrapTls !== undefined });
+    if (this.#wrapTls) socket.once('secure', () => conn.secured());
     if (this.#conns.size >= this.options.maxConnections) {
       this.stats.connectionsRefused++;
       conn.fatal(

@@ -1,13 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-/** The built daemon: turbo builds gossipd before these tests run. */
-export const GOSSIPD = fileURLToPath(new URL('../../../apps/gossipd/dist/main.cjs', import.meta.url));
+/** The built daemon (turbo builds gossipd before these tests run), or another build named by GOSSIP_TEST_GOSSIPD. */
+export const GOSSIPD =
+  process.env.GOSSIP_TEST_GOSSIPD ?? fileURLToPath(new URL('../../../apps/gossipd/dist/main.cjs', import.meta.url));
 
 export interface LogLine {
   level: number;
@@ -23,6 +24,8 @@ export interface GossipdOptions {
   env?: Record<string, string>;
   /** The entry point to run instead of the built GOSSIPD (a copy elsewhere). */
   bin?: string;
+  /** Start under this descriptor limit (`ulimit -n`, through sh). */
+  nofile?: number;
 }
 
 /** A real gossipd process on loopback port 0 with JSON logs read line by line. */
@@ -62,22 +65,28 @@ export class Gossipd {
   /** Starts gossipd and resolves once it listens (its ports read from its log). */
   static async start(options: GossipdOptions = {}): Promise<Gossipd> {
     const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'gossipd-test-')));
-    const child = spawn(
+    const command = [
       process.execPath,
-      [
-        options.bin ?? GOSSIPD,
-        '--port',
-        '0',
-        '--admin-port',
-        '0',
-        '--data-dir',
-        dataDir,
-        '--log-format',
-        'json',
-        ...(options.args ?? []),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } },
-    );
+      options.bin ?? GOSSIPD,
+      '--port',
+      '0',
+      '--admin-port',
+      '0',
+      '--data-dir',
+      dataDir,
+      '--log-format',
+      'json',
+      ...(options.args ?? []),
+    ];
+    // exec: the shell becomes gossipd, so signals and the pid are gossipd's own.
+    const [file, args] =
+      options.nofile === undefined
+        ? [command[0] as string, command.slice(1)]
+        : ['/bin/sh', ['-c', `ulimit -n ${options.nofile} && exec "$@"`, 'sh', ...command]];
+    const child = spawn(file, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...options.env },
+    });
     const d = new Gossipd(child, dataDir);
     const listening = d.waitLog((l) => l.msg.startsWith('gossipd') && l.msg.includes('listening on'));
     const admin = d.waitLog((l) => l.msg.startsWith('admin listening'));
@@ -109,6 +118,18 @@ export class Gossipd {
     const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
     if (!line) throw new Error(`metric ${name} not found`);
     return Number(line.split(' ').pop());
+  }
+
+  /** The process's resident memory now and at its peak (VmRSS, VmHWM), from /proc. */
+  async memory(): Promise<{ rss: number; peak: number }> {
+    const status = await readFile(`/proc/${this.child.pid}/status`, 'utf8');
+    const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN);
+    return { rss: kib('VmRSS') * 1024, peak: kib('VmHWM') * 1024 };
+  }
+
+  /** Descriptors the process has open, from /proc. */
+  async descriptors(): Promise<number> {
+    return (await readdir(`/proc/${this.child.pid}/fd`)).length;
   }
 
   /** SIGTERM and wait for exit. */

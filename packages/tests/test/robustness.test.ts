@@ -15,6 +15,7 @@ import {
   FrameKind,
   type GossipError,
   type HelloOptions,
+  MAX_HELLO_FRAME_BYTES,
   MessageFlags,
   type MessageFrame,
   MIN_TS,
@@ -512,10 +513,15 @@ function fateOf(bytes: Buffer): Fate {
       else if (state === 'hello') {
         if (f.kind !== FrameKind.Hello) code = 'GOSSIP_ERR_UNEXPECTED_FRAME';
         else if (f.version !== PROTOCOL_VERSION) code = 'GOSSIP_ERR_UNSUPPORTED_VERSION';
-        else state = 'live';
+        else {
+          state = 'live';
+          // Welcomed: frames up to the server's maximum from now on (F3).
+          dec.maxFrameBytes = DEFAULT_MAX_FRAME_BYTES;
+        }
       } else if (!LIVE_KINDS.has(f.kind)) code = 'GOSSIP_ERR_UNEXPECTED_FRAME';
     },
-    { maxFrameBytes: DEFAULT_MAX_FRAME_BYTES },
+    // Before the welcome, no frame larger than a hello (F3).
+    { maxFrameBytes: MAX_HELLO_FRAME_BYTES },
   );
   try {
     dec.push(bytes);
@@ -808,11 +814,11 @@ describe('back-pressure', () => {
     expect(await d.metric('gossip_slow_consumer_disconnects_total')).toBe(1);
     expect(await d.metric(RSS_METRIC)).toBeLessThan(300 * MiB);
 
-    // The stalled client, reading again, finds its connection closed (the error frame may
-    // not make it: the server drops what a peer never reads after a grace period).
+    // The stalled client, reading again, finds the error frame right behind what the
+    // socket had taken when it was dropped, then the close (docs/PROTOCOL.md, E2).
     stalled.resume();
     await stalled.closed;
-    if (stalled.error) expect(stalled.error.code).toBe('GOSSIP_ERR_SLOW_CONSUMER');
+    expect(stalled.error?.code).toBe('GOSSIP_ERR_SLOW_CONSUMER');
     expect(stalledSeen.length).toBeLessThan(total);
     stalledSeen.forEach((m, i) => {
       expect(m.id).toBe(`big/${i}`);

@@ -16,11 +16,8 @@ export const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
  * stays; a legacy one closes its connection (L6). Returns the refusal, or undefined.
  */
 export function refusal(ctx: ServerContext, id: string, ts: bigint, data: Uint8Array): [ErrorCode, string] | undefined {
-  if (id.length === 0) return ['GOSSIP_ERR_ID_EMPTY', 'id is empty: ids are 1 to 256 bytes of UTF-8'];
-  // Up to 85 UTF-16 units cannot exceed 256 UTF-8 bytes: only longer ids need measuring.
-  if (id.length > MAX_ID_BYTES / 3 && (id.length > MAX_ID_BYTES || Buffer.byteLength(id) > MAX_ID_BYTES)) {
-    return ['GOSSIP_ERR_ID_TOO_LONG', `id is ${Buffer.byteLength(id)} bytes: ids are at most ${MAX_ID_BYTES} bytes`];
-  }
+  const badId = idRefusal(id);
+  if (badId) return badId;
   const max = ctx.store.maxDataBytes;
   if (data.byteLength > max) {
     return ['GOSSIP_ERR_DATA_TOO_LARGE', `data is ${data.byteLength} bytes, over the server's max-data of ${max}`];
@@ -30,6 +27,19 @@ export function refusal(ctx: ServerContext, id: string, ts: bigint, data: Uint8A
       'GOSSIP_ERR_TS_AHEAD',
       `ts ${ts} is more than ${ctx.options.maxSkewMs} ms ahead of the server's clock: fix the publisher's clock`,
     ];
+  }
+  return undefined;
+}
+
+/**
+ * An id the decoder handed on but no request may name: empty, or over 256 bytes
+ * (docs/PROTOCOL.md, Conventions). Returns the refusal, or undefined.
+ */
+export function idRefusal(id: string): [ErrorCode, string] | undefined {
+  if (id.length === 0) return ['GOSSIP_ERR_ID_EMPTY', 'id is empty: ids are 1 to 256 bytes of UTF-8'];
+  // Up to 85 UTF-16 units cannot exceed 256 UTF-8 bytes: only longer ids need measuring.
+  if (id.length > MAX_ID_BYTES / 3 && (id.length > MAX_ID_BYTES || Buffer.byteLength(id) > MAX_ID_BYTES)) {
+    return ['GOSSIP_ERR_ID_TOO_LONG', `id is ${Buffer.byteLength(id)} bytes: ids are at most ${MAX_ID_BYTES} bytes`];
   }
   return undefined;
 }

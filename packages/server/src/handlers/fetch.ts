@@ -1,62 +1,136 @@
-import { AckStatus, Durability, type FetchEntry, type FetchFrame, GossipError, MAX_ID_BYTES } from '@gossip/protocol';
+import { AckStatus, Durability, type FetchEntry, type FetchFrame, GossipError } from '@gossip/protocol';
 import type { StoredMessage } from '@gossip/store';
 import type { Connection } from '../connection.js';
+import { pacing } from '../pacing.js';
+import { idRefusal } from './check.js';
 
+/** Fetches a connection may have waiting or running; past it the server stops reading the connection. */
+export const MAX_QUEUED_FETCHES = 8;
+/** A fetch-result frame is cut at about this many bytes (one entry may make it larger). */
+const RESULT_FRAME_BYTES = 1024 * 1024;
 /** Room kept in a fetch-result frame for its fixed fields. */
 const RESULT_HEADER_BYTES = 16;
+/** Reads of one batch, at most: a batch of small records must not become thousands of reads at once. */
+const BATCH_IDS = 256;
 
 /**
- * Fetch: the newest persisted message of each id, read from disk, in as many
- * fetch-result frames as the frame limit needs (docs/PROTOCOL.md, Q1, Q2).
+ * Fetch: refused with an error ack when it names too many ids, or an empty or too long
+ * one; otherwise queued behind the connection's earlier fetches (docs/PROTOCOL.md, Q1).
  */
 export function onFetch(conn: Connection, f: FetchFrame): void {
   const { ctx } = conn;
   ctx.stats.fetches++;
   if (f.ids.length > ctx.options.maxFetchIds) {
-    conn.enc.ack(
+    refuseFetch(
+      conn,
       f.reqId,
-      AckStatus.Error,
-      Durability.None,
       'GOSSIP_ERR_TOO_MANY_IDS',
       `a fetch may name at most ${ctx.options.maxFetchIds} ids, this one names ${f.ids.length}`,
     );
-    conn.touch();
     return;
   }
-  const lookups = f.ids.map((id) =>
-    id.length === 0 || Buffer.byteLength(id) > MAX_ID_BYTES ? Promise.resolve(undefined) : ctx.store.get(id),
-  );
-  Promise.all(lookups).then(
-    (found: (StoredMessage | undefined)[]) => {
-      const budget = ctx.maxFrameBytes - RESULT_HEADER_BYTES;
-      let entries: FetchEntry[] = [];
-      let bytes = 0;
-      for (let i = 0; i < f.ids.length; i++) {
-        const id = f.ids[i] as string;
-        const m = found[i];
-        const entry: FetchEntry = m ? { id, found: true, ts: m.ts, data: m.data } : { id, found: false };
-        const size = 3 + Buffer.byteLength(id) + (m ? 12 + m.data.length : 0);
-        if (entries.length > 0 && (bytes + size > budget || entries.length === 0xffff)) {
-          conn.enc.fetchResult(f.reqId, true, entries);
-          entries = [];
-          bytes = 0;
+  for (const id of f.ids) {
+    const refused = idRefusal(id);
+    if (refused) {
+      refuseFetch(conn, f.reqId, ...refused);
+      return;
+    }
+  }
+  conn.fetches.add(f);
+}
+
+function refuseFetch(conn: Connection, reqId: number, code: GossipError['code'], message: string): void {
+  conn.ctx.stats.refused++;
+  conn.enc.ack(reqId, AckStatus.Error, Durability.None, code, message);
+  conn.touch();
+}
+
+/**
+ * A connection's fetches, answered one at a time in the order they came. At most
+ * `MAX_QUEUED_FETCHES` wait or run: past that the connection is not read until one is
+ * done, so pipelined fetches wait in TCP's buffers, not in the server's memory.
+ */
+export class FetchQueue {
+  readonly #conn: Connection;
+  #queue: FetchFrame[] = [];
+  #running = false;
+
+  constructor(conn: Connection) {
+    this.#conn = conn;
+  }
+
+  add(f: FetchFrame): void {
+    this.#queue.push(f);
+    if (this.#queue.length >= MAX_QUEUED_FETCHES) this.#conn.reading.hold('fetches');
+    if (!this.#running) void this.#run();
+  }
+
+  async #run(): Promise<void> {
+    const conn = this.#conn;
+    this.#running = true;
+    try {
+      while (this.#queue.length > 0 && !conn.closed) {
+        const f = this.#queue[0] as FetchFrame;
+        try {
+          await answer(conn, f);
+        } catch (error) {
+          const code = error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL';
+          conn.enc.ack(f.reqId, AckStatus.Error, Durability.None, code, (error as Error).message ?? String(error));
+          conn.touch();
         }
-        entries.push(entry);
-        bytes += size;
+        this.#queue.shift();
+        if (this.#queue.length < MAX_QUEUED_FETCHES) conn.reading.release('fetches');
       }
-      conn.enc.fetchResult(f.reqId, false, entries);
-      conn.touch();
-    },
-    (error: unknown) => {
-      const code = error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL';
-      conn.enc.ack(
-        f.reqId,
-        AckStatus.Error,
-        Durability.None,
-        code,
-        error instanceof Error ? error.message : String(error),
-      );
-      conn.touch();
-    },
-  );
+    } finally {
+      this.#running = false;
+      if (conn.closed) this.#queue = [];
+    }
+  }
+}
+
+/**
+ * The newest persisted message of each id the fetch names, each distinct id once, in
+ * the order of its first mention (Q2). Values are read in batches of about a pacing
+ * batch, framed, and queued; the next batch waits while the client has more than the
+ * pacing high water to read. So a fetch holds about one batch in memory, whatever it names.
+ */
+async function answer(conn: Connection, f: FetchFrame): Promise<void> {
+  const { ctx } = conn;
+  const store = ctx.store;
+  const ids = [...new Set(f.ids)];
+  const { highWater, batchBytes } = pacing(ctx.options.maxOutboundBytes);
+  const frameBudget = Math.min(RESULT_FRAME_BYTES, ctx.maxFrameBytes) - RESULT_HEADER_BYTES;
+  let entries: FetchEntry[] = [];
+  let bytes = 0;
+  let i = 0;
+  while (i < ids.length) {
+    const batch: string[] = [];
+    let want = 0;
+    while (i < ids.length && batch.length < BATCH_IDS && (batch.length === 0 || want < batchBytes)) {
+      const id = ids[i++] as string;
+      want += store.recordBytes(id) ?? 0;
+      batch.push(id);
+    }
+    const found: (StoredMessage | undefined)[] = await Promise.all(batch.map((id) => store.get(id)));
+    if (conn.closed) return;
+    for (let k = 0; k < batch.length; k++) {
+      const id = batch[k] as string;
+      const m = found[k];
+      const size = 3 + Buffer.byteLength(id) + (m ? 12 + m.data.length : 0);
+      if (entries.length > 0 && (bytes + size > frameBudget || entries.length === 0xffff)) {
+        conn.enc.fetchResult(f.reqId, true, entries);
+        entries = [];
+        bytes = 0;
+      }
+      entries.push(m ? { id, found: true, ts: m.ts, data: m.data } : { id, found: false });
+      bytes += size;
+    }
+    if (i < ids.length) {
+      conn.flush();
+      if (conn.out.pendingBytes > highWater) await conn.out.whenBelow(highWater);
+      if (conn.closed) return;
+    }
+  }
+  conn.enc.fetchResult(f.reqId, false, entries);
+  conn.touch();
 }

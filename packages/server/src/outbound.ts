@@ -1,0 +1,124 @@
+import type { Socket } from 'node:net';
+import { endWithGrace } from './pacing.js';
+
+/**
+ * Bytes handed to the socket at most while earlier ones are still in its buffer: the
+ * rest waits in the connection's queue. Kept small so that a connection dropped as a
+ * slow consumer can discard what it still holds and have its error frame sent right
+ * behind the little the socket already took (docs/PROTOCOL.md, E2).
+ */
+const SOCKET_HIGH_WATER = 256 * 1024;
+
+/**
+ * What one connection has to write, in whole frames, in order, and the socket it goes
+ * to. `push` queues, `pump` hands the socket as much as it takes now (one cork, many
+ * writes), and each completed write pumps again. Every byte waiting for the client is
+ * either in the socket's buffer or here: `pendingBytes` counts both, and is what the
+ * outbound cap is judged by.
+ */
+export class Outbound {
+  readonly socket: Socket;
+  #queue: Buffer[] = [];
+  #head = 0;
+  #queued = 0;
+  #waiters: { limit: number; resolve: () => void }[] = [];
+  #ended = false;
+  readonly #onBytes: (bytes: number) => void;
+  /*
+   * Called as each write reaches the kernel. Not 'drain': that comes only after a write
+   * past the socket's own high water, and a waiter's limit may be below it.
+   */
+  readonly #written = () => {
+    if (this.#queued > 0) this.pump();
+    else this.#release(false);
+  };
+
+  /** `onBytes` counts the bytes handed to the socket. */
+  constructor(socket: Socket, onBytes: (bytes: number) => void) {
+    this.socket = socket;
+    this.#onBytes = onBytes;
+    socket.once('close', () => this.#release(true));
+  }
+
+  /** Bytes waiting for the client: in the socket's buffer and queued here. */
+  get pendingBytes(): number {
+    return this.socket.writableLength + this.#queued;
+  }
+
+  /** Bytes queued here, not yet handed to the socket. */
+  get queuedBytes(): number {
+    return this.#queued;
+  }
+
+  /** Queues whole frames; nothing is written until `pump`. */
+  push(frames: Buffer): void {
+    if (frames.length === 0 || this.#ended) return;
+    this.#queue.push(frames);
+    this.#queued += frames.length;
+  }
+
+  /**
+   * Hands the socket what it takes now: queued frames while its buffer holds less than
+   * `highWater` (a closing connection passes Infinity: the socket's end follows its last write).
+   */
+  pump(highWater = SOCKET_HIGH_WATER): void {
+    const socket = this.socket;
+    if (this.#queued > 0 && !socket.destroyed && socket.writableLength < highWater) {
+      const queue = this.#queue;
+      let bytes = 0;
+      socket.cork();
+      while (this.#head < queue.length && socket.writableLength < highWater) {
+        const b = queue[this.#head] as Buffer;
+        queue[this.#head++] = EMPTY;
+        bytes += b.length;
+        socket.write(b, this.#written);
+      }
+      socket.uncork();
+      this.#queued -= bytes;
+      if (this.#head === queue.length) {
+        this.#queue = [];
+        this.#head = 0;
+      }
+      this.#onBytes(bytes);
+    }
+    this.#release(false);
+  }
+
+  /** Drops every queued byte (the socket keeps what it already took). */
+  discard(): void {
+    this.#queue = [];
+    this.#head = 0;
+    this.#queued = 0;
+    this.#release(false);
+  }
+
+  /**
+   * Ends the connection: everything queued goes to the socket (its end must follow its
+   * last write), then `last`, then the end; nothing queued after this is sent.
+   */
+  end(last?: Buffer): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    if (this.socket.destroyed) return;
+    this.pump(Number.POSITIVE_INFINITY);
+    endWithGrace(this.socket, last);
+  }
+
+  /** Resolves once at most `limit` bytes wait for the client, or the socket closed. */
+  whenBelow(limit: number): Promise<void> {
+    if (this.pendingBytes <= limit || this.socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ limit, resolve }));
+  }
+
+  #release(all: boolean): void {
+    if (this.#waiters.length === 0) return;
+    const pending = this.pendingBytes;
+    this.#waiters = this.#waiters.filter((w) => {
+      if (!all && pending > w.limit) return true;
+      w.resolve();
+      return false;
+    });
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
