@@ -6,14 +6,30 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-const GOSSIPD = fileURLToPath(new URL('../../apps/gossipd/dist/main.cjs', import.meta.url));
+/** This tree's gossipd. */
+export const GOSSIPD = fileURLToPath(new URL('../../apps/gossipd/dist/main.cjs', import.meta.url));
+
+/** A JSON log line of gossipd's (pino): `msg` and whatever fields it logged. */
+export type LogLine = { msg: string; time?: number; level?: number } & Record<string, unknown>;
 
 export interface StartOptions {
   /** Called with the child as soon as it is spawned, before it is ready (the peers run tracks it for its cleanup). */
   onSpawn?: (child: ChildProcess) => void;
   /** Gives up (and kills the child) when it has not logged that it listens after this long [60 s]. */
   timeoutMs?: number;
+  /** The gossipd to run: a path to its `main.cjs` [this tree's]. */
+  gossipd?: string;
+  /** `--admin-port` [off]. */
+  adminPort?: string;
+  /** Runs gossipd under `ulimit -n` of this many descriptors (through `sh -c … exec`, so the child is gossipd itself). */
+  fdLimit?: number;
+  /** Called with every JSON log line gossipd writes, during start-up and after. */
+  onLog?: (line: LogLine) => void;
+  /** Keep gossipd's stderr (its last 8 KiB in `stderrTail`) instead of passing it through [false]. */
+  captureStderr?: boolean;
 }
+
+const STDERR_TAIL_BYTES = 8 * 1024;
 
 /** gossipd in its own process, on a free port, with a temporary data folder unless given one. */
 export class Daemon {
@@ -23,6 +39,8 @@ export class Daemon {
   /** Milliseconds from spawn to the listening log line. */
   startMs = 0;
   recoveryMs = 0;
+  /** The end of gossipd's stderr, when started with `captureStderr`. */
+  stderrTail = '';
 
   private constructor(child: ChildProcess, dataDir: string) {
     this.child = child;
@@ -33,13 +51,33 @@ export class Daemon {
   static async start(args: string[] = [], dataDir?: string, options: StartOptions = {}): Promise<Daemon> {
     const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'gossip-bench-d-')));
     const t0 = performance.now();
-    const child = spawn(
-      process.execPath,
-      [GOSSIPD, '--port', '0', '--admin-port', 'off', '--data-dir', dir, '--log-format', 'json', ...args],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
+    const argv = [
+      options.gossipd ?? GOSSIPD,
+      '--port',
+      '0',
+      '--admin-port',
+      options.adminPort ?? 'off',
+      '--data-dir',
+      dir,
+      '--log-format',
+      'json',
+      ...args,
+    ];
+    const stdio: ['ignore', 'pipe', 'pipe' | 'inherit'] = [
+      'ignore',
+      'pipe',
+      options.captureStderr ? 'pipe' : 'inherit',
+    ];
+    // `exec` replaces the shell, so the child's pid is gossipd's and signals reach it.
+    const child =
+      options.fdLimit === undefined
+        ? spawn(process.execPath, argv, { stdio })
+        : spawn('sh', ['-c', `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, process.execPath, ...argv], { stdio });
     options.onSpawn?.(child);
     const d = new Daemon(child, dir);
+    child.stderr?.on('data', (c: Buffer) => {
+      d.stderrTail = (d.stderrTail + c.toString()).slice(-STDERR_TAIL_BYTES);
+    });
     let timer: NodeJS.Timeout | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
@@ -50,13 +88,15 @@ export class Daemon {
         );
         child.once('error', reject);
         createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-          let l: { msg: string; port?: number; ms?: number };
+          let l: LogLine;
           try {
-            l = JSON.parse(line) as typeof l;
+            l = JSON.parse(line) as LogLine;
           } catch {
             return; // not a log line of ours
           }
-          if (l.msg === 'store recovered') d.recoveryMs = l.ms ?? 0;
+          if (typeof l.msg !== 'string') return;
+          options.onLog?.(l);
+          if (l.msg === 'store recovered') d.recoveryMs = typeof l.ms === 'number' ? l.ms : 0;
           if (l.msg.includes('listening on gossip')) {
             d.port = l.port as number;
             d.startMs = performance.now() - t0;
@@ -87,6 +127,16 @@ export class Daemon {
 
   async cleanup(): Promise<void> {
     await this.stop();
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+
+  /** SIGKILL (a gossipd that misbehaves may not stop on SIGTERM in time) and removes the data folder. */
+  async destroy(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = once(this.child, 'exit');
+      this.child.kill('SIGKILL');
+      await exited;
+    }
     await rm(this.dataDir, { recursive: true, force: true });
   }
 }

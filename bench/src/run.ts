@@ -4,6 +4,7 @@
  */
 import { cpus } from 'node:os';
 import { clientBench } from './client.js';
+import { edgesBench } from './edges.js';
 import { printTable, type Row } from './measure.js';
 import { protocolBench } from './protocol.js';
 import { serverBench } from './server.js';
@@ -14,6 +15,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   store: storeBench,
   server: serverBench,
   client: clientBench,
+  edges: edgesBench,
 };
 
 const wanted = (process.env.GOSSIP_BENCH ?? Object.keys(suites).join(',')).split(',');
