@@ -66,7 +66,10 @@ export class Connection {
   readonly #onSocketEnd = () => this.#onEnd();
   readonly #onSocketClose = () => this.#onClose();
   readonly #onIdle = () =>
-    this.fatal('GOSSIP_ERR_IDLE_TIMEOUT', `nothing received for ${this.ctx.options.idleTimeoutMs} ms: ping more often`);
+    this.fatal(
+      'GOSSIP_ERR_IDLE_TIMEOUT',
+      `nothing sent or received for ${this.ctx.options.idleTimeoutMs} ms: ping more often`,
+    );
 
   constructor(ctx: ServerContext, socket: Socket, options: ConnectionOptions = {}) {
     this.ctx = ctx;
@@ -157,6 +160,17 @@ export class Connection {
     if (this.pendingBytes > this.ctx.options.maxOutboundBytes) this.slowConsumer();
   }
 
+  /**
+   * Queues frames that may go ahead of the tick's broadcasts (fetch results) and hands
+   * the socket what it takes now; judged against the outbound cap like everything else.
+   */
+  send(frames: Buffer): void {
+    if (this.#state === 'closed') return;
+    this.out.push(frames);
+    this.out.pump();
+    if (this.pendingBytes > this.ctx.options.maxOutboundBytes) this.slowConsumer();
+  }
+
   #takeOwn(): void {
     if (this.enc.pendingBytes > 0) this.out.push(this.enc.take());
   }
@@ -179,7 +193,9 @@ export class Connection {
     this.#held = [];
     this.#heldBytes = 0;
     this.setState('closed');
-    this.out.end(this.enc.error(code, message).take());
+    // Before its TLS handshake the peer can read nothing: it has until the hello deadline to finish it.
+    const deadline = this.#tlsPending ? Math.max(0, this.#helloDeadline - performance.now()) : undefined;
+    this.out.end(this.enc.error(code, message).take(), deadline);
   }
 
   /** Past the outbound cap: told first, then dropped (docs/PROTOCOL.md, E1). */

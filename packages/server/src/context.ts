@@ -43,6 +43,13 @@ export interface ServerContext {
   readonly inflates: Limiter;
   /** Native publishes waiting for the store (handlers/publish.ts). */
   readonly acks: PendingAcks;
+  /**
+   * Resolves once every live connection has at most half the outbound cap waiting for
+   * it, or after a second at most: what a legacy connection awaits after broadcasting a
+   * payload that inflated to many times its size, so that few bytes in cannot push
+   * readers that keep up off the server (docs/PROTOCOL.md, L4).
+   */
+  paceAmplified(): Promise<void>;
   /** The newest ts the skew check lets in: now + max skew, recomputed at most once a millisecond. */
   latestAllowedTs(): bigint;
   /** Queues a persisted or transient message for every live connection, encoded once. */

@@ -18,7 +18,7 @@ import type { ServerContext } from './context.js';
 import { REFUSALS, refusal } from './handlers/check.js';
 import { Outbound } from './outbound.js';
 import { pacedReplay } from './pacing.js';
-import { InflightBytes, publishWindow, ReadGate } from './read-gate.js';
+import { InflightBytes, publishCost, publishWindow, ReadGate } from './read-gate.js';
 import { PROTOCOL_ERRORS } from './stats.js';
 
 /** handshake → replay (in the legacy live set; live messages held) → live → closed. */
@@ -27,6 +27,8 @@ type LegacyState = 'handshake' | 'replay' | 'live' | 'closed';
 /** The original protocol has no keep-alive; TCP's finds peers that vanished. */
 const KEEPALIVE_MS = 60_000;
 const MAX_PAYLOAD_BYTES = 2 ** 32 - 1;
+/** An inflated payload past this, and 16 times its compressed size, is paced by the subscribers. */
+const AMPLIFIED_BYTES = 64 * 1024;
 
 /**
  * A connection speaking the original gossip protocol (docs/PROTOCOL.md, "Legacy
@@ -42,10 +44,8 @@ export class LegacyConnection {
   readonly echo = true;
   #state: LegacyState = 'handshake';
   readonly #decoder: LegacyDecoder;
-  /** This connection's own bytes: the handshake answer, the replay, `D`. */
-  readonly #enc = new LegacyEncoder();
   /** Everything waiting for the client, in order. */
-  readonly #out: Outbound;
+  readonly out: Outbound;
   /** Why the socket is not read right now (an inflate, publishes on their way to the log, shutdown). */
   readonly reading: ReadGate;
   /** Bytes of this connection's publishes not yet settled by the store. */
@@ -57,6 +57,10 @@ export class LegacyConnection {
    */
   #waiting: LegacyMessage[] = [];
   #inflating = false;
+  /** A bad frame after frames still waiting: it closes the connection once they are applied. */
+  #failAfter: [ErrorCode, string] | undefined;
+  /** Closed by the server (`fatal`): frames still waiting are not applied. */
+  #dropped = false;
   /** Live bytes held while the replay runs. */
   #held: Buffer[] = [];
   #heldBytes = 0;
@@ -70,7 +74,7 @@ export class LegacyConnection {
     this.ctx = ctx;
     this.socket = socket;
     this.id = id;
-    this.#out = new Outbound(socket, (bytes) => {
+    this.out = new Outbound(socket, (bytes) => {
       ctx.stats.bytesOut += bytes;
     });
     this.reading = new ReadGate(socket);
@@ -98,7 +102,7 @@ export class LegacyConnection {
 
   /** Bytes waiting for this client: in the socket, queued and held during the replay. */
   get pendingBytes(): number {
-    return this.#out.pendingBytes + this.#heldBytes;
+    return this.out.pendingBytes + this.#heldBytes;
   }
 
   /** A tick's broadcast in legacy form (`legacyBroadcast`); held while the replay runs. */
@@ -127,9 +131,10 @@ export class LegacyConnection {
     this.#held = [];
     this.#heldBytes = 0;
     this.#waiting = [];
-    if (discard) this.#out.discard();
+    this.#dropped = true;
+    if (discard) this.out.discard();
     this.#setState('closed');
-    this.#out.end(Buffer.from(`error: ${code}: ${message.replace(/[\r\n]+/g, ' ')}\n`));
+    this.out.end(Buffer.from(`error: ${code}: ${message.replace(/[\r\n]+/g, ' ')}\n`));
   }
 
   #setState(next: LegacyState): void {
@@ -142,8 +147,8 @@ export class LegacyConnection {
   }
 
   #write(bytes: Buffer): void {
-    this.#out.push(bytes);
-    this.#out.pump();
+    this.out.push(bytes);
+    this.out.pump();
   }
 
   #slowConsumer(): void {
@@ -167,7 +172,7 @@ export class LegacyConnection {
       this.#decoder.push(chunk);
     } catch (error) {
       if (error instanceof GossipError) {
-        this.fatal(error.code, error.message);
+        this.#fail(error.code, error.message);
       } else {
         this.ctx.log.error({ conn: this.id, err: error }, 'internal error handling a legacy frame');
         this.fatal('GOSSIP_ERR_INTERNAL', 'internal server error');
@@ -219,7 +224,7 @@ export class LegacyConnection {
         'legacy replay from before the tombstone horizon: the client may miss deletes',
       );
     }
-    this.#write(this.#enc.welcome().take());
+    this.#write(new LegacyEncoder({ slabBytes: 16 }).welcome().take());
     // Join the live stream first, so nothing accepted from here on can be missed.
     this.#setState('replay');
     void this.#replay(since);
@@ -228,16 +233,18 @@ export class LegacyConnection {
   /** Streams the replay at the reader's pace, then `D`, then the live bytes held meanwhile (L3). */
   async #replay(since: bigint): Promise<void> {
     const { ctx } = this;
+    // The replay's own encoder: its slab grows to a batch and goes with the replay.
+    const enc = new LegacyEncoder();
     try {
       ctx.stats.replays++;
       const count = await pacedReplay(
-        this.#out,
+        this.out,
         ctx.options.maxOutboundBytes,
         (batchBytes) => ctx.store.replayBatches(since, { batchBytes }),
         () => this.#state === 'replay',
         (batch) => {
-          for (const m of batch) this.#enc.message(LegacyKind.Persisted, m.id, m.ts, m.data);
-          this.#write(this.#enc.take());
+          for (const m of batch) enc.message(LegacyKind.Persisted, m.id, m.ts, m.data);
+          this.#write(enc.take());
           return batch.length;
         },
       );
@@ -247,14 +254,23 @@ export class LegacyConnection {
       this.#held = [];
       this.#heldBytes = 0;
       this.#setState('live');
-      this.#out.push(this.#enc.replayDone().take());
-      for (const b of held) this.#out.push(b);
-      this.#out.pump();
+      this.out.push(enc.replayDone().take());
+      for (const b of held) this.out.push(b);
+      this.out.pump();
       if (this.pendingBytes > ctx.options.maxOutboundBytes) this.#slowConsumer();
     } catch (error) {
       ctx.log.error({ conn: this.id, err: error }, 'legacy replay failed');
       this.fatal(error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL', 'replay failed');
     }
+  }
+
+  /**
+   * Bad input from the decoder: the connection closes once the frames that came before
+   * it (waiting behind an inflate) are applied, as they would have been without one.
+   */
+  #fail(code: ErrorCode, message: string): void {
+    if (this.#inflating || this.#waiting.length > 0) this.#failAfter ??= [code, message];
+    else this.fatal(code, message);
   }
 
   /**
@@ -291,20 +307,27 @@ export class LegacyConnection {
     this.reading.hold('inflate');
     try {
       const max = this.ctx.store.maxDataBytes;
+      // A peer that hung up after sending still has its frames applied, as a native one's are.
       const data = await this.ctx.inflates.run(() =>
-        this.#state === 'closed' ? Promise.resolve(undefined) : inflateLegacyPayload(f.payload, max),
+        this.#dropped ? Promise.resolve(undefined) : inflateLegacyPayload(f.payload, max),
       );
-      if (data !== undefined && this.#state !== 'closed') await this.#apply(f, data);
+      if (data !== undefined && !this.#dropped) {
+        await this.#apply(f, data);
+        // Many bytes from few: released at the pace of the live subscribers (server.ts).
+        if (data.length > AMPLIFIED_BYTES && data.length > 16 * f.payload.length) await this.ctx.paceAmplified();
+      }
     } catch (error) {
       this.#refuse(error);
     } finally {
       this.#inflating = false;
     }
     // The frames that waited, in their order, up to the next `z`.
-    while (!this.#inflating && this.#waiting.length > 0 && this.#state !== 'closed') {
+    while (!this.#inflating && this.#waiting.length > 0 && !this.#dropped) {
       this.#handle(this.#waiting.shift() as LegacyMessage);
     }
-    if (!this.#inflating) this.reading.release('inflate');
+    if (this.#inflating) return;
+    if (this.#failAfter && !this.#dropped) this.fatal(...this.#failAfter);
+    this.reading.release('inflate');
   }
 
   /**
@@ -329,7 +352,8 @@ export class LegacyConnection {
       ctx.broadcast(this, true, f.id, f.ts, data);
       return;
     }
-    this.#publishing.add(data.byteLength);
+    const cost = publishCost(f.id.length, data.byteLength);
+    this.#publishing.add(cost);
     try {
       const result = await ctx.store.append(f.id, f.ts, data);
       if (result.status === 'accepted') ctx.broadcast(this, false, f.id, f.ts, data);
@@ -341,7 +365,7 @@ export class LegacyConnection {
         `the publish could not be stored: ${error instanceof Error ? error.message : String(error)}`,
       );
     } finally {
-      this.#publishing.done(data.byteLength);
+      this.#publishing.done(cost);
     }
   }
 
@@ -357,7 +381,7 @@ export class LegacyConnection {
     try {
       this.#decoder.end();
     } catch (error) {
-      if (error instanceof GossipError) this.fatal(error.code, error.message);
+      if (error instanceof GossipError) this.#fail(error.code, error.message);
     }
   }
 

@@ -8,11 +8,6 @@ export class Limiter {
     this.capacity = capacity;
   }
 
-  /** Tasks running or waiting. */
-  get size(): number {
-    return this.#active + this.#waiting.length;
-  }
-
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.#active < this.capacity) this.#active++;
     else await new Promise<void>((resolve) => this.#waiting.push(resolve)); // the slot is handed over

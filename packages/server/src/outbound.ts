@@ -12,9 +12,10 @@ const SOCKET_HIGH_WATER = 256 * 1024;
 /**
  * What one connection has to write, in whole frames, in order, and the socket it goes
  * to. `push` queues, `pump` hands the socket as much as it takes now (one cork, many
- * writes), and each completed write pumps again. Every byte waiting for the client is
- * either in the socket's buffer or here: `pendingBytes` counts both, and is what the
- * outbound cap is judged by.
+ * writes), and the socket's `drain` pumps again: `pump` stops only with the socket's
+ * buffer past its own high water, so a `drain` always follows. Every byte waiting for
+ * the client is either in the socket's buffer or here: `pendingBytes` counts both, and
+ * is what the outbound cap is judged by.
  */
 export class Outbound {
   readonly socket: Socket;
@@ -24,30 +25,18 @@ export class Outbound {
   #waiters: { limit: number; resolve: () => void }[] = [];
   #ended = false;
   readonly #onBytes: (bytes: number) => void;
-  /*
-   * Called as each write reaches the kernel. Not 'drain': that comes only after a write
-   * past the socket's own high water, and a waiter's limit may be below it.
-   */
-  readonly #written = () => {
-    if (this.#queued > 0) this.pump();
-    else this.#release(false);
-  };
 
   /** `onBytes` counts the bytes handed to the socket. */
   constructor(socket: Socket, onBytes: (bytes: number) => void) {
     this.socket = socket;
     this.#onBytes = onBytes;
+    socket.on('drain', () => this.pump());
     socket.once('close', () => this.#release(true));
   }
 
   /** Bytes waiting for the client: in the socket's buffer and queued here. */
   get pendingBytes(): number {
     return this.socket.writableLength + this.#queued;
-  }
-
-  /** Bytes queued here, not yet handed to the socket. */
-  get queuedBytes(): number {
-    return this.#queued;
   }
 
   /** Queues whole frames; nothing is written until `pump`. */
@@ -71,12 +60,16 @@ export class Outbound {
         const b = queue[this.#head] as Buffer;
         queue[this.#head++] = EMPTY;
         bytes += b.length;
-        socket.write(b, this.#written);
+        socket.write(b);
       }
       socket.uncork();
       this.#queued -= bytes;
       if (this.#head === queue.length) {
         this.#queue = [];
+        this.#head = 0;
+      } else if (this.#head > 1024 && 2 * this.#head > queue.length) {
+        // A standing backlog: drop the written slots rather than let the array grow.
+        queue.splice(0, this.#head);
         this.#head = 0;
       }
       this.#onBytes(bytes);
@@ -94,20 +87,25 @@ export class Outbound {
 
   /**
    * Ends the connection: everything queued goes to the socket (its end must follow its
-   * last write), then `last`, then the end; nothing queued after this is sent.
+   * last write), then `last`, then the end; nothing queued after this is sent. The
+   * socket is destroyed `deadlineMs` from now at the latest (`endWithGrace`).
    */
-  end(last?: Buffer): void {
+  end(last?: Buffer, deadlineMs?: number): void {
     if (this.#ended) return;
     this.#ended = true;
     if (this.socket.destroyed) return;
     this.pump(Number.POSITIVE_INFINITY);
-    endWithGrace(this.socket, last);
+    endWithGrace(this.socket, last, deadlineMs);
   }
 
-  /** Resolves once at most `limit` bytes wait for the client, or the socket closed. */
+  /**
+   * Resolves once at most `limit` bytes wait for the client, or the socket closed. A limit
+   * below the socket's own high water counts as that: only past it does a `drain` follow.
+   */
   whenBelow(limit: number): Promise<void> {
-    if (this.pendingBytes <= limit || this.socket.destroyed) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ limit, resolve }));
+    const at = Math.max(limit, this.socket.writableHighWaterMark);
+    if (this.pendingBytes <= at || this.socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ limit: at, resolve }));
   }
 
   #release(all: boolean): void {

@@ -10,7 +10,8 @@ const CLOSE_GRACE_MS = 2_000;
 /**
  * How long a closing connection may take to hand its last bytes (its error frame) to
  * the kernel: a slow reader gets that long to read what is ahead of its error frame.
- * What it holds meanwhile is bounded: the socket's buffer and the error frame.
+ * What it holds meanwhile is bounded by the outbound cap: a slow consumer's queue is
+ * dropped before its error frame, other closes send what was queued first.
  */
 const CLOSE_DEADLINE_MS = 30_000;
 
@@ -47,6 +48,7 @@ export async function pacedReplay<B>(
     if (!replaying()) break;
     count += send(batch);
     if (out.pendingBytes > highWater) await out.whenBelow(highWater);
+    if (!replaying()) break;
   }
   return count;
 }
@@ -54,12 +56,12 @@ export async function pacedReplay<B>(
 /**
  * Ends the socket after its last bytes; a peer that does not read must not keep it (and
  * its buffer) forever: it is destroyed `CLOSE_GRACE_MS` after those bytes reached the
- * kernel, and `CLOSE_DEADLINE_MS` after the end at the latest.
+ * kernel, and `deadlineMs` (default `CLOSE_DEADLINE_MS`) after the end at the latest.
  */
-export function endWithGrace(socket: Socket, last?: string | Buffer): void {
+export function endWithGrace(socket: Socket, last?: string | Buffer, deadlineMs = CLOSE_DEADLINE_MS): void {
   if (last === undefined) socket.end();
   else socket.end(last);
-  let timer = setTimeout(() => socket.destroy(), CLOSE_DEADLINE_MS).unref();
+  let timer = setTimeout(() => socket.destroy(), deadlineMs).unref();
   const finished = () => {
     clearTimeout(timer);
     timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();

@@ -18,9 +18,9 @@ export class ReadGate {
   }
 
   hold(reason: ReadHold): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#holds.has(reason)) return;
+    if (this.#holds.size === 0) this.#socket.pause();
     this.#holds.add(reason);
-    this.#socket.pause();
   }
 
   release(reason: ReadHold): void {
@@ -77,4 +77,13 @@ export class InflightBytes {
 /** Publish bytes a connection may have on their way to the log: two of the largest frames. */
 export function publishWindow(maxFrameBytes: number): number {
   return 2 * maxFrameBytes;
+}
+
+/**
+ * What a publish on its way to the log is charged: its data and id, and about what the
+ * server holds for it besides (the decoded frame, its place in the batch, the ack to
+ * come), so that tiny publishes reach the window too.
+ */
+export function publishCost(idLength: number, dataBytes: number): number {
+  return idLength + dataBytes + 512;
 }

@@ -17,9 +17,12 @@ import { PendingAcks } from './handlers/publish.js';
 import { LegacyConnection, legacyBroadcast } from './legacy-connection.js';
 import { Limiter } from './limiter.js';
 import { DEFAULTS, type ServerLogger, type ServerOptions } from './options.js';
+import type { Outbound } from './outbound.js';
 import { emptyStats, type ServerStats } from './stats.js';
 
 const noop = () => undefined;
+/** How long a legacy connection waits, at most, for subscribers after an amplified payload. */
+const AMPLIFIED_PACE_MS = 1_000;
 const silent: ServerLogger = { debug: noop, info: noop, warn: noop, error: noop };
 const VERSION = '0.1.0';
 
@@ -44,9 +47,11 @@ export class GossipServer extends EventEmitter implements ServerContext {
   #wrapTls: ((raw: Socket) => Socket) | undefined;
   readonly #allowInsecure: boolean;
   /** Set when `maxConnections` was asked for above what the descriptor limit allows. */
-  readonly #clamped: { requested: number; limit: number } | undefined;
+  readonly #clamped: { requested: number; limit: number; explicit: boolean } | undefined;
   #server: Server | undefined;
   readonly #conns = new Set<Connection | LegacyConnection>();
+  /** Connections refused at the limit, still being told so. */
+  readonly #refusing = new Set<Connection>();
   /** Connections that receive broadcasts: replaying or live. */
   readonly #live = new Set<Connection>();
   /** Legacy connections replaying or live: they get each tick's broadcast in the original encoding. */
@@ -69,8 +74,8 @@ export class GossipServer extends EventEmitter implements ServerContext {
     const budget = descriptorBudget();
     const allowed = budget ? connectionsAllowed(budget) : Number.POSITIVE_INFINITY;
     const requested = options.maxConnections ?? DEFAULTS.maxConnections;
-    if (options.maxConnections !== undefined && requested > allowed && budget) {
-      this.#clamped = { requested, limit: budget.limit };
+    if (requested > allowed && budget) {
+      this.#clamped = { requested, limit: budget.limit, explicit: options.maxConnections !== undefined };
     }
     this.options = {
       host: options.host ?? DEFAULTS.host,
@@ -85,6 +90,10 @@ export class GossipServer extends EventEmitter implements ServerContext {
       legacy: options.legacy ?? DEFAULTS.legacy,
       legacyWithTokens: options.legacyWithTokens ?? DEFAULTS.legacyWithTokens,
     };
+    const fetchIds = this.options.maxFetchIds;
+    if (!Number.isSafeInteger(fetchIds) || fetchIds < 1 || fetchIds > 0xffff) {
+      throw new GossipError('GOSSIP_ERR_CONFIG', `maxFetchIds must be an integer from 1 to 65535, got ${fetchIds}`);
+    }
     this.tokens = new TokenSet(options.tokens ?? []);
     this.log = options.logger ?? silent;
     this.maxFrameBytes = options.maxFrameBytes ?? this.store.maxDataBytes + FRAME_OVERHEAD_BYTES;
@@ -107,16 +116,27 @@ export class GossipServer extends EventEmitter implements ServerContext {
           'Set --token (or GOSSIP_TOKENS), or pass --insecure if the network is trusted',
       );
     }
-    if (this.#clamped) {
-      this.log.warn(
-        {
-          requested: this.#clamped.requested,
-          maxConnections: this.options.maxConnections,
-          nofile: this.#clamped.limit,
-        },
-        `--max-connections ${this.#clamped.requested} is more than the descriptor limit (ulimit -n ${this.#clamped.limit}) ` +
-          `allows beside the store's reserve: serving at most ${this.options.maxConnections}. Raise the limit (ulimit -n, LimitNOFILE=)`,
-      );
+    const clamped = this.#clamped;
+    if (clamped) {
+      const fields = {
+        requested: clamped.requested,
+        maxConnections: this.options.maxConnections,
+        nofile: clamped.limit,
+      };
+      const raise = 'Raise the limit (ulimit -n, LimitNOFILE=) to serve more';
+      if (clamped.explicit) {
+        this.log.warn(
+          fields,
+          `--max-connections ${clamped.requested} is more than the descriptor limit (ulimit -n ${clamped.limit}) ` +
+            `allows beside the store's reserve: serving at most ${this.options.maxConnections}. ${raise}`,
+        );
+      } else {
+        this.log.info(
+          fields,
+          `serving at most ${this.options.maxConnections} connections: the descriptor limit (ulimit -n ${clamped.limit}) ` +
+            `allows no more beside the store's reserve. ${raise}`,
+        );
+      }
     }
     if (this.#tls) {
       // node:tls is loaded only when it is used: it costs milliseconds of every start.
@@ -159,6 +179,7 @@ export class GossipServer extends EventEmitter implements ServerContext {
       const server = this.#server;
       const closed = server ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
       for (const conn of this.#conns) conn.reading.hold('shutdown');
+      for (const conn of this.#refusing) conn.socket.destroy();
       try {
         await this.store.flush();
       } catch (error) {
@@ -193,6 +214,8 @@ export class GossipServer extends EventEmitter implements ServerContext {
     if (this.#wrapTls) socket.once('secure', () => conn.secured());
     if (this.#conns.size >= this.options.maxConnections) {
       this.stats.connectionsRefused++;
+      this.#refusing.add(conn);
+      socket.once('close', () => this.#refusing.delete(conn));
       conn.fatal(
         'GOSSIP_ERR_TOO_MANY_CONNECTIONS',
         `the server is at its limit of ${this.options.maxConnections} connections`,
@@ -218,6 +241,29 @@ export class GossipServer extends EventEmitter implements ServerContext {
     this.#bcastOrigins.push(origin);
     this.#bcastEnds.push(this.#bcast.pendingBytes);
     this.#schedule();
+  }
+
+  async paceAmplified(): Promise<void> {
+    const limit = this.options.maxOutboundBytes / 2;
+    const until = performance.now() + AMPLIFIED_PACE_MS;
+    // After this turn's flush, which hands the broadcast to the connections.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (;;) {
+      let worst: Outbound | undefined;
+      let most = limit;
+      // What is queued or in the socket, as whenBelow counts it (a replay's held messages are not).
+      for (const conn of this.#live) {
+        if (conn.out.pendingBytes > most) [worst, most] = [conn.out, conn.out.pendingBytes];
+      }
+      for (const conn of this.#legacyLive) {
+        if (conn.out.pendingBytes > most) [worst, most] = [conn.out, conn.out.pendingBytes];
+      }
+      const left = until - performance.now();
+      if (!worst || left <= 0) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([worst.whenBelow(limit), new Promise((r) => (timer = setTimeout(r, left)))]);
+      clearTimeout(timer);
+    }
   }
 
   markDirty(conn: Connection): void {

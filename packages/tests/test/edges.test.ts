@@ -126,6 +126,46 @@ describe('edges - fetch', () => {
     expect(after.peak - before.rss, 'peak RSS growth').toBeLessThan(2 * maxOutbound);
     expect(attacker.isClosed).toBe(false);
     expect(d.child.exitCode).toBeNull();
+
+    // Reading again, the attacker gets its answers in order, past the 8 fetches queued when it stopped.
+    attacker.socket.resume();
+    for (let reqId = 1; reqId <= 10; reqId++) {
+      const last = await attacker.next(
+        (f) => (f.kind === FrameKind.FetchResult && f.reqId === reqId && !f.more) || f.kind === FrameKind.Error,
+      );
+      expect(last.kind).toBe(FrameKind.FetchResult);
+    }
+    attacker.close();
+  });
+
+  it('edges - while a fetch streams its results, a pong never gets ahead of a message it covers (K2)', async () => {
+    const d = await h.start();
+    const pub = await h.live(d.port, { echo: false });
+    await publishMany(pub, 'v/', 2_000, 16 * KiB);
+    const ids = Array.from({ length: 2_000 }, (_, n) => `v/${n}`);
+    const reader = await h.live(d.port);
+    const setupTs = (await reader.replay()).done.newestTs;
+    let publishing = true;
+    const publisher = (async () => {
+      for (let n = 0; publishing; n++) await pub.publish(`live/${n % 100}`, now(), 'x');
+    })();
+    for (let round = 0; round < 3; round++) {
+      const fetched = reader.fetch(ids);
+      let fetchDone = false;
+      void fetched.then(() => {
+        fetchDone = true;
+      });
+      while (!fetchDone) await reader.ping();
+      await fetched;
+    }
+    publishing = false;
+    await publisher;
+    // Every pong's newest ts is the setup's, or that of a message this client received before it.
+    const seen = new Set<bigint>([setupTs]);
+    for (const f of reader.frames) {
+      if (f.kind === FrameKind.Message) seen.add(f.ts);
+      else if (f.kind === FrameKind.Pong) expect(seen.has(f.newestTs), `pong newestTs ${f.newestTs}`).toBe(true);
+    }
   });
 
   it('edges - a client whose fetch output and live messages pass --max-outbound is dropped, its error frame ahead of what it had not been sent (E2)', async () => {
@@ -276,6 +316,88 @@ describe('edges - legacy compressed payloads', () => {
   });
 });
 
+describe('edges - legacy order', () => {
+  it('edges - raw, compressed and transient legacy frames in one chunk keep their order (L2, L4)', async () => {
+    const d = await h.start();
+    const sub = await h.live(d.port);
+    const legacy = await LegacyClient.connect(d.port, now());
+    const base = now();
+    const big = Buffer.alloc(64 * KiB, 0x7a);
+    legacy.send(
+      Buffer.concat([
+        legacyFrame('M', 'o/a', base, legacyPayload('a')),
+        legacyFrame('M', 'o/b', base + 1n, legacyPayload(big, 'z')),
+        legacyFrame('S', 'o/c', base + 2n, legacyPayload('c')),
+        legacyFrame('M', 'o/d', base + 3n, legacyPayload('d')),
+        legacyFrame('M', 'o/e', base + 4n, legacyPayload(big, 'z')),
+        legacyFrame('S', 'o/f', base + 5n, legacyPayload(big, 'z')),
+      ]),
+    );
+    await sub.next((f) => f.kind === FrameKind.Message && f.id === 'o/f');
+    const got = sub.messages().filter((m) => m.id.startsWith('o/'));
+    expect(got.map((m) => m.id)).toEqual(['o/a', 'o/b', 'o/c', 'o/d', 'o/e', 'o/f']);
+    expect(Buffer.from(got[1]?.data ?? []).equals(big)).toBe(true);
+  });
+
+  it('edges - a z payload that is not zlib closes the legacy connection, and nothing after it is stored', async () => {
+    const d = await h.start();
+    const sub = await h.live(d.port);
+    const legacy = await LegacyClient.connect(d.port, now());
+    const base = now();
+    legacy.send(
+      Buffer.concat([
+        legacyFrame('M', 'bad/a', base, legacyPayload('a')),
+        legacyFrame('M', 'bad/b', base + 1n, Buffer.from('znot zlib at all')),
+        legacyFrame('M', 'bad/c', base + 2n, legacyPayload('c')),
+      ]),
+    );
+    await legacy.closed;
+    expect(legacy.text).toContain('GOSSIP_ERR_MALFORMED_FRAME');
+    // Stored: its broadcast follows the write (a legacy publish has no ack to wait for).
+    await sub.next((f) => f.kind === FrameKind.Message && f.id === 'bad/a');
+    const entries = await sub.fetch(['bad/a', 'bad/b', 'bad/c']);
+    expect(entries.map((e) => e.found)).toEqual([true, false, false]);
+    expect(sub.messages().map((m) => m.id)).toEqual(['bad/a']);
+  });
+});
+
+describe('edges - legacy bad input behind an inflate', () => {
+  it('edges - frames waiting behind a z inflate are stored before a bad frame after them closes the connection (L6)', async () => {
+    const d = await h.start();
+    const sub = await h.live(d.port);
+    const legacy = await LegacyClient.connect(d.port, now());
+    const base = now();
+    const tooLong = Buffer.alloc(9, 0xff);
+    tooLong[0] = 0x4d; // M, then an id length of 2^64 - 1
+    legacy.send(
+      Buffer.concat([
+        legacyFrame('M', 'w/z', base, legacyPayload(Buffer.alloc(4 * KiB, 0x31), 'z')),
+        legacyFrame('M', 'w/raw', base + 1n, legacyPayload('r')),
+        tooLong,
+      ]),
+    );
+    await legacy.closed;
+    expect(legacy.text).toContain('GOSSIP_ERR_ID_TOO_LONG');
+    await sub.next((f) => f.kind === FrameKind.Message && f.id === 'w/raw');
+    expect(sub.messages().map((m) => m.id)).toEqual(['w/z', 'w/raw']);
+  });
+
+  it('edges - a legacy client that hangs up right after sending still has its frames stored', async () => {
+    const d = await h.start();
+    const sub = await h.live(d.port);
+    const legacy = await LegacyClient.connect(d.port, now());
+    const base = now();
+    legacy.socket.end(
+      Buffer.concat([
+        legacyFrame('M', 'h/z', base, legacyPayload(Buffer.alloc(4 * KiB, 0x32), 'z')),
+        legacyFrame('M', 'h/raw', base + 1n, legacyPayload('r')),
+      ]),
+    );
+    await sub.next((f) => f.kind === FrameKind.Message && f.id === 'h/raw');
+    expect(sub.messages().map((m) => m.id)).toEqual(['h/z', 'h/raw']);
+  });
+});
+
 describe('edges - slow consumers', () => {
   it('edges - the client reports GOSSIP_ERR_SLOW_CONSUMER when it is dropped for reading too slowly', async () => {
     const d = await h.start({ args: ['--max-outbound', '4MiB'] });
@@ -316,6 +438,27 @@ describe('edges - descriptors', () => {
     const welcomed = await h.connect(d.port, {}, { rejectUnauthorized: false });
     expect(welcomed.welcome).toBeDefined();
   });
+
+  it(
+    'edges - a TLS connection refused at the limit without a handshake is closed at --hello-timeout, and does not hold up a stop',
+    { timeout: 20_000 },
+    async () => {
+      const d = await h.start({
+        args: ['--tls-cert', CERT, '--tls-key', KEY, '--max-connections', '1', '--hello-timeout', '1s'],
+      });
+      const admitted = await h.connect(d.port, {}, { rejectUnauthorized: false });
+      expect(admitted.welcome).toBeDefined();
+      const refused = await h.open(d.port);
+      await refused.closed;
+      expect(refused.frames).toEqual([]);
+      const again = await h.open(d.port);
+      let refusals = await d.metric('gossip_connections_refused_total');
+      for (let i = 0; i < 100 && refusals < 2; i++) refusals = await d.metric('gossip_connections_refused_total');
+      expect(refusals).toBe(2);
+      expect((await d.stop()).code).toBe(0);
+      await again.closed;
+    },
+  );
 
   it('edges - under a descriptor limit, a connection flood leaves the store its descriptors: every publish is stored', async () => {
     const d = await h.start({ nofile: 256, args: ['--segment-size', '64KiB', '--compact-threshold', '0'] });

@@ -1,7 +1,7 @@
-import { AckStatus, Durability, type FetchEntry, type FetchFrame, GossipError } from '@gossip/protocol';
-import type { StoredMessage } from '@gossip/store';
+import { AckStatus, Durability, type FetchEntry, type FetchFrame, FrameEncoder, GossipError } from '@gossip/protocol';
+import type { Store, StoredMessage } from '@gossip/store';
 import type { Connection } from '../connection.js';
-import { pacing } from '../pacing.js';
+import { pacedReplay } from '../pacing.js';
 import { idRefusal } from './check.js';
 
 /** Fetches a connection may have waiting or running; past it the server stops reading the connection. */
@@ -46,9 +46,10 @@ function refuseFetch(conn: Connection, reqId: number, code: GossipError['code'],
 }
 
 /**
- * A connection's fetches, answered one at a time in the order they came. At most
- * `MAX_QUEUED_FETCHES` wait or run: past that the connection is not read until one is
- * done, so pipelined fetches wait in TCP's buffers, not in the server's memory.
+ * A connection's fetches, answered one at a time in the order they came. Once
+ * `MAX_QUEUED_FETCHES` wait or run the connection is not read until one is done, so
+ * pipelined fetches wait in TCP's buffers, not in the server's memory (the chunk being
+ * decoded when the cap is reached may still add its fetches).
  */
 export class FetchQueue {
   readonly #conn: Connection;
@@ -74,8 +75,10 @@ export class FetchQueue {
         try {
           await answer(conn, f);
         } catch (error) {
+          // A read failed partway: the error ack ends this fetch in place of its last result (Q2).
           const code = error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL';
-          conn.enc.ack(f.reqId, AckStatus.Error, Durability.None, code, (error as Error).message ?? String(error));
+          const message = error instanceof Error ? error.message : String(error);
+          conn.enc.ack(f.reqId, AckStatus.Error, Durability.None, code, message);
           conn.touch();
         }
         this.#queue.shift();
@@ -91,17 +94,50 @@ export class FetchQueue {
 /**
  * The newest persisted message of each id the fetch names, each distinct id once, in
  * the order of its first mention (Q2). Values are read in batches of about a pacing
- * batch, framed, and queued; the next batch waits while the client has more than the
- * pacing high water to read. So a fetch holds about one batch in memory, whatever it names.
+ * batch and framed as they come, and the next batch waits while the client has more
+ * than the pacing high water to read, as a replay does: a fetch holds about one batch,
+ * whatever it names. Its frames go straight to the connection's queue from an encoder
+ * of its own: they carry no ts a live message must precede (unlike pongs and acks,
+ * which wait for the tick's flush), and its large buffers end with it.
  */
 async function answer(conn: Connection, f: FetchFrame): Promise<void> {
   const { ctx } = conn;
-  const store = ctx.store;
   const ids = [...new Set(f.ids)];
-  const { highWater, batchBytes } = pacing(ctx.options.maxOutboundBytes);
+  const enc = new FrameEncoder();
   const frameBudget = Math.min(RESULT_FRAME_BYTES, ctx.maxFrameBytes) - RESULT_HEADER_BYTES;
   let entries: FetchEntry[] = [];
   let bytes = 0;
+  await pacedReplay(
+    conn.out,
+    ctx.options.maxOutboundBytes,
+    (batchBytes) => readBatches(ctx.store, ids, batchBytes),
+    () => !conn.closed,
+    (batch) => {
+      for (const [id, m] of batch) {
+        const size = 3 + Buffer.byteLength(id) + (m ? 12 + m.data.length : 0);
+        if (entries.length > 0 && (bytes + size > frameBudget || entries.length === 0xffff)) {
+          enc.fetchResult(f.reqId, true, entries);
+          entries = [];
+          bytes = 0;
+        }
+        entries.push(m ? { id, found: true, ts: m.ts, data: m.data } : { id, found: false });
+        bytes += size;
+      }
+      conn.send(enc.take());
+      return batch.length;
+    },
+  );
+  if (conn.closed) return;
+  enc.fetchResult(f.reqId, false, entries);
+  conn.send(enc.take());
+}
+
+/** The newest message of each id (undefined: none), read in batches of about `batchBytes` of records. */
+async function* readBatches(
+  store: Store,
+  ids: readonly string[],
+  batchBytes: number,
+): AsyncGenerator<[string, StoredMessage | undefined][]> {
   let i = 0;
   while (i < ids.length) {
     const batch: string[] = [];
@@ -111,26 +147,7 @@ async function answer(conn: Connection, f: FetchFrame): Promise<void> {
       want += store.recordBytes(id) ?? 0;
       batch.push(id);
     }
-    const found: (StoredMessage | undefined)[] = await Promise.all(batch.map((id) => store.get(id)));
-    if (conn.closed) return;
-    for (let k = 0; k < batch.length; k++) {
-      const id = batch[k] as string;
-      const m = found[k];
-      const size = 3 + Buffer.byteLength(id) + (m ? 12 + m.data.length : 0);
-      if (entries.length > 0 && (bytes + size > frameBudget || entries.length === 0xffff)) {
-        conn.enc.fetchResult(f.reqId, true, entries);
-        entries = [];
-        bytes = 0;
-      }
-      entries.push(m ? { id, found: true, ts: m.ts, data: m.data } : { id, found: false });
-      bytes += size;
-    }
-    if (i < ids.length) {
-      conn.flush();
-      if (conn.out.pendingBytes > highWater) await conn.out.whenBelow(highWater);
-      if (conn.closed) return;
-    }
+    const found = await Promise.all(batch.map((id) => store.get(id)));
+    yield batch.map((id, k) => [id, found[k]]);
   }
-  conn.enc.fetchResult(f.reqId, false, entries);
-  conn.touch();
 }

@@ -1,6 +1,7 @@
 import { AckStatus, Durability, GossipError, type PublishFrame } from '@gossip/protocol';
 import type { AppendResult } from '@gossip/store';
 import type { Connection } from '../connection.js';
+import { publishCost } from '../read-gate.js';
 import { refuse } from './check.js';
 
 /** Publish: limits, then store, then ack, then broadcast (docs/PROTOCOL.md, P1, A1). */
@@ -9,7 +10,7 @@ export function onPublish(conn: Connection, f: PublishFrame): void {
   ctx.stats.messagesIn++;
   ctx.stats.publishes++;
   if (refuse(conn, f.reqId, f.id, f.ts, f.data)) return;
-  conn.publishing.add(f.data.byteLength);
+  conn.publishing.add(publishCost(f.id.length, f.data.byteLength));
   ctx.acks.wait(ctx.store.append(f.id, f.ts, f.data), conn, f);
 }
 
@@ -63,7 +64,7 @@ function settle(conns: Connection[], frames: PublishFrame[], result: AppendResul
     for (let i = 0; i < frames.length; i++) {
       const conn = conns[i] as Connection;
       const f = frames[i] as PublishFrame;
-      conn.publishing.done(f.data.byteLength);
+      conn.publishing.done(publishCost(f.id.length, f.data.byteLength));
       conn.enc.ack(f.reqId, AckStatus.Accepted, durability);
       conn.touch();
       conn.ctx.broadcast(conn, false, f.id, f.ts, f.data);
@@ -72,7 +73,7 @@ function settle(conns: Connection[], frames: PublishFrame[], result: AppendResul
     for (let i = 0; i < frames.length; i++) {
       const conn = conns[i] as Connection;
       const f = frames[i] as PublishFrame;
-      conn.publishing.done(f.data.byteLength);
+      conn.publishing.done(publishCost(f.id.length, f.data.byteLength));
       conn.ctx.stats.publishesStale++;
       conn.enc.ack(f.reqId, AckStatus.Stale, Durability.None);
       conn.touch();
@@ -86,7 +87,7 @@ function fail(conns: Connection[], frames: PublishFrame[], error: unknown): void
   for (let i = 0; i < frames.length; i++) {
     const conn = conns[i] as Connection;
     const f = frames[i] as PublishFrame;
-    conn.publishing.done(f.data.byteLength);
+    conn.publishing.done(publishCost(f.id.length, f.data.byteLength));
     conn.ctx.stats.publishesFailed++;
     conn.enc.ack(f.reqId, AckStatus.Error, Durability.None, code, message);
     conn.touch();
