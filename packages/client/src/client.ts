@@ -158,6 +158,8 @@ interface PendingFetch {
 }
 
 const NS_PER_MS = 1_000_000n;
+/** Ids one fetch frame can name: its count is a u16 (docs/PROTOCOL.md, Q1). */
+const MAX_WIRE_FETCH_IDS = 0xffff;
 const RESYNC_NAMES = {
   [ResyncReason.Horizon]: 'horizon',
   [ResyncReason.Epoch]: 'epoch',
@@ -278,7 +280,8 @@ export class GossipClient<T = Uint8Array> {
    * Publishes a value under `id` with `ts` (default: `now()`, strictly increasing).
    * Resolves with the server's ack; while disconnected the publish waits in the
    * offline queue (GOSSIP_ERR_QUEUE_FULL past its caps). Before `connect()` it rejects
-   * with GOSSIP_ERR_CONNECTION_CLOSED unless `queueBeforeConnect` is set.
+   * with GOSSIP_ERR_CONNECTION_CLOSED unless `queueBeforeConnect` is set. A `ts` of -2^63
+   * (`MIN_TS`) is refused here, unsent, with GOSSIP_ERR_TS_RESERVED.
    */
   publish(id: string, value: T, options: { ts?: bigint; signal?: AbortSignal } = {}): Promise<PublishResult> {
     let data: Uint8Array;
@@ -310,10 +313,11 @@ export class GossipClient<T = Uint8Array> {
    * never replayed, never changes what replay returns. Returns false (and sends
    * nothing) while disconnected; a refusal by the server comes as an `error` event.
    * Before `connect()` it throws GOSSIP_ERR_CONNECTION_CLOSED unless `queueBeforeConnect`
-   * is set (then it returns false).
+   * is set (then it returns false). A `ts` of -2^63 throws GOSSIP_ERR_TS_RESERVED.
    */
   emit(id: string, value: T, options: { ts?: bigint } = {}): boolean {
     checkId(id);
+    if (options.ts === MIN_TS) throw tsReservedError(id);
     const data = this.codec.encode(value);
     if (this.#state === 'idle' && !this.#opts.queueBeforeConnect) throw notConnectedError();
     if (!this.#socket || (this.#state !== 'replaying' && this.#state !== 'ready')) return false;
@@ -346,8 +350,12 @@ export class GossipClient<T = Uint8Array> {
   }
 
   /**
-   * The newest persisted message of each id, read by the server from its log. Waits for
-   * a connection while (re)connecting; before `connect()` only with `queueBeforeConnect`.
+   * The newest persisted message of each id, read by the server from its log: one
+   * result per requested id, in the order asked, a repeated id answered each time it
+   * is named. The server answers each distinct id once (docs/PROTOCOL.md, Q2), so only
+   * distinct ids are sent, and more of them than the welcome's `maxFetchIds` (Q1) go as
+   * several fetches whose results are joined. Waits for a connection while
+   * (re)connecting; before `connect()` only with `queueBeforeConnect`.
    */
   async fetch(
     ids: string | string[],
@@ -356,8 +364,44 @@ export class GossipClient<T = Uint8Array> {
     const list = typeof ids === 'string' ? [ids] : ids;
     for (const id of list) checkId(id);
     await this.#whenConnected(options.signal);
+    const distinct = [...new Set(list)];
+    // The server's cap when it announced one; the wire's u16 count in any case.
+    const cap = Math.min(this.#welcome?.maxFetchIds ?? MAX_WIRE_FETCH_IDS, MAX_WIRE_FETCH_IDS);
+    const parts: string[][] = [];
+    for (let i = 0; i < distinct.length; i += cap) parts.push(distinct.slice(i, i + cap));
+    // Sent together: the server answers a connection's fetches in order, one at a time.
+    const answers = await Promise.all(parts.map((part) => this.#fetchPart(part, options)));
+    const byId = new Map<string, FetchResult<T>>();
+    for (const entries of answers) {
+      for (const e of entries) {
+        if (byId.has(e.id)) continue;
+        if (!e.found) {
+          byId.set(e.id, { id: e.id, found: false });
+          continue;
+        }
+        const deleted = e.data.byteLength === 0;
+        byId.set(e.id, {
+          id: e.id,
+          found: true,
+          ts: e.ts,
+          deleted,
+          value: deleted ? undefined : this.codec.decode(e.data),
+        });
+      }
+    }
+    return list.map((id) => {
+      const r = byId.get(id);
+      if (!r) throw new GossipError('GOSSIP_ERR_MALFORMED_FRAME', `the server's fetch result left out ${id}`);
+      // A copy per mention: a caller that changes one result does not change another.
+      return { ...r };
+    });
+  }
+
+  /** One fetch frame and its answer: the entries of its fetch-results, or its error ack. */
+  #fetchPart(ids: string[], options: { signal?: AbortSignal; timeoutMs?: number }): Promise<FetchEntry[]> {
     const reqId = this.#nextReqId++;
-    const entries = await new Promise<FetchEntry[]>((resolve, reject) => {
+    if (this.#nextReqId > 0xffffffff) this.#nextReqId = 1;
+    return new Promise<FetchEntry[]>((resolve, reject) => {
       // Unref'd: a fetch is only sent on an open socket, which keeps the process alive;
       // a close rejects the fetch and clears this timer.
       const timer = setUnrefTimer(() => {
@@ -383,13 +427,8 @@ export class GossipClient<T = Uint8Array> {
           reject(e);
         },
       });
-      this.#enc.fetch(reqId, list);
+      this.#enc.fetch(reqId, ids);
       this.#scheduleWrite();
-    });
-    return entries.map((e) => {
-      if (!e.found) return { id: e.id, found: false };
-      const deleted = e.data.byteLength === 0;
-      return { id: e.id, found: true, ts: e.ts, deleted, value: deleted ? undefined : this.codec.decode(e.data) };
     });
   }
 
@@ -458,6 +497,7 @@ export class GossipClient<T = Uint8Array> {
     if (this.#state === 'idle' && !this.#opts.queueBeforeConnect) return Promise.reject(notConnectedError());
     try {
       checkId(id);
+      if (options.ts === MIN_TS) throw tsReservedError(id);
       const max = this.#welcome?.maxDataBytes;
       if (max !== undefined && data.byteLength > max) {
         throw new DataTooLargeError(`data is ${data.byteLength} bytes, over the server's max-data of ${max}`);
@@ -882,6 +922,14 @@ export class GossipClient<T = Uint8Array> {
 
 function closedError(): GossipError {
   return new GossipError('GOSSIP_ERR_CLIENT_CLOSED', 'the client is closed');
+}
+
+/** A ts of -2^63, which the wire keeps for "no message": the server would refuse it (docs/PROTOCOL.md, P4). */
+function tsReservedError(id: string): GossipError {
+  return new GossipError(
+    'GOSSIP_ERR_TS_RESERVED',
+    `the ts of ${id} is -2^63, which the protocol reserves for "no message": use a later ts`,
+  );
 }
 
 function notConnectedError(): GossipError {

@@ -1,7 +1,16 @@
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
-import { AckStatus, Durability, FrameKind, MessageFlags, MIN_TS, ResyncReason } from '@gossip/protocol';
+import {
+  AckStatus,
+  Durability,
+  type FetchEntry,
+  type FetchFrame,
+  FrameKind,
+  MessageFlags,
+  MIN_TS,
+  ResyncReason,
+} from '@gossip/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { GossipClient, GossipState, type PublishResult, utf8Codec } from '../src/index.js';
 import { FaultServer } from './fault-server.js';
@@ -588,5 +597,89 @@ describe('state view', () => {
       ),
     );
     expect(c.lastTs).toBe(60n);
+  });
+});
+
+describe('client reserved ts', () => {
+  it('client - publish, delete and emit with ts -2^63 are refused locally with GOSSIP_ERR_TS_RESERVED, nothing sent (P4)', async () => {
+    const c = client();
+    await c.connect();
+    const conn = await server.connection(0);
+    const code = { code: 'GOSSIP_ERR_TS_RESERVED' };
+    await expect(c.publish('k', 'v', { ts: MIN_TS })).rejects.toMatchObject(code);
+    await expect(c.delete('k', { ts: MIN_TS })).rejects.toMatchObject(code);
+    expect(() => c.emit('k', 'v', { ts: MIN_TS })).toThrow(expect.objectContaining(code));
+    // The next publish is the first frame after the hello the server sees.
+    await c.publish('k', 'v', { ts: MIN_TS + 1n });
+    expect(conn.frames.map((f) => f.kind)).toEqual([FrameKind.Hello, FrameKind.Publish]);
+    expect(conn.frames[1]).toMatchObject({ ts: MIN_TS + 1n });
+  });
+});
+
+/** Answers each fetch as gossipd does (Q2): each distinct id once, at its first mention, from `values`. */
+function answerFetches(values: Record<string, string>, fetches: FetchFrame[] = []) {
+  server.onFrame = (conn, f) => {
+    if (f.kind !== FrameKind.Fetch) return;
+    fetches.push(f);
+    const entries: FetchEntry[] = [...new Set(f.ids)].map((id) =>
+      id in values ? { id, found: true, ts: 7n, data: Buffer.from(values[id] as string) } : { id, found: false },
+    );
+    // Two frames when there are entries enough, so the parts are joined too.
+    const half = Math.ceil(entries.length / 2);
+    if (entries.length > 1) conn.enc.fetchResult(f.reqId, true, entries.slice(0, half));
+    conn.send(conn.enc.fetchResult(f.reqId, false, entries.length > 1 ? entries.slice(half) : entries).take());
+  };
+  return fetches;
+}
+
+describe('client fetch', () => {
+  it('client - fetch returns one result per requested id in request order, repeats included, sending each id once (Q2)', async () => {
+    const fetches = answerFetches({ a: 'A', b: 'B' });
+    const c = client();
+    await c.connect();
+    const results = await c.fetch(['a', 'zz', 'a', 'b', 'a']);
+    expect(results).toEqual([
+      { id: 'a', found: true, ts: 7n, deleted: false, value: 'A' },
+      { id: 'zz', found: false },
+      { id: 'a', found: true, ts: 7n, deleted: false, value: 'A' },
+      { id: 'b', found: true, ts: 7n, deleted: false, value: 'B' },
+      { id: 'a', found: true, ts: 7n, deleted: false, value: 'A' },
+    ]);
+    // A result per mention, not one object shared by them.
+    expect(results[0]).not.toBe(results[2]);
+    expect(fetches.map((f) => f.ids)).toEqual([['a', 'zz', 'b']]);
+  });
+
+  it('client - more distinct ids than the welcome maxFetchIds go as several fetches, joined in order (Q1)', async () => {
+    server.maxFetchIds = 2;
+    const fetches = answerFetches({ a: 'A', c: 'C', e: 'E' });
+    const c = client();
+    await c.connect();
+    const ids = ['a', 'b', 'a', 'c', 'd', 'e', 'b'];
+    const results = await c.fetch(ids);
+    expect(results.map((r) => [r.id, r.found])).toEqual(ids.map((id) => [id, ['a', 'c', 'e'].includes(id)]));
+    expect(fetches.map((f) => f.ids)).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+    expect(new Set(fetches.map((f) => f.reqId)).size).toBe(3);
+  });
+
+  it('client - without maxFetchIds in the welcome, a fetch of distinct ids goes as one fetch', async () => {
+    const fetches = answerFetches({});
+    const c = client();
+    await c.connect();
+    const ids = Array.from({ length: 300 }, (_, n) => `id${n}`);
+    expect((await c.fetch(ids)).map((r) => r.id)).toEqual(ids);
+    expect(fetches.length).toBe(1);
+  });
+
+  it('client - an error ack for a fetch after some of its results fails the fetch with the code (Q3)', async () => {
+    server.onFrame = (conn, f) => {
+      if (f.kind !== FrameKind.Fetch) return;
+      conn.enc.fetchResult(f.reqId, true, [{ id: 'a', found: false }]);
+      conn.enc.ack(f.reqId, AckStatus.Error, Durability.None, 'GOSSIP_ERR_INTERNAL', 'bad record');
+      conn.send(conn.enc.take());
+    };
+    const c = client();
+    await c.connect();
+    await expect(c.fetch(['a', 'b'])).rejects.toMatchObject({ code: 'GOSSIP_ERR_INTERNAL' });
   });
 });

@@ -18,6 +18,8 @@ export class FaultServer {
   readonly server: Server;
   readonly conns: FaultConn[] = [];
   epoch = 'ab'.repeat(16);
+  /** The welcome's fetch cap (docs/PROTOCOL.md, W1); undefined: not announced. */
+  maxFetchIds: number | undefined = undefined;
   /** Called on each hello; the default sends welcome and an empty replay-done. */
   onHello: (c: FaultConn) => void = (c) => this.welcome(c, true);
   /** Called on each frame after the hello; the default acks publishes as accepted. */
@@ -69,6 +71,7 @@ export class FaultServer {
       maxDataBytes: 1024,
       maxFrameBytes: 64 * 1024,
       pingIntervalMs: 0,
+      maxFetchIds: this.maxFetchIds,
     });
     if (done) c.enc.replayDone(0, newestTs, false);
     c.send(c.enc.take());

@@ -10,6 +10,7 @@ import {
   MalformedFrameError,
   UnknownFrameError,
 } from './errors.js';
+import { checkExtension } from './extension.js';
 import { AckStatus, Durability, FrameKind, ResyncReason } from './frame-kind.js';
 import type { FetchEntry, Frame } from './frames.js';
 import { DEFAULT_MAX_FRAME_BYTES, EPOCH_BYTES, HELLO_MAGIC, MAX_EXTENSION_BYTES } from './limits.js';
@@ -278,6 +279,13 @@ function parseWelcome(buf: Buffer, p: number, end: number): Frame {
   if (pingIntervalMs !== undefined && (typeof pingIntervalMs !== 'number' || !(pingIntervalMs >= 0))) {
     throw new MalformedFrameError('welcome pingIntervalMs must be a non-negative number');
   }
+  const maxFetchIds = Object.hasOwn(ext, 'maxFetchIds') ? ext.maxFetchIds : undefined;
+  if (
+    maxFetchIds !== undefined &&
+    (typeof maxFetchIds !== 'number' || !Number.isSafeInteger(maxFetchIds) || maxFetchIds < 1)
+  ) {
+    throw new MalformedFrameError('welcome maxFetchIds must be an integer of at least 1');
+  }
   const epoch = buf.subarray(p + 2, q);
   if (epoch.equals(ZERO_EPOCH)) throw new MalformedFrameError('welcome carries an all-zero epoch');
   return {
@@ -291,6 +299,7 @@ function parseWelcome(buf: Buffer, p: number, end: number): Frame {
     maxFrameBytes: buf.readUInt32BE(q + 22),
     server: optionalString(ext, 'server'),
     pingIntervalMs,
+    maxFetchIds,
   };
 }
 
@@ -384,6 +393,8 @@ function extension(buf: Buffer, start: number, end: number, what: string): Recor
   if (start === end) return {};
   if (end - start > MAX_EXTENSION_BYTES)
     throw new MalformedFrameError(`${what} extension is ${end - start} bytes, over ${MAX_EXTENSION_BYTES}`);
+  // What H1 allows is decided from the bytes; msgpackr then reads only what it was asked to.
+  checkExtension(buf, start, end, what);
   let value: unknown;
   try {
     value = unpackr.unpack(buf.subarray(start, end));

@@ -142,7 +142,10 @@ export class FrameEncoder {
 
   /** The server's welcome (rule W1). */
   welcome(options: WelcomeOptions): this {
-    const ext = packExtension({ server: options.server, pingIntervalMs: options.pingIntervalMs });
+    const maxFetchIds = options.maxFetchIds;
+    if (maxFetchIds !== undefined && !(Number.isSafeInteger(maxFetchIds) && maxFetchIds >= 1))
+      throw new InvalidArgumentError(`maxFetchIds must be an integer of at least 1, got ${maxFetchIds}`);
+    const ext = packExtension({ server: options.server, pingIntervalMs: options.pingIntervalMs, maxFetchIds });
     const p = this.#open(FrameKind.Welcome, 2 + EPOCH_BYTES + 8 + 8 + 2 + 4 + 4 + ext.length);
     const s = this.#slab;
     s[p] = options.version ?? PROTOCOL_VERSION;

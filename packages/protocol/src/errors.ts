@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   GOSSIP_ERR_STORE_WRITE: 18,
   GOSSIP_ERR_TOO_MANY_IDS: 19,
   GOSSIP_ERR_INTERNAL: 20,
+  GOSSIP_ERR_TS_RESERVED: 21,
   // Local conditions below never cross the wire; they still get numbers so the
   // registry stays one table.
   GOSSIP_ERR_STORE_LOCKED: 100,

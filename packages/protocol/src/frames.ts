@@ -37,6 +37,8 @@ export interface WelcomeOptions {
   maxFrameBytes: number;
   server?: string;
   pingIntervalMs?: number;
+  /** Ids one fetch may name on this server (rule W1); absent: the cap is not announced. */
+  maxFetchIds?: number;
 }
 
 export interface HelloFrame {
@@ -60,6 +62,8 @@ export interface WelcomeFrame {
   maxFrameBytes: number;
   server: string | undefined;
   pingIntervalMs: number | undefined;
+  /** Ids one fetch may name (rule W1, Q1); undefined when the server did not say. */
+  maxFetchIds: number | undefined;
 }
 
 export interface PublishFrame {

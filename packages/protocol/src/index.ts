@@ -22,6 +22,7 @@ export {
   UnsupportedVersionError,
   wireCode,
 } from './errors.js';
+export { MAX_EXTENSION_DEPTH } from './extension.js';
 export { AckStatus, Durability, FrameKind, MessageFlags, ResyncReason } from './frame-kind.js';
 export type {
   AckFrame,

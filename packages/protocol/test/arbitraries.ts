@@ -81,6 +81,7 @@ export const welcome: fc.Arbitrary<WelcomeFrame> = fc.record({
   maxFrameBytes: u32,
   server: fc.option(text, { nil: undefined }),
   pingIntervalMs: fc.option(fc.nat(), { nil: undefined }),
+  maxFetchIds: fc.option(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), { nil: undefined }),
 });
 
 export const publish: fc.Arbitrary<PublishFrame> = fc.record({

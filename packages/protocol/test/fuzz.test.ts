@@ -305,6 +305,10 @@ describe('extension', () => {
     ['a welcome server that is an array', welcome, '81a673657276657290'],
     ['a welcome pingIntervalMs that is a string', welcome, '81ae70696e67496e74657276616c4d73a131'],
     ['a welcome pingIntervalMs that is negative', welcome, '81ae70696e67496e74657276616c4d73ff'],
+    ['a welcome maxFetchIds that is a string', welcome, '81ab6d61784665746368496473a131'],
+    ['a welcome maxFetchIds of 0', welcome, '81ab6d6178466574636849647300'],
+    ['a welcome maxFetchIds that is negative', welcome, '81ab6d61784665746368496473ff'],
+    ['a welcome maxFetchIds that is not an integer', welcome, '81ab6d61784665746368496473cb3ff8000000000000'],
   ])('extension - %s is malformed', (_what, make, hex) => {
     expect(gossipErrorOf(() => decodeFrame(withExtension(make(), Buffer.from(hex, 'hex')))).code).toBe(
       'GOSSIP_ERR_MALFORMED_FRAME',

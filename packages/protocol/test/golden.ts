@@ -36,6 +36,8 @@ export function goldenBytes(hex: string): Buffer {
 
 const EPOCH_A = '00112233445566778899aabbccddeeff';
 const EPOCH_B = 'fedcba98765432100123456789abcdef';
+/** The epoch of docs/PROTOCOL.md's examples. */
+const EPOCH_DOC = '0123456789abcdef0123456789abcdef';
 /** 2023-11-14T22:13:20.123456789Z in nanoseconds. */
 const TS = 1_700_000_000_123_456_789n;
 
@@ -124,6 +126,7 @@ export const GOLDEN: readonly GoldenFrame[] = [
       maxFrameBytes: 10 * 1024 * 1024 + 64 * 1024,
       server: 'gossipd/0.1.0',
       pingIntervalMs: 30_000,
+      maxFetchIds: undefined,
     },
   },
   {
@@ -149,6 +152,36 @@ export const GOLDEN: readonly GoldenFrame[] = [
       maxFrameBytes: 2,
       server: undefined,
       pingIntervalMs: undefined,
+      maxFetchIds: undefined,
+    },
+  },
+  {
+    name: 'welcome as gossipd sends it with its defaults: server, ping interval and fetch cap',
+    encode: (e) =>
+      e.welcome({
+        epoch: EPOCH_DOC,
+        newestTs: 1_700_000_000_000_000_000n,
+        horizon: null,
+        maxIdBytes: 256,
+        maxDataBytes: 10 * 1024 * 1024,
+        maxFrameBytes: 10 * 1024 * 1024 + 64 * 1024,
+        server: 'gossipd/0.1.0',
+        pingIntervalMs: 15_000,
+        maxFetchIds: 10_000,
+      }),
+    hex: '00000064 02 01 00 0123456789abcdef0123456789abcdef 17979cfe362a0000 0000000000000000 0100 00a00000 00a10000 83a6736572766572ad676f73736970642f302e312e30ae70696e67496e74657276616c4d73cd3a98ab6d61784665746368496473cd2710',
+    frame: {
+      kind: FrameKind.Welcome,
+      version: 1,
+      epoch: EPOCH_DOC,
+      newestTs: 1_700_000_000_000_000_000n,
+      horizon: null,
+      maxIdBytes: 256,
+      maxDataBytes: 10 * 1024 * 1024,
+      maxFrameBytes: 10 * 1024 * 1024 + 64 * 1024,
+      server: 'gossipd/0.1.0',
+      pingIntervalMs: 15_000,
+      maxFetchIds: 10_000,
     },
   },
   {

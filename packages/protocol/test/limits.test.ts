@@ -384,3 +384,30 @@ describe('fetch', () => {
     expect(f.kind === FrameKind.Fetch && f.ids).toEqual(ids);
   });
 });
+
+describe('welcome', () => {
+  const welcome = (maxFetchIds: number) =>
+    new FrameEncoder().welcome({
+      epoch: '0123456789abcdef0123456789abcdef',
+      newestTs: MIN_TS,
+      horizon: null,
+      maxIdBytes: MAX_ID_BYTES,
+      maxDataBytes: DEFAULT_MAX_DATA_BYTES,
+      maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+      maxFetchIds,
+    });
+
+  it.each([
+    0,
+    -1,
+    1.5,
+    Number.NaN,
+  ])('welcome - the encoder refuses a maxFetchIds of %s with GOSSIP_ERR_INVALID_ARGUMENT (W1: an integer of at least 1)', (n) => {
+    expect(gossipErrorOf(() => welcome(n)).code).toBe('GOSSIP_ERR_INVALID_ARGUMENT');
+  });
+
+  it.each([1, 10_000, 65_535, 1_000_000])('welcome - a maxFetchIds of %i round-trips', (n) => {
+    const f = decodeFrame(welcome(n).take());
+    expect(f).toMatchObject({ kind: FrameKind.Welcome, maxFetchIds: n });
+  });
+});

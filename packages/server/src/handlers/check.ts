@@ -1,4 +1,4 @@
-import { AckStatus, Durability, type ErrorCode, MAX_ID_BYTES } from '@gossip/protocol';
+import { AckStatus, Durability, type ErrorCode, MAX_ID_BYTES, MIN_TS } from '@gossip/protocol';
 import type { Connection } from '../connection.js';
 import type { ServerContext } from '../context.js';
 
@@ -8,6 +8,7 @@ export const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'GOSSIP_ERR_ID_TOO_LONG',
   'GOSSIP_ERR_DATA_TOO_LARGE',
   'GOSSIP_ERR_TS_AHEAD',
+  'GOSSIP_ERR_TS_RESERVED',
 ]);
 
 /**
@@ -21,6 +22,11 @@ export function refusal(ctx: ServerContext, id: string, ts: bigint, data: Uint8A
   const max = ctx.store.maxDataBytes;
   if (data.byteLength > max) {
     return ['GOSSIP_ERR_DATA_TOO_LARGE', `data is ${data.byteLength} bytes, over the server's max-data of ${max}`];
+  }
+  // -2^63 is the wire's "no message" (the newest ts of an empty log, P4): stored, it
+  // would make pongs and welcomes report a log that holds it as empty.
+  if (ts === MIN_TS) {
+    return ['GOSSIP_ERR_TS_RESERVED', `ts ${ts} (-2^63) is reserved for "no message": publish with a later ts`];
   }
   if (ctx.maxSkewNs > 0n && ts > ctx.latestAllowedTs()) {
     return [

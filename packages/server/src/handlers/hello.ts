@@ -32,6 +32,8 @@ export function onHello(conn: Connection, hello: HelloFrame): void {
     maxFrameBytes: ctx.maxFrameBytes,
     server: ctx.serverName,
     pingIntervalMs: ctx.options.pingIntervalMs,
+    // The fetch cap, so a client can split a larger fetch rather than be refused (Q1).
+    maxFetchIds: ctx.options.maxFetchIds,
   });
 
   // Which replay: a resync and a full snapshot when the client's since cannot be trusted (R3).
@@ -48,6 +50,9 @@ export function onHello(conn: Connection, hello: HelloFrame): void {
   }
   // Join the live stream first, so nothing accepted from here on can be missed.
   conn.setState('replay');
-  conn.touch();
+  // The welcome (and resync) go out now, ahead of anything else this connection is sent:
+  // a fetch pipelined behind the hello answers straight to the queue (handlers/fetch.ts),
+  // and live messages are held until the replay is done.
+  conn.flush();
   void conn.replay(since, reason !== undefined);
 }
