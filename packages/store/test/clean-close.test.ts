@@ -50,6 +50,24 @@ async function recordsOf(name: string): Promise<{ id: string; offset: number; si
   }
 }
 
+/**
+ * A store with ten records, closed cleanly: its one segment's name and path, its size as
+ * the close left it, and where its records lie.
+ */
+async function cleanlyClosed(): Promise<{
+  name: string;
+  path: string;
+  size: number;
+  records: { id: string; offset: number; size: number }[];
+}> {
+  const store = await openStore();
+  for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), d(val(i)));
+  await store.close();
+  const [name] = await segFiles();
+  const path = join(dir, name as string);
+  return { name: name as string, path, size: (await stat(path)).size, records: await recordsOf(name as string) };
+}
+
 /** Overwrites 8 bytes of a file at `at` with bytes that differ from each of them. */
 async function damage(path: string, at: number): Promise<void> {
   const fh = await open(path, 'r+');
@@ -100,13 +118,8 @@ describe('clean close', () => {
   });
 
   it('clean close - 8 bytes overwritten near the end of the newest segment are corruption: reported, kept, the segment sealed', async () => {
-    const store = await openStore();
-    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), d(val(i)));
-    await store.close();
-    const [name] = await segFiles();
-    const path = join(dir, name as string);
-    const size = (await stat(path)).size;
-    const last = (await recordsOf(name as string))[9] as { id: string; offset: number; size: number };
+    const { name, path, size, records } = await cleanlyClosed();
+    const last = records[9] as { id: string; offset: number; size: number };
     expect(last.id).toBe('k9');
     await damage(path, size - 20);
 
@@ -143,13 +156,8 @@ describe('clean close', () => {
   });
 
   it("clean close - corruption 'fail' refuses the open with GOSSIP_ERR_STORE_CORRUPT, changing nothing", async () => {
-    const store = await openStore();
-    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), d(val(i)));
-    await store.close();
-    const [name] = await segFiles();
-    const path = join(dir, name as string);
-    const size = (await stat(path)).size;
-    const last = (await recordsOf(name as string))[9] as { offset: number };
+    const { name, path, size, records } = await cleanlyClosed();
+    const last = records[9] as { id: string; offset: number; size: number };
     await damage(path, size - 20);
 
     const error = await expectCorruptOpen({});
@@ -163,12 +171,7 @@ describe('clean close', () => {
   });
 
   it('clean close - the damaged segment stays sealed and reported through a checkpoint load', async () => {
-    const store = await openStore();
-    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), d(val(i)));
-    await store.close();
-    const [name] = await segFiles();
-    const path = join(dir, name as string);
-    const size = (await stat(path)).size;
+    const { path, size } = await cleanlyClosed();
     await damage(path, size - 20);
     await (await openStore()).close(); // reports it, appends nothing, writes a checkpoint
 
@@ -181,13 +184,8 @@ describe('clean close', () => {
   });
 
   it('clean close - a segment shorter than its clean close is corruption, not a torn tail', async () => {
-    const store = await openStore();
-    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), d(val(i)));
-    await store.close();
-    const [name] = await segFiles();
-    const path = join(dir, name as string);
-    const size = (await stat(path)).size;
-    const last = (await recordsOf(name as string))[9] as { offset: number; size: number };
+    const { name, path, size, records } = await cleanlyClosed();
+    const last = records[9] as { id: string; offset: number; size: number };
     await truncate(path, size - 3);
 
     const again = await openStore();
@@ -197,12 +195,7 @@ describe('clean close', () => {
   });
 
   it('clean close - 8 bytes overwritten in a record appended after a clean reopen, then killed: a torn tail, truncated', async () => {
-    const store = await openStore();
-    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), d(val(i)));
-    await store.close();
-    const [name] = await segFiles();
-    const path = join(dir, name as string);
-    const closedSize = (await stat(path)).size;
+    const { name, path, size: closedSize } = await cleanlyClosed();
 
     const reopened = await openStore();
     await reopened.append('late', 50n, d(val(50)));
@@ -226,13 +219,8 @@ describe('clean close', () => {
   });
 
   it('clean close - damage below the clean length and a torn write past it: the damage reported, the torn write cut', async () => {
-    const store = await openStore();
-    for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), d(val(i)));
-    await store.close();
-    const [name] = await segFiles();
-    const path = join(dir, name as string);
-    const closedSize = (await stat(path)).size;
-    const last = (await recordsOf(name as string))[9] as { offset: number; size: number };
+    const { name, path, size: closedSize, records } = await cleanlyClosed();
+    const last = records[9] as { id: string; offset: number; size: number };
 
     const reopened = await openStore();
     await reopened.append('late', 50n, d(val(50)));

@@ -120,6 +120,20 @@ export class Gossipd {
     return Number(line.split(' ').pop());
   }
 
+  /**
+   * Resolves once the server has stopped writing to its clients: five equal readings of
+   * `gossip_bytes_out_total` in a row, asked a bounded number of times.
+   */
+  async quiet(): Promise<void> {
+    let last = -1;
+    let same = 0;
+    for (let i = 0; i < 400 && same < 5; i++) {
+      const v = await this.metric('gossip_bytes_out_total');
+      same = v === last ? same + 1 : 0;
+      last = v;
+    }
+  }
+
   /** The process's resident memory now and at its peak (VmRSS, VmHWM), from /proc. */
   async memory(): Promise<{ rss: number; peak: number }> {
     const status = await readFile(`/proc/${this.child.pid}/status`, 'utf8');

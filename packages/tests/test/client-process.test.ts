@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { type AddressInfo, createServer, connect as netConnect, type Server } from 'node:net';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { GossipClient, utf8Codec } from '@gossip/client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { type Relay, relay } from '../src/relay.js';
 import { harness } from './harness.js';
 
 // A client must keep its process alive while it connects, is connected or reconnects,
@@ -19,7 +19,7 @@ const CLI = fileURLToPath(new URL('../../../apps/cli/dist/main.js', import.meta.
 
 const h = harness();
 const children: ChildProcess[] = [];
-const relays: Server[] = [];
+const relays: Relay[] = [];
 
 afterEach(async () => {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -118,43 +118,6 @@ function fixture(address: string, mode: 'serve' | 'once' = 'serve') {
   };
 }
 
-/**
- * A TCP relay to `target` that the test can hold shut: while held it drops every new
- * connection at once, so a client behind it keeps retrying until released.
- */
-async function relay(target: number): Promise<{ port: number; hold(): void; release(): void }> {
-  let held = false;
-  const server = createServer((down) => {
-    if (held) {
-      down.destroy();
-      return;
-    }
-    const up = netConnect(target, '127.0.0.1');
-    down.pipe(up);
-    up.pipe(down);
-    const both = () => {
-      down.destroy();
-      up.destroy();
-    };
-    for (const s of [down, up]) {
-      s.on('error', both);
-      s.on('close', both);
-    }
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  relays.push(server);
-  return {
-    port: (server.address() as AddressInfo).port,
-    hold: () => {
-      held = true;
-    },
-    release: () => {
-      held = false;
-    },
-  };
-}
-
 /** Publishes with a client of the test's own, closed afterwards. */
 async function publish(port: number, id: string, value: string): Promise<bigint> {
   const c = new GossipClient<string>({ address: `127.0.0.1:${port}`, codec: utf8Codec, since: 'now' });
@@ -205,6 +168,7 @@ describe('client process - lifetime', () => {
     const port = d.port;
     // The fixture reaches gossipd through a relay, so the test can keep it away until it has published.
     const r = await relay(port);
+    relays.push(r);
     const p = fixture(`127.0.0.1:${r.port}`);
     await p.next(is('synced'));
     r.hold();

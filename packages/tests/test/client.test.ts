@@ -1,8 +1,6 @@
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { type AddressInfo, createServer, connect as netConnect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,12 +18,13 @@ import {
 import type { GossipError } from '@gossip/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Gossipd } from '../src/gossipd.js';
+import { type Relay, relay } from '../src/relay.js';
 
 // End to end: the real gossipd process and the real @gossip/client over TCP (and TLS).
 
 const servers: Gossipd[] = [];
 const clients: GossipClient<never>[] = [];
-const relays: Server[] = [];
+const relays: Relay[] = [];
 
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close({ timeoutMs: 0 })));
@@ -102,49 +101,13 @@ async function fullReplay<T>(
   return result;
 }
 
-/**
- * A TCP relay to gossipd that the test can hold shut: while held it drops every new
- * connection at once, so a client behind it stays away, retrying by itself, until released.
- */
-async function relay(target: number): Promise<{ port: number; hold(): void; release(): void }> {
-  let held = false;
-  const server = createServer((down) => {
-    if (held) {
-      down.destroy();
-      return;
-    }
-    const up = netConnect(target, '127.0.0.1');
-    down.pipe(up);
-    up.pipe(down);
-    const both = () => {
-      down.destroy();
-      up.destroy();
-    };
-    for (const s of [down, up]) {
-      s.on('error', both);
-      s.on('close', both);
-    }
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  relays.push(server);
-  return {
-    port: (server.address() as AddressInfo).port,
-    hold: () => {
-      held = true;
-    },
-    release: () => {
-      held = false;
-    },
-  };
-}
-
 describe('client - ride through a restart', () => {
   async function rideThrough(args: string[], down: (d: Gossipd) => Promise<unknown>): Promise<void> {
     const d = await start(args);
     const port = d.port;
     // S reaches gossipd through a relay, so the test can keep it away until P has published more.
     const r = await relay(port);
+    relays.push(r);
     const s = client<string>(r.port, { codec: utf8Codec, name: 'subscriber' });
     const view = new GossipState(s);
     const sinces: (bigint | null)[] = [];

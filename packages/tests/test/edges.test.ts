@@ -12,7 +12,6 @@ import {
 } from '@gossip/protocol';
 import { uncheckedEncoder } from '@gossip/protocol/testing';
 import { describe, expect, it } from 'vitest';
-import type { Gossipd } from '../src/gossipd.js';
 import { LegacyClient, legacyFrame, legacyPayload } from '../src/legacy-client.js';
 import { RawClient } from '../src/raw-client.js';
 import { fatalError, harness } from './harness.js';
@@ -38,17 +37,6 @@ async function publishMany(c: RawClient, prefix: string, count: number, bytes: n
   const value = Buffer.alloc(bytes, 0x61);
   const acks = await Promise.all(Array.from({ length: count }, (_, n) => c.publish(`${prefix}${n}`, now(), value)));
   expect(acks.filter((a) => a.status !== AckStatus.Accepted)).toEqual([]);
-}
-
-/** Asks until the server stops writing (five equal readings of its bytes out in a row), a bounded number of times. */
-async function settled(d: Gossipd): Promise<void> {
-  let last = -1;
-  let same = 0;
-  for (let i = 0; i < 400 && same < 5; i++) {
-    const v = await d.metric('gossip_bytes_out_total');
-    same = v === last ? same + 1 : 0;
-    last = v;
-  }
 }
 
 /**
@@ -119,7 +107,7 @@ describe('edges - fetch', () => {
     const pinger = await h.live(d.port);
     let done = false;
     const pings = pingUntil(pinger, () => done);
-    await settled(d);
+    await d.quiet();
     done = true;
     expect(await pings).toBeGreaterThan(0);
     const after = await d.memory();
