@@ -4,6 +4,7 @@ import {
   type AckFrame,
   AckStatus,
   checkId,
+  checkMessageTs,
   DataTooLargeError,
   DEFAULT_MAX_FRAME_BYTES,
   Durability,
@@ -15,7 +16,10 @@ import {
   FrameEncoder,
   FrameKind,
   GossipError,
+  MAX_FETCH_IDS,
+  MAX_TS,
   MAX_WELCOME_FRAME_BYTES,
+  MalformedFrameError,
   MessageFlags,
   type MessageFrame,
   MIN_TS,
@@ -34,19 +38,22 @@ import { clearTimer, setTimer, setUnrefTimer, type Timer } from './timers.js';
 export interface ClientOptions<T = Uint8Array> {
   /** `host:port`, `gossip://host:port` or `gossips://host:port` (TLS). Default `gossip://127.0.0.1:7420`. */
   address?: string;
-  /** Auth token, if the server has tokens. */
+  /**
+   * Auth token, if the server has tokens. With `name` it goes in the hello's extension,
+   * at most 16 KiB: the constructor refuses more (GOSSIP_ERR_INVALID_ARGUMENT).
+   */
   token?: string;
   /** TLS options for `gossips://` (a `ca` for a private CA, `servername`, …). */
   tls?: ConnectionOptions;
-  /** Name the server logs for this client. */
+  /** Name the server logs for this client (in the hello's extension, as `token`). */
   name?: string;
   /**
    * Where the first replay starts: `'all'` (default: every id's newest message, as a
-   * snapshot), `'now'` (live only), or a ts. Reconnects always resume from the last
-   * seen ts minus `replayDeltaMs`.
+   * snapshot), `'now'` (live only), or a ts (a bigint in the signed 64-bit range).
+   * Reconnects always resume from the last seen ts minus `replayDeltaMs`.
    */
   since?: 'all' | 'now' | bigint;
-  /** How far before the last seen ts a reconnect replays from. Default 5 000 ms. */
+  /** How far before the last seen ts a reconnect replays from: a finite number ≥ 0. Default 5 000 ms. */
   replayDeltaMs?: number;
   /**
    * Delay before reconnect attempt n, or null to stop. Default: exponential backoff
@@ -63,7 +70,8 @@ export interface ClientOptions<T = Uint8Array> {
   /**
    * What the first `connect()` does when it cannot get a welcome. Default false: it
    * rejects with the reason (GOSSIP_ERR_IO for a refused connection, GOSSIP_ERR_TIMEOUT,
-   * GOSSIP_ERR_NOT_GOSSIP_SERVER, the server's code) and the client is `closed`, with no
+   * GOSSIP_ERR_NOT_GOSSIP_SERVER, GOSSIP_ERR_CONNECTION_CLOSED, the server's code; see
+   * `connect()`) and the client is `closed`, with no
    * timer left. true: it keeps trying on the `reconnect` strategy's delays (each failure
    * with a reason is an `error` event, each wait a `reconnecting` event, the state stays
    * `connecting`) until it connects, `close()` is called (it rejects with
@@ -86,7 +94,12 @@ export interface ClientOptions<T = Uint8Array> {
   echo?: boolean;
   /** Turns values into data and back. Default: bytes. */
   codec?: Codec<T>;
-  /** Ping period; default the server's (welcome), else 15 000 ms. The connection is dropped after two silent periods. */
+  /**
+   * Ping period; default the server's (its welcome's `pingIntervalMs`, where 0 means no
+   * pings), else 15 000 ms. The connection is dropped (GOSSIP_ERR_TIMEOUT, then a
+   * reconnect) after two ping intervals in which nothing came from the server: a ping
+   * left unanswered for a whole interval.
+   */
   pingIntervalMs?: number;
 }
 
@@ -158,8 +171,10 @@ interface PendingFetch {
 }
 
 const NS_PER_MS = 1_000_000n;
-/** Ids one fetch frame can name: its count is a u16 (docs/PROTOCOL.md, Q1). */
-const MAX_WIRE_FETCH_IDS = 0xffff;
+/** A fetch frame's bytes besides its ids: length, kind, reqId, count (docs/PROTOCOL.md, Q1). */
+const FETCH_FIXED_BYTES = 4 + 1 + 4 + 2;
+/** The first bytes a peer sends, kept to name what answered if it is not a gossip server. */
+const HEAD_BYTES = 16;
 const RESYNC_NAMES = {
   [ResyncReason.Horizon]: 'horizon',
   [ResyncReason.Epoch]: 'epoch',
@@ -201,7 +216,8 @@ export class GossipClient<T = Uint8Array> {
   #everConnected = false;
   #reconnectTimer: Timer | undefined;
   #pingTimer: Timer | undefined;
-  #lastHeard = 0;
+  /** Whether anything came from the server since the last ping was sent. */
+  #heard = false;
   #fatal: GossipError | undefined;
   #connecting: { resolve: () => void; reject: (e: Error) => void } | undefined;
   #connectTimer: Timer | undefined;
@@ -214,14 +230,7 @@ export class GossipClient<T = Uint8Array> {
     this.codec = options.codec ?? (bytesCodec as unknown as Codec<T>);
     this.#address = parseAddress(options.address ?? 'gossip://127.0.0.1:7420');
     this.#reconnect = options.reconnect ?? exponentialBackoff();
-    const since = options.since ?? 'all';
-    if (typeof since === 'bigint') this.#lastTs = null;
-    else if (since !== 'all' && since !== 'now') {
-      throw new GossipError(
-        'GOSSIP_ERR_INVALID_ARGUMENT',
-        `since must be 'all', 'now' or a bigint ts, got ${String(since)}`,
-      );
-    }
+    checkHelloOptions(options);
   }
 
   get state(): ClientState {
@@ -244,12 +253,19 @@ export class GossipClient<T = Uint8Array> {
   }
 
   /**
-   * Connects and resolves once the first replay is done. Rejects with a coded error
-   * (GOSSIP_ERR_UNAUTHORIZED, GOSSIP_ERR_UNSUPPORTED_VERSION, GOSSIP_ERR_IO for a refused
-   * connection, GOSSIP_ERR_TIMEOUT, GOSSIP_ERR_NOT_GOSSIP_SERVER, GOSSIP_ERR_ABORTED) and
-   * then the client is `closed`; with `waitOnFirstConnect` it retries instead. From the
-   * first welcome on the client reconnects by itself, and keeps the process alive until
-   * `close()`.
+   * Connects and resolves once the first replay is done. Rejects with a coded error and
+   * then the client is `closed`; with `waitOnFirstConnect` it retries instead:
+   * - the server's code from an error frame (GOSSIP_ERR_UNAUTHORIZED,
+   *   GOSSIP_ERR_UNSUPPORTED_VERSION, GOSSIP_ERR_TOO_MANY_CONNECTIONS, …);
+   * - GOSSIP_ERR_IO for a refused connection (or a socket error);
+   * - GOSSIP_ERR_TIMEOUT when no welcome comes within `connectTimeoutMs`;
+   * - GOSSIP_ERR_NOT_GOSSIP_SERVER when the peer answers with something else than a
+   *   welcome or an error frame (an HTTP server, say), or sends a few bytes and closes;
+   * - GOSSIP_ERR_MALFORMED_FRAME (the decoder's code) for a welcome that fails to decode;
+   * - GOSSIP_ERR_CONNECTION_CLOSED when the peer closes without sending anything;
+   * - GOSSIP_ERR_ABORTED when `signal` aborts.
+   * From the first welcome on the client reconnects by itself, and keeps the process
+   * alive until `close()`.
    */
   connect(options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(closedError());
@@ -280,8 +296,10 @@ export class GossipClient<T = Uint8Array> {
    * Publishes a value under `id` with `ts` (default: `now()`, strictly increasing).
    * Resolves with the server's ack; while disconnected the publish waits in the
    * offline queue (GOSSIP_ERR_QUEUE_FULL past its caps). Before `connect()` it rejects
-   * with GOSSIP_ERR_CONNECTION_CLOSED unless `queueBeforeConnect` is set. A `ts` of -2^63
-   * (`MIN_TS`) is refused here, unsent, with GOSSIP_ERR_TS_RESERVED.
+   * with GOSSIP_ERR_CONNECTION_CLOSED unless `queueBeforeConnect` is set. A `ts` is
+   * checked before anything is queued: one that is not a bigint in the signed 64-bit
+   * range is refused with GOSSIP_ERR_INVALID_ARGUMENT, -2^63 (`MIN_TS`, reserved by P4)
+   * with GOSSIP_ERR_TS_RESERVED.
    */
   publish(id: string, value: T, options: { ts?: bigint; signal?: AbortSignal } = {}): Promise<PublishResult> {
     let data: Uint8Array;
@@ -303,7 +321,7 @@ export class GossipClient<T = Uint8Array> {
     return this.#publish(id, data, options);
   }
 
-  /** Publishes a tombstone: `id` is deleted for every subscriber and in replay. */
+  /** Publishes a tombstone: `id` is deleted for every subscriber and in replay. `ts` as for `publish()`. */
   delete(id: string, options: { ts?: bigint; signal?: AbortSignal } = {}): Promise<PublishResult> {
     return this.#publish(id, new Uint8Array(0), options);
   }
@@ -313,11 +331,12 @@ export class GossipClient<T = Uint8Array> {
    * never replayed, never changes what replay returns. Returns false (and sends
    * nothing) while disconnected; a refusal by the server comes as an `error` event.
    * Before `connect()` it throws GOSSIP_ERR_CONNECTION_CLOSED unless `queueBeforeConnect`
-   * is set (then it returns false). A `ts` of -2^63 throws GOSSIP_ERR_TS_RESERVED.
+   * is set (then it returns false). A `ts` is checked as `publish()` checks it, and a bad
+   * one throws (GOSSIP_ERR_INVALID_ARGUMENT, GOSSIP_ERR_TS_RESERVED).
    */
   emit(id: string, value: T, options: { ts?: bigint } = {}): boolean {
     checkId(id);
-    if (options.ts === MIN_TS) throw tsReservedError(id);
+    if (options.ts !== undefined) checkMessageTs(options.ts, `the ts of ${id}`);
     const data = this.codec.encode(value);
     if (this.#state === 'idle' && !this.#opts.queueBeforeConnect) throw notConnectedError();
     if (!this.#socket || (this.#state !== 'replaying' && this.#state !== 'ready')) return false;
@@ -352,10 +371,13 @@ export class GossipClient<T = Uint8Array> {
   /**
    * The newest persisted message of each id, read by the server from its log: one
    * result per requested id, in the order asked, a repeated id answered each time it
-   * is named. The server answers each distinct id once (docs/PROTOCOL.md, Q2), so only
-   * distinct ids are sent, and more of them than the welcome's `maxFetchIds` (Q1) go as
-   * several fetches whose results are joined. Waits for a connection while
-   * (re)connecting; before `connect()` only with `queueBeforeConnect`.
+   * is named, with a value decoded for each mention (repeats share no object). The
+   * server answers each distinct id once (docs/PROTOCOL.md, Q2), so only distinct ids
+   * are sent, cut into several fetches whose results are joined when they pass the
+   * welcome's `maxFetchIds` or `maxFrameBytes` (Q1). Waits for a connection while
+   * (re)connecting; before `connect()` only with `queueBeforeConnect`. Rejects with
+   * GOSSIP_ERR_ABORTED at once for a signal already aborted, and with GOSSIP_ERR_DECODE
+   * (the codec's error as `cause`) for a value the codec cannot decode.
    */
   async fetch(
     ids: string | string[],
@@ -363,38 +385,59 @@ export class GossipClient<T = Uint8Array> {
   ): Promise<FetchResult<T>[]> {
     const list = typeof ids === 'string' ? [ids] : ids;
     for (const id of list) checkId(id);
+    if (options.signal?.aborted) throw fetchAborted(options.signal);
     await this.#whenConnected(options.signal);
-    const distinct = [...new Set(list)];
-    // The server's cap when it announced one; the wire's u16 count in any case.
-    const cap = Math.min(this.#welcome?.maxFetchIds ?? MAX_WIRE_FETCH_IDS, MAX_WIRE_FETCH_IDS);
-    const parts: string[][] = [];
-    for (let i = 0; i < distinct.length; i += cap) parts.push(distinct.slice(i, i + cap));
+    if (options.signal?.aborted) throw fetchAborted(options.signal);
     // Sent together: the server answers a connection's fetches in order, one at a time.
+    const parts = this.#fetchParts([...new Set(list)]);
     const answers = await Promise.all(parts.map((part) => this.#fetchPart(part, options)));
-    const byId = new Map<string, FetchResult<T>>();
-    for (const entries of answers) {
-      for (const e of entries) {
-        if (byId.has(e.id)) continue;
-        if (!e.found) {
-          byId.set(e.id, { id: e.id, found: false });
-          continue;
-        }
-        const deleted = e.data.byteLength === 0;
-        byId.set(e.id, {
-          id: e.id,
-          found: true,
-          ts: e.ts,
-          deleted,
-          value: deleted ? undefined : this.codec.decode(e.data),
-        });
-      }
-    }
-    return list.map((id) => {
-      const r = byId.get(id);
-      if (!r) throw new GossipError('GOSSIP_ERR_MALFORMED_FRAME', `the server's fetch result left out ${id}`);
-      // A copy per mention: a caller that changes one result does not change another.
-      return { ...r };
+    const byId = new Map<string, FetchEntry>();
+    for (const entries of answers) for (const e of entries) if (!byId.has(e.id)) byId.set(e.id, e);
+    return list.map((id): FetchResult<T> => {
+      const e = byId.get(id);
+      if (!e) throw new GossipError('GOSSIP_ERR_MALFORMED_FRAME', `the server's fetch result left out ${id}`);
+      if (!e.found) return { id, found: false };
+      const deleted = e.data.byteLength === 0;
+      return { id, found: true, ts: e.ts, deleted, value: deleted ? undefined : this.#decodeFetched(e) };
     });
+  }
+
+  /**
+   * Distinct ids cut into fetch frames the server takes (docs/PROTOCOL.md, Q1): at most
+   * its `maxFetchIds` (and the u16 count) ids and at most its `maxFrameBytes` each. One
+   * id always goes, whatever it costs: an id alone is at most 269 bytes.
+   */
+  #fetchParts(ids: string[]): string[][] {
+    const maxIds = Math.min(this.#welcome?.maxFetchIds ?? MAX_FETCH_IDS, MAX_FETCH_IDS);
+    const maxBytes = this.#welcome?.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    const parts: string[][] = [];
+    let part: string[] = [];
+    let bytes = FETCH_FIXED_BYTES;
+    for (const id of ids) {
+      const cost = 2 + Buffer.byteLength(id, 'utf8');
+      if (part.length > 0 && (part.length >= maxIds || bytes + cost > maxBytes)) {
+        parts.push(part);
+        part = [];
+        bytes = FETCH_FIXED_BYTES;
+      }
+      part.push(id);
+      bytes += cost;
+    }
+    if (part.length > 0) parts.push(part);
+    return parts;
+  }
+
+  /** A fetched value, decoded for one mention; a codec failure is GOSSIP_ERR_DECODE, as for messages. */
+  #decodeFetched(e: FetchEntry & { found: true }): T {
+    try {
+      return this.codec.decode(e.data);
+    } catch (error) {
+      throw new GossipError(
+        'GOSSIP_ERR_DECODE',
+        `the ${this.codec.name} codec could not decode the fetched ${e.id} @ ${e.ts}`,
+        { cause: error },
+      );
+    }
   }
 
   /** One fetch frame and its answer: the entries of its fetch-results, or its error ack. */
@@ -497,7 +540,8 @@ export class GossipClient<T = Uint8Array> {
     if (this.#state === 'idle' && !this.#opts.queueBeforeConnect) return Promise.reject(notConnectedError());
     try {
       checkId(id);
-      if (options.ts === MIN_TS) throw tsReservedError(id);
+      // Before anything is queued: a ts the encoder refuses must never reach #send.
+      if (options.ts !== undefined) checkMessageTs(options.ts, `the ts of ${id}`);
       const max = this.#welcome?.maxDataBytes;
       if (max !== undefined && data.byteLength > max) {
         throw new DataTooLargeError(`data is ${data.byteLength} bytes, over the server's max-data of ${max}`);
@@ -553,10 +597,23 @@ export class GossipClient<T = Uint8Array> {
   }
 
   #send(p: PendingPublish): void {
-    p.reqId = this.#nextReqId++;
+    const reqId = this.#nextReqId++;
     if (this.#nextReqId > 0xffffffff) this.#nextReqId = 1;
-    this.#inflight.set(p.reqId, p);
-    this.#enc.publish(p.reqId, p.id, p.ts, p.data);
+    // Encoded first, registered after: a publish the encoder refuses fails alone and
+    // leaves nothing in flight (the encoder keeps nothing of a frame it refused).
+    try {
+      this.#enc.publish(reqId, p.id, p.ts, p.data);
+    } catch (error) {
+      this.#settle(
+        p,
+        error instanceof GossipError
+          ? error
+          : new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', String(error), { cause: error }),
+      );
+      return;
+    }
+    p.reqId = reqId;
+    this.#inflight.set(reqId, p);
     const timeout = this.#opts.publishTimeoutMs ?? 30_000;
     // Unref'd: a sent publish is on an open socket, which keeps the process alive; a drop
     // clears this timer and queues the publish again.
@@ -635,6 +692,30 @@ export class GossipClient<T = Uint8Array> {
     this.#fatal = undefined;
     this.#welcome = undefined;
     this.#enc = new FrameEncoder();
+    // The hello is encoded before the socket exists, so nothing can throw in a socket
+    // listener (which would kill the process); the constructor checked its fields.
+    let hello: Buffer;
+    let since: bigint | null;
+    try {
+      since = this.#since();
+      hello = new FrameEncoder()
+        .hello({
+          since,
+          epoch: this.#epoch,
+          echo: this.#opts.echo ?? true,
+          name: this.#opts.name,
+          token: this.#opts.token,
+        })
+        .take();
+    } catch (error) {
+      this.#shutdown(
+        error instanceof GossipError
+          ? error
+          : new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', String(error), { cause: error }),
+      );
+      return;
+    }
+    this.#helloSince = since;
     const { host, port, tls } = this.#address;
     const socket = tls
       ? tlsConnect({ host, port, servername: isIpLiteral(host) ? undefined : host, ...this.#opts.tls })
@@ -648,22 +729,8 @@ export class GossipClient<T = Uint8Array> {
     const decoder = new FrameDecoder((f) => this.#onFrame(f), { maxFrameBytes: MAX_WELCOME_FRAME_BYTES });
     this.#decoder = decoder;
     // The first bytes the peer sent, copied, to name what answered if it is not a gossip server.
-    let head: Buffer | undefined;
-    const since = this.#since();
-    this.#helloSince = since;
-    socket.once(tls ? 'secureConnect' : 'connect', () => {
-      socket.write(
-        new FrameEncoder()
-          .hello({
-            since,
-            epoch: this.#epoch,
-            echo: this.#opts.echo ?? true,
-            name: this.#opts.name,
-            token: this.#opts.token,
-          })
-          .take(),
-      );
-    });
+    let head = Buffer.alloc(0);
+    socket.once(tls ? 'secureConnect' : 'connect', () => socket.write(hello));
     // Unref'd: it runs while the socket connects or waits for the welcome, and the
     // socket keeps the process alive; every close clears it.
     this.#connectTimer = setUnrefTimer(() => {
@@ -674,13 +741,16 @@ export class GossipClient<T = Uint8Array> {
       socket.destroy();
     }, this.#opts.connectTimeoutMs ?? 10_000);
     socket.on('data', (chunk: Buffer) => {
-      this.#lastHeard = Date.now();
-      if (!this.#welcome && !head) head = Buffer.from(chunk.subarray(0, 16));
+      this.#heard = true;
+      if (!this.#welcome && head.length < HEAD_BYTES) {
+        head = Buffer.concat([head, chunk.subarray(0, HEAD_BYTES - head.length)]);
+      }
       try {
         decoder.push(chunk);
       } catch (error) {
         const e = error instanceof GossipError ? error : new GossipError('GOSSIP_ERR_MALFORMED_FRAME', String(error));
-        this.#fatal ??= this.#welcome ? e : notGossipServer(host, port, head, e);
+        // A welcome or an error frame that fails to decode keeps the decoder's code (F4).
+        this.#fatal ??= this.#welcome || headedAsHandshakeAnswer(head) ? e : notGossipServer(host, port, head, e);
         socket.destroy();
       }
     });
@@ -689,7 +759,18 @@ export class GossipClient<T = Uint8Array> {
         cause: error,
       });
     });
-    socket.on('close', () => this.#onClose(socket));
+    socket.on('close', () => {
+      if (socket === this.#socket && !this.#welcome && !this.#fatal && head.length > 0) {
+        // Bytes, then a close before the welcome: the decoder holds part of a frame.
+        try {
+          decoder.end();
+        } catch (error) {
+          const e = error instanceof GossipError ? error : new MalformedFrameError(String(error));
+          this.#fatal = headedAsHandshakeAnswer(head) ? e : notGossipServer(host, port, head, e);
+        }
+      }
+      this.#onClose(socket);
+    });
   }
 
   #onFrame(f: Frame): void {
@@ -797,19 +878,29 @@ export class GossipClient<T = Uint8Array> {
     this.#fire('message', { id: f.id, ts: f.ts, value, data: f.data, deleted, transient, replayed });
   }
 
+  /**
+   * Pings every interval; a tick that finds nothing heard since the previous tick's ping
+   * drops the connection (K3): a ping unanswered for a whole interval, so at most two
+   * intervals after the server was last heard.
+   */
   #startPing(intervalMs: number): void {
     clearTimer(this.#pingTimer);
     if (intervalMs <= 0) return;
-    this.#lastHeard = Date.now();
     let nonce = 1;
+    let pinged = false;
     const tick = () => {
       const socket = this.#socket;
       if (!socket || (this.#state !== 'replaying' && this.#state !== 'ready')) return;
-      if (Date.now() - this.#lastHeard > 2 * intervalMs + 1000) {
-        this.#fatal ??= new GossipError('GOSSIP_ERR_TIMEOUT', `nothing heard from the server for ${2 * intervalMs} ms`);
+      if (pinged && !this.#heard) {
+        this.#fatal ??= new GossipError(
+          'GOSSIP_ERR_TIMEOUT',
+          `nothing heard from the server for two ping intervals (${2 * intervalMs} ms): a ping went unanswered for ${intervalMs} ms`,
+        );
         socket.destroy();
         return;
       }
+      this.#heard = false;
+      pinged = true;
       this.#enc.ping(nonce++);
       this.#scheduleWrite();
       this.#pingTimer = setUnrefTimer(tick, intervalMs);
@@ -924,12 +1015,42 @@ function closedError(): GossipError {
   return new GossipError('GOSSIP_ERR_CLIENT_CLOSED', 'the client is closed');
 }
 
-/** A ts of -2^63, which the wire keeps for "no message": the server would refuse it (docs/PROTOCOL.md, P4). */
-function tsReservedError(id: string): GossipError {
-  return new GossipError(
-    'GOSSIP_ERR_TS_RESERVED',
-    `the ts of ${id} is -2^63, which the protocol reserves for "no message": use a later ts`,
-  );
+/**
+ * Checks, once in the constructor, what goes into every hello (H1), so that encoding
+ * one can never fail later: `since`, `replayDeltaMs` (it makes the since of a
+ * reconnect), and `name` and `token`, whose extension must fit in 16 KiB.
+ */
+function checkHelloOptions(options: ClientOptions<unknown>): void {
+  const since = options.since ?? 'all';
+  if (typeof since === 'bigint') {
+    if (since < MIN_TS || since > MAX_TS) throw invalidOption(`since ${since} is outside the signed 64-bit range`);
+  } else if (since !== 'all' && since !== 'now') {
+    throw invalidOption(`since must be 'all', 'now' or a bigint ts, got ${String(since)}`);
+  }
+  const delta = options.replayDeltaMs;
+  if (delta !== undefined && !(typeof delta === 'number' && Number.isFinite(delta) && delta >= 0)) {
+    throw invalidOption(`replayDeltaMs must be a finite number of ms, 0 or more, got ${String(delta)}`);
+  }
+  for (const key of ['name', 'token'] as const) {
+    const value = options[key];
+    if (value !== undefined && typeof value !== 'string') throw invalidOption(`${key} must be a string`);
+  }
+  try {
+    new FrameEncoder().hello({ since: MIN_TS, name: options.name, token: options.token });
+  } catch (error) {
+    throw invalidOption(
+      `name and token do not fit in a hello: ${(error as Error).message}; shorten them (docs/PROTOCOL.md, H1)`,
+      error,
+    );
+  }
+}
+
+function invalidOption(message: string, cause?: unknown): GossipError {
+  return new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', message, cause === undefined ? undefined : { cause });
+}
+
+function fetchAborted(signal: AbortSignal): GossipError {
+  return new GossipError('GOSSIP_ERR_ABORTED', 'fetch was aborted', { cause: signal.reason });
 }
 
 function notConnectedError(): GossipError {
@@ -939,9 +1060,21 @@ function notConnectedError(): GossipError {
   );
 }
 
+/**
+ * Whether the first frame the peer sent is headed as a welcome or an error frame of a
+ * length that fits before the welcome (F4): a gossip server's answer, even if it then
+ * fails to decode.
+ */
+function headedAsHandshakeAnswer(head: Buffer): boolean {
+  if (head.length < 5) return false;
+  const length = head.readUInt32BE(0);
+  const kind = head[4];
+  return length >= 1 && length <= MAX_WELCOME_FRAME_BYTES && (kind === FrameKind.Welcome || kind === FrameKind.Error);
+}
+
 /** The peer answered the hello with something that is neither a welcome nor an error frame. */
-function notGossipServer(host: string, port: number, head: Buffer | undefined, cause: GossipError): GossipError {
-  const answered = head && head.length > 0 ? ` it answered ${describeBytes(head)},` : '';
+function notGossipServer(host: string, port: number, head: Buffer, cause: GossipError): GossipError {
+  const answered = head.length > 0 ? ` it answered ${describeBytes(head)},` : '';
   return new GossipError(
     'GOSSIP_ERR_NOT_GOSSIP_SERVER',
     `${host}:${port} is not a gossip server:${answered} not a welcome (docs/PROTOCOL.md, W1); check the address and port`,

@@ -12,7 +12,14 @@ import {
   ResyncReason,
 } from '@gossip/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { GossipClient, GossipState, type PublishResult, utf8Codec } from '../src/index.js';
+import {
+  type ClientOptions,
+  GossipClient,
+  GossipState,
+  jsonCodec,
+  type PublishResult,
+  utf8Codec,
+} from '../src/index.js';
 import { FaultServer } from './fault-server.js';
 
 let server: FaultServer;
@@ -169,6 +176,118 @@ describe('client connect', () => {
 });
 
 type FaultConnLike = Parameters<FaultServer['onHello']>[0];
+
+/** The bytes of a welcome from the fault server, with `patch` applied. */
+function patchedWelcome(patch: (frame: Buffer) => void, maxFetchIds?: number): (conn: FaultConnLike) => void {
+  return (conn) => {
+    const frame = Buffer.from(
+      conn.enc
+        .welcome({
+          epoch: server.epoch,
+          newestTs: MIN_TS,
+          horizon: null,
+          maxIdBytes: 256,
+          maxDataBytes: 1024,
+          maxFrameBytes: 64 * 1024,
+          maxFetchIds,
+        })
+        .take(),
+    );
+    patch(frame);
+    conn.send(frame);
+  };
+}
+
+describe('client connect failures', () => {
+  it('client - a welcome that fails to decode keeps the decoder code GOSSIP_ERR_MALFORMED_FRAME, not NOT_GOSSIP_SERVER (F4)', async () => {
+    const answers: [string, (conn: FaultConnLike) => void][] = [
+      ['all-zero epoch', patchedWelcome((f) => f.fill(0, 7, 23))],
+      // {maxFetchIds: 1} ends the frame: its value byte becomes 0.
+      ['maxFetchIds 0', patchedWelcome((f) => f.writeUInt8(0, f.length - 1), 1)],
+      // The empty map 0x80 becomes 0xc1, the byte msgpack never uses.
+      ['bad extension', patchedWelcome((f) => f.writeUInt8(0xc1, f.length - 1))],
+      // A welcome cut short by the close: the stream ends inside it.
+      [
+        'welcome cut by a close',
+        (conn) => {
+          patchedWelcome(() => undefined)({ ...conn, send: (b) => conn.socket.end(b.subarray(0, 20)) });
+        },
+      ],
+    ];
+    for (const [name, answer] of answers) {
+      server.onHello = answer;
+      const c = client();
+      const error = await c.connect().catch((e: unknown) => e);
+      expect(error, name).toMatchObject({ code: 'GOSSIP_ERR_MALFORMED_FRAME' });
+      expect(c.state, name).toBe('closed');
+    }
+  });
+
+  it('client - a peer that answers a few bytes and closes fails with GOSSIP_ERR_NOT_GOSSIP_SERVER naming them (F4)', async () => {
+    for (const bytes of [Buffer.from('hi\n'), Buffer.from('OK'), Buffer.from([0, 0, 0, 9, 0x06, 1])]) {
+      server.onHello = (conn) => conn.socket.end(bytes);
+      const error = await client()
+        .connect()
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({
+        code: 'GOSSIP_ERR_NOT_GOSSIP_SERVER',
+        cause: { code: 'GOSSIP_ERR_MALFORMED_FRAME' },
+      });
+      expect((error as Error).message).toContain('is not a gossip server');
+    }
+    server.onHello = (conn) => conn.socket.end('hi\n');
+    expect(
+      (
+        (await client()
+          .connect()
+          .catch((e: unknown) => e)) as Error
+      ).message,
+    ).toContain('"hi\\n"');
+  });
+
+  it('client - a peer that closes at once, sending nothing, fails connect() with GOSSIP_ERR_CONNECTION_CLOSED', async () => {
+    server.onHello = (conn) => conn.socket.end();
+    const c = client();
+    await expect(c.connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_CONNECTION_CLOSED' });
+    expect(c.state).toBe('closed');
+  });
+
+  it('client - hello options that cannot be encoded are refused by the constructor with GOSSIP_ERR_INVALID_ARGUMENT', () => {
+    const big = 'x'.repeat(16 * 1024);
+    const bad: ClientOptions<string>[] = [
+      { name: big },
+      { token: big },
+      { name: 'x'.repeat(8 * 1024), token: 'y'.repeat(8 * 1024) },
+      { name: 5 as unknown as string },
+      { since: 2n ** 64n },
+      { since: 2n ** 63n },
+      { since: MIN_TS - 1n },
+      { since: 5 as unknown as bigint },
+      { replayDeltaMs: Number.NaN },
+      { replayDeltaMs: Number.POSITIVE_INFINITY },
+      { replayDeltaMs: -1 },
+    ];
+    for (const options of bad) {
+      expect(() => new GossipClient({ address: server.address, ...options }), String(Object.keys(options))).toThrow(
+        expect.objectContaining({ code: 'GOSSIP_ERR_INVALID_ARGUMENT' }),
+      );
+    }
+    // The bounds themselves are fine: since -2^63 and 2^63-1, a name and token just inside 16 KiB.
+    for (const options of [{ since: MIN_TS }, { since: 2n ** 63n - 1n }, { name: 'x'.repeat(8 * 1024), token: 'y' }]) {
+      expect(() => new GossipClient({ address: server.address, ...options })).not.toThrow();
+    }
+  });
+
+  it('client - a name and token of the largest extension go out in a hello the server reads', async () => {
+    // {name: <str16>} is 1 + 5 + 3 + n bytes: n = 16,375 fills 16 KiB.
+    const c = client({ name: 'n'.repeat(16 * 1024 - 9) });
+    await c.connect();
+    expect((await server.connection(0)).hello.name).toHaveLength(16 * 1024 - 9);
+    expect(() => client({ name: 'n'.repeat(16 * 1024 - 8) })).toThrow(
+      expect.objectContaining({ code: 'GOSSIP_ERR_INVALID_ARGUMENT' }),
+    );
+  });
+});
 
 describe('client first connect', () => {
   it('client - waitOnFirstConnect retries on the strategy delays, staying connecting, until a welcome (fake timers)', async () => {
@@ -329,15 +448,46 @@ describe('client reconnect', () => {
     await vi.waitFor(() => expect(c.state).toBe('ready'));
   });
 
-  it('client - a silent server is detected by the ping timeout', async () => {
-    server.onHello = (conn) => server.welcome(conn, true);
-    server.onFrame = () => undefined; // never answers pings
-    const c = client({ pingIntervalMs: 50, reconnect: () => 0 });
+  it('client - a silent server is detected by the ping timeout: dropped two ping intervals after it was last heard (fake timers, K3)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let pinged: () => void = () => undefined;
+    server.onFrame = (_conn, f) => {
+      if (f.kind === FrameKind.Ping) pinged(); // and never answers
+    };
+    const c = client({ pingIntervalMs: 1000, reconnect: () => 60_000 });
     const reasons: string[] = [];
     c.on('disconnect', (e) => reasons.push(e.code));
     await c.connect();
-    await server.connection(1);
-    expect(reasons[0]).toBe('GOSSIP_ERR_TIMEOUT');
+    const firstPing = new Promise<void>((r) => {
+      pinged = r;
+    });
+    await vi.advanceTimersByTimeAsync(1000);
+    await firstPing;
+    await vi.advanceTimersByTimeAsync(999);
+    expect(c.state).toBe('ready');
+    const dropped = new Promise((r) => c.once('disconnect', r));
+    await vi.advanceTimersByTimeAsync(1);
+    await dropped;
+    expect(reasons).toEqual(['GOSSIP_ERR_TIMEOUT']);
+  });
+
+  it('client - a server that answers every ping keeps the connection (fake timers, K3)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    server.onFrame = (conn, f) => {
+      if (f.kind !== FrameKind.Ping) return;
+      conn.send(conn.enc.pong(f.nonce, BigInt(f.nonce)).take());
+    };
+    const c = client({ pingIntervalMs: 1000, reconnect: () => 60_000 });
+    const reasons: string[] = [];
+    c.on('disconnect', (e) => reasons.push(e.code));
+    await c.connect();
+    for (let n = 1; n <= 5; n++) {
+      await vi.advanceTimersByTimeAsync(1000);
+      // The pong's newestTs moves lastTs: the sign that the client read it.
+      while (c.lastTs !== BigInt(n)) await new Promise((r) => setImmediate(r));
+    }
+    expect(reasons).toEqual([]);
+    expect(c.state).toBe('ready');
   });
 });
 
@@ -616,6 +766,59 @@ describe('client reserved ts', () => {
   });
 });
 
+describe('client ts', () => {
+  const bad: [string, unknown][] = [
+    ['2^63', 2n ** 63n],
+    ['-2^63-1', MIN_TS - 1n],
+    ['a number', 5],
+  ];
+
+  it('client - a ts outside int64 or not a bigint is refused locally with GOSSIP_ERR_INVALID_ARGUMENT, leaving nothing in flight', async () => {
+    const c = client();
+    await c.connect();
+    const conn = await server.connection(0);
+    const code = { code: 'GOSSIP_ERR_INVALID_ARGUMENT' };
+    for (const [name, ts] of bad) {
+      await expect(c.publish('k', 'v', { ts: ts as bigint }), name).rejects.toMatchObject(code);
+      await expect(c.delete('k', { ts: ts as bigint }), name).rejects.toMatchObject(code);
+      expect(() => c.emit('k', 'v', { ts: ts as bigint }), name).toThrow(expect.objectContaining(code));
+    }
+    await c.publish('k', 'v', { ts: 1n });
+    expect(conn.frames.map((f) => f.kind)).toEqual([FrameKind.Hello, FrameKind.Publish]);
+    // Nothing in flight: close() has nothing to wait for.
+    const closing = c.close({ timeoutMs: 60_000 });
+    expect(c.state).toBe('closed');
+    await closing;
+  });
+
+  it('client - a bad ts before connect() or while reconnecting is refused at once; connect() and the reconnect still settle', async () => {
+    const c = client({ queueBeforeConnect: true, reconnect: () => 0 });
+    const code = { code: 'GOSSIP_ERR_INVALID_ARGUMENT' };
+    for (const [name, ts] of bad) {
+      await expect(c.publish('k', 'v', { ts: ts as bigint }), name).rejects.toMatchObject(code);
+      await expect(c.delete('k', { ts: ts as bigint }), name).rejects.toMatchObject(code);
+    }
+    expect(c.queued).toBe(0);
+    await c.connect();
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    server.onHello = (conn) => void gate.then(() => server.welcome(conn, true));
+    server.dropAll();
+    await vi.waitFor(() => expect(c.state).toBe('reconnecting'));
+    for (const [name, ts] of bad)
+      await expect(c.publish('k', 'v', { ts: ts as bigint }), name).rejects.toMatchObject(code);
+    const good = c.publish('k', 'v', { ts: 2n });
+    expect(c.queued).toBe(1);
+    release();
+    expect((await good).status).toBe('accepted');
+    expect(c.state).toBe('ready');
+    const sent = (await server.connection(1)).frames.filter((f) => f.kind === FrameKind.Publish);
+    expect(sent.map((f) => (f.kind === FrameKind.Publish ? f.ts : 0n))).toEqual([2n]);
+  });
+});
+
 /** Answers each fetch as gossipd does (Q2): each distinct id once, at its first mention, from `values`. */
 function answerFetches(values: Record<string, string>, fetches: FetchFrame[] = []) {
   server.onFrame = (conn, f) => {
@@ -681,5 +884,60 @@ describe('client fetch', () => {
     const c = client();
     await c.connect();
     await expect(c.fetch(['a', 'b'])).rejects.toMatchObject({ code: 'GOSSIP_ERR_INTERNAL' });
+  });
+
+  it('client - a fetch is also cut at the welcome maxFrameBytes, each frame within it, joined in order (Q1)', async () => {
+    // The fault server's welcome says maxFrameBytes 65,536; 1,000 ids of 243+ UTF-8 bytes are ~250 KB.
+    const fetches = answerFetches({});
+    const c = client();
+    await c.connect();
+    const ids = Array.from({ length: 1000 }, (_, n) => `${'é'.repeat(120)}${n}`);
+    const results = await c.fetch([...ids, ids[0] as string]);
+    expect(results.map((r) => r.id)).toEqual([...ids, ids[0]]);
+    expect(fetches.flatMap((f) => f.ids)).toEqual(ids);
+    expect(fetches.length).toBeGreaterThanOrEqual(4);
+    for (const f of fetches) {
+      const frameBytes = 4 + 1 + 4 + 2 + f.ids.reduce((n, id) => n + 2 + Buffer.byteLength(id), 0);
+      expect(frameBytes).toBeLessThanOrEqual(64 * 1024);
+    }
+  });
+
+  it('client - a fetched value the codec cannot decode fails the fetch with GOSSIP_ERR_DECODE and its cause', async () => {
+    server.onFrame = (conn, f) => {
+      if (f.kind !== FrameKind.Fetch) return;
+      conn.send(
+        conn.enc.fetchResult(f.reqId, false, [{ id: 'k', found: true, ts: 7n, data: Buffer.from('{nope') }]).take(),
+      );
+    };
+    const c = new GossipClient<unknown>({ address: server.address, codec: jsonCodec() });
+    clients.push(c as unknown as GossipClient<string>);
+    await c.connect();
+    const error = await c.fetch('k').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'GOSSIP_ERR_DECODE' });
+    expect((error as Error).cause).toBeInstanceOf(SyntaxError);
+  });
+
+  it('client - fetch with an already-aborted signal rejects at once with GOSSIP_ERR_ABORTED and sends nothing', async () => {
+    const fetches = answerFetches({ k: 'v' });
+    const ac = new AbortController();
+    ac.abort();
+    const early = client({ queueBeforeConnect: true });
+    await expect(early.fetch('k', { signal: ac.signal })).rejects.toMatchObject({ code: 'GOSSIP_ERR_ABORTED' });
+    const c = client();
+    await c.connect();
+    await expect(c.fetch('k', { signal: ac.signal })).rejects.toMatchObject({ code: 'GOSSIP_ERR_ABORTED' });
+    expect(await c.fetch('k')).toMatchObject([{ id: 'k', value: 'v' }]);
+    expect(fetches.length).toBe(1);
+  });
+
+  it('client - repeated ids in a fetch get values decoded separately, not one shared object', async () => {
+    answerFetches({ a: '{"n":1}' });
+    const c = new GossipClient<{ n: number }>({ address: server.address, codec: jsonCodec() });
+    clients.push(c as unknown as GossipClient<string>);
+    await c.connect();
+    const [first, second] = await c.fetch(['a', 'a']);
+    expect(first?.value).toEqual({ n: 1 });
+    expect(second?.value).toEqual({ n: 1 });
+    expect(first?.value).not.toBe(second?.value);
   });
 });

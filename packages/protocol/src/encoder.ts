@@ -7,6 +7,7 @@ import {
   EPOCH_BYTES,
   HELLO_MAGIC,
   MAX_EXTENSION_BYTES,
+  MAX_FETCH_IDS,
   MAX_ID_BYTES,
   MAX_TS,
   MIN_TS,
@@ -184,7 +185,8 @@ export class FrameEncoder {
 
   /** Fetch the newest persisted message of each id (rule Q1). */
   fetch(reqId: number, ids: readonly string[]): this {
-    if (ids.length > 0xffff) throw new InvalidArgumentError(`a fetch names at most 65535 ids, got ${ids.length}`);
+    if (ids.length > MAX_FETCH_IDS)
+      throw new InvalidArgumentError(`a fetch names at most ${MAX_FETCH_IDS} ids, got ${ids.length}`);
     let bound = 6;
     for (const id of ids) bound += 2 + id.length * 3;
     const p = this.#open(FrameKind.Fetch, bound);

@@ -72,6 +72,7 @@ export {
   FRAME_OVERHEAD_BYTES,
   HELLO_MAGIC,
   MAX_EXTENSION_BYTES,
+  MAX_FETCH_IDS,
   MAX_HELLO_FRAME_BYTES,
   MAX_ID_BYTES,
   MAX_TS,
@@ -79,4 +80,4 @@ export {
   MIN_TS,
   PROTOCOL_VERSION,
 } from './limits.js';
-export { checkData, checkId, checkTs } from './validate.js';
+export { checkData, checkId, checkMessageTs, checkTs } from './validate.js';

@@ -16,6 +16,9 @@ export const FRAME_OVERHEAD_BYTES = 64 * 1024;
 /** Default cap on one frame's declared length: max data plus overhead. */
 export const DEFAULT_MAX_FRAME_BYTES = DEFAULT_MAX_DATA_BYTES + FRAME_OVERHEAD_BYTES;
 
+/** Ids one fetch frame can name: its count is a u16 (rule Q1). A server may announce a lower cap. */
+export const MAX_FETCH_IDS = 65_535;
+
 /** Bytes of a log identity (epoch) on the wire. */
 export const EPOCH_BYTES = 16;
 

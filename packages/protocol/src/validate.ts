@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { DataTooLargeError, InvalidArgumentError, InvalidIdError } from './errors.js';
+import { DataTooLargeError, GossipError, InvalidArgumentError, InvalidIdError } from './errors.js';
 import { MAX_ID_BYTES, MAX_TS, MIN_TS } from './limits.js';
 
 /**
@@ -53,4 +53,22 @@ export function checkData(data: Uint8Array, maxDataBytes: number): void {
 export function checkTs(ts: bigint): void {
   if (typeof ts !== 'bigint') throw new InvalidArgumentError(`ts must be a bigint of nanoseconds, got ${typeof ts}`);
   if (ts < MIN_TS || ts > MAX_TS) throw new InvalidArgumentError(`ts ${ts} is outside the signed 64-bit range`);
+}
+
+/**
+ * Checks the ts of a message a client sends (publish, delete, emit) before anything is
+ * queued: a bigint within the signed 64-bit range (GOSSIP_ERR_INVALID_ARGUMENT) other
+ * than -2^63, which the wire reserves for "no message" and a server refuses
+ * (GOSSIP_ERR_TS_RESERVED; docs/PROTOCOL.md, P4). `what` names the value in messages.
+ */
+export function checkMessageTs(ts: unknown, what = 'ts'): asserts ts is bigint {
+  if (typeof ts !== 'bigint')
+    throw new InvalidArgumentError(`${what} must be a bigint of nanoseconds, got ${typeof ts}`);
+  if (ts === MIN_TS) {
+    throw new GossipError(
+      'GOSSIP_ERR_TS_RESERVED',
+      `${what} is -2^63, which the protocol reserves for "no message" (P4): use a later ts`,
+    );
+  }
+  if (ts < MIN_TS || ts > MAX_TS) throw new InvalidArgumentError(`${what} ${ts} is outside the signed 64-bit range`);
 }

@@ -1,6 +1,7 @@
 import {
   checkData,
   checkId,
+  checkMessageTs,
   checkTs,
   DEFAULT_MAX_DATA_BYTES,
   DEFAULT_MAX_FRAME_BYTES,
@@ -9,6 +10,7 @@ import {
   FrameDecoder,
   FrameEncoder,
   FrameKind,
+  MAX_FETCH_IDS,
   MAX_ID_BYTES,
   MAX_TS,
   MIN_TS,
@@ -222,6 +224,18 @@ describe('ts', () => {
   it('ts - checkTs refuses a number with GOSSIP_ERR_INVALID_ARGUMENT', () => {
     expect(gossipErrorOf(() => checkTs(Date.now() as unknown as bigint)).code).toBe('GOSSIP_ERR_INVALID_ARGUMENT');
   });
+
+  it('ts - checkMessageTs accepts int64 but -2^63, which is GOSSIP_ERR_TS_RESERVED (P4)', () => {
+    for (const ts of [MIN_TS + 1n, MAX_TS, 0n, -1n]) expect(() => checkMessageTs(ts)).not.toThrow();
+    expect(gossipErrorOf(() => checkMessageTs(MIN_TS)).code).toBe('GOSSIP_ERR_TS_RESERVED');
+  });
+
+  it('ts - checkMessageTs refuses values outside int64 and non-bigints with GOSSIP_ERR_INVALID_ARGUMENT', () => {
+    for (const ts of [MIN_TS - 1n, MAX_TS + 1n, 2n ** 64n, 5, Date.now(), '1', null, undefined]) {
+      expect(gossipErrorOf(() => checkMessageTs(ts)).code).toBe('GOSSIP_ERR_INVALID_ARGUMENT');
+    }
+    expect(gossipErrorOf(() => checkMessageTs(5, 'the ts of k')).message).toContain('the ts of k');
+  });
 });
 
 /** A publish frame whose declared length (kind byte and body) is exactly `len`. */
@@ -370,7 +384,8 @@ describe('decoder end', () => {
 
 describe('fetch', () => {
   it('fetch - more than 65535 ids or entries is refused with GOSSIP_ERR_INVALID_ARGUMENT', () => {
-    const ids = Array.from({ length: 0x10000 }, () => 'a');
+    expect(MAX_FETCH_IDS).toBe(0xffff); // the u16 count of Q1
+    const ids = Array.from({ length: MAX_FETCH_IDS + 1 }, () => 'a');
     expect(gossipErrorOf(() => new FrameEncoder().fetch(1, ids)).code).toBe('GOSSIP_ERR_INVALID_ARGUMENT');
     const entries = ids.map((id) => ({ id, found: false as const }));
     expect(gossipErrorOf(() => new FrameEncoder().fetchResult(1, false, entries)).code).toBe(
@@ -379,7 +394,7 @@ describe('fetch', () => {
   });
 
   it('fetch - 65535 ids round-trip', () => {
-    const ids = Array.from({ length: 0xffff }, (_, i) => `id${i}`);
+    const ids = Array.from({ length: MAX_FETCH_IDS }, (_, i) => `id${i}`);
     const f = decodeFrame(new FrameEncoder().fetch(1, ids).take());
     expect(f.kind === FrameKind.Fetch && f.ids).toEqual(ids);
   });

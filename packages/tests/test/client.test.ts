@@ -425,6 +425,26 @@ describe('client - messages', () => {
     expect(await c.fetch([])).toEqual([]);
   });
 
+  it('client - a fetch of 10,000 ids of 95 bytes under --max-data 1000 is cut at the welcome maxFrameBytes: no drop, no publish re-sent (Q1)', async () => {
+    // --max-data 1000 makes the largest frame 66,536 bytes; the 10,000 ids are about 970 KB.
+    const d = await start(['--max-data', '1000']);
+    const c = client<string>(d.port, { codec: utf8Codec, since: 'now' });
+    const disconnects: string[] = [];
+    c.on('disconnect', (e) => disconnects.push(e.code));
+    await c.connect();
+    const ids = Array.from({ length: 10_000 }, (_, n) => `${'k'.repeat(90)}${String(n).padStart(5, '0')}`);
+    const first = await c.publish(ids[0] as string, 'first');
+    const last = await c.publish(ids[9_999] as string, 'last');
+    const [results, during] = await Promise.all([c.fetch(ids), c.publish('during', 'x')]);
+    expect(results.length).toBe(10_000);
+    expect(results[0]).toEqual({ id: ids[0], found: true, ts: first.ts, deleted: false, value: 'first' });
+    expect(results[9_999]).toEqual({ id: ids[9_999], found: true, ts: last.ts, deleted: false, value: 'last' });
+    expect(results.filter((r) => r.found).length).toBe(2);
+    expect(results.map((r) => r.id)).toEqual(ids);
+    expect(during).toMatchObject({ status: 'accepted', retried: false });
+    expect(disconnects).toEqual([]);
+  });
+
   it('client - messages() yields the replay then live messages and ends when the client closes', async () => {
     const d = await start();
     const w = client<string>(d.port, { codec: utf8Codec, since: 'now' });
