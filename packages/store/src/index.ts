@@ -13,8 +13,8 @@ export type { OpenMode, StoreFile, StoreFs } from './fs.js';
 export { nodeFs } from './fs.js';
 export type { Meta } from './meta.js';
 export { LOCK_FILE, loadMeta, META_FILE } from './meta.js';
-export type { Corruption, RecordVisitor, ScanResult, TailContext, TailVerdict } from './recovery.js';
-export { classifyTail, scanSegment } from './recovery.js';
+export type { Corruption, RecordVisitor, ScanResult, SegmentFile, TailContext, TailVerdict } from './recovery.js';
+export { classifyTail, scanEnd, scanSegment, segmentFiles } from './recovery.js';
 export type {
   AppendResult,
   CompactionResult,

@@ -2,10 +2,13 @@ import {
   checkSegmentHeader,
   headerCleanAsOf,
   MAX_RECORD_BODY_BYTES,
+  parseSegmentName,
   RECORD_FIXED_BODY_BYTES,
   RECORD_PREFIX_BYTES,
   recordCrc,
+  replaces,
   SEGMENT_HEADER_BYTES,
+  type SegmentRange,
   validLengths,
 } from './format.js';
 import type { StoreFile } from './fs.js';
@@ -156,6 +159,33 @@ export interface TailContext {
   validLength?: number | undefined;
   /** `closedLengths[name]` of the meta file: a clean close left this many bytes complete and fsynced. */
   closedLength?: number | undefined;
+}
+
+/** A segment file of a data folder, its name parsed. */
+export type SegmentFile = SegmentRange & { name: string };
+
+/**
+ * The segment files of a folder as an open sees them (docs/STORAGE.md, S1, S8): those
+ * it keeps, in log order (the last is the newest), and the leftovers of an interrupted
+ * compaction, segments a present one replaces, which it removes. Other names are not
+ * segments. The one reading both recovery and `gossip inspect` make of a folder.
+ */
+export function segmentFiles(names: readonly string[]): { keep: SegmentFile[]; leftovers: SegmentFile[] } {
+  const found: SegmentFile[] = [];
+  for (const name of names) {
+    const range = parseSegmentName(name);
+    if (range) found.push({ name, ...range });
+  }
+  const keep: SegmentFile[] = [];
+  const leftovers: SegmentFile[] = [];
+  for (const f of found) (found.some((o) => replaces(o, f)) ? leftovers : keep).push(f);
+  keep.sort((a, b) => a.first - b.first);
+  return { keep, leftovers };
+}
+
+/** Where a scan of a segment of `size` bytes stops: its valid length, for one sealed after a failure (S6). */
+export function scanEnd(size: number, validLength: number | undefined): number {
+  return validLength === undefined ? size : Math.min(validLength, size);
 }
 
 /** What the bytes after a scan's last valid record are, and what recovery does with them. */

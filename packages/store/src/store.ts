@@ -14,13 +14,10 @@ import {
 import { CHECKPOINT_FILE, type CheckpointSegment, decodeCheckpoint, encodeCheckpoint } from './checkpoint.js';
 import {
   parseRecord,
-  parseSegmentName,
   RECORD_OVERHEAD_BYTES,
   RECORD_PREFIX_BYTES,
   recordBodyLength,
-  replaces,
   SEGMENT_HEADER_BYTES,
-  type SegmentRange,
   segmentHeader,
   segmentName,
   writeRecord,
@@ -29,7 +26,7 @@ import { nodeFs, readSmallFile, replaceFile, type StoreFile, type StoreFs, write
 import { IndexTable, type Replaced } from './index-table.js';
 import { frameWindow, spanChecksums } from './kernel.js';
 import { acquireLock, freshMeta, loadMeta, type Meta, releaseLock, saveMeta } from './meta.js';
-import { type Corruption, classifyTail, scanSegment } from './recovery.js';
+import { type Corruption, classifyTail, type SegmentFile, scanEnd, scanSegment, segmentFiles } from './recovery.js';
 import { type ReplayPlan, ReplayWindow } from './replay.js';
 import { Segment } from './segment.js';
 
@@ -146,7 +143,7 @@ export interface CompactionResult {
 }
 
 /** A segment file found on open, before recovery adopts it. */
-type OpenedSegment = SegmentRange & { name: string; file: StoreFile; seg: Segment };
+type OpenedSegment = SegmentFile & { file: StoreFile; seg: Segment };
 
 /** A batch of `replayFrames`: `count` message frames, back to back across `chunks`. */
 export interface ReplayFrames {
@@ -1135,31 +1132,24 @@ export class Store {
     const t0 = performance.now();
     const fs = this.#fs;
     const names = await fs.readdir(this.dir);
-    const found: (SegmentRange & { name: string })[] = [];
     for (const name of names) {
       if (name.endsWith('.tmp')) {
         await fs.unlink(`${this.dir}/${name}`);
         this.#recovery.leftoversRemoved++;
-        continue;
       }
-      const range = parseSegmentName(name);
-      if (range) found.push({ name, ...range });
     }
     // A compaction output replaces every segment inside its range: those are leftovers.
-    const keep = found.filter((f) => !found.some((o) => replaces(o, f)));
-    for (const f of found) {
-      if (!keep.includes(f)) {
-        await fs.unlink(`${this.dir}/${f.name}`);
-        this.#recovery.leftoversRemoved++;
-      }
+    const { keep, leftovers } = segmentFiles(names);
+    for (const f of leftovers) {
+      await fs.unlink(`${this.dir}/${f.name}`);
+      this.#recovery.leftoversRemoved++;
     }
-    if (keep.length < found.length) await fs.syncDir(this.dir);
-    keep.sort((a, b) => a.first - b.first);
+    if (leftovers.length > 0) await fs.syncDir(this.dir);
     // A length recorded for a file that is gone must not apply to a new file of its name.
     const present = new Set(keep.map((f) => f.name));
-    for (const name of Object.keys(this.#meta.closedLengths)) {
-      if (!present.has(name)) delete this.#meta.closedLengths[name];
-    }
+    const gone = Object.keys(this.#meta.closedLengths).filter((name) => !present.has(name));
+    for (const name of gone) delete this.#meta.closedLengths[name];
+    if (gone.length > 0) await saveMeta(fs, this.dir, this.#meta);
 
     const opened: OpenedSegment[] = [];
     try {
@@ -1291,7 +1281,7 @@ export class Store {
       const isNewest = o === this.#newestOpened;
       const fileSize = await file.size();
       const valid = this.#meta.validLengths[o.name];
-      const end = valid === undefined ? fileSize : Math.min(valid, fileSize);
+      const end = scanEnd(fileSize, valid);
       this.#byHandle.set(seg.handle, seg);
       const replaced = this.#replaced;
       const scan = await scanSegment(file, o.name, end, (id, ts, off, size, dataLen) => {

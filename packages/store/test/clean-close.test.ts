@@ -1,4 +1,4 @@
-import { open, readdir, readFile, stat, truncate } from 'node:fs/promises';
+import { open, readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GossipError } from '@gossip/protocol';
 import {
@@ -6,6 +6,7 @@ import {
   classifyTail,
   META_FILE,
   nodeFs,
+  RECORD_OVERHEAD_BYTES,
   type ScanResult,
   Store,
   type StoreLogger,
@@ -331,5 +332,44 @@ describe('classifyTail', () => {
       ],
     ];
     for (const [label, got, want] of cases) expect(got, label).toEqual(want);
+  });
+});
+
+describe('clean close - the lengths kept', () => {
+  it('clean close - compaction drops the lengths of the segments it replaced; an open drops those of files gone', async () => {
+    const store = await openStore({ segmentBytes: 1024, compactThreshold: 0 });
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 20; i++) await store.append(`k${i}`, BigInt(round * 100 + i + 1), d(val(i)));
+    }
+    await store.close();
+    const before = await closedLengths();
+    expect(Object.keys(before).length).toBeGreaterThan(2);
+
+    const again = await openStore({ segmentBytes: 1024, compactThreshold: 0 });
+    await again.compact();
+    await again.close();
+    const after = await closedLengths();
+    const files = await segFiles();
+    // Only files that exist have a length; the compacted inputs are gone, and so are theirs.
+    expect(Object.keys(after).sort()).toEqual([...files].sort());
+    for (const name of Object.keys(before)) if (!files.includes(name)) expect(after[name]).toBeUndefined();
+
+    // A length left in the meta file for a file that is gone is dropped by the next open and close.
+    const meta = JSON.parse((await readFile(join(dir, META_FILE))).toString('utf8'));
+    meta.closedLengths['99999999999999999999-99999999999999999999-000000.seg'] = 4096;
+    await writeFile(join(dir, META_FILE), JSON.stringify(meta));
+    await (await openStore({ segmentBytes: 1024, compactThreshold: 0 })).close();
+    expect(Object.keys(await closedLengths()).sort()).toEqual([...(await segFiles())].sort());
+  });
+});
+
+describe('record bytes', () => {
+  it('record bytes - what get(id) reads for an id, from memory: its record; none for an unknown id', async () => {
+    const store = await openStore();
+    await store.append('abc', 1n, d('x'.repeat(100)));
+    expect(store.recordBytes('abc')).toBe(RECORD_OVERHEAD_BYTES + 3 + 100);
+    expect(store.recordBytes('nope')).toBeUndefined();
+    await store.append('abc', 2n, d(''));
+    expect(store.recordBytes('abc')).toBe(RECORD_OVERHEAD_BYTES + 3);
   });
 });

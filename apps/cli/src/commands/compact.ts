@@ -6,7 +6,8 @@ export const compactHelp = `Usage: gossip compact <data-dir> [--tombstone-retent
 
 Compacts a data folder offline. It takes the folder's lock, so it fails
 (GOSSIP_ERR_STORE_LOCKED) while gossipd runs on it: then use POST /compact on the
-admin port instead. Exit: 0 done, 1 failure, 2 usage.
+admin port instead (with "Authorization: Bearer <token>" when gossipd has tokens).
+Exit: 0 done, 1 failure, 2 usage.
 
   --tombstone-retention <ms>  drop tombstones older than this (default 86400000, 24 h)
 `;

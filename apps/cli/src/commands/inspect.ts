@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { classifyTail, loadMeta, type Meta, nodeFs, parseSegmentName, replaces, scanSegment } from '@gossip/store';
+import { classifyTail, loadMeta, type Meta, nodeFs, scanEnd, scanSegment, segmentFiles } from '@gossip/store';
 import { EXIT, type Io, UsageError } from '../common.js';
 
 export const inspectHelp = `Usage: gossip inspect <data-dir> [--json]
@@ -10,7 +10,9 @@ Reads a data folder offline, without locking it or changing it (safe beside a ru
 gossipd): every segment, its records, checksum verification, live ids, tombstones and
 the dead ratio. A torn tail (a write cut short, past the newest segment's last clean
 close) is shown and cut by the next open; damage to bytes the store knew complete is
-CORRUPT, as the next open reports it (docs/STORAGE.md, S8).
+CORRUPT, as the next open reports it (docs/STORAGE.md, S8). Leftovers of an interrupted
+compaction, which the next open removes, are listed and not read. A meta file that
+cannot be read is a failure: the next open refuses the folder.
 Exit: 0 every record verified (a torn tail aside), 1 corruption found (or a failure), 2 usage.
 `;
 
@@ -41,20 +43,18 @@ export async function inspect(args: string[], io: Io): Promise<number> {
   }
   const [dir, ...extra] = positionals;
   if (!dir || extra.length > 0) throw new UsageError('usage: gossip inspect <data-dir>');
-  const names = (await readdir(dir)).filter((n) => parseSegmentName(n)).sort();
   // The meta file, read as the store reads it: validLengths and closedLengths decide what a tail is.
   let meta: Meta | undefined;
+  let metaError: string | undefined;
   try {
     meta = await loadMeta(nodeFs, dir);
-  } catch {
-    meta = undefined;
+  } catch (error) {
+    metaError = (error as Error).message;
   }
-  // The newest segment as an open sees it: the last, in log order, that no other present
-  // segment replaces (S1; names sort in log order).
-  const ranges = names.map((n) => parseSegmentName(n) as NonNullable<ReturnType<typeof parseSegmentName>>);
-  const newestName = names
-    .filter((_, i) => !ranges.some((o) => replaces(o, ranges[i] as (typeof ranges)[number])))
-    .pop();
+  // The segments as an open sees them: those it keeps, in log order, and the leftovers it removes.
+  const { keep, leftovers } = segmentFiles(await readdir(dir));
+  const names = keep.map((f) => f.name);
+  const newestName = names.at(-1);
   const newest = new Map<string, { ts: bigint; seg: number; off: number; tombstone: boolean; size: number }>();
   const reports: SegmentReport[] = [];
   let totalBytes = 0;
@@ -75,7 +75,7 @@ export async function inspect(args: string[], io: Io): Promise<number> {
       };
       // As recovery: a segment sealed after a failure is trusted up to its valid length only.
       const validLength = meta?.validLengths[name];
-      const end = validLength === undefined ? size : Math.min(validLength, size);
+      const end = scanEnd(size, validLength);
       const scan = await scanSegment(file, name, end, (id, ts, off, recSize, dataLen) => {
         const prev = newest.get(id);
         if (!prev || ts > prev.ts) newest.set(id, { ts, seg: i, off, tombstone: dataLen === 0, size: recSize });
@@ -120,12 +120,17 @@ export async function inspect(args: string[], io: Io): Promise<number> {
     tombstones,
     deadRatio: Number(deadRatio.toFixed(4)),
     corruptions,
-    verified: corruptions === 0,
+    /** Leftovers of an interrupted compaction: the next open removes them. */
+    leftovers: leftovers.map((f) => f.name),
+    /** Why the meta file could not be read: the next open refuses the folder. */
+    metaError: metaError ?? null,
+    verified: corruptions === 0 && metaError === undefined,
   };
   if (values.json) {
     io.out(`${JSON.stringify({ ...summary, segmentFiles: reports })}\n`);
   } else {
     io.out(`${dir}: epoch ${summary.epoch ?? '(no meta file)'}, horizon ${summary.horizon ?? 'none'}\n`);
+    if (metaError !== undefined) io.out(`CORRUPT meta file: ${metaError}\n`);
     io.out('segment                                                   bytes    records   live  check\n');
     for (const r of reports) {
       const notes: string[] = [];
@@ -145,11 +150,12 @@ export async function inspect(args: string[], io: Io): Promise<number> {
         `${r.name}  ${String(r.bytes).padStart(10)} ${String(r.records).padStart(10)} ${String(r.liveRecords).padStart(6)}  ${check}\n`,
       );
     }
+    for (const f of leftovers) io.out(`${f.name}  leftover of an interrupted compaction: removed on open\n`);
     io.out(
       `${summary.segments} segments, ${summary.bytes} bytes, ${records} records, ${summary.ids} live ids, ` +
         `${tombstones} tombstones, dead ratio ${(deadRatio * 100).toFixed(1)}%, ` +
         `${corruptions === 0 ? 'every checksum verified' : `${corruptions} corrupt stretches`}\n`,
     );
   }
-  return corruptions === 0 ? EXIT.ok : EXIT.failed;
+  return summary.verified ? EXIT.ok : EXIT.failed;
 }
