@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { GossipError } from '@gossip/protocol';
-import { isLoopback } from '@gossip/server';
+import { GossipError, MAX_FETCH_IDS } from '@gossip/protocol';
+import { checkExposure as checkServerExposure, DEFAULTS, isLoopback } from '@gossip/server';
 
 /**
  * Every setting of gossipd, from flags and `GOSSIP_*` environment variables (a flag
@@ -123,7 +123,7 @@ export const SETTINGS: Setting[] = [
     env: 'GOSSIP_MAX_CONNECTIONS',
     kind: 'int',
     default: undefined,
-    help: "connections at once (default: 10000, or what the descriptor limit (ulimit -n) allows beside the store's reserve)",
+    help: `connections at once (default: ${DEFAULTS.maxConnections}, or what the descriptor limit (ulimit -n) allows beside the store's reserve)`,
   },
   {
     flag: 'hello-timeout',
@@ -372,7 +372,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
       pingIntervalMs: ms('ping-interval'),
       maxOutbound: bytes('max-outbound'),
       maxSkewMs: ms('max-skew'),
-      maxFetchIds: int('max-fetch-ids', 1, 65535),
+      maxFetchIds: int('max-fetch-ids', 1, MAX_FETCH_IDS),
       tokens,
       insecure: bool('insecure'),
       legacy: legacy === 'on',
@@ -396,14 +396,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
  * port again in listen().
  */
 export function checkExposure(config: Config): void {
+  // The main port's check is the server's own, run here too before anything is created.
+  checkServerExposure(config.host, config.tokens.length > 0, config.insecure);
   if (config.tokens.length > 0 || config.insecure) return;
-  if (!isLoopback(config.host)) {
-    throw new GossipError(
-      'GOSSIP_ERR_INSECURE',
-      `refusing to listen on ${config.host} without auth tokens: anyone who can reach it could publish. ` +
-        'Set --token (or GOSSIP_TOKENS), or pass --insecure if the network is trusted',
-    );
-  }
   if (config.adminPort !== null && !isLoopback(config.adminHost)) {
     throw new GossipError(
       'GOSSIP_ERR_INSECURE',

@@ -139,6 +139,11 @@ describe('config - token sources', () => {
       refused([], { GOSSIP_TOKENS: value }, /^GOSSIP_TOKENS is set but holds no token/);
   });
 
+  it('config - an empty GOSSIP_TOKENS is refused even beside a --token-file with tokens: each source set must hold one', async () => {
+    const path = await file('t1\n');
+    refused(['--token-file', path], { GOSSIP_TOKENS: '' }, /^GOSSIP_TOKENS is set but holds no token/);
+  });
+
   it('config - GOSSIP_TOKENS drops empty items around real tokens, and a --token flag wins over it', () => {
     expect(run([], { GOSSIP_TOKENS: 'a,,b,' }).tokens).toEqual(['a', 'b']);
     expect(run(['--token', 'x'], { GOSSIP_TOKENS: '' }).tokens).toEqual(['x']);

@@ -55,6 +55,12 @@ export class Connection {
   #state: ConnectionState = 'hello';
   #tlsPending: boolean;
   readonly #decoder: FrameDecoder;
+  /**
+   * This tick's own frames encoded elsewhere (fetch results), in order with those in
+   * `enc`: they go out at the tick's flush, behind its broadcasts, as `enc`'s do.
+   */
+  #own: Buffer[] = [];
+  #ownBytes = 0;
   /** Live frames held while the replay runs. */
   #held: Buffer[] = [];
   #heldBytes = 0;
@@ -123,7 +129,7 @@ export class Connection {
 
   /** Bytes waiting for this client: in the socket, queued, encoded and not yet queued, and held. */
   get pendingBytes(): number {
-    return this.out.pendingBytes + this.enc.pendingBytes + this.#heldBytes;
+    return this.out.pendingBytes + this.enc.pendingBytes + this.#ownBytes + this.#heldBytes;
   }
 
   /** Marks this connection for the tick's flush of its own frames (written into `enc`). */
@@ -161,17 +167,30 @@ export class Connection {
   }
 
   /**
-   * Queues frames that may go ahead of the tick's broadcasts (fetch results) and hands
-   * the socket what it takes now; judged against the outbound cap like everything else.
+   * Queues frames encoded by an encoder of their own (fetch results: its large slabs end
+   * with the fetch, not with the connection) after the own frames encoded so far, for
+   * the tick's flush; judged against the outbound cap like everything else.
    */
   send(frames: Buffer): void {
-    if (this.#state === 'closed') return;
-    this.out.push(frames);
-    this.out.pump();
+    if (this.#state === 'closed' || frames.length === 0) return;
+    if (this.enc.pendingBytes > 0) this.#keepOwn(this.enc.take());
+    this.#keepOwn(frames);
+    this.touch();
     if (this.pendingBytes > this.ctx.options.maxOutboundBytes) this.slowConsumer();
   }
 
+  #keepOwn(frames: Buffer): void {
+    this.#own.push(frames);
+    this.#ownBytes += frames.length;
+  }
+
+  /** The own frames of the tick, in the order they were made, into the queue. */
   #takeOwn(): void {
+    if (this.#own.length > 0) {
+      for (const b of this.#own) this.out.push(b);
+      this.#own = [];
+      this.#ownBytes = 0;
+    }
     if (this.enc.pendingBytes > 0) this.out.push(this.enc.take());
   }
 
@@ -186,6 +205,8 @@ export class Connection {
     this.ctx.log.debug({ conn: this.id, code, message }, 'closing connection');
     if (discard) {
       this.enc.discard();
+      this.#own = [];
+      this.#ownBytes = 0;
       this.out.discard();
     } else {
       this.#takeOwn();

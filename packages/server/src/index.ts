@@ -2,5 +2,5 @@ export { TokenSet } from './auth.js';
 export type { ConnectionState } from './connection.js';
 export type { ServerLogger, ServerOptions } from './options.js';
 export { DEFAULTS } from './options.js';
-export { GossipServer, isLoopback } from './server.js';
+export { checkExposure, GossipServer, isLoopback } from './server.js';
 export type { ServerStats } from './stats.js';

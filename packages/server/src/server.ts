@@ -6,6 +6,7 @@ import {
   FrameEncoder,
   GossipError,
   LegacyEncoder,
+  MAX_FETCH_IDS,
   MessageFlags,
 } from '@gossip/protocol';
 import type { Store } from '@gossip/store';
@@ -91,8 +92,11 @@ export class GossipServer extends EventEmitter implements ServerContext {
       legacyWithTokens: options.legacyWithTokens ?? DEFAULTS.legacyWithTokens,
     };
     const fetchIds = this.options.maxFetchIds;
-    if (!Number.isSafeInteger(fetchIds) || fetchIds < 1 || fetchIds > 0xffff) {
-      throw new GossipError('GOSSIP_ERR_CONFIG', `maxFetchIds must be an integer from 1 to 65535, got ${fetchIds}`);
+    if (!Number.isSafeInteger(fetchIds) || fetchIds < 1 || fetchIds > MAX_FETCH_IDS) {
+      throw new GossipError(
+        'GOSSIP_ERR_CONFIG',
+        `maxFetchIds must be an integer from 1 to ${MAX_FETCH_IDS}, got ${fetchIds}`,
+      );
     }
     this.tokens = new TokenSet(options.tokens ?? []);
     this.log = options.logger ?? silent;
@@ -109,13 +113,7 @@ export class GossipServer extends EventEmitter implements ServerContext {
    */
   async listen(): Promise<AddressInfo> {
     const { host, port } = this.options;
-    if (!isLoopback(host) && !this.tokens.enabled && !this.#allowInsecure) {
-      throw new GossipError(
-        'GOSSIP_ERR_INSECURE',
-        `refusing to listen on ${host} without auth tokens: anyone who can reach it could publish. ` +
-          'Set --token (or GOSSIP_TOKENS), or pass --insecure if the network is trusted',
-      );
-    }
+    checkExposure(host, this.tokens.enabled, this.#allowInsecure);
     const clamped = this.#clamped;
     if (clamped) {
       const fields = {
@@ -356,6 +354,19 @@ function withoutOrigin(
     start = end;
   }
   return { bytes: parts.length === ends.length ? bytes : Buffer.concat(parts), count: parts.length };
+}
+
+/**
+ * Refuses (GOSSIP_ERR_INSECURE) to listen on a non-loopback `host` without auth tokens
+ * unless `insecure`: anyone who can reach it could publish and read everything.
+ */
+export function checkExposure(host: string, tokens: boolean, insecure: boolean): void {
+  if (tokens || insecure || isLoopback(host)) return;
+  throw new GossipError(
+    'GOSSIP_ERR_INSECURE',
+    `refusing to listen on ${host} without auth tokens: anyone who can reach it could publish. ` +
+      'Set --token (or GOSSIP_TOKENS), or pass --insecure if the network is trusted',
+  );
 }
 
 export function isLoopback(host: string): boolean {

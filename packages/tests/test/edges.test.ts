@@ -476,6 +476,26 @@ describe('edges - descriptors', () => {
     expect(entry?.found).toBe(true);
   });
 
+  it('edges - the default --max-connections is lowered to what the descriptor limit allows, and says so', async () => {
+    const d = await h.start({ nofile: 512 });
+    const line = await d.waitLog((l) => l.msg.startsWith('serving at most'));
+    const listening = await d.waitLog((l) => l.msg.includes('listening on gossip'));
+    expect(line.maxConnections).toBe(listening.maxConnections);
+    expect(listening.maxConnections as number).toBeLessThan(512);
+  });
+
+  it('edges - the admin listener takes 16 connections at once and closes more as they connect', async () => {
+    const d = await h.start();
+    // Idle HTTP connections: no request, so the server keeps them open.
+    const held = await Promise.all(Array.from({ length: 16 }, () => h.open(d.adminPort)));
+    const extra = await h.open(d.adminPort);
+    await extra.closed;
+    expect(held.some((c) => c.isClosed)).toBe(false);
+    for (const c of held) c.close();
+    await Promise.all(held.map((c) => c.closed));
+    expect((await d.admin('/healthz')).status).toBe(200);
+  });
+
   it('edges - --max-connections above what the descriptor limit allows is lowered, with a warning', async () => {
     const d = await h.start({ nofile: 512, args: ['--max-connections', '5000'] });
     const warning = await d.waitLog((l) =>

@@ -96,9 +96,8 @@ export class FetchQueue {
  * the order of its first mention (Q2). Values are read in batches of about a pacing
  * batch and framed as they come, and the next batch waits while the client has more
  * than the pacing high water to read, as a replay does: a fetch holds about one batch,
- * whatever it names. Its frames go straight to the connection's queue from an encoder
- * of its own: they carry no ts a live message must precede (unlike pongs and acks,
- * which wait for the tick's flush), and its large buffers end with it.
+ * whatever it names. Its frames come from an encoder of its own, so its large slabs end
+ * with it, and go out with the connection's other own frames, in order with them.
  */
 async function answer(conn: Connection, f: FetchFrame): Promise<void> {
   const { ctx } = conn;

@@ -50,9 +50,6 @@ export function onHello(conn: Connection, hello: HelloFrame): void {
   }
   // Join the live stream first, so nothing accepted from here on can be missed.
   conn.setState('replay');
-  // The welcome (and resync) go out now, ahead of anything else this connection is sent:
-  // a fetch pipelined behind the hello answers straight to the queue (handlers/fetch.ts),
-  // and live messages are held until the replay is done.
-  conn.flush();
+  conn.touch();
   void conn.replay(since, reason !== undefined);
 }
