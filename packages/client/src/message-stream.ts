@@ -1,5 +1,5 @@
 import { GossipError } from '@gossip/protocol';
-import type { ClientMessage, ClientState, GossipClient } from './client.js';
+import type { ClientMessage, ClientState, MessageSource } from './message-source.js';
 import { RingQueue } from './queue.js';
 
 export interface MessageStreamOptions {
@@ -13,11 +13,11 @@ export interface MessageStreamOptions {
 
 /**
  * `for await (const m of client.messages())`: messages in arrival order, buffered up to
- * a cap so a slow loop cannot grow memory without limit. It ends when the client
- * closes or the signal aborts.
+ * a cap so a slow loop cannot grow memory without limit. It ends when the source (the
+ * client) closes or the signal aborts.
  */
 export class MessageStream<T> implements AsyncIterableIterator<ClientMessage<T>> {
-  readonly #client: GossipClient<T>;
+  readonly #source: MessageSource<T>;
   readonly #buffer = new RingQueue<ClientMessage<T>>();
   readonly #cap: number;
   readonly #transient: boolean;
@@ -26,13 +26,13 @@ export class MessageStream<T> implements AsyncIterableIterator<ClientMessage<T>>
   #error: Error | undefined;
   #done = false;
 
-  constructor(client: GossipClient<T>, options: MessageStreamOptions) {
-    this.#client = client;
+  constructor(source: MessageSource<T>, options: MessageStreamOptions) {
+    this.#source = source;
     this.#cap = options.bufferSize ?? 10_000;
     this.#transient = options.transient ?? true;
     this.#signal = options.signal;
-    client.on('message', this.#onMessage);
-    client.on('state', this.#onState);
+    source.on('message', this.#onMessage);
+    source.on('state', this.#onState);
     this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
     if (this.#signal?.aborted) this.#finish();
   }
@@ -83,8 +83,8 @@ export class MessageStream<T> implements AsyncIterableIterator<ClientMessage<T>>
   }
 
   #detach(): void {
-    this.#client.off('message', this.#onMessage);
-    this.#client.off('state', this.#onState);
+    this.#source.off('message', this.#onMessage);
+    this.#source.off('state', this.#onState);
     this.#signal?.removeEventListener('abort', this.#onAbort);
   }
 

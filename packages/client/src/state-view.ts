@@ -1,5 +1,6 @@
+import type { GossipError } from '@gossip/protocol';
 import { EventEmitter } from 'eventemitter3';
-import type { ClientMessage, GossipClient } from './client.js';
+import type { ClientMessage, MessageSource } from './message-source.js';
 
 export interface Entry<T> {
   value: T;
@@ -14,26 +15,49 @@ export interface StateViewOptions {
 export interface StateViewEvents<T> {
   /** An id changed: its new entry (undefined when deleted) and the previous one. */
   change: (id: string, entry: Entry<T> | undefined, previous: Entry<T> | undefined) => void;
-  /** A replay or snapshot was applied. */
+  /**
+   * A replay or snapshot was applied. A view made late emits it first when its
+   * catch-up is done, not before: then it holds the state.
+   */
   synced: () => void;
+  /** The catch-up of a view made late gave up (the client's `reconnect` strategy returned null). */
+  error: (error: GossipError) => void;
+}
+
+/** An entry and the resync generation that last wrote it. */
+interface Held<T> extends Entry<T> {
+  gen: number;
 }
 
 /**
  * A live map of the current persisted state, `id → { value, ts }`, kept by a client:
  * newest ts wins, a tombstone deletes, and after a resync the ids the snapshot did not
  * contain are dropped (docs/PROTOCOL.md, R3).
+ *
+ * Made before `connect()` (or while the client is still `connecting`), the view is
+ * filled by the client's first replay. Made later, it has missed that replay, and
+ * reconnects only replay what changed since: so it **catches up** by itself. It asks the
+ * source for a replay of its own (`MessageSource.replay`): `GossipClient` opens one
+ * short-lived extra connection that says hello as a new client (the client's `since`,
+ * no epoch: with `since` 'all' a resync and the full snapshot, R3), feeds that replay to
+ * this view alone, and closes it at its replay-done. Meanwhile live messages reach the
+ * view from the client's connection, in any order with the snapshot's: both are applied
+ * by newest ts per id, and a delete's ts is remembered, so a snapshot entry older than a
+ * live delete or update does not win. The catch-up's end is the view's first `synced`
+ * event (`catchingUp` is true until then); if it gives up, an `error` event. A resync on
+ * the client's connection meanwhile stops it: that snapshot is the truth. It costs one
+ * connection and one snapshot per late view, and nothing to a client without one. With
+ * `since: 'now'` there is nothing to catch up: like the client, the view follows live
+ * messages only.
  */
-/** An entry and the resync generation that last wrote it. */
-interface Held<T> extends Entry<T> {
-  gen: number;
-}
-
 export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
   readonly #map = new Map<string, Held<T>>();
   /** Tombstones seen: their ts keeps an older message from resurrecting the id. */
   readonly #deletedAt = new Map<string, bigint>();
-  readonly #client: GossipClient<T>;
+  readonly #source: MessageSource<T>;
   readonly #transient: boolean;
+  #catchingUp = false;
+  #stopCatchUp: (() => void) | undefined;
   /**
    * Bumped at each resync; entries the snapshot writes carry the new value, so at its
    * end the entries with an older one are the ids it did not contain.
@@ -41,13 +65,41 @@ export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
   #gen = 0;
   #inSnapshot = false;
 
-  constructor(client: GossipClient<T>, options: StateViewOptions = {}) {
+  constructor(source: MessageSource<T>, options: StateViewOptions = {}) {
     super();
-    this.#client = client;
+    this.#source = source;
     this.#transient = options.transient ?? false;
-    client.on('message', this.#onMessage);
-    client.on('resync', this.#onResync);
-    client.on('synced', this.#onSynced);
+    source.on('message', this.#onMessage);
+    source.on('resync', this.#onResync);
+    source.on('synced', this.#onSynced);
+    const state = source.state;
+    if (state === 'replaying' || state === 'ready' || state === 'reconnecting') {
+      // Made after the first replay began: ask for the state it missed.
+      this.#catchingUp = true;
+      const stop = source.replay({
+        message: (m) => {
+          if (this.#catchingUp) this.#onMessage(m);
+        },
+        done: () => {
+          if (!this.#catchingUp) return;
+          this.#catchingUp = false;
+          this.#stopCatchUp = undefined;
+          this.emit('synced');
+        },
+        failed: (error) => {
+          if (!this.#catchingUp) return;
+          this.#catchingUp = false;
+          this.#stopCatchUp = undefined;
+          this.emit('error', error);
+        },
+      });
+      if (this.#catchingUp) this.#stopCatchUp = stop;
+    }
+  }
+
+  /** Whether the view, made after the client's first replay began, is still getting the state it missed. */
+  get catchingUp(): boolean {
+    return this.#catchingUp;
   }
 
   get size(): number {
@@ -84,14 +136,25 @@ export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
     return new Map([...this.#map].map(([k, e]) => [k, e.value]));
   }
 
-  /** Stops following the client. */
+  /** Stops following the client (and stops its catch-up). */
   detach(): void {
-    this.#client.off('message', this.#onMessage);
-    this.#client.off('resync', this.#onResync);
-    this.#client.off('synced', this.#onSynced);
+    this.#source.off('message', this.#onMessage);
+    this.#source.off('resync', this.#onResync);
+    this.#source.off('synced', this.#onSynced);
+    this.#stopCatchingUp();
+  }
+
+  #stopCatchingUp(): void {
+    this.#catchingUp = false;
+    const stop = this.#stopCatchUp;
+    this.#stopCatchUp = undefined;
+    stop?.();
   }
 
   readonly #onResync = (): void => {
+    // The client's own connection gets the full snapshot now (R3): it holds everything a
+    // catch-up would bring, and its end drops what the catch-up brought that it lacks.
+    this.#stopCatchingUp();
     this.#gen++;
     this.#inSnapshot = true;
     // Deletes remembered from before may belong to another log: the snapshot is the truth now.
@@ -110,7 +173,8 @@ export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
         }
       }
     }
-    this.emit('synced');
+    // A view catching up is not whole at the client's replay-done: its own comes later.
+    if (!this.#catchingUp) this.emit('synced');
   };
 
   readonly #onMessage = (m: ClientMessage<T>): void => {

@@ -750,6 +750,103 @@ describe('state view', () => {
   });
 });
 
+describe('state view made late', () => {
+  it('state view - made after connect() it catches up over a second connection: a full-snapshot hello, fed to it alone, closed at replay-done', async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const replayed = MessageFlags.Replayed;
+    server.onHello = (conn) => {
+      if (server.conns.length === 1) return server.welcome(conn, true);
+      // The view's connection: a snapshot taken before the live changes below, held back in part.
+      server.welcome(conn, false);
+      conn.send(conn.enc.resync(ResyncReason.Full, null).message(replayed, 'a', 10n, Buffer.from('a1')).take());
+      void gate.then(() =>
+        conn.send(
+          conn.enc
+            .message(replayed, 'b', 10n, Buffer.from('b1'))
+            .message(replayed, 'c', 10n, Buffer.from('c1'))
+            .replayDone(3, 10n, true)
+            .take(),
+        ),
+      );
+    };
+    const c = client();
+    await c.connect();
+    const main = await server.connection(0);
+    const seen: string[] = [];
+    c.on('message', (m) => seen.push(`${m.id}@${m.ts}`));
+    const view = new GossipState(c);
+    expect(view.catchingUp).toBe(true);
+    const extra = await server.connection(1);
+    expect(extra.hello).toMatchObject({ since: MIN_TS, epoch: null, echo: false });
+    await vi.waitFor(() => expect(view.get('a')).toBe('a1'));
+    // While it catches up: b deleted, c updated, d added, live on the client's connection.
+    main.send(
+      main.enc
+        .message(0, 'b', 20n, Buffer.alloc(0))
+        .message(0, 'c', 30n, Buffer.from('c2'))
+        .message(0, 'd', 25n, Buffer.from('d1'))
+        .take(),
+    );
+    await vi.waitFor(() => expect(seen).toEqual(['b@20', 'c@30', 'd@25']));
+    const synced = new Promise<void>((r) => view.once('synced', r));
+    release();
+    await synced;
+    expect(view.catchingUp).toBe(false);
+    expect(view.toMap()).toEqual(
+      new Map([
+        ['a', 'a1'],
+        ['c', 'c2'],
+        ['d', 'd1'],
+      ]),
+    );
+    // The snapshot went to the view alone, and its connection is closed.
+    expect(seen).toEqual(['b@20', 'c@30', 'd@25']);
+    if (!extra.socket.closed) await once(extra.socket, 'close');
+    expect(server.conns.length).toBe(2);
+    main.send(main.enc.message(0, 'a', 40n, Buffer.alloc(0)).take());
+    await vi.waitFor(() => expect(view.has('a')).toBe(false));
+  });
+
+  it('state view - made after connect() on a since now client it follows live messages only, with no extra connection', async () => {
+    const c = client({ since: 'now' });
+    await c.connect();
+    const view = new GossipState(c);
+    await new Promise<void>((r) => view.once('synced', r));
+    const main = await server.connection(0);
+    main.send(main.enc.message(0, 'k', 5n, Buffer.from('v')).take());
+    await vi.waitFor(() => expect(view.get('k')).toBe('v'));
+    expect(server.conns.length).toBe(1);
+  });
+
+  it('state view - a late view’s catch-up retries on the client’s strategy; close() stops it and leaves no timer', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    server.onHello = (conn) => {
+      if (server.conns.length === 1) server.welcome(conn, true);
+      else if (server.conns.length === 2) conn.socket.destroy();
+      // The third is never answered.
+    };
+    const c = client({ reconnect: () => 1000 });
+    await c.connect();
+    const view = new GossipState(c);
+    await server.connection(1);
+    // Dropped before its welcome, it waits the strategy's delay and tries again.
+    await vi.waitFor(async () => {
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(server.conns.length).toBe(3);
+    });
+    const third = await server.connection(2);
+    expect(third.hello).toMatchObject({ since: MIN_TS, epoch: null });
+    expect(view.catchingUp).toBe(true);
+    await c.close();
+    if (!third.socket.closed) await once(third.socket, 'close');
+    expect(vi.getTimerCount()).toBe(0);
+    expect(c.state).toBe('closed');
+  });
+});
+
 describe('client reserved ts', () => {
   it('client - publish, delete and emit with ts -2^63 are refused locally with GOSSIP_ERR_TS_RESERVED, nothing sent (P4)', async () => {
     const c = client();

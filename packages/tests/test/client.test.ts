@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer, connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +17,7 @@ import {
   type PublishResult,
   utf8Codec,
 } from '@gossip/client';
-import type { GossipError } from '@gossip/protocol';
+import { FrameDecoder, FrameKind, type GossipError } from '@gossip/protocol';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Gossipd } from '../src/gossipd.js';
 import { type Relay, relay } from '../src/relay.js';
@@ -25,10 +27,12 @@ import { type Relay, relay } from '../src/relay.js';
 const servers: Gossipd[] = [];
 const clients: GossipClient<never>[] = [];
 const relays: Relay[] = [];
+const gates: CatchUpGate[] = [];
 
 afterEach(async () => {
   await Promise.all(clients.splice(0).map((c) => c.close({ timeoutMs: 0 })));
   for (const r of relays.splice(0)) r.close();
+  for (const g of gates.splice(0)) g.close();
   // Kill every daemon before removing folders: restarts share a data folder.
   const all = servers.splice(0);
   await Promise.all(all.map((d) => d.kill()));
@@ -99,6 +103,84 @@ async function fullReplay<T>(
   const result = snapshot(view);
   await fresh.close();
   return result;
+}
+
+interface CatchUpGate {
+  readonly port: number;
+  /** The server has sent the whole replay of the second connection (the proxy holds it): it was taken. */
+  readonly snapshotTaken: Promise<void>;
+  /** The client closed the second connection. */
+  readonly catchUpClosed: Promise<void>;
+  /** Hands the client what was held, and passes the rest through. */
+  release(): void;
+  close(): void;
+}
+
+/**
+ * A TCP proxy to gossipd on `target` that passes its first connection (the client's) through
+ * and holds back what gossipd sends on the second (a late GossipState's catch-up) until
+ * released, so a test can change the log after the snapshot was taken and before the view has it.
+ */
+async function catchUpGate(target: number): Promise<CatchUpGate> {
+  let accepted = 0;
+  const sockets: Socket[] = [];
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((r) => {
+    release = r;
+  });
+  let taken: () => void = () => undefined;
+  const snapshotTaken = new Promise<void>((r) => {
+    taken = r;
+  });
+  let closed: () => void = () => undefined;
+  const catchUpClosed = new Promise<void>((r) => {
+    closed = r;
+  });
+  const server = createServer((down) => {
+    const second = accepted++ === 1;
+    const up = netConnect(target, '127.0.0.1');
+    sockets.push(down, up);
+    down.pipe(up);
+    if (second) {
+      const held: Buffer[] = [];
+      let holding = true;
+      const frames = new FrameDecoder((f) => {
+        if (f.kind === FrameKind.ReplayDone) taken();
+      });
+      up.on('data', (chunk: Buffer) => {
+        frames.push(chunk);
+        if (holding) held.push(chunk);
+        else down.write(chunk);
+      });
+      void released.then(() => {
+        holding = false;
+        for (const chunk of held.splice(0)) down.write(chunk);
+      });
+      down.on('close', () => closed());
+    } else {
+      up.pipe(down);
+    }
+    const both = () => {
+      down.destroy();
+      up.destroy();
+    };
+    for (const s of [down, up]) {
+      s.on('error', both);
+      s.on('close', both);
+    }
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as AddressInfo).port,
+    snapshotTaken,
+    catchUpClosed,
+    release: () => release(),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      server.close();
+    },
+  };
 }
 
 describe('client - ride through a restart', () => {
@@ -529,6 +611,59 @@ describe('client - messages', () => {
   });
 });
 
+describe('client - a GossipState made after connect()', () => {
+  it('client - a GossipState made after connect() holds every id the server holds, then follows live changes, including a delete during its catch-up', async () => {
+    const d = await start();
+    const w = client<string>(d.port, { codec: utf8Codec, since: 'now' });
+    await w.connect();
+    const IDS = 300;
+    await Promise.all(Array.from({ length: IDS }, (_, i) => w.publish(`k${i}`, `v${i}`)));
+    await w.delete('k0');
+    const gate = await catchUpGate(d.port);
+    gates.push(gate);
+    const c = client<string>(gate.port, { codec: utf8Codec });
+    await c.connect();
+    const live: ClientMessage<string>[] = [];
+    c.on('message', (m) => live.push(m));
+
+    const view = new GossipState(c);
+    expect(view.catchingUp).toBe(true);
+    // gossipd has sent the view its snapshot; the proxy holds it. Then k1 is deleted, k2 updated, k-new added.
+    await gate.snapshotTaken;
+    const del = await w.delete('k1');
+    const upd = await w.publish('k2', 'updated');
+    const add = await w.publish('k-new', 'added');
+    await until(c, 'message', () => live.some((m) => m.id === 'k-new'));
+    expect(live.map((m) => [m.id, m.ts, m.deleted])).toEqual([
+      ['k1', del.ts, true],
+      ['k2', upd.ts, false],
+      ['k-new', add.ts, false],
+    ]);
+    expect(view.catchingUp).toBe(true);
+
+    // The snapshot, older than those three, reaches the view: it does not bring k1 back or undo k2.
+    const synced = next(view, 'synced');
+    gate.release();
+    await synced;
+    expect(view.catchingUp).toBe(false);
+    expect(view.has('k0')).toBe(false);
+    expect(view.has('k1')).toBe(false);
+    expect(view.entry('k2')).toEqual({ value: 'updated', ts: upd.ts });
+    expect(view.size).toBe(IDS - 2 + 1);
+    expect(snapshot(view)).toEqual(await fullReplay(d.port, { codec: utf8Codec }));
+    // Its connection closed at its replay-done; the client's own got none of it.
+    await gate.catchUpClosed;
+    expect(live.every((m) => !m.replayed)).toBe(true);
+
+    // Then it follows live changes.
+    const k3 = await w.delete('k3');
+    const k4 = await w.publish('k4', 'v4b');
+    await until(view, 'change', () => !view.has('k3') && view.get('k4') === 'v4b');
+    expect(k3.status).toBe('accepted');
+    expect(view.entry('k4')).toEqual({ value: 'v4b', ts: k4.ts });
+    expect(snapshot(view)).toEqual(await fullReplay(d.port, { codec: utf8Codec }));
+  });
+});
 describe('client - offline queue', () => {
   it('client - publishes wait while the server is down, past maxQueue they fail with GOSSIP_ERR_QUEUE_FULL, and the queued ones land on restart', async () => {
     const d = await start();
