@@ -1,5 +1,4 @@
 import type { Socket } from 'node:net';
-import { endWithGrace } from './pacing.js';
 
 /**
  * Bytes handed to the socket at most while earlier ones are still in its buffer: the
@@ -8,6 +7,16 @@ import { endWithGrace } from './pacing.js';
  * behind the little the socket already took (docs/PROTOCOL.md, E2).
  */
 const SOCKET_HIGH_WATER = 256 * 1024;
+
+/** How long a closing connection's peer has to close too, once its last bytes reached the kernel. */
+const CLOSE_GRACE_MS = 2_000;
+/**
+ * How long a closing connection may take to hand its last bytes (its error frame) to
+ * the kernel: a slow reader gets that long to read what is ahead of its error frame.
+ * What it holds meanwhile is bounded by the outbound cap: a slow consumer's queue is
+ * dropped before its error frame, other closes send what was queued first.
+ */
+const CLOSE_DEADLINE_MS = 30_000;
 
 /**
  * What one connection has to write, in whole frames, in order, and the socket it goes
@@ -120,3 +129,23 @@ export class Outbound {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * Ends the socket after its last bytes; a peer that does not read must not keep it (and
+ * its buffer) forever: it is destroyed `CLOSE_GRACE_MS` after those bytes reached the
+ * kernel, and `deadlineMs` (default `CLOSE_DEADLINE_MS`) after the end at the latest.
+ */
+export function endWithGrace(socket: Socket, last?: string | Buffer, deadlineMs = CLOSE_DEADLINE_MS): void {
+  if (last === undefined) socket.end();
+  else socket.end(last);
+  let timer = setTimeout(() => socket.destroy(), deadlineMs).unref();
+  const finished = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
+  };
+  socket.once('finish', finished);
+  socket.once('close', () => {
+    clearTimeout(timer);
+    socket.off('finish', finished);
+  });
+}

@@ -1,20 +1,9 @@
-import type { Socket } from 'node:net';
 import type { Outbound } from './outbound.js';
 
 /** Past this many bytes waiting for the client, a replay or a fetch waits for them to drain. */
 const PACING_HIGH_WATER = 4 * 1024 * 1024;
 /** Record bytes a replay or a fetch reads per batch. */
 const PACING_BATCH_BYTES = 1024 * 1024;
-/** How long a closing connection's peer has to close too, once its last bytes reached the kernel. */
-const CLOSE_GRACE_MS = 2_000;
-/**
- * How long a closing connection may take to hand its last bytes (its error frame) to
- * the kernel: a slow reader gets that long to read what is ahead of its error frame.
- * What it holds meanwhile is bounded by the outbound cap: a slow consumer's queue is
- * dropped before its error frame, other closes send what was queued first.
- */
-const CLOSE_DEADLINE_MS = 30_000;
-
 /**
  * How a replay or a fetch paces itself for a connection: both limits shrink to a
  * quarter of the outbound cap, so output that the client keeps reading never trips the
@@ -51,24 +40,4 @@ export async function pacedReplay<B>(
     if (!replaying()) break;
   }
   return count;
-}
-
-/**
- * Ends the socket after its last bytes; a peer that does not read must not keep it (and
- * its buffer) forever: it is destroyed `CLOSE_GRACE_MS` after those bytes reached the
- * kernel, and `deadlineMs` (default `CLOSE_DEADLINE_MS`) after the end at the latest.
- */
-export function endWithGrace(socket: Socket, last?: string | Buffer, deadlineMs = CLOSE_DEADLINE_MS): void {
-  if (last === undefined) socket.end();
-  else socket.end(last);
-  let timer = setTimeout(() => socket.destroy(), deadlineMs).unref();
-  const finished = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS).unref();
-  };
-  socket.once('finish', finished);
-  socket.once('close', () => {
-    clearTimeout(timer);
-    socket.off('finish', finished);
-  });
 }
