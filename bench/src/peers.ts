@@ -1,9 +1,12 @@
 /**
  * `pnpm bench:peers`: the same workloads, in one run, against gossipd and against
  * mosquitto, nats-server (JetStream KV) and redis-server, each started here on a free
- * loopback port with a temporary data folder and stopped afterwards.
+ * loopback port with a temporary data folder and stopped afterwards. Each system is driven
+ * through the Node client its users run (gossipd: @gossip/client; mosquitto: mqtt; nats:
+ * nats; redis: ioredis), every publisher with the same window of publishes in flight.
+ * The raw-wire rows beside them measure gossipd's server alone, not what a user gets.
  *
- *   W1 durable publish: one pipelined publisher, acked by the server.
+ *   W1 durable publish: one windowed publisher, acked by the server.
  *   W2 fan-out: 1 publisher → N subscribers, delivered/s; and publish→receive latency at a fixed rate.
  *   W3 catch-up: after W1, a new client gets the newest value of every id.
  *   W4 restart: after W1, stop, restart on the same data, time from spawn until a client has every id again.
@@ -12,7 +15,8 @@
  *   GOSSIP_PEERS                   systems to run [gossipd,mosquitto,nats,redis]; another name is an error
  *   GOSSIP_PEERS_IDS*              distinct ids [20000]
  *   GOSSIP_PEERS_MESSAGES*         W1 messages [200000]
- *   GOSSIP_PEERS_WINDOW            every peer publisher's unacknowledged publishes [each its own]
+ *   GOSSIP_PEERS_WINDOW            every publisher's unacknowledged publishes, one for all systems [1000]
+ *                                  (the raw-wire server-ceiling rows keep the server suite's 20 k)
  *   GOSSIP_PEERS_SUBSCRIBERS       W2 subscribers [10]
  *   GOSSIP_PEERS_FANOUT_MESSAGES*  W2 messages for the delivered rate [100000]
  *   GOSSIP_PEERS_RATE              W2 latency: messages/s [10000]
@@ -38,9 +42,10 @@ import {
   type Subscription,
   type System,
   tempDir,
+  type Workload,
   withTimeout,
 } from './peers/common.js';
-import { gossipd } from './peers/gossipd.js';
+import { gossipd, gossipdCeiling } from './peers/gossipd.js';
 import { mosquitto } from './peers/mosquitto.js';
 import { nats } from './peers/nats.js';
 import { redis } from './peers/redis.js';
@@ -52,9 +57,13 @@ type Results = Partial<Record<Figure, Outcome>>;
 
 const DATA = Buffer.alloc(PAYLOAD_BYTES, 0x61);
 
-/** gossipd as it runs by default (every workload), and under --fsync always (W1 only). */
+/**
+ * gossipd as it runs by default (every workload) and under --fsync always (W1 only), both
+ * through @gossip/client; and its server's ceiling through the raw wire client (W1, W2 fan-out).
+ */
 const gossipdDefault = gossipd('interval');
 const gossipdAlways = gossipd('always');
+const gossipdRaw = gossipdCeiling();
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -68,9 +77,13 @@ function clientCpu(sys: System, since: NodeJS.CpuUsage, wallMs: number): void {
   fanoutCpu.set(sys.name, ((u.user + u.system) / 1000 / wallMs) * 100);
 }
 
-/** How many publishes `sys`'s publisher keeps unacknowledged: GOSSIP_PEERS_WINDOW applies to the peers only. */
+/** How many publishes `sys`'s publisher keeps unacknowledged: the run's window, unless it has its own (the raw ceiling). */
 function windowOf(cfg: Config, sys: System): number {
-  return sys.peer ? (cfg.window ?? sys.window) : sys.window;
+  return sys.window ?? cfg.window;
+}
+
+function runs(sys: System, w: Workload): boolean {
+  return sys.only?.includes(w) ?? true;
 }
 
 /** Publishes `total` messages through a new publisher of `sys`, windowed; resolves with msgs/s. */
@@ -123,7 +136,7 @@ async function durableChain(cfg: Config, sys: System, ids: string[], out: Result
       (signal) => windowed(cfg, sys, port, cfg.messages, ids, signal),
       (v) => `${fmt(v)} msgs/s`,
     );
-    if (!ok || sys.w1Only) return;
+    if (!ok || !runs(sys, 'w3')) return;
     await figure(
       cfg,
       sys,
@@ -138,6 +151,7 @@ async function durableChain(cfg: Config, sys: System, ids: string[], out: Result
       },
       (v) => `${fmt(v)} ms`,
     );
+    if (!runs(sys, 'w4')) return;
     await server.stop();
     server = undefined;
     await figure(
@@ -282,6 +296,12 @@ interface RowDef {
   higher: boolean;
   /** Which gossipd run stands in the gossipd column. */
   gossipd: string;
+  /**
+   * Whether the peers' figures and the ratios stand beside it (default true). False for the
+   * raw-wire server-ceiling rows: no user drives gossipd that way, and each peer is
+   * measured through its client only.
+   */
+  compare?: boolean;
 }
 
 function cell(v: Outcome | undefined): string {
@@ -295,19 +315,29 @@ function ratio(g: Outcome | undefined, p: Outcome | undefined, higher: boolean):
   return `${(higher ? g / p : p / g).toFixed(2)}×`;
 }
 
-function table(rows: RowDef[], results: Map<string, Results>, peers: string[]): string[] {
-  const header = ['workload', 'unit', 'gossipd', ...peers, ...peers.map((p) => `gossipd vs ${p}`)];
+/** The first row names the client that drives each column's system; the rows that follow are the figures. */
+function table(rows: RowDef[], results: Map<string, Results>, gossipd: System, peers: System[]): string[] {
+  const names = peers.map((p) => p.name);
+  const header = ['workload', 'unit', 'gossipd', ...names, ...names.map((p) => `gossipd vs ${p}`)];
+  const clients = [
+    'driven by (Node client)',
+    '',
+    gossipd.client(),
+    ...peers.map((p) => p.client()),
+    ...names.map(() => ''),
+  ];
   const cells = rows.map((r) => {
     const g = results.get(r.gossipd)?.[r.key];
+    const compare = r.compare ?? true;
     return [
       r.label,
       r.unit,
       cell(g),
-      ...peers.map((p) => cell(results.get(p)?.[r.key])),
-      ...peers.map((p) => ratio(g, results.get(p)?.[r.key], r.higher)),
+      ...names.map((p) => (compare ? cell(results.get(p)?.[r.key]) : '–')),
+      ...names.map((p) => (compare ? ratio(g, results.get(p)?.[r.key], r.higher) : '–')),
     ];
   });
-  return markdownTable(header, cells);
+  return markdownTable(header, [clients, ...cells]);
 }
 
 /** The systems whose best fan-out rate is below the latency run's offered deliveries: their latency is a queue's. */
@@ -348,7 +378,7 @@ async function main(): Promise<void> {
   const ids = Array.from({ length: cfg.ids }, (_, i) => `id-${i}`);
   // what GOSSIP_PEERS names, in the order of the columns
   const known: Record<string, System[]> = {
-    gossipd: [gossipdDefault, gossipdAlways],
+    gossipd: [gossipdDefault, gossipdAlways, gossipdRaw],
     mosquitto: [mosquitto()],
     nats: [nats()],
     redis: [redis()],
@@ -361,7 +391,7 @@ async function main(): Promise<void> {
       throw new Error(`unknown system ${name} in GOSSIP_PEERS; known: ${Object.keys(known).join(', ')}`);
   const all = Object.values(known).flat();
   const systems = Object.entries(known).flatMap(([name, s]) => (wanted.includes(name) ? s : []));
-  const peers = all.filter((s) => s.peer).map((s) => s.name);
+  const peers = all.filter((s) => s.peer);
   const results = new Map<string, Results>();
   const notes: string[] = [];
 
@@ -381,19 +411,18 @@ async function main(): Promise<void> {
       log(`${sys.name} (run ${r} of ${cfg.repeats}): ${sys.versions()}`);
       const out: Results = {};
       await durableChain(cfg, sys, ids, out);
-      if (!sys.w1Only) {
-        await fanout(cfg, sys, ids, out);
-        await latency(cfg, sys, ids, out);
-      }
+      if (runs(sys, 'w2 fan-out')) await fanout(cfg, sys, ids, out);
+      if (runs(sys, 'w2 latency')) await latency(cfg, sys, ids, out);
       merge(results.get(sys.name) as Results, out);
     }
   }
   const elapsed = (performance.now() - t0) / 1000;
 
   const k = fmt;
+  const ceiling = `gossipd server ceiling (raw wire client, ${k(windowOf(cfg, gossipdRaw))} in flight)`;
   const rows: RowDef[] = [
     {
-      label: `W1 durable publish, ${k(cfg.messages)} × ${PAYLOAD_BYTES} B over ${k(cfg.ids)} ids, pipelined`,
+      label: `W1 durable publish, ${k(cfg.messages)} × ${PAYLOAD_BYTES} B over ${k(cfg.ids)} ids, ${k(cfg.window)} in flight`,
       unit: 'msgs/s',
       key: 'w1',
       higher: true,
@@ -407,11 +436,27 @@ async function main(): Promise<void> {
       gossipd: gossipdAlways.name,
     },
     {
-      label: `W2 fan-out 1 → ${cfg.subscribers} subscribers, ${k(cfg.fanoutMessages)} msgs`,
+      label: `W1 ${ceiling}`,
+      unit: 'msgs/s',
+      key: 'w1',
+      higher: true,
+      gossipd: gossipdRaw.name,
+      compare: false,
+    },
+    {
+      label: `W2 fan-out 1 → ${cfg.subscribers} subscribers, ${k(cfg.fanoutMessages)} msgs, ${k(cfg.window)} in flight`,
       unit: 'delivered/s',
       key: 'w2rate',
       higher: true,
       gossipd: gossipdDefault.name,
+    },
+    {
+      label: `W2 fan-out, ${ceiling}`,
+      unit: 'delivered/s',
+      key: 'w2rate',
+      higher: true,
+      gossipd: gossipdRaw.name,
+      compare: false,
     },
     {
       label: `W2 publish→receive p50, ${cfg.subscribers} subs at ${k(cfg.rate)} msg/s`,
@@ -458,27 +503,32 @@ async function main(): Promise<void> {
     '',
     'Versions:',
     '',
-    // a W1-only configuration has the versions of the system it configures
-    ...systems.filter((s) => !s.missing() && !s.w1Only).map((s) => `- ${s.versions()}`),
+    // gossipd's other configurations share its versions; the raw-wire rows name their client
+    ...new Set(systems.filter((s) => !s.missing()).map((s) => `- ${s.versions()}`)),
     '',
     'Durability, compared like for like: gossipd under `--fsync interval` (its default) beside each peer under its',
     'default durable settings (none of them fsyncs before acking), and gossipd under `--fsync always` as its own row.',
     '',
     ...systems.map((s) => `- ${s.name}: ${s.describe}`),
     '',
+    'Each system is driven through the Node client its users run (the first row of the table names it), in the benchmark',
+    `process. gossipd through @gossip/client: W1's and W2's publisher is a GossipClient (bytes codec, echo off) calling`,
+    "publish() for each message; W2's subscribers are GossipClients with since 'now', counting 'message' events; W3 and W4",
+    'are a new GossipClient with a GossipState, done when connect() resolves after the replay, with the state holding every id.',
+    "Every client fails on a dropped connection instead of reconnecting (gossipd's: reconnect () => null).",
+    '',
     `Each figure is the best of ${cfg.repeats} runs (the systems take turns).`,
-    `W1 and W2's publishers keep at most this many publishes unacknowledged: ${systems
-      .filter((s) => !s.w1Only)
-      .map((s) => `${s.name} ${k(windowOf(cfg, s))}`)
-      .join(', ')}`,
-    `(gossipd: the server suite's window, PIPELINE_WINDOW; ${cfg.window ? 'GOSSIP_PEERS_WINDOW for the peers' : "each peer's best of 256, 2 k and 20 k in a trial"});`,
-    "redis's publisher sends pipelines of up to 1000 messages. W2 latency: paced by a 1 ms timer, each payload carries process.hrtime.bigint() at send;",
+    `W1 and W2's publishers all keep at most ${k(cfg.window)} publishes unacknowledged (GOSSIP_PEERS_WINDOW), one window for every`,
+    "system, refilled once half of it is acked; redis's publisher sends each refill as one pipeline (at most 1000 messages).",
+    `The "server ceiling" rows measure gossipd's server alone, driven by the bench's lean WireClient (no promise per publish)`,
+    `with the server suite's window, ${k(windowOf(cfg, gossipdRaw))} in flight, for W1 and W2 fan-out only; no peer figure stands beside them.`,
+    'W2 latency: paced by a 1 ms timer, each payload carries process.hrtime.bigint() at send;',
     `${k(cfg.rate)} msg/s for ${cfg.latencySeconds} s, after ${cfg.warmupSeconds} s at that rate that is not measured. W3 runs on the server W1 filled (${k(cfg.messages)} messages over ${k(cfg.ids)} ids);`,
     'W4 stops it (SIGTERM) and restarts it on the same folder, timed from spawn to the client having every id.',
     '',
     'Ratio convention: `gossipd vs X` is gossipd/X for rates and X/gossipd for times and latencies, so >1× means gossipd is better.',
     '',
-    ...table(rows, results, peers),
+    ...table(rows, results, gossipdDefault, peers),
     '',
     'The benchmark process (publisher and subscribers, one thread) used this share of a core during the last W2 fan-out',
     '(near 100 % means that figure is bound by the clients in the benchmark process rather than by the server):',

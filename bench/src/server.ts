@@ -14,7 +14,7 @@ import { WireClient, wirePublisher } from './wire-client.js';
 const DATA = Buffer.alloc(PAYLOAD_BYTES, 0x61);
 const IDS = Array.from({ length: 20_000 }, (_, i) => `id:${i}`);
 
-/** How many publishes pipelinedPublish keeps unacknowledged; gossipd's publisher in the peers run too. */
+/** How many publishes pipelinedPublish keeps unacknowledged; the peers run's "server ceiling" rows too. */
 export const PIPELINE_WINDOW = 20_000;
 
 /** Publishes `total` messages from one pipelined client; resolves with messages/s once all are acked. */

@@ -33,8 +33,8 @@ export function config() {
     /** W1: distinct ids, messages published over them. */
     ids,
     messages: Math.max(ids, Math.round(num('GOSSIP_PEERS_MESSAGES', 200_000 * scale))),
-    /** Set: every peer's publisher uses it; unset: each its own `window` (what suited it best in our trials). */
-    window: process.env.GOSSIP_PEERS_WINDOW ? Math.round(num('GOSSIP_PEERS_WINDOW', 0)) : undefined,
+    /** W1 and W2: every system's publisher keeps at most this many publishes unacknowledged, one window for all. */
+    window: Math.round(num('GOSSIP_PEERS_WINDOW', 1_000)),
     /** W2: subscribers, messages for the delivered rate, the fixed rate and duration of the latency run. */
     subscribers: Math.round(num('GOSSIP_PEERS_SUBSCRIBERS', 10)),
     fanoutMessages: Math.round(num('GOSSIP_PEERS_FANOUT_MESSAGES', 100_000 * scale)),
@@ -261,15 +261,23 @@ export interface Subscription {
   close(): Promise<void>;
 }
 
+/** What one system can be asked to run; W3 and W4 run on the server W1 filled. */
+export type Workload = 'w1' | 'w2 fan-out' | 'w2 latency' | 'w3' | 'w4';
+
 export interface System {
   /** Column name, and the key of its results. */
   name: string;
   /** A peer: a column of its own that gossipd is compared with (false: a gossipd configuration). */
   peer: boolean;
-  /** Runs W1 only: another configuration of a system that runs everything, on a row of its own. */
-  w1Only: boolean;
+  /**
+   * The workloads it runs, when not all: another configuration of a system that runs
+   * everything, whose figures stand on rows of their own.
+   */
+  only?: readonly Workload[];
   /** How the server is configured, for the header and RESULTS.md. */
   describe: string;
+  /** The Node client that drives it, with its version: named in the table, beside the figures. */
+  client(): string;
   /** Why it cannot run here (binary missing, with how to install it), or null. */
   missing(): string | null;
   /** Server binary and client package versions. */
@@ -277,8 +285,11 @@ export interface System {
   /** Starts on a free loopback port with `dataDir`; resolves once it accepts connections. */
   start(dataDir: string): Promise<Server>;
   publisher(port: number): Promise<Publisher>;
-  /** How many publishes `publisher` keeps unacknowledged in W1 and W2 (a peer's, unless GOSSIP_PEERS_WINDOW says). */
-  window: number;
+  /**
+   * A window of its own for W1 and W2, instead of the run's (GOSSIP_PEERS_WINDOW): only the
+   * raw server-ceiling row has one; every system driven by its client shares the run's.
+   */
+  window?: number;
   /** A live subscriber to every id; resolves once subscribed. */
   subscribe(port: number, onData: (data: Uint8Array) => void): Promise<Subscription>;
   /** A new client gets the newest value of every id; resolves with how many ids it got. */

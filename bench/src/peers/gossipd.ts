@@ -1,34 +1,107 @@
 /**
- * gossipd: the daemon in its own process (src/daemon.ts), driven by the bench's lean
- * WireClient; W1 and the fan-out's publisher keep the server suite's pipelinedPublish
- * window (PIPELINE_WINDOW).
+ * gossipd: the daemon in its own process (src/daemon.ts), driven by @gossip/client, the SDK
+ * its users run, as each peer is driven by its own Node client: GossipClient.publish() with
+ * the bytes codec, subscribers with `since: 'now'` counting 'message' events, catch-up into
+ * a GossipState. Every client is made with `reconnect: () => null`, so a dropped connection
+ * fails the run instead of being retried, as the peers' clients are made.
+ *
+ * Beside it, the server's ceiling: the same daemon driven by the bench's lean WireClient
+ * with the server suite's window (PIPELINE_WINDOW), for W1 and the W2 fan-out only.
  */
-import { FrameKind, MIN_TS } from '@gossip/protocol';
+import { bytesCodec, GossipClient, GossipState } from '@gossip/client';
+import { FrameKind } from '@gossip/protocol';
 import { Daemon } from '../daemon.js';
+import type { Publisher } from '../publish.js';
 import { PIPELINE_WINDOW } from '../server.js';
 import { WireClient, wirePublisher } from '../wire-client.js';
-import { packageVersion, type Server, type System, track } from './common.js';
+import { HOST, packageVersion, type Server, type System, track } from './common.js';
 
-export function gossipd(fsync: 'interval' | 'always'): System {
+type Fsync = 'interval' | 'always';
+
+const DESCRIBE: Record<Fsync, string> = {
+  interval: 'gossipd --fsync interval (ack after write, fsync every 100 ms: the default)',
+  always: 'gossipd --fsync always (ack after the fsync of the group commit that holds the write)',
+};
+
+const clientName = () => `@gossip/client ${packageVersion('@gossip/client')}`;
+
+async function start(fsync: Fsync, dataDir: string): Promise<Server> {
+  // tracked from the spawn: a daemon that never gets ready is still killed at exit
+  const d = await Daemon.start(['--fsync', fsync], dataDir, { onSpawn: track });
+  return { port: d.port, stop: () => d.stop() };
+}
+
+/** A GossipClient on `port` that fails instead of reconnecting; `since` defaults to 'all', as the SDK's does. */
+function client(port: number, options: { since?: 'now'; echo?: boolean } = {}): GossipClient<Uint8Array> {
+  return new GossipClient({ address: `${HOST}:${port}`, codec: bytesCodec, reconnect: () => null, ...options });
+}
+
+/** A `Publisher` on a new GossipClient (echo off, live only): one client.publish() per message, acked when it resolves. */
+async function clientPublisher(port: number): Promise<Publisher> {
+  const c = client(port, { since: 'now', echo: false });
+  await c.connect();
+  const pub: Publisher = {
+    send(id, data) {
+      c.publish(id, data).then(
+        () => pub.onAck(1),
+        (e: Error) => pub.onError(e),
+      );
+    },
+    flush: () => undefined, // the client writes what one synchronous run published in one write
+    onAck: () => undefined,
+    onError: () => undefined,
+    close: () => c.close(),
+  };
+  c.on('error', (e) => pub.onError(e));
+  return pub;
+}
+
+/** gossipd under `fsync`, driven by @gossip/client; `--fsync always` runs W1 only, as a row of its own. */
+export function gossipd(fsync: Fsync): System {
   return {
     name: fsync === 'interval' ? 'gossipd' : 'gossipd (always)',
     peer: false,
-    // the default configuration runs every workload; --fsync always only W1, as a row of its own
-    w1Only: fsync === 'always',
-    describe:
-      fsync === 'interval'
-        ? 'gossipd --fsync interval (ack after write, fsync every 100 ms: the default)'
-        : 'gossipd --fsync always (ack after the fsync of the group commit that holds the write)',
+    only: fsync === 'always' ? ['w1'] : undefined,
+    describe: DESCRIBE[fsync],
+    client: clientName,
+    missing: () => null,
+    versions: () => `gossipd ${packageVersion('gossipd')}, ${clientName()}`,
+    start: (dataDir) => start(fsync, dataDir),
+    publisher: clientPublisher,
+
+    async subscribe(port, onData) {
+      const c = client(port, { since: 'now' });
+      c.on('message', (m) => onData(m.data));
+      await c.connect();
+      return { close: () => c.close() };
+    },
+
+    async catchUp(port) {
+      const c = client(port);
+      const state = new GossipState(c);
+      try {
+        // resolves once the replay is done: by then the state holds every id replayed
+        await c.connect();
+        return state.size;
+      } finally {
+        await c.close();
+      }
+    },
+  };
+}
+
+/** The server alone: gossipd (default durability) driven by the raw WireClient with 20 k in flight, W1 and W2 fan-out. */
+export function gossipdCeiling(): System {
+  return {
+    name: 'gossipd (raw wire)',
+    peer: false,
+    only: ['w1', 'w2 fan-out'],
+    describe: `${DESCRIBE.interval}, driven by the bench's raw WireClient: the server's ceiling`,
+    client: () => `bench WireClient over @gossip/protocol ${packageVersion('@gossip/protocol')}`,
     window: PIPELINE_WINDOW,
     missing: () => null,
     versions: () => `gossipd ${packageVersion('gossipd')} (bench WireClient over @gossip/protocol)`,
-
-    async start(dataDir: string): Promise<Server> {
-      // tracked from the spawn: a daemon that never gets ready is still killed at exit
-      const d = await Daemon.start(['--fsync', fsync], dataDir, { onSpawn: track });
-      return { port: d.port, stop: () => d.stop() };
-    },
-
+    start: (dataDir) => start('interval', dataDir),
     publisher: (port) => wirePublisher(port),
 
     async subscribe(port, onData) {
@@ -38,13 +111,8 @@ export function gossipd(fsync: 'interval' | 'always'): System {
       return { close: async () => c.close() };
     },
 
-    async catchUp(port) {
-      let count = 0;
-      const c = await WireClient.connect(port, { since: MIN_TS }, (f) => {
-        if (f.kind === FrameKind.Message) count++;
-      });
-      c.close();
-      return count;
+    async catchUp() {
+      throw new Error('the raw server-ceiling row runs W1 and W2 fan-out only');
     },
   };
 }

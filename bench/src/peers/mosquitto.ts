@@ -66,16 +66,17 @@ async function client(port: number): Promise<MqttClient> {
   return c;
 }
 
+const clientName = () => `mqtt (MQTT.js) ${packageVersion('mqtt')}`;
+
 export function mosquitto(): System {
   const bin = findBinary('mosquitto', 'GOSSIP_PEERS_MOSQUITTO');
   return {
     name: 'mosquitto',
     peer: true,
-    w1Only: false,
     describe: DESCRIBE,
-    window: 256,
+    client: clientName,
     missing: () => (bin ? null : `mosquitto not found; install it with: ${INSTALL_HINT}`),
-    versions: () => `${binaryVersion(bin as string, ['-h'])}, mqtt (MQTT.js) ${packageVersion('mqtt')}`,
+    versions: () => `${binaryVersion(bin as string, ['-h'])}, ${clientName()}`,
 
     async start(dataDir: string): Promise<Server> {
       const port = await freePort();

@@ -40,14 +40,15 @@ async function open(port: number, bindOnly = false): Promise<{ nc: NatsConnectio
   }
 }
 
+const clientName = () => `nats (nats.js) ${packageVersion('nats')}`;
+
 export function nats(): System {
   const bin = findBinary('nats-server', 'GOSSIP_PEERS_NATS');
   return {
     name: 'nats',
     peer: true,
-    w1Only: false,
     describe: DESCRIBE,
-    window: 256,
+    client: clientName,
     missing: () => {
       if (!bin) return `nats-server not found; install it with: ${INSTALL_HINT}`;
       // JetStream's key-value buckets need nats-server 2.2 or newer
@@ -56,7 +57,7 @@ export function nats(): System {
         return `${bin} is ${m[0]}, too old for JetStream (2.2 or newer)`;
       return null;
     },
-    versions: () => `${binaryVersion(bin as string, ['--version'])}, nats (nats.js) ${packageVersion('nats')}`,
+    versions: () => `${binaryVersion(bin as string, ['--version'])}, ${clientName()}`,
 
     async start(dataDir: string): Promise<Server> {
       const port = await freePort();

@@ -42,16 +42,17 @@ async function client(port: number): Promise<Redis> {
   return r;
 }
 
+const clientName = () => `ioredis ${packageVersion('ioredis')}`;
+
 export function redis(): System {
   const bin = findBinary('redis-server', 'GOSSIP_PEERS_REDIS');
   return {
     name: 'redis',
     peer: true,
-    w1Only: false,
     describe: DESCRIBE,
-    window: 2_000,
+    client: clientName,
     missing: () => (bin ? null : `redis-server not found; install it with: ${INSTALL_HINT}`),
-    versions: () => `${binaryVersion(bin as string, ['--version'])}, ioredis ${packageVersion('ioredis')}`,
+    versions: () => `${binaryVersion(bin as string, ['--version'])}, ${clientName()}`,
 
     async start(dataDir: string): Promise<Server> {
       const port = await freePort();
