@@ -108,7 +108,7 @@ async function recoveryReplayCompaction(records: number, ids: number): Promise<R
       replayMs = Math.min(replayMs, performance.now() - t0);
       t0 = performance.now();
       framed = 0;
-      for await (const batch of store.replayFrames(null)) framed += batch.count;
+      for await (const batch of store.replayRecords(null)) framed += batch.count;
       framesMs = Math.min(framesMs, performance.now() - t0);
     }
 

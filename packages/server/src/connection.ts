@@ -19,6 +19,7 @@ import { onPublish } from './handlers/publish.js';
 import { Outbound } from './outbound.js';
 import { pacedReplay } from './pacing.js';
 import { InflightBytes, publishWindow, ReadGate } from './read-gate.js';
+import { replayFrames } from './replay-frames.js';
 import { PROTOCOL_ERRORS } from './stats.js';
 
 /**
@@ -346,14 +347,16 @@ export class Connection {
         count = await pacedReplay(
           this.out,
           this.ctx.options.maxOutboundBytes,
-          // Records go out as they lie on disk, re-framed (docs/STORAGE.md, "Replay").
-          (batchBytes) => store.replayFrames(snapshot ? null : since, { batchBytes }),
+          // Records go out as they lie on disk, re-framed: a record's body is a message
+          // frame's body (docs/STORAGE.md, S10).
+          (batchBytes) => store.replayRecords(snapshot ? null : since, { batchBytes }),
           () => this.#state === 'replay',
           (batch) => {
+            const frames = replayFrames(batch);
             this.#takeOwn();
-            for (const c of batch.chunks) this.out.push(c);
+            for (const c of frames.chunks) this.out.push(c);
             this.flush();
-            return batch.count;
+            return frames.count;
           },
         );
       }

@@ -1,8 +1,10 @@
 import { endianness } from 'node:os';
 import { checksum } from './crc.js';
 import { RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES } from './format.js';
-import type { IndexColumns } from './index-table.js';
+import { readSmallFile, replaceFile, type StoreFile, type StoreFs } from './fs.js';
+import type { IndexColumns, IndexTable } from './index-table.js';
 import type { Corruption } from './recovery.js';
+import type { Segment } from './segment.js';
 
 /*
  * The index checkpoint (docs/STORAGE.md, S9): the index as a clean close left it, so
@@ -23,6 +25,9 @@ import type { Corruption } from './recovery.js';
 export const CHECKPOINT_FILE = 'gossip.index';
 const MAGIC = Buffer.from('GSPX', 'latin1');
 const VERSION = 1;
+/** Where the fixed fields start; the JSON header follows them, the columns follow it. */
+const FIELD = { magic: 0, version: 4, reserved: 6, headerLen: 8, header: 12 } as const;
+const CRC_BYTES = 4;
 const LITTLE_ENDIAN = endianness() === 'LE';
 /** Bytes per entry in the fixed-width columns. */
 const COLUMN_BYTES = 4 + 4 + 4 + 8 + 2 + 1;
@@ -67,13 +72,13 @@ export function encodeCheckpoint(c: Checkpoint): Buffer {
       newestTs: c.newestTs === null ? null : c.newestTs.toString(),
     } satisfies Header),
   );
-  const buf = Buffer.allocUnsafe(12 + header.length + n * COLUMN_BYTES + idBlob.length + 4);
-  MAGIC.copy(buf, 0);
-  buf.writeUInt16BE(VERSION, 4);
-  buf.writeUInt16BE(0, 6);
-  buf.writeUInt32BE(header.length, 8);
-  header.copy(buf, 12);
-  let p = 12 + header.length;
+  const buf = Buffer.allocUnsafe(FIELD.header + header.length + n * COLUMN_BYTES + idBlob.length + CRC_BYTES);
+  MAGIC.copy(buf, FIELD.magic);
+  buf.writeUInt16BE(VERSION, FIELD.version);
+  buf.writeUInt16BE(0, FIELD.reserved);
+  buf.writeUInt32BE(header.length, FIELD.headerLen);
+  header.copy(buf, FIELD.header);
+  let p = FIELD.header + header.length;
   const lengths = new Uint16Array(n);
   for (let k = 0; k < n; k++) lengths[k] = (ids[k] as string).length;
   for (const [column, width] of columnsInOrder(seg, off, size, ts, lengths, tomb)) p = putColumn(buf, p, column, width);
@@ -87,15 +92,19 @@ export function encodeCheckpoint(c: Checkpoint): Buffer {
  * segment; returns why it cannot be used instead when it does not hold.
  */
 export function decodeCheckpoint(buf: Buffer): Checkpoint | string {
-  if (buf.length < 16 || !buf.subarray(0, 4).equals(MAGIC)) return 'not a checkpoint';
-  if (buf.readUInt16BE(4) !== VERSION) return `unknown version ${buf.readUInt16BE(4)}`;
-  const end = buf.length - 4;
+  if (buf.length < FIELD.header + CRC_BYTES || !buf.subarray(FIELD.magic, FIELD.version).equals(MAGIC)) {
+    return 'not a checkpoint';
+  }
+  const version = buf.readUInt16BE(FIELD.version);
+  if (version !== VERSION) return `unknown version ${version}`;
+  const end = buf.length - CRC_BYTES;
   if (checksum(buf, 0, end) !== buf.readUInt32BE(end)) return 'checksum mismatch';
-  const headerLen = buf.readUInt32BE(8);
-  if (12 + headerLen > end) return 'truncated';
+  const headerLen = buf.readUInt32BE(FIELD.headerLen);
+  const columns = FIELD.header + headerLen;
+  if (columns > end) return 'truncated';
   let h: Header;
   try {
-    h = JSON.parse(buf.toString('utf8', 12, 12 + headerLen)) as Header;
+    h = JSON.parse(buf.toString('utf8', FIELD.header, columns)) as Header;
   } catch {
     return 'unreadable header';
   }
@@ -109,11 +118,11 @@ export function decodeCheckpoint(buf: Buffer): Checkpoint | string {
     !Number.isSafeInteger(n) ||
     n < 0 ||
     !Number.isSafeInteger(h.idBytes) ||
-    12 + headerLen + n * COLUMN_BYTES + h.idBytes !== end
+    columns + n * COLUMN_BYTES + h.idBytes !== end
   ) {
     return 'unreadable header';
   }
-  let p = 12 + headerLen;
+  let p = columns;
   const seg = new Uint32Array(n);
   const off = new Uint32Array(n);
   const size = new Uint32Array(n);
@@ -153,6 +162,72 @@ export function decodeCheckpoint(buf: Buffer): Checkpoint | string {
     entries: { ids, seg, off, size, ts, tomb },
     newestTs: h.newestTs === null ? null : BigInt(h.newestTs),
   };
+}
+
+/**
+ * Writes the index checkpoint of a clean close (S9): `segments` as they are now, the
+ * index's entries pointing into them, and the corruption reports that still apply.
+ */
+export async function writeCheckpoint(
+  fs: StoreFs,
+  dir: string,
+  segments: readonly Segment[],
+  index: IndexTable,
+  reported: readonly Corruption[],
+): Promise<void> {
+  const position = new Map<number, number>();
+  const described: CheckpointSegment[] = [];
+  for (const seg of segments) {
+    position.set(seg.handle, described.length);
+    const stamp = await (seg.file as StoreFile).stamp();
+    described.push({ name: seg.name, stamp, size: seg.size, cleanAsOf: seg.cleanAsOf, corrupt: seg.corrupt });
+  }
+  const entries = index.columns();
+  for (let k = 0; k < entries.seg.length; k++) {
+    const at = position.get(entries.seg[k] as number);
+    if (at === undefined) throw new Error(`index entry ${entries.ids[k]} points at no segment`);
+    entries.seg[k] = at;
+  }
+  const names = new Set(described.map((s) => s.name));
+  const corruptions = reported.filter((c) => names.has(c.file));
+  // What a scan would find: the newest ts the index holds.
+  const newestTs = index.newest();
+  await replaceFile(
+    fs,
+    dir,
+    CHECKPOINT_FILE,
+    encodeCheckpoint({ segments: described, corruptions, entries, newestTs }),
+  );
+}
+
+/**
+ * The checkpoint in `dir`, if it describes exactly `files` (the segment files an open
+ * found, in log order), each unchanged since the close that wrote it (S9); otherwise
+ * why it cannot be used. With `refuseCorrupt` (`corruption: 'fail'`), one that carries
+ * corruption reports is not used, so the open fails as its scan would.
+ */
+export async function readCheckpoint(
+  fs: StoreFs,
+  dir: string,
+  files: readonly { name: string; file: StoreFile }[],
+  refuseCorrupt: boolean,
+): Promise<Checkpoint | string> {
+  let ckpt: Checkpoint | string;
+  try {
+    const raw = await readSmallFile(fs, `${dir}/${CHECKPOINT_FILE}`);
+    ckpt = raw ? decodeCheckpoint(raw) : 'missing';
+  } catch (error) {
+    return `unreadable: ${(error as Error).message}`;
+  }
+  if (typeof ckpt === 'string') return ckpt;
+  if (ckpt.segments.length !== files.length) return 'the segments changed';
+  if (ckpt.corruptions.length > 0 && refuseCorrupt) return 'corruption: fail';
+  for (let i = 0; i < files.length; i++) {
+    const f = files[i] as (typeof files)[number];
+    const c = ckpt.segments[i] as CheckpointSegment;
+    if (c.name !== f.name || c.stamp !== (await f.file.stamp())) return `${f.name} changed`;
+  }
+  return ckpt;
 }
 
 function isSegment(s: unknown): s is CheckpointSegment {

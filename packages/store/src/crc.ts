@@ -2,8 +2,7 @@ import { crc32 } from 'node:zlib';
 
 /**
  * CRC-32, zlib's polynomial (reflected 0xedb88320): slicing-by-8 tables, table k
- * (entries 256k..256k+255) the CRC of a byte followed by k zero bytes. kernel.ts has
- * the same loop in WebAssembly, for whole replay windows.
+ * (entries 256k..256k+255) the CRC of a byte followed by k zero bytes.
  */
 export const CRC_TABLE = (() => {
   const t = new Int32Array(256 * 8);

@@ -11,39 +11,70 @@ import { checksum } from './crc.js';
  *     sequence number that was not yet sealed when the compaction started (every
  *     record of segments below it was committed, so the output holds none of their
  *     superseded versions)
- *   record: u32 crc, u32 bodyLen, body
- *   body:   u8 flags (0), i64 ts, u16 idLen, id (UTF-8), data (the rest of the body)
+ *   record: u32 crc, u32 bodyLen, body (offsets: RECORD below)
+ *   body:   u8 flags (0), i64 ts, u16 idLen, id (UTF-8), data (the rest of the body):
+ *           byte for byte the body of a message frame (docs/STORAGE.md, S10)
  *   crc:    CRC-32 (zlib's polynomial) of everything after it: bodyLen and body
  */
 
 export const SEGMENT_MAGIC = Buffer.from('GSPL', 'latin1');
 export const FORMAT_VERSION = 1;
-export const SEGMENT_HEADER_BYTES = 16;
-/** crc + bodyLen. */
-export const RECORD_PREFIX_BYTES = 8;
-/** flags + ts + idLen. */
-export const RECORD_FIXED_BODY_BYTES = 11;
-export const RECORD_OVERHEAD_BYTES = RECORD_PREFIX_BYTES + RECORD_FIXED_BODY_BYTES;
+
+/** Where a segment header's fields start (docs/STORAGE.md, S2). */
+export const SEGMENT_HEADER = {
+  magic: 0,
+  version: 4,
+  reserved: 6,
+  cleanAsOf: 8,
+  /** The first record starts here. */
+  end: 16,
+} as const;
+export const SEGMENT_HEADER_BYTES: number = SEGMENT_HEADER.end;
+
+/**
+ * Where a record's fields start, counted from its first byte (docs/STORAGE.md, S2):
+ * the one place these offsets are written down. From `flags` on, a record is a message
+ * frame's body (S10), so `RECORD.flags` is also where that body starts.
+ */
+export const RECORD = {
+  /** u32: CRC-32 of every byte after it. */
+  crc: 0,
+  /** u32: bytes after this field. */
+  bodyLen: 4,
+  /** u8, 0: the body starts here. */
+  flags: 8,
+  /** i64 */
+  ts: 9,
+  /** u16 */
+  idLen: 17,
+  /** idLen bytes of UTF-8, then the data. */
+  id: 19,
+} as const;
+/** crc + bodyLen: the bytes before the body. */
+export const RECORD_PREFIX_BYTES: number = RECORD.flags;
+/** flags + ts + idLen: the body's fixed fields. */
+export const RECORD_FIXED_BODY_BYTES = RECORD.id - RECORD.flags;
+export const RECORD_OVERHEAD_BYTES: number = RECORD.id;
 /** No record body is ever longer: recovery treats a longer declared length as corruption. */
 export const MAX_RECORD_BODY_BYTES = 1024 * 1024 * 1024;
 
 export function segmentHeader(cleanAsOf = 0): Buffer {
   const b = Buffer.alloc(SEGMENT_HEADER_BYTES);
-  SEGMENT_MAGIC.copy(b, 0);
-  b.writeUInt16BE(FORMAT_VERSION, 4);
-  b.writeBigUInt64BE(BigInt(cleanAsOf), 8);
+  SEGMENT_MAGIC.copy(b, SEGMENT_HEADER.magic);
+  b.writeUInt16BE(FORMAT_VERSION, SEGMENT_HEADER.version);
+  b.writeBigUInt64BE(BigInt(cleanAsOf), SEGMENT_HEADER.cleanAsOf);
   return b;
 }
 
 export function headerCleanAsOf(b: Buffer): number {
-  return Number(b.readBigUInt64BE(8));
+  return Number(b.readBigUInt64BE(SEGMENT_HEADER.cleanAsOf));
 }
 
 /** Whether `b` starts with a segment header of a version this code reads. */
 export function checkSegmentHeader(b: Buffer): 'ok' | 'short' | 'bad-magic' | 'bad-version' {
   if (b.length < SEGMENT_HEADER_BYTES) return 'short';
-  if (!b.subarray(0, 4).equals(SEGMENT_MAGIC)) return 'bad-magic';
-  if (b.readUInt16BE(4) !== FORMAT_VERSION) return 'bad-version';
+  if (!b.subarray(SEGMENT_HEADER.magic, SEGMENT_HEADER.version).equals(SEGMENT_MAGIC)) return 'bad-magic';
+  if (b.readUInt16BE(SEGMENT_HEADER.version) !== FORMAT_VERSION) return 'bad-version';
   return 'ok';
 }
 
@@ -52,7 +83,8 @@ export function checkSegmentHeader(b: Buffer): 'ok' | 'short' | 'bad-magic' | 'b
  * `target` must have room for the whole record; without, only the prefix, fixed fields
  * and id are written (room for `RECORD_OVERHEAD_BYTES + idBytes`) and the caller
  * writes `data` right after them, as a separate write buffer. The CRC covers the data
- * either way. Returns the offset just past what was written.
+ * either way. Returns the offset just past what was written. The body it writes is a
+ * message frame's body with flags 0 (docs/STORAGE.md, S10).
  */
 export function writeRecord(
   target: Buffer,
@@ -65,23 +97,24 @@ export function writeRecord(
   inline: boolean,
 ): number {
   const bodyLen = RECORD_FIXED_BODY_BYTES + idBytes + data.byteLength;
-  view.setUint32(at + 4, bodyLen);
-  target[at + 8] = 0;
-  view.setBigInt64(at + 9, ts);
-  view.setUint16(at + 17, idBytes);
+  view.setUint32(at + RECORD.bodyLen, bodyLen);
+  target[at + RECORD.flags] = 0;
+  view.setBigInt64(at + RECORD.ts, ts);
+  view.setUint16(at + RECORD.idLen, idBytes);
+  const idAt = at + RECORD.id;
   if (idBytes === id.length) {
     // ASCII (byte length equals UTF-16 length only then): a loop beats a native call for short ids.
-    for (let i = 0; i < idBytes; i++) target[at + 19 + i] = id.charCodeAt(i);
+    for (let i = 0; i < idBytes; i++) target[idAt + i] = id.charCodeAt(i);
   } else {
-    target.write(id, at + 19, idBytes, 'utf8');
+    target.write(id, idAt, idBytes, 'utf8');
   }
-  let end = at + 19 + idBytes;
+  let end = idAt + idBytes;
   if (inline) {
     target.set(data, end);
     end += data.byteLength;
-    view.setUint32(at, checksum(target, at + 4, end));
+    view.setUint32(at + RECORD.crc, checksum(target, at + RECORD.bodyLen, end));
   } else {
-    view.setUint32(at, crc32(data, crc32(target.subarray(at + 4, end))));
+    view.setUint32(at + RECORD.crc, crc32(data, crc32(target.subarray(at + RECORD.bodyLen, end))));
   }
   return end;
 }
@@ -95,8 +128,7 @@ export interface ParsedRecord {
 
 /**
  * Whether a record's length fields hold (docs/STORAGE.md, S2): `bodyLen` is the rest of
- * its `size` bytes, and an id of 1 to MAX_ID_BYTES bytes fits in the body. The replay's
- * WebAssembly (kernel-asm.ts) checks the same.
+ * its `size` bytes, and an id of 1 to MAX_ID_BYTES bytes fits in the body.
  */
 export function validLengths(bodyLen: number, idLen: number, size: number): boolean {
   return (
@@ -109,12 +141,14 @@ export function validLengths(bodyLen: number, idLen: number, size: number): bool
 
 /**
  * The body length of the record of `size` bytes at `at`, whose bytes after its crc
- * field have the CRC `crc`; -1 unless it is a valid record.
+ * field have the CRC `crc`; -1 unless it is a valid record (S2).
  */
 export function recordBodyLength(view: DataView, at: number, size: number, crc: number): number {
   if (size < RECORD_OVERHEAD_BYTES + 1) return -1;
-  const bodyLen = view.getUint32(at + 4);
-  return validLengths(bodyLen, view.getUint16(at + 17), size) && crc === view.getUint32(at) ? bodyLen : -1;
+  const bodyLen = view.getUint32(at + RECORD.bodyLen);
+  return validLengths(bodyLen, view.getUint16(at + RECORD.idLen), size) && crc === view.getUint32(at + RECORD.crc)
+    ? bodyLen
+    : -1;
 }
 
 /** Parses and checks the record at `at` in `buf`; undefined if it is not a valid record of `size` bytes. */
@@ -125,19 +159,24 @@ export function parseRecord(
   view: DataView = new DataView(buf.buffer, buf.byteOffset, buf.byteLength),
 ): ParsedRecord | undefined {
   if (at + size > buf.length || size < RECORD_OVERHEAD_BYTES + 1) return undefined;
-  const bodyLen = recordBodyLength(view, at, size, checksum(buf, at + 4, at + size));
+  const bodyLen = recordBodyLength(view, at, size, recordCrc(buf, at, size - RECORD_PREFIX_BYTES));
   if (bodyLen < 0) return undefined;
-  const idLen = view.getUint16(at + 17);
+  return readRecord(buf, view, at, size);
+}
+
+/** The fields of the record of `size` bytes at `at`, already checked; `data` is a view of `buf`. */
+export function readRecord(buf: Buffer, view: DataView, at: number, size: number): ParsedRecord {
+  const idEnd = at + RECORD.id + view.getUint16(at + RECORD.idLen);
   return {
-    id: buf.toString('utf8', at + 19, at + 19 + idLen),
-    ts: view.getBigInt64(at + 9),
-    data: buf.subarray(at + 19 + idLen, at + size),
+    id: buf.toString('utf8', at + RECORD.id, idEnd),
+    ts: view.getBigInt64(at + RECORD.ts),
+    data: buf.subarray(idEnd, at + size),
   };
 }
 
 /** The CRC a record at `at` should carry, computed from its bytes. */
-export function recordCrc(buf: Buffer, at: number, bodyLen: number): number {
-  return checksum(buf, at + 4, at + 8 + bodyLen);
+export function recordCrc(buf: Uint8Array, at: number, bodyLen: number): number {
+  return checksum(buf, at + RECORD.bodyLen, at + RECORD_PREFIX_BYTES + bodyLen);
 }
 
 /** Where a segment sits in the log: the sequence numbers it covers and its compaction generation. */

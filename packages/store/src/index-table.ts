@@ -9,7 +9,7 @@
  */
 import { endianness } from 'node:os';
 import { MAX_TS, MIN_TS } from '@gossip/protocol';
-import type { ReplayPlan, ReplayWindow } from './replay.js';
+import type { ReplayPlan, ReplayWindow } from './replay-window.js';
 import { sortByTs } from './sort.js';
 
 /** Where a ts's low and high 32-bit words sit in a BigInt64Array's memory. */
@@ -41,6 +41,7 @@ export class IndexTable {
   #committed = 0;
   #tombstones = 0;
   #liveBytes = 0;
+  #newestTs: bigint | null = null;
 
   /** Ids with a written record, tombstones included. */
   get count(): number {
@@ -54,6 +55,11 @@ export class IndexTable {
   /** Sum of the sizes of the records the index points to. */
   get liveBytes(): number {
     return this.#liveBytes;
+  }
+
+  /** Newest ts of any record the index took (written, loaded or restored), or null while it took none. */
+  get newestTs(): bigint | null {
+    return this.#newestTs;
   }
 
   /** The slot of an id with a written record, for readers. */
@@ -153,10 +159,10 @@ export class IndexTable {
   }
 
   /**
-   * Fills an empty index with `c` as it is (from the checkpoint): entry k takes slot k.
-   * Returns false, leaving the index empty, if an id repeats.
+   * Fills an empty index with `c` as it is (from the checkpoint, with the newest ts it
+   * recorded): entry k takes slot k. Returns false, leaving the index empty, if an id repeats.
    */
-  restore(c: IndexColumns): boolean {
+  restore(c: IndexColumns, newestTs: bigint | null): boolean {
     const n = c.ids.length;
     if (this.#used !== 0) throw new Error('IndexTable.restore needs an empty index');
     let cap = this.#ts.length;
@@ -196,6 +202,7 @@ export class IndexTable {
     this.#committed = n;
     this.#tombstones = tombs;
     this.#liveBytes = live;
+    this.#newestTs = newestTs;
     return true;
   }
 
@@ -349,6 +356,7 @@ export class IndexTable {
     this.#tomb[slot] = tomb ? 1 : 0;
     this.#liveBytes += size;
     if (tomb) this.#tombstones++;
+    if (this.#newestTs === null || ts > this.#newestTs) this.#newestTs = ts;
     return true;
   }
 

@@ -3,7 +3,9 @@ import {
   headerCleanAsOf,
   MAX_RECORD_BODY_BYTES,
   parseSegmentName,
+  RECORD,
   RECORD_FIXED_BODY_BYTES,
+  RECORD_OVERHEAD_BYTES,
   RECORD_PREFIX_BYTES,
   recordCrc,
   replaces,
@@ -104,24 +106,24 @@ export async function scanSegment(
     const rest = end - pos;
     let valid = false;
     let size = 0;
-    if (rest >= RECORD_PREFIX_BYTES + RECORD_FIXED_BODY_BYTES) {
+    if (rest >= RECORD_OVERHEAD_BYTES) {
       // The await is skipped while the bytes are already in the buffer: most records are.
-      const fixed = RECORD_PREFIX_BYTES + RECORD_FIXED_BODY_BYTES;
+      const fixed = RECORD_OVERHEAD_BYTES;
       let p = pos >= bufStart && pos + fixed <= bufStart + bufLen ? pos - bufStart : await fill(pos, fixed);
-      const bodyLen = view.getUint32(p + 4);
+      const bodyLen = view.getUint32(p + RECORD.bodyLen);
       size = RECORD_PREFIX_BYTES + bodyLen;
       if (bodyLen >= RECORD_FIXED_BODY_BYTES && bodyLen <= MAX_RECORD_BODY_BYTES && size <= rest) {
-        const idLen = view.getUint16(p + 17);
+        const idLen = view.getUint16(p + RECORD.idLen);
         if (validLengths(bodyLen, idLen, size)) {
           p = pos + size <= bufStart + bufLen ? pos - bufStart : await fill(pos, size);
-          if (recordCrc(buf, p, bodyLen) === view.getUint32(p)) {
+          if (recordCrc(buf, p, bodyLen) === view.getUint32(p + RECORD.crc)) {
             valid = true;
             if (badFrom >= 0) {
               result.skipped.push({ file: name, offset: badFrom, bytesLost: pos - badFrom });
               badFrom = -1;
             }
-            const id = buf.toString('utf8', p + 19, p + 19 + idLen);
-            const wait = visit(id, view.getBigInt64(p + 9), pos, size, size - 19 - idLen, buf, p);
+            const id = buf.toString('utf8', p + RECORD.id, p + RECORD.id + idLen);
+            const wait = visit(id, view.getBigInt64(p + RECORD.ts), pos, size, size - RECORD.id - idLen, buf, p);
             if (wait) await wait;
             result.records++;
             pos += size;

@@ -1,75 +1,237 @@
-import type { TsKeys } from './sort.js';
+import { GossipError } from '@gossip/protocol';
+import { RECORD_OVERHEAD_BYTES, writeRecord } from './format.js';
+import { IndexTable } from './index-table.js';
+import type { StoreLogger } from './options.js';
+import {
+  checkWindow,
+  type RecordBatch,
+  type ReplayOptions,
+  ReplayWindow,
+  type StoredMessage,
+  windowMessages,
+} from './replay-window.js';
+import type { Segment } from './segment.js';
+import type { SegmentSet } from './segments.js';
 
-/**
- * The order of a replay, fixed when it starts: the matching ids' slots sorted by ts,
- * each with its ts at that moment (as `TsKeys` words). A record is replayed only if
- * its id still holds that ts when its window is cut, and the record read says so too.
- */
-export interface ReplayPlan extends TsKeys {
-  n: number;
-  /** The index's change count when planned: while it holds, every planned id still has its planned ts. */
-  changes: number;
+export type { RecordBatch, ReplayOptions, ReplayPlan, StoredMessage } from './replay-window.js';
+export { checkWindow, ReplayWindow, windowMessages } from './replay-window.js';
+
+const READ_GAP = 32 * 1024;
+const DEFAULT_BATCH_BYTES = 1024 * 1024;
+const noop = () => undefined;
+
+export interface ReplayerOptions {
+  index: IndexTable;
+  segments: SegmentSet;
+  log: StoreLogger;
+  /** Whether the store closed: a replay stops with `GOSSIP_ERR_STORE_CLOSED`. */
+  closed: () => boolean;
 }
 
 /**
- * One window of a replay, as parallel arrays: item k is plan position `pos[k]`, whose
- * record is `size[k]` bytes at `off[k]` of segment (handle) `seg[k]`. Once read, the
- * record is in `bufs[buf[k]]` (viewed by `views[buf[k]]`) from `at[k]`. Reused from
- * window to window: no object per record.
+ * Replay (docs/STORAGE.md, "Replay"): the plan, then windows of records read with as
+ * few reads as possible and checked, handed out as record batches or decoded messages.
  */
-export class ReplayWindow {
-  count = 0;
-  /** The items' sizes added up at the cut. */
-  bytes = 0;
-  pos: Uint32Array;
-  seg: Uint32Array;
-  off: Uint32Array;
-  size: Uint32Array;
-  buf: Uint32Array;
-  at: Uint32Array;
-  bufs: Buffer[] = [];
-  views: DataView[] = [];
-  /** Items in file order: each buffer holds its items in order, the first at offset 0. */
-  inOrder = true;
-  /** The index's change count when cut. */
-  changes = 0;
+export class Replayer {
+  readonly #o: ReplayerOptions;
+  readonly #bad = (w: ReplayWindow, k: number): void => {
+    this.#o.log.warn(
+      { segment: this.#o.segments.get(w.seg[k] as number)?.name, offset: w.off[k] },
+      'replay skipped a record that fails its checksum',
+    );
+  };
 
-  constructor(capacity: number) {
-    const c = Math.max(16, capacity);
-    this.pos = new Uint32Array(c);
-    this.seg = new Uint32Array(c);
-    this.off = new Uint32Array(c);
-    this.size = new Uint32Array(c);
-    this.buf = new Uint32Array(c);
-    this.at = new Uint32Array(c);
+  constructor(options: ReplayerOptions) {
+    this.#o = options;
   }
 
-  get capacity(): number {
-    return this.pos.length;
+  /** The replay's checked records, a window at a time (see `RecordBatch`). */
+  async *records(since: bigint | null, options: ReplayOptions = {}): AsyncGenerator<RecordBatch> {
+    for await (const w of this.#windows(since, options)) if (w.count > 0) yield w;
   }
 
-  /** Empties the window for the next cut. */
-  reset(): void {
-    this.count = 0;
-    this.bytes = 0;
-    this.bufs = [];
-    this.views = [];
-    this.inOrder = true;
+  /** The replay's messages, a window at a time. */
+  async *messages(since: bigint | null, options: ReplayOptions = {}): AsyncGenerator<StoredMessage[]> {
+    for await (const w of this.#windows(since, options)) if (w.count > 0) yield windowMessages(w);
   }
 
-  /** Doubles the capacity, keeping the items. */
-  grow(): void {
-    const c = this.pos.length * 2;
-    const more = (a: Uint32Array) => {
-      const b = new Uint32Array(c);
-      b.set(a);
-      return b;
+  /**
+   * The replay's plan, then its windows, each read with as few reads as possible and
+   * checked: up to `batchBytes` of records whose ids still hold their planned ts when
+   * cut. The next window is cut and its read started before the current one is handed
+   * out, so the reads overlap the consumer's work.
+   */
+  async *#windows(since: bigint | null, options: ReplayOptions): AsyncGenerator<ReplayWindow> {
+    const batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
+    const index = this.#o.index;
+    const plan = index.plan(since);
+    const capacity = Math.min(plan.n, Math.ceil(batchBytes / RECORD_OVERHEAD_BYTES) + 1);
+    // Two windows take turns: one being consumed, the next being read.
+    const windows = [new ReplayWindow(capacity), new ReplayWindow(capacity)];
+    let turn = 0;
+    let i = 0;
+    const check = () => {
+      if (options.signal?.aborted) {
+        throw new GossipError('GOSSIP_ERR_ABORTED', 'the replay was aborted', { cause: options.signal.reason });
+      }
+      if (this.#o.closed()) throw new GossipError('GOSSIP_ERR_STORE_CLOSED', 'the store closed during a replay');
     };
-    this.pos = more(this.pos);
-    this.seg = more(this.seg);
-    this.off = more(this.off);
-    this.size = more(this.size);
-    this.buf = more(this.buf);
-    this.at = more(this.at);
+    const next = (): { w: ReplayWindow; read: Promise<void> } | undefined => {
+      while (i < plan.n) {
+        check();
+        const w = windows[turn] as ReplayWindow;
+        i = index.cut(plan, i, batchBytes, w);
+        if (w.count === 0) continue;
+        turn ^= 1;
+        const read = this.#read(w);
+        read.catch(noop); // awaited below; a consumer that stops early leaves the last one unawaited
+        return { w, read };
+      }
+      return undefined;
+    };
+    let current = next();
+    while (current) {
+      await current.read;
+      const ahead = next();
+      check();
+      // Cut before the previous window was consumed: ids updated since are left out now.
+      index.recheck(plan, current.w);
+      checkWindow(current.w, plan, this.#bad);
+      yield current.w;
+      current = ahead;
+    }
+  }
+
+  /**
+   * Reads a window's records with as few reads as possible: neighbours in one file go
+   * in one read, a small gap of dead records being cheaper than a syscall. Ts order is
+   * usually file order already (appends come in ts order; compaction keeps it): then
+   * one pass groups the items; otherwise they are sorted by place first.
+   */
+  async #read(w: ReplayWindow): Promise<void> {
+    const segments = this.#o.segments;
+    const n = w.count;
+    const segs = w.seg;
+    const offs = w.off;
+    const sizes = w.size;
+    const bufOf = w.buf;
+    const ats = w.at;
+    const reads: Promise<void>[] = [];
+    // Groups of neighbours in file order, each read as start..end of its segment; the
+    // items' places in the group's buffer are set on the way.
+    const groups: { seg: Segment | undefined; start: number; end: number }[] = [];
+    let k = 0;
+    while (k < n && w.inOrder) {
+      const handle = segs[k] as number;
+      const seg = segments.get(handle);
+      const start = offs[k] as number;
+      let end = start + (sizes[k] as number);
+      const b = groups.length;
+      bufOf[k] = b;
+      ats[k] = 0;
+      let j = k + 1;
+      for (; j < n; j++) {
+        const off = offs[j] as number;
+        if (segs[j] !== handle || off > end + READ_GAP) break;
+        if (off < end) {
+          w.inOrder = false; // behind the previous record: not in file order
+          break;
+        }
+        bufOf[j] = b;
+        ats[j] = off - start;
+        end = off + (sizes[j] as number);
+      }
+      const next = j < n && segs[j] !== handle ? segments.get(segs[j] as number) : undefined;
+      if (next && seg && next.first < seg.first) w.inOrder = false;
+      if (!seg) sizes.fill(0, k, j); // cannot happen: the index never points into a removed segment
+      groups.push({ seg, start, end });
+      k = j;
+    }
+    if (w.inOrder) for (const g of groups) this.#readGroup(w, g.seg, g.start, g.end, reads);
+    if (!w.inOrder) {
+      // In file order first.
+      const first = (k: number) => segments.get(segs[k] as number)?.first ?? 0;
+      const order = Array.from({ length: n }, (_, k) => k);
+      order.sort((a, b) => first(a) - first(b) || (offs[a] as number) - (offs[b] as number));
+      let g = 0;
+      while (g < n) {
+        const head = order[g] as number;
+        const seg = segments.get(segs[head] as number);
+        const start = offs[head] as number;
+        let end = start + (sizes[head] as number);
+        let j = g + 1;
+        for (; j < n; j++) {
+          const item = order[j] as number;
+          if (segs[item] !== segs[head] || (offs[item] as number) > end + READ_GAP) break;
+          end = Math.max(end, (offs[item] as number) + (sizes[item] as number));
+        }
+        const b = this.#readGroup(w, seg, start, end, reads);
+        for (let m = g; m < j; m++) {
+          const item = order[m] as number;
+          bufOf[item] = b;
+          ats[item] = (offs[item] as number) - start;
+          if (!seg) sizes[item] = 0;
+        }
+        g = j;
+      }
+    }
+    await Promise.all(reads);
+  }
+
+  /** Starts the read of `start..end` of `seg` into a new buffer of window `w`; returns the buffer's number. */
+  #readGroup(w: ReplayWindow, seg: Segment | undefined, start: number, end: number, reads: Promise<void>[]): number {
+    const b = w.addBuffer(Buffer.allocUnsafe(end - start));
+    if (seg) reads.push(seg.read(w.bufs[b] as Buffer, start, end - start));
+    return b;
+  }
+}
+
+/**
+ * The made-up log `warmReplay` replays, and how many times: V8 compiles a function once
+ * it has been called often enough and run long enough, so many calls over a small
+ * window cost less interpreted work than a few over a large one.
+ */
+const WARM_RECORDS = 16;
+const WARM_ROUNDS = 96;
+const WARM_DATA_BYTES = 32;
+
+/**
+ * Runs the replay's per-record work over a small made-up log held in memory: the
+ * index's plan and cut, then `checkWindow` (lengths, crc, planned ts) and
+ * `windowMessages`, as a replay runs them, so that V8 compiles those loops to machine
+ * code in the background before a process's first replay, rather than run that replay
+ * in its interpreter at several times the cost (what the WebAssembly kernel of earlier
+ * versions was for). The same code paths matter: V8's compiled code assumes the objects
+ * it has seen (a plan made elsewhere would throw it away). The store calls it at open:
+ * a few milliseconds the first time in a process, under one once the code is compiled.
+ */
+export function warmReplay(): void {
+  const index = new IndexTable();
+  const replaced = { seg: 0, size: 0 };
+  const data = Buffer.alloc(WARM_DATA_BYTES, 0x5a);
+  const records = Buffer.allocUnsafe(WARM_RECORDS * (RECORD_OVERHEAD_BYTES + 16 + WARM_DATA_BYTES));
+  const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
+  let end = 0;
+  for (let k = 0; k < WARM_RECORDS; k++) {
+    const id = `warm-${k}`;
+    const ts = BigInt(k + 1);
+    const next = writeRecord(records, view, end, ts, id, id.length, data, true);
+    index.load(id, ts, 1, end, next - end, false, replaced);
+    end = next;
+  }
+  // Half the capacity it needs: the first cut grows it, as a replay's may.
+  const w = new ReplayWindow(WARM_RECORDS / 2);
+  for (let round = 0; round < WARM_ROUNDS; round++) {
+    const plan = index.plan(null);
+    index.cut(plan, 0, end, w);
+    // As the read of one stretch of a segment leaves a window: item k at its offset in one buffer.
+    for (let k = 0; k < w.count; k++) {
+      w.buf[k] = 0;
+      w.at[k] = w.off[k] as number;
+    }
+    w.addBuffer(records);
+    index.recheck(plan, w);
+    checkWindow(w, plan, noop);
+    if (round % 8 === 0) windowMessages(w);
   }
 }

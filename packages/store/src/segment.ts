@@ -1,3 +1,4 @@
+import { GossipError } from '@gossip/protocol';
 import { segmentName } from './format.js';
 import type { StoreFile } from './fs.js';
 
@@ -46,6 +47,28 @@ export class Segment {
   /** Holds written bytes that are not fsynced yet. */
   get dirty(): boolean {
     return this.file !== null && this.size > this.syncedSize;
+  }
+
+  /** Reads `size` bytes at `off` into `buf`, pinning the file meanwhile; a file that ends sooner is corrupt. */
+  async read(buf: Buffer, off: number, size: number): Promise<void> {
+    const file = this.pin();
+    try {
+      let got = 0;
+      while (got < size) {
+        const n = await file.read(buf, got, size - got, off + got);
+        if (n === 0) throw new GossipError('GOSSIP_ERR_STORE_CORRUPT', `${this.name} ends before ${off + size}`);
+        got += n;
+      }
+    } finally {
+      this.unpin();
+    }
+  }
+
+  /** fsyncs the bytes written so far; what it covered is then durable. */
+  async sync(): Promise<void> {
+    const target = this.size;
+    await (this.file as StoreFile).sync();
+    if (target > this.syncedSize) this.syncedSize = target;
   }
 
   pin(): StoreFile {

@@ -5,14 +5,14 @@ import { GossipError } from '@gossip/protocol';
 import { CHECKPOINT_FILE, nodeFs, Store, type StoreLogger, type StoreOptions, scanSegment } from '@gossip/store';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type Checkpoint, type CheckpointSegment, decodeCheckpoint, encodeCheckpoint } from '../src/checkpoint.js';
-import { replayFramesTests } from './replay-frames.suite.js';
-import { framedRows, rows } from './replay-rows.js';
+import { replayRecordsTests } from './replay-records.suite.js';
+import { recordRows, rows } from './replay-rows.js';
 import { type MutationRecord, SimDisk } from './sim-disk.js';
 import { tempStores } from './temp-stores.js';
 
 /*
- * The index checkpoint (docs/STORAGE.md, "Index checkpoint") and the wire-form replay
- * (`replayFrames`), which both lean on the record layout.
+ * The index checkpoint (docs/STORAGE.md, S9) and the replay of records as they lie on
+ * disk (`replayRecords`), which both lean on the record layout.
  */
 
 const stores = tempStores('gossip-store-ckpt-');
@@ -190,7 +190,7 @@ describe('index checkpoint', () => {
     expect((error as GossipError).code).toBe('GOSSIP_ERR_STORE_CORRUPT');
     const ids = (await rows(again)).map(([id]) => id);
     expect(ids).toEqual(['k0', 'k1', 'k2', 'k4', 'k5', 'k6', 'k7', 'k8', 'k9']);
-    expect((await framedRows(again, null, 1 << 20)).map(([id]) => id)).toEqual(ids);
+    expect((await recordRows(again, null, 1 << 20)).map(([id]) => id)).toEqual(ids);
     expect(warns.filter((w) => w.includes('fails its checksum'))).toHaveLength(2);
     expect((await again.get('k4'))?.data.toString()).toBe('value 4');
   });
@@ -450,7 +450,7 @@ describe('decodeCheckpoint', () => {
   });
 });
 
-describe('replayFrames', () => replayFramesTests(openStore));
+describe('replayRecords', () => replayRecordsTests(openStore));
 
 // The real filesystem's stamps, so a checkpoint written by nodeFs is judged by them.
 describe('nodeFs stamps', () => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { type AppendResult, CHECKPOINT_FILE, type FsyncMode, Store, type StoreOptions } from '@gossip/store';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { framedRows } from './replay-rows.js';
+import { recordRows } from './replay-rows.js';
 
 /*
  * Model-based test: random sequences of appends, bursts of appends in one tick,
@@ -292,8 +292,8 @@ class Harness {
     const byTsId = (x: { id: string; ts: bigint }, y: { id: string; ts: bigint }) =>
       x.ts < y.ts ? -1 : x.ts > y.ts ? 1 : x.id < y.id ? -1 : x.id > y.id ? 1 : 0;
     expect([...seen].sort(byTsId), `replay(${since}) at ${at}`).toEqual(want.sort(byTsId));
-    // The wire form of the same replay: the same messages, in the same order.
-    expect(await framedRows(store, since, 600), `replayFrames(${since}) at ${at}`).toEqual(
+    // The same replay as records: the same messages, in the same order.
+    expect(await recordRows(store, since, 600), `replayRecords(${since}) at ${at}`).toEqual(
       seen.map((m) => [m.id, m.ts, m.data]),
     );
 

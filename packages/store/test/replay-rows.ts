@@ -1,5 +1,4 @@
-import { type Frame, FrameDecoder, FrameKind, MessageFlags } from '@gossip/protocol';
-import type { ReplayFrames, Store } from '@gossip/store';
+import { parseRecord, type RecordBatch, type Store } from '@gossip/store';
 import { expect } from 'vitest';
 
 /** A replayed message as [id, ts, data in hex]. */
@@ -11,23 +10,27 @@ export async function rows(store: Store, since: bigint | null = null): Promise<R
   return out;
 }
 
-/** `replayFrames` decoded as a client would, checking each batch's count. */
-export async function framedRows(store: Store, since: bigint | null, batchBytes: number): Promise<Row[]> {
+/** The records of `batch`, each parsed and checked again (crc included), in batch order. */
+export function batchRows(batch: RecordBatch): Row[] {
   const out: Row[] = [];
-  const frames: Frame[] = [];
-  const decoder = new FrameDecoder((f) => frames.push(f));
-  const batches: ReplayFrames[] = [];
-  for await (const b of store.replayFrames(since, { batchBytes })) {
-    batches.push(b);
-    const before = frames.length;
-    for (const c of b.chunks) decoder.push(c);
-    expect(frames.length - before, 'a batch holds `count` whole frames').toBe(b.count);
+  let bytes = 0;
+  for (let k = 0; k < batch.count; k++) {
+    const size = batch.size[k] as number;
+    const rec = parseRecord(batch.bufs[batch.buf[k] as number] as Buffer, batch.at[k] as number, size);
+    if (!rec) throw new Error(`record ${k} of a replayed batch is not a valid record`);
+    out.push([rec.id, rec.ts, rec.data.toString('hex')]);
+    bytes += size;
   }
-  decoder.end();
-  for (const f of frames) {
-    if (f.kind !== FrameKind.Message) throw new Error(`frame kind ${f.kind} in a replay`);
-    expect(f.flags).toBe(MessageFlags.Replayed);
-    out.push([f.id, f.ts, f.data.toString('hex')]);
+  expect(bytes, 'a batch’s bytes are its records’ sizes added up').toBe(batch.bytes);
+  return out;
+}
+
+/** `replayRecords` read as a server would: every record of every batch, which must be valid. */
+export async function recordRows(store: Store, since: bigint | null, batchBytes: number): Promise<Row[]> {
+  const out: Row[] = [];
+  for await (const b of store.replayRecords(since, { batchBytes })) {
+    expect(b.count, 'a batch holds at least one record').toBeGreaterThan(0);
+    out.push(...batchRows(b));
   }
   return out;
 }

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Store } from '@gossip/store';
+import { DEFAULTS, Store } from '@gossip/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 let dir: string;
@@ -13,6 +13,24 @@ afterEach(async () => {
 });
 
 describe('store', () => {
+  it('store - DEFAULTS are the defaults an open without options takes', async () => {
+    expect(DEFAULTS).toEqual({
+      fsync: 'interval',
+      fsyncIntervalMs: 100,
+      segmentBytes: 64 * 1024 * 1024,
+      maxDataBytes: 10 * 1024 * 1024,
+      compactThreshold: 0.5,
+      compactCheckMs: 10_000,
+      tombstoneRetentionMs: 24 * 3600 * 1000,
+      corruption: 'skip',
+    });
+    const store = await Store.open({ dir });
+    expect(store.fsyncMode).toBe(DEFAULTS.fsync);
+    expect(store.maxDataBytes).toBe(DEFAULTS.maxDataBytes);
+    expect((await store.append('a', 1n, Buffer.from('x'))).durability).toBe('written');
+    await store.close();
+  });
+
   it('store - appends, serves, replays and survives a reopen', async () => {
     let store = await Store.open({ dir, fsync: 'always' });
     expect(await store.append('a', 10n, Buffer.from('one'))).toEqual({ status: 'accepted', durability: 'synced' });

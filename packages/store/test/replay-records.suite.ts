@@ -1,15 +1,12 @@
 import { open, readdir } from 'node:fs/promises';
-import { type Frame, FrameDecoder, FrameKind, type GossipError, MAX_TS, MIN_TS } from '@gossip/protocol';
-import type { ReplayFrames, Store, StoreOptions } from '@gossip/store';
+import { type GossipError, MAX_TS, MIN_TS } from '@gossip/protocol';
+import type { RecordBatch, Store, StoreOptions } from '@gossip/store';
 import { expect, it } from 'vitest';
-import { framedRows, rows } from './replay-rows.js';
+import { batchRows, recordRows, rows } from './replay-rows.js';
 
-/**
- * The replay tests that run twice: with the store's WebAssembly (checkpoint.test.ts)
- * and without it (replay-fallback.test.ts).
- */
-export function replayFramesTests(openStore: (options?: Partial<StoreOptions>) => Promise<Store>): void {
-  it('replayFrames - the same messages as replay, in ts order, whether the records lie in ts order or not', async () => {
+/** The replay's behaviour, in both forms: decoded messages and records as they lie on disk. */
+export function replayRecordsTests(openStore: (options?: Partial<StoreOptions>) => Promise<Store>): void {
+  it('replayRecords - the same messages as replay, in ts order, whether the records lie in ts order or not', async () => {
     const store = await openStore({ segmentBytes: 2048, compactThreshold: 0 });
     // In file order and in ts order...
     for (let i = 0; i < 60; i++) await store.append(`in-${i}`, BigInt(1000 + i), Buffer.from(`in ${i}`));
@@ -21,7 +18,7 @@ export function replayFramesTests(openStore: (options?: Partial<StoreOptions>) =
     for (const since of [null, 0n, 470n, 1030n, 2000n, 2001n]) {
       const want = await rows(store, since);
       for (const batchBytes of [1, 300, 1 << 20]) {
-        expect(await framedRows(store, since, batchBytes), `since ${since}, batches of ${batchBytes}`).toEqual(want);
+        expect(await recordRows(store, since, batchBytes), `since ${since}, batches of ${batchBytes}`).toEqual(want);
       }
     }
   });
@@ -30,28 +27,25 @@ export function replayFramesTests(openStore: (options?: Partial<StoreOptions>) =
   it.each([
     ['after the replay started, as replayBatches does', 'k5'],
     ['while its window, already read ahead, waited', 'k1'],
-  ])('replayFrames - leaves out an id updated %s', async (_when, updated) => {
+  ])('replayRecords - leaves out an id updated %s', async (_when, updated) => {
     const store = await openStore();
     for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from(`old ${i}`));
-    const it = store.replayFrames(null, { batchBytes: 1 });
+    const it = store.replayRecords(null, { batchBytes: 1 });
     const first = await it.next();
+    const ids = batchRows(first.value as RecordBatch).map(([id]) => id);
     await store.append(updated, 100n, Buffer.from('new'));
-    const frames: Frame[] = [];
-    const decoder = new FrameDecoder((f) => frames.push(f));
-    for (const c of (first.value as ReplayFrames).chunks) decoder.push(c);
-    for await (const b of it) for (const c of b.chunks) decoder.push(c);
-    const ids = frames.map((f) => (f.kind === FrameKind.Message ? f.id : '?'));
+    for await (const b of it) ids.push(...batchRows(b).map(([id]) => id));
     expect(ids).toEqual(Array.from({ length: 10 }, (_, i) => `k${i}`).filter((id) => id !== updated));
   });
 
-  it('replayFrames - an abort stops it before the last window too', async () => {
+  it('replayRecords - an abort stops it before the last window too', async () => {
     const store = await openStore();
     await store.append('a', 1n, Buffer.from('1'));
     await store.append('b', 2n, Buffer.from('2'));
     const abort = new AbortController();
     const seen: number[] = [];
     const error = await (async () => {
-      for await (const b of store.replayFrames(null, { batchBytes: 1, signal: abort.signal })) {
+      for await (const b of store.replayRecords(null, { batchBytes: 1, signal: abort.signal })) {
         seen.push(b.count);
         abort.abort();
       }
@@ -70,13 +64,13 @@ export function replayFramesTests(openStore: (options?: Partial<StoreOptions>) =
     expect((await rows(store, MAX_TS)).map(([id]) => id)).toEqual(['b']);
   });
 
-  it('replayFrames - an aborted signal stops it', async () => {
+  it('replayRecords - an aborted signal stops it', async () => {
     const store = await openStore();
     for (let i = 0; i < 10; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from('v'));
     const abort = new AbortController();
     const seen: number[] = [];
     const run = (async () => {
-      for await (const b of store.replayFrames(null, { batchBytes: 1, signal: abort.signal })) {
+      for await (const b of store.replayRecords(null, { batchBytes: 1, signal: abort.signal })) {
         seen.push(b.count);
         if (seen.length === 3) abort.abort();
       }
@@ -86,7 +80,7 @@ export function replayFramesTests(openStore: (options?: Partial<StoreOptions>) =
     expect(seen).toEqual([1, 1, 1]);
   });
 
-  it('replayFrames - leaves out a record that fails its checksum, and goes on', async () => {
+  it('replayRecords - leaves out a record that fails its checksum, and goes on', async () => {
     const warns: string[] = [];
     const logger = { info: () => undefined, warn: (_o: object, m: string) => warns.push(m), error: () => undefined };
     const store = await openStore({ logger });
@@ -102,7 +96,7 @@ export function replayFramesTests(openStore: (options?: Partial<StoreOptions>) =
     await file.write(Buffer.from('VALUE 3'), 0, 7, at);
     await file.close();
     const others = [0, 1, 2, 4, 5, 6, 7, 8, 9].map((i) => `k${i}`);
-    expect((await framedRows(store, null, 1 << 20)).map(([id]) => id)).toEqual(others);
+    expect((await recordRows(store, null, 1 << 20)).map(([id]) => id)).toEqual(others);
     expect(warns.filter((w) => w.includes('fails its checksum'))).toHaveLength(1);
     const error = await store.get('k3').catch((e: unknown) => e);
     expect((error as GossipError).code).toBe('GOSSIP_ERR_STORE_CORRUPT');
