@@ -7,7 +7,9 @@ import { pub, pubHelp } from './commands/pub.js';
 import { sub, subHelp } from './commands/sub.js';
 import { describeError, EXIT, type Io, UsageError } from './common.js';
 
-const VERSION = '0.1.0';
+/** apps/cli/package.json's version, written in by the build (tsup.config.ts). */
+declare const __GOSSIP_VERSION__: string;
+const VERSION = __GOSSIP_VERSION__;
 
 const HELP = `gossip ${VERSION}: the command line of gossip, a persistent pub/sub log
 

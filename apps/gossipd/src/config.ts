@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { GossipError, MAX_FETCH_IDS } from '@gossip/protocol';
-import { checkExposure as checkServerExposure, DEFAULTS, isLoopback } from '@gossip/server';
+import { FRAME_OVERHEAD_BYTES, GossipError, MAX_FETCH_IDS } from '@gossip/protocol';
+import { checkExposure as checkServerExposure, isLoopback, DEFAULTS as SERVER } from '@gossip/server';
+import { DEFAULTS as STORE } from '@gossip/store';
 
 /**
  * Every setting of gossipd, from flags and `GOSSIP_*` environment variables (a flag
@@ -58,14 +59,38 @@ interface Setting {
   emptyIsSet?: boolean;
 }
 
-/** The table behind the flags, the variables, `--help` and the docs. */
+/**
+ * A default in the form --help and docs/OPERATIONS.md show it, and parseBytes reads back:
+ * the largest binary unit that divides it (`64MiB`), else plain bytes.
+ */
+export function formatBytes(n: number): string {
+  for (const [unit, size] of [
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+    ['KiB', 1024],
+  ] as const)
+    if (n >= size && n % size === 0) return `${n / size}${unit}`;
+  return String(n);
+}
+
+/** As formatBytes, for durations: whole hours (`24h`), else seconds (`60s`, `5s`), else `100ms`. */
+export function formatMs(ms: number): string {
+  if (ms >= 3600e3 && ms % 3600e3 === 0) return `${ms / 3600e3}h`;
+  if (ms >= 1e3 && ms % 1e3 === 0) return `${ms / 1e3}s`;
+  return `${ms}ms`;
+}
+
+/**
+ * The table behind the flags, the variables, `--help` and the docs. Defaults of what the
+ * server and the store do come from their `DEFAULTS`, formatted as a flag would say them.
+ */
 export const SETTINGS: Setting[] = [
-  { flag: 'host', env: 'GOSSIP_HOST', kind: 'string', default: '127.0.0.1', help: 'address to listen on' },
+  { flag: 'host', env: 'GOSSIP_HOST', kind: 'string', default: SERVER.host, help: 'address to listen on' },
   {
     flag: 'port',
     env: 'GOSSIP_PORT',
     kind: 'int',
-    default: '7420',
+    default: String(SERVER.port),
     help: 'port to listen on; 0 picks a free one (logged)',
   },
   {
@@ -79,43 +104,49 @@ export const SETTINGS: Setting[] = [
     flag: 'fsync',
     env: 'GOSSIP_FSYNC',
     kind: 'string',
-    default: 'interval',
+    default: STORE.fsync,
     help: 'always | interval | never (docs/STORAGE.md, S5)',
   },
   {
     flag: 'fsync-interval',
     env: 'GOSSIP_FSYNC_INTERVAL',
     kind: 'ms',
-    default: '100ms',
+    default: formatMs(STORE.fsyncIntervalMs),
     help: 'fsync period under --fsync interval',
   },
-  { flag: 'max-data', env: 'GOSSIP_MAX_DATA', kind: 'bytes', default: '10MiB', help: 'largest message data' },
+  {
+    flag: 'max-data',
+    env: 'GOSSIP_MAX_DATA',
+    kind: 'bytes',
+    default: formatBytes(STORE.maxDataBytes),
+    help: 'largest message data',
+  },
   {
     flag: 'max-frame',
     env: 'GOSSIP_MAX_FRAME',
     kind: 'bytes',
     default: undefined,
-    help: 'largest frame a client may send (default: max-data + 64KiB)',
+    help: `largest frame a client may send (default: max-data + ${formatBytes(FRAME_OVERHEAD_BYTES)})`,
   },
   {
     flag: 'segment-size',
     env: 'GOSSIP_SEGMENT_SIZE',
     kind: 'bytes',
-    default: '64MiB',
+    default: formatBytes(STORE.segmentBytes),
     help: 'roll log segments past this size',
   },
   {
     flag: 'compact-threshold',
     env: 'GOSSIP_COMPACT_THRESHOLD',
     kind: 'ratio',
-    default: '0.5',
+    default: String(STORE.compactThreshold),
     help: 'compact when this share of sealed segments is dead; 0 turns it off',
   },
   {
     flag: 'tombstone-retention',
     env: 'GOSSIP_TOMBSTONE_RETENTION',
     kind: 'ms',
-    default: '24h',
+    default: formatMs(STORE.tombstoneRetentionMs),
     help: 'compaction drops tombstones older than this',
   },
   {
@@ -123,44 +154,50 @@ export const SETTINGS: Setting[] = [
     env: 'GOSSIP_MAX_CONNECTIONS',
     kind: 'int',
     default: undefined,
-    help: `connections at once (default: ${DEFAULTS.maxConnections}, or what the descriptor limit (ulimit -n) allows beside the store's reserve)`,
+    help: `connections at once (default: ${SERVER.maxConnections}, or what the descriptor limit (ulimit -n) allows beside the store's reserve)`,
   },
   {
     flag: 'hello-timeout',
     env: 'GOSSIP_HELLO_TIMEOUT',
     kind: 'ms',
-    default: '5s',
+    default: formatMs(SERVER.helloTimeoutMs),
     help: 'a client must send its hello within this',
   },
   {
     flag: 'idle-timeout',
     env: 'GOSSIP_IDLE_TIMEOUT',
     kind: 'ms',
-    default: '60s',
+    default: formatMs(SERVER.idleTimeoutMs),
     help: 'close connections silent for this long; 0 turns it off',
   },
   {
     flag: 'ping-interval',
     env: 'GOSSIP_PING_INTERVAL',
     kind: 'ms',
-    default: '15s',
+    default: formatMs(SERVER.pingIntervalMs),
     help: 'how often clients are told to ping',
   },
   {
     flag: 'max-outbound',
     env: 'GOSSIP_MAX_OUTBOUND',
     kind: 'bytes',
-    default: '64MiB',
+    default: formatBytes(SERVER.maxOutboundBytes),
     help: 'bytes waiting for one client before it is dropped as a slow consumer',
   },
   {
     flag: 'max-skew',
     env: 'GOSSIP_MAX_SKEW',
     kind: 'ms',
-    default: '1s',
+    default: formatMs(SERVER.maxSkewMs),
     help: 'refuse a ts further ahead of the server clock; 0 turns it off',
   },
-  { flag: 'max-fetch-ids', env: 'GOSSIP_MAX_FETCH_IDS', kind: 'int', default: '10000', help: 'ids one fetch may name' },
+  {
+    flag: 'max-fetch-ids',
+    env: 'GOSSIP_MAX_FETCH_IDS',
+    kind: 'int',
+    default: String(SERVER.maxFetchIds),
+    help: 'ids one fetch may name',
+  },
   {
     flag: 'token',
     env: 'GOSSIP_TOKENS',
@@ -188,14 +225,14 @@ export const SETTINGS: Setting[] = [
     flag: 'legacy',
     env: 'GOSSIP_LEGACY',
     kind: 'string',
-    default: 'on',
+    default: SERVER.legacy ? 'on' : 'off',
     help: 'on | off: also serve the original gossip protocol on the same port (docs/PROTOCOL.md, Legacy protocol)',
   },
   {
     flag: 'legacy-with-tokens',
     env: 'GOSSIP_LEGACY_WITH_TOKENS',
     kind: 'bool',
-    default: 'false',
+    default: String(SERVER.legacyWithTokens),
     help: 'serve the original protocol even with tokens set: it cannot carry a token, so anyone who reaches the port can read and write',
   },
   {

@@ -1,15 +1,17 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { isatty } from 'node:tty';
 import { GossipError, PROTOCOL_VERSION } from '@gossip/protocol';
 import { GossipServer, TokenSet } from '@gossip/server';
 import { Store } from '@gossip/store';
 import { pino } from 'pino';
 import type { Registry } from 'prom-client';
-import { codeCacheStatus } from './code-cache.js';
 import { type Config, checkExposure, helpText, parseConfig } from './config.js';
 import { createMetrics } from './metrics.js';
 
-const VERSION = '0.1.0';
+/** apps/gossipd/package.json's version, written in by the build (tsup.config.ts). */
+declare const __GOSSIP_VERSION__: string;
+const VERSION = __GOSSIP_VERSION__;
 
 /** Exit codes scripts can rely on. */
 const EXIT = { ok: 0, failed: 1, config: 2 } as const;
@@ -17,7 +19,9 @@ const EXIT = { ok: 0, failed: 1, config: 2 } as const;
 async function main(): Promise<void> {
   let config: Config;
   try {
-    const parsed = parseConfig(process.argv.slice(2), process.env, Boolean(process.stdout.isTTY));
+    // isatty(1), not process.stdout.isTTY: making that stream costs a millisecond, and
+    // JSON logs do not use it (pino writes to fd 1 itself, below).
+    const parsed = parseConfig(process.argv.slice(2), process.env, isatty(1));
     if (parsed.kind === 'help') {
       process.stdout.write(helpText(VERSION));
       return;
@@ -33,11 +37,13 @@ async function main(): Promise<void> {
     return;
   }
 
-  // pino-pretty is loaded only for a TTY: it costs tens of milliseconds of start-up.
+  // pino-pretty is run only for pretty logs (a TTY, --log-format pretty): its modules
+  // cost milliseconds of every start that does not need them. JSON logs go to fd 1 as
+  // pino's default destination does, without touching process.stdout.
   const log =
     config.logFormat === 'pretty'
       ? pino({ level: config.logLevel }, (await import('pino-pretty')).default({ colorize: true, sync: true }))
-      : pino({ level: config.logLevel });
+      : pino({ level: config.logLevel }, pino.destination({ dest: 1, sync: false }));
 
   let store: Store | undefined;
   let server: GossipServer | undefined;
@@ -72,6 +78,8 @@ async function main(): Promise<void> {
     // Before anything is opened or created: a refused start leaves no data folder behind.
     checkExposure(config);
     let adminAuthFailures = 0;
+    // Made on the first scrape: prom-client's modules and default metrics cost milliseconds
+    // of start-up. A failure stays cached and each scrape answers 500 with it (admin.ts).
     let metrics: Promise<Registry> | undefined;
     const registry = () => {
       metrics ??= createMetrics(
@@ -148,13 +156,10 @@ async function main(): Promise<void> {
           }
         : {}),
       logger: log.child({ component: 'server' }),
+      serverName: `gossipd/${VERSION}`,
     });
     const address = await server.listen();
     ready = true;
-    // Warm for the first scrape, after start-up. If prom-client cannot be loaded, the
-    // rejected promise stays cached and each scrape answers 500 with its message
-    // (admin.ts); it must not be an unhandled rejection, which would end the process.
-    if (config.adminPort !== null) void registry().catch(() => undefined);
     const scheme = config.tlsCert ? 'gossips' : 'gossip';
     log.info(
       {
@@ -168,7 +173,6 @@ async function main(): Promise<void> {
         epoch: store.epoch,
         ids: store.stats().ids,
         maxConnections: server.options.maxConnections,
-        codeCache: codeCacheStatus(),
       },
       `gossipd ${VERSION} listening on ${scheme}://${address.address}:${address.port}`,
     );

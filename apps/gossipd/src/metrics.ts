@@ -13,7 +13,8 @@ export async function createMetrics(
   /** POST /compact requests refused for a missing or wrong token (admin.ts). */
   getAdminAuthFailures: () => number,
 ): Promise<Registry> {
-  // Loaded on demand: prom-client costs tens of milliseconds of start-up, before gossipd is ready.
+  // Run on demand (main.ts makes the registry at the first scrape): prom-client is in the
+  // bundle, but running its modules costs milliseconds a start need not spend.
   const { collectDefaultMetrics, Counter, Gauge, Registry } = await import('prom-client');
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });

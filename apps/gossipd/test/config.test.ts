@@ -1,8 +1,18 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULTS as SERVER } from '@gossip/server';
+import { DEFAULTS as STORE } from '@gossip/store';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkExposure, parseConfig, SETTINGS } from '../src/config.js';
+import {
+  checkExposure,
+  formatBytes,
+  formatMs,
+  parseBytes,
+  parseConfig,
+  parseDuration,
+  SETTINGS,
+} from '../src/config.js';
 
 const run = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
   const parsed = parseConfig(argv, env, false);
@@ -29,6 +39,59 @@ describe('config', () => {
       insecure: false,
       logFormat: 'json',
     });
+  });
+
+  it("config - defaults are the server's and the store's DEFAULTS", () => {
+    expect(run([])).toMatchObject({
+      host: SERVER.host,
+      port: SERVER.port,
+      helloTimeoutMs: SERVER.helloTimeoutMs,
+      idleTimeoutMs: SERVER.idleTimeoutMs,
+      pingIntervalMs: SERVER.pingIntervalMs,
+      maxOutbound: SERVER.maxOutboundBytes,
+      maxSkewMs: SERVER.maxSkewMs,
+      maxFetchIds: SERVER.maxFetchIds,
+      legacy: SERVER.legacy,
+      legacyWithTokens: SERVER.legacyWithTokens,
+      fsync: STORE.fsync,
+      fsyncIntervalMs: STORE.fsyncIntervalMs,
+      maxData: STORE.maxDataBytes,
+      segmentSize: STORE.segmentBytes,
+      compactThreshold: STORE.compactThreshold,
+      tombstoneRetentionMs: STORE.tombstoneRetentionMs,
+    });
+  });
+
+  it('config - defaults read as a flag would say them, and parse back to the same value', () => {
+    expect([2 ** 26, 10 * 2 ** 20, 2 ** 30, 1536, 1000].map(formatBytes)).toEqual([
+      '64MiB',
+      '10MiB',
+      '1GiB',
+      '1536',
+      '1000',
+    ]);
+    expect([100, 1000, 60_000, 24 * 3600_000, 1500].map(formatMs)).toEqual(['100ms', '1s', '60s', '24h', '1500ms']);
+    const shown = (flag: string) => SETTINGS.find((s) => s.flag === flag)?.default;
+    expect([shown('max-data'), shown('segment-size'), shown('fsync-interval'), shown('tombstone-retention')]).toEqual([
+      '10MiB',
+      '64MiB',
+      '100ms',
+      '24h',
+    ]);
+    for (const s of SETTINGS) {
+      if (s.default === undefined) continue;
+      if (s.kind === 'bytes') expect(formatBytes(parseBytes(s.default, s))).toBe(s.default);
+      if (s.kind === 'ms') expect(formatMs(parseDuration(s.default, s))).toBe(s.default);
+    }
+  });
+
+  it('config - docs/OPERATIONS.md shows every flag with its variable and default', async () => {
+    const docs = await readFile(new URL('../../../docs/OPERATIONS.md', import.meta.url), 'utf8');
+    for (const s of SETTINGS) {
+      const row = docs.split('\n').find((l) => l.startsWith(`| \`--${s.flag}\` |`));
+      expect(row, `--${s.flag}`).toContain(`| \`${s.env}\` |`);
+      if (s.default !== undefined) expect(row, `--${s.flag}`).toContain(`| \`${s.default}\` |`);
+    }
   });
 
   it('config - every setting has a GOSSIP_* variable, and a flag wins over it', () => {

@@ -61,6 +61,8 @@ export interface ServerOptions {
    */
   legacyWithTokens?: boolean;
   logger?: ServerLogger;
+  /** Name (and version) sent to clients in the welcome, e.g. `gossipd/1.2.3`. Default `gossipd`. */
+  serverName?: string;
   /** The server's clock, for the skew check. Default: the protocol's `now()`. */
   now?: () => bigint;
 }
@@ -77,4 +79,5 @@ export const DEFAULTS = {
   maxFetchIds: 10_000,
   legacy: true,
   legacyWithTokens: false,
+  serverName: 'gossipd',
 } as const;

@@ -25,7 +25,6 @@ const noop = () => undefined;
 /** How long a legacy connection waits, at most, for subscribers after an amplified payload. */
 const AMPLIFIED_PACE_MS = 1_000;
 const silent: ServerLogger = { debug: noop, info: noop, warn: noop, error: noop };
-const VERSION = '0.1.0';
 
 /**
  * The gossip server: accepts connections, appends publishes to the store, acks them,
@@ -42,7 +41,7 @@ export class GossipServer extends EventEmitter implements ServerContext {
   readonly now: () => bigint;
   readonly inflates = new Limiter(1);
   readonly acks = new PendingAcks();
-  readonly serverName = `gossipd/${VERSION}`;
+  readonly serverName: string;
   readonly #tls: ServerOptions['tls'];
   /** Wraps an accepted TCP socket in TLS: set by `listen` when the server serves TLS. */
   #wrapTls: ((raw: Socket) => Socket) | undefined;
@@ -103,6 +102,7 @@ export class GossipServer extends EventEmitter implements ServerContext {
     this.maxFrameBytes = options.maxFrameBytes ?? this.store.maxDataBytes + FRAME_OVERHEAD_BYTES;
     this.maxSkewNs = BigInt(Math.round(this.options.maxSkewMs)) * 1_000_000n;
     this.now = options.now ?? clockNow;
+    this.serverName = options.serverName ?? DEFAULTS.serverName;
     this.#tls = options.tls;
     this.#allowInsecure = options.allowInsecure ?? false;
   }
