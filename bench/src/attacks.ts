@@ -25,11 +25,11 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { AckStatus, type Frame, FrameKind, now } from '@gossip/protocol';
-import { Daemon, GOSSIPD, type LogLine } from './daemon.js';
+import { AckStatus, type Frame, FrameKind, type HelloOptions, now } from '@gossip/protocol';
+import { type DialOptions, GOSSIPD, Gossipd, type LogLine, RawClient } from '@gossip/testing';
 import { markdownTable } from './measure.js';
+import { describePings, Pinger } from './pinger.js';
 import { mib, type ProcSample, ProcSampler } from './proc-stats.js';
-import { describePings, Pinger, RawConn } from './raw-conn.js';
 import { legacyZBurst } from './z-burst.js';
 
 const FIXTURES = fileURLToPath(new URL('../../packages/tests/fixtures/', import.meta.url));
@@ -55,7 +55,7 @@ interface Outcome {
 
 interface Harness {
   readonly port: number;
-  readonly daemon: Daemon;
+  readonly daemon: Gossipd;
   readonly sampler: ProcSampler;
   /** gossipd's log lines, with `performance.now()` when read. */
   readonly logs: { at: number; line: LogLine }[];
@@ -76,16 +76,15 @@ interface Scenario {
   run(h: Harness): Promise<string>;
 }
 
-const live = new Set<Daemon>();
+const live = new Set<Gossipd>();
 
 async function runScenario(s: Scenario, gossipd: string, rssCap: number): Promise<Outcome> {
   const logs: { at: number; line: LogLine }[] = [];
-  const d = await Daemon.start(s.args, undefined, {
-    gossipd,
-    adminPort: '0',
-    captureStderr: true,
+  const d = await Gossipd.start({
+    args: s.args,
+    bin: gossipd,
     timeoutMs: 20_000,
-    ...(s.fdLimit === undefined ? {} : { fdLimit: s.fdLimit }),
+    nofile: s.fdLimit,
     onLog: (line) => logs.push({ at: performance.now(), line }),
   });
   live.add(d);
@@ -146,7 +145,7 @@ async function runScenario(s: Scenario, gossipd: string, rssCap: number): Promis
   if (warnings) figures.push(`gossipd warned: ${warnings}`);
   const status = alive() ? 'alive' : (capped ?? exitStatus(d));
   live.delete(d);
-  await d.destroy();
+  await d.cleanup();
   return {
     name: s.name,
     gossipd: status,
@@ -158,10 +157,11 @@ async function runScenario(s: Scenario, gossipd: string, rssCap: number): Promis
 }
 
 /** "exited 1: InvalidIdError: id is empty…" from the exit code and the end of stderr. */
-function exitStatus(d: Daemon): string {
+function exitStatus(d: Gossipd): string {
   const { exitCode, signalCode } = d.child;
   const how = exitCode !== null ? `exited ${exitCode}` : `killed by ${signalCode}`;
-  const line = d.stderrTail
+  const line = d.stderr
+    .slice(-8192)
     .split('\n')
     .map((l) => l.trim())
     .find((l) => /^[\w.[\] ]*(Error|Exception)\b.*:/.test(l) || /^(FATAL|RangeError|TypeError)/.test(l));
@@ -206,12 +206,28 @@ function describeFrame(f: Frame): string {
   }
 }
 
+/**
+ * A lean native connection (no frame kept) that says `hello` and resolves at its
+ * replay-done; rejects with what happened instead within `timeoutMs` [5 s].
+ */
+function dialLive(port: number, hello: HelloOptions, options: DialOptions = {}): Promise<RawClient> {
+  return RawClient.dial(port, {
+    hello,
+    until: 'replay-done',
+    keep: false,
+    slabBytes: 256 * 1024,
+    timeoutMs: 5000,
+    ...options,
+  });
+}
+
 /** Whether a new client gets a welcome and a pong within 2 s each. */
 async function probe(port: number): Promise<string> {
   try {
-    const { conn } = await RawConn.connect(port, { since: null }, { timeoutMs: 2000 });
+    const conn = await dialLive(port, { since: null }, { timeoutMs: 2000 });
     try {
-      conn.send(conn.enc.ping(7));
+      conn.enc.ping(7);
+      conn.flush();
       const pong = await conn.waitFor((f) => f.kind === FrameKind.Pong, 2000);
       return pong ? 'served' : `no pong: ${conn.describeEnd() ?? 'nothing within 2 s'}`;
     } finally {
@@ -233,7 +249,7 @@ interface Published {
 
 /** Publishes `n` messages, pipelined, with reqIds from `reqBase`; waits for their acks up to `timeoutMs`. */
 async function publishAll(
-  conn: RawConn,
+  conn: RawClient,
   n: number,
   idOf: (i: number) => string,
   data: Uint8Array,
@@ -256,9 +272,9 @@ async function publishAll(
   const ts0 = now();
   for (let i = 0; i < n; i++) {
     conn.enc.publish(reqBase + i, idOf(i), ts0 + BigInt(i), data);
-    if (conn.enc.pendingBytes >= 256 * 1024) conn.send();
+    if (conn.enc.pendingBytes >= 256 * 1024) conn.flush();
   }
-  conn.send();
+  conn.flush();
   await conn.waitFor(() => acks >= n, timeoutMs);
   out.unanswered = n - acks;
   return out;
@@ -281,10 +297,11 @@ function fetchBadId(label: string, id: string): Scenario {
     name: `fetch-bad-id/${label}`,
     args: [],
     async run(h) {
-      const { conn } = await RawConn.connect(h.port, { since: null }, { unchecked: true });
+      const conn = await dialLive(h.port, { since: null }, { unchecked: true });
       h.track(conn);
       h.begin();
-      conn.send(conn.enc.fetch(1, [id]));
+      conn.enc.fetch(1, [id]);
+      conn.flush();
       const f = await conn.waitFor(
         (f) =>
           ((f.kind === FrameKind.Ack || f.kind === FrameKind.FetchResult) && f.reqId === 1) ||
@@ -323,14 +340,14 @@ function fetchAmplify(plan: AmplifyPlan): Scenario {
     name: `fetch-amplify/${plan.label}`,
     args: ['--max-outbound', MAX_OUTBOUND],
     async run(h) {
-      const { conn: pub } = await RawConn.connect(h.port, { since: null, echo: false });
+      const pub = await dialLive(h.port, { since: null, echo: false });
       h.track(pub);
       const idOf = (i: number) => (plan.ids === 1 ? 'big' : `s/${i}`);
       const published = await publishAll(pub, plan.ids, idOf, Buffer.alloc(plan.dataBytes, 0x61), 20_000);
       if (published.accepted !== plan.ids) throw new Error(`setup: ${describePublished(published, plan.ids)}`);
       const ids = Array.from({ length: 10_000 }, (_, i) => idOf(i % plan.ids));
       const pinger = h.track(await Pinger.start(h.port));
-      const { conn: attacker } = await RawConn.connect(h.port, { since: null });
+      const attacker = await dialLive(h.port, { since: null });
       h.track(attacker);
       attacker.socket.pause();
       await sleep(200);
@@ -338,9 +355,9 @@ function fetchAmplify(plan: AmplifyPlan): Scenario {
       const t0 = performance.now();
       for (let r = 1; r <= plan.fetches; r++) {
         attacker.enc.fetch(r, ids);
-        if (attacker.enc.pendingBytes >= 1024 * 1024) attacker.send();
+        if (attacker.enc.pendingBytes >= 1024 * 1024) attacker.flush();
       }
-      attacker.send();
+      attacker.flush();
       const slowAt = () =>
         h.logs.find(({ at, line }) => at >= t0 && /slow consumer/i.test(line.msg))?.at ?? Number.POSITIVE_INFINITY;
       await until(() => !h.alive() || performance.now() > slowAt() + 1000, 15_000);
@@ -387,10 +404,10 @@ const prehelloPin: Scenario = {
   async run(h) {
     h.begin();
     const base = h.sampler.last?.rss ?? 0;
-    const conns: RawConn[] = [];
+    const conns: RawClient[] = [];
     const t0 = performance.now();
     for (let i = 0; i < PREHELLO_CONNS; i++) {
-      const c = h.track(await RawConn.open(h.port));
+      const c = h.track(await RawClient.dial(h.port, { keep: false, timeoutMs: 5000 }));
       c.socket.write(PREHELLO_BYTES);
       conns.push(c);
     }
@@ -499,14 +516,14 @@ const connFlood: Scenario = {
   args: ['--segment-size', '64KiB'],
   fdLimit: FLOOD_FD_LIMIT,
   async run(h) {
-    const { conn: pub } = await RawConn.connect(h.port, { since: null, echo: false });
+    const pub = await dialLive(h.port, { since: null, echo: false });
     h.track(pub);
     h.begin();
-    const flood: RawConn[] = [];
+    const flood: RawClient[] = [];
     let stop = `reached ${FLOOD_MAX}`;
     while (flood.length < FLOOD_MAX) {
       try {
-        flood.push(h.track((await RawConn.connect(h.port, { since: null }, { timeoutMs: 3000 })).conn));
+        flood.push(h.track(await dialLive(h.port, { since: null }, { timeoutMs: 3000 })));
       } catch (e) {
         stop = (e as Error).message;
         break;

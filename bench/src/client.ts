@@ -3,14 +3,13 @@
  * GossipState view, against gossipd in its own process.
  */
 import { bytesCodec, GossipClient, GossipState } from '@gossip/client';
-import { Daemon } from './daemon.js';
 import type { Row } from './measure.js';
-import { pipelinedPublish } from './server.js';
+import { pipelinedPublish, startGossipd } from './server.js';
 
 export async function clientBench(): Promise<Row[]> {
   const scale = Number(process.env.GOSSIP_BENCH_SCALE ?? 1);
   const ids = Math.round(1_000_000 * scale);
-  const d = await Daemon.start(['--fsync', 'never']);
+  const d = await startGossipd({ args: ['--fsync', 'never'] });
   try {
     await pipelinedPublish(
       d.port,

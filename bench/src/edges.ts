@@ -2,18 +2,18 @@
  * Edge cases end to end, gossipd on its defaults in its own process: how long a
  * well-behaved client waits for its pongs while another client runs maximal fetches, and
  * while a legacy client sends a burst of `z` payloads that inflate to --max-data each
- * (docs/PROTOCOL.md, Q1 and L4; issue 14). The pinger is a raw WireClient-style
- * connection (`Pinger`): @gossip/client exposes no ping.
+ * (docs/PROTOCOL.md, Q1 and L4; issue 14). The pinger is a lean RawClient of
+ * @gossip/testing (`Pinger`): @gossip/client exposes no ping.
  *
  * GOSSIP_EDGES_BASELINE=<another build's apps/gossipd/dist/main.cjs> runs the same cases
  * on it as well and fills the baseline and ratio columns.
  */
 import { codeFromWire, FrameKind } from '@gossip/protocol';
-import { Daemon } from './daemon.js';
+import { RawClient, wirePublisher } from '@gossip/testing';
 import { fmt, type Row } from './measure.js';
+import { Pinger } from './pinger.js';
 import { windowedPublish } from './publish.js';
-import { Pinger, RawConn } from './raw-conn.js';
-import { wirePublisher } from './wire-client.js';
+import { startGossipd } from './server.js';
 import { legacyZBurst } from './z-burst.js';
 
 /**
@@ -43,7 +43,7 @@ interface FetchRun {
 async function fetchesUnderPing(port: number): Promise<FetchRun> {
   const ids = Array.from({ length: IDS_PER_FETCH }, (_, i) => `f/${i}`);
   const pinger = await Pinger.start(port);
-  const used: RawConn[] = [];
+  const used: RawClient[] = [];
   try {
     const drops: string[] = [];
     let bytes = 0;
@@ -52,7 +52,12 @@ async function fetchesUnderPing(port: number): Promise<FetchRun> {
     // the fetch in flight: settled by its last fetch-result, or by an error ack
     let current: { reqId: number; done: (outcome: string) => void } = { reqId: 0, done: () => undefined };
     const connectFetcher = async () => {
-      const c = (await RawConn.connect(port, { since: null })).conn;
+      const c = await RawClient.dial(port, {
+        hello: { since: null },
+        until: 'replay-done',
+        keep: false,
+        timeoutMs: 5000,
+      });
       c.skim((f) => {
         bytes += 4 + f.length;
         if (f.head.length < 5 || f.head.readUInt32BE(0) !== current.reqId) return;
@@ -71,7 +76,8 @@ async function fetchesUnderPing(port: number): Promise<FetchRun> {
       const outcome = new Promise<string>((resolve) => {
         current = { reqId: ++reqId, done: resolve };
       });
-      c.send(c.enc.fetch(reqId, ids));
+      c.enc.fetch(reqId, ids);
+      c.flush();
       const ended = c.waitEnd(Math.max(0, deadline - performance.now())).then((closed) => (closed ? 'closed' : 'late'));
       const how = await Promise.race([outcome, ended]);
       if (how === 'complete') fetches++;
@@ -93,7 +99,7 @@ async function fetchesUnderPing(port: number): Promise<FetchRun> {
 }
 
 async function maximalFetches(gossipd: string | undefined): Promise<Row[]> {
-  const d = await Daemon.start([], undefined, { gossipd });
+  const d = await startGossipd({ bin: gossipd });
   try {
     const pub = await wirePublisher(d.port);
     const names = Array.from({ length: IDS_PER_FETCH }, (_, i) => `f/${i}`);
@@ -118,7 +124,7 @@ async function maximalFetches(gossipd: string | undefined): Promise<Row[]> {
 }
 
 async function zBurst(gossipd: string | undefined): Promise<Row[]> {
-  const d = await Daemon.start([], undefined, { gossipd });
+  const d = await startGossipd({ bin: gossipd });
   try {
     const r = await legacyZBurst(d.port, { messages: 40, timeoutMs: 15_000 });
     const label = `during a legacy burst of ${r.messages} z payloads of 10 MiB`;

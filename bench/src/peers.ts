@@ -520,7 +520,7 @@ async function main(): Promise<void> {
     `Each figure is the best of ${cfg.repeats} runs (the systems take turns).`,
     `W1 and W2's publishers all keep at most ${k(cfg.window)} publishes unacknowledged (GOSSIP_PEERS_WINDOW), one window for every`,
     "system, refilled once half of it is acked; redis's publisher sends each refill as one pipeline (at most 1000 messages).",
-    `The "server ceiling" rows measure gossipd's server alone, driven by the bench's lean WireClient (no promise per publish)`,
+    `The "server ceiling" rows measure gossipd's server alone, driven by the lean RawClient of @gossip/testing (no promise per publish)`,
     `with the server suite's window, ${k(windowOf(cfg, gossipdRaw))} in flight, for W1 and W2 fan-out only; no peer figure stands beside them.`,
     'W2 latency: paced by a 1 ms timer, each payload carries process.hrtime.bigint() at send;',
     `${k(cfg.rate)} msg/s for ${cfg.latencySeconds} s, after ${cfg.warmupSeconds} s at that rate that is not measured. W3 runs on the server W1 filled (${k(cfg.messages)} messages over ${k(cfg.ids)} ids);`,

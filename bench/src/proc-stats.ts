@@ -1,27 +1,8 @@
 /**
- * Another process's resident memory and open descriptors, read from /proc (Linux only),
- * and a sampler that reads them every ~20 ms so that a short peak is seen.
+ * A sampler of another process's resident memory and open descriptors (read from /proc
+ * by @gossip/testing, Linux only) every ~20 ms, so that a short peak is seen.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-
-/** VmRSS of `pid` in bytes; undefined once the process is gone. */
-export function rssBytes(pid: number): number | undefined {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Open descriptors of `pid`; undefined once the process is gone. */
-export function fdCount(pid: number): number | undefined {
-  try {
-    return readdirSync(`/proc/${pid}/fd`).length;
-  } catch {
-    return undefined;
-  }
-}
+import { procDescriptors, procMemory } from '@gossip/testing';
 
 export interface ProcSample {
   /** `performance.now()` when read. */
@@ -50,8 +31,8 @@ export class ProcSampler {
 
   /** Reads once now; undefined (and sampling stops) when the process is gone. */
   sample(): ProcSample | undefined {
-    const rss = rssBytes(this.pid);
-    const fds = fdCount(this.pid);
+    const rss = procMemory(this.pid)?.rss;
+    const fds = procDescriptors(this.pid);
     if (rss === undefined || fds === undefined) {
       this.stop();
       return undefined;

@@ -4,15 +4,23 @@
  * of 1 M ids to a new client, and restart-to-ready with 1 M records (after SIGTERM,
  * from the checkpoint; after SIGKILL, by a scan).
  */
-import { once } from 'node:events';
-import { FrameKind, MIN_TS } from '@gossip/protocol';
-import { Daemon } from './daemon.js';
+import { type Frame, FrameKind, type HelloOptions, MIN_TS } from '@gossip/protocol';
+import { Gossipd, type GossipdOptions, RawClient, wirePublisher } from '@gossip/testing';
 import type { Row } from './measure.js';
 import { Ages, PAYLOAD_BYTES, pacedLatency, windowedPublish } from './publish.js';
-import { WireClient, wirePublisher } from './wire-client.js';
 
 const DATA = Buffer.alloc(PAYLOAD_BYTES, 0x61);
 const IDS = Array.from({ length: 20_000 }, (_, i) => `id:${i}`);
+
+/** gossipd as the benchmarks run it: no admin listener, its stderr on the terminal. */
+export function startGossipd(options: GossipdOptions = {}): Promise<Gossipd> {
+  return Gossipd.start({ admin: false, stderr: 'inherit', ...options });
+}
+
+/** A lean subscriber (no frame kept) that says hello and resolves at its replay-done. */
+export function subscriber(port: number, hello: HelloOptions, onFrame: (f: Frame) => void): Promise<RawClient> {
+  return RawClient.dial(port, { hello, until: 'replay-done', keep: false, onFrame });
+}
 
 /** How many publishes pipelinedPublish keeps unacknowledged; the peers run's "server ceiling" rows too. */
 export const PIPELINE_WINDOW = 20_000;
@@ -28,7 +36,7 @@ export async function pipelinedPublish(port: number, total: number, ids: readonl
 }
 
 async function publishRate(mode: 'interval' | 'always', total: number): Promise<number> {
-  const d = await Daemon.start(['--fsync', mode]);
+  const d = await startGossipd({ args: ['--fsync', mode] });
   try {
     return await pipelinedPublish(d.port, total);
   } finally {
@@ -37,7 +45,7 @@ async function publishRate(mode: 'interval' | 'always', total: number): Promise<
 }
 
 async function fanout(subscribers: number, total: number): Promise<number> {
-  const d = await Daemon.start(['--fsync', 'interval']);
+  const d = await startGossipd({ args: ['--fsync', 'interval'] });
   try {
     let received = 0;
     const want = subscribers * total;
@@ -47,7 +55,7 @@ async function fanout(subscribers: number, total: number): Promise<number> {
     });
     const subs = await Promise.all(
       Array.from({ length: subscribers }, () =>
-        WireClient.connect(d.port, { since: null }, (f) => {
+        subscriber(d.port, { since: null }, (f) => {
           if (f.kind === FrameKind.Message && ++received === want) done();
         }),
       ),
@@ -65,12 +73,12 @@ async function fanout(subscribers: number, total: number): Promise<number> {
 
 /** Publishes at `rate` msgs/s for `seconds`; each message carries its send time; subscribers record the delay. */
 async function latency(subscribers: number, rate: number, seconds: number): Promise<{ p50: number; p99: number }> {
-  const d = await Daemon.start(['--fsync', 'interval']);
+  const d = await startGossipd({ args: ['--fsync', 'interval'] });
   try {
     const ages = new Ages();
     const subs = await Promise.all(
       Array.from({ length: subscribers }, () =>
-        WireClient.connect(d.port, { since: null }, (f) => {
+        subscriber(d.port, { since: null }, (f) => {
           if (f.kind === FrameKind.Message) ages.add(f.data);
         }),
       ),
@@ -88,23 +96,22 @@ async function latency(subscribers: number, rate: number, seconds: number): Prom
 }
 
 async function replayAndRestart(ids: number): Promise<Row[]> {
-  const d = await Daemon.start(['--fsync', 'never']);
+  const d = await startGossipd({ args: ['--fsync', 'never'] });
   const names = Array.from({ length: ids }, (_, i) => `id:${i}`);
   await pipelinedPublish(d.port, ids, names);
   let count = 0;
   const t0 = performance.now();
-  const c = await WireClient.connect(d.port, { since: MIN_TS }, (f) => {
+  const c = await subscriber(d.port, { since: MIN_TS }, (f) => {
     if (f.kind === FrameKind.Message) count++;
   });
   const replayMs = performance.now() - t0;
   c.close();
   await d.stop();
   // After SIGTERM: the clean stop's checkpoint is loaded.
-  const again = await Daemon.start([], d.dataDir);
+  const again = await startGossipd({ dataDir: d.dataDir });
   // After SIGKILL: no checkpoint, every record is scanned.
-  again.child.kill('SIGKILL');
-  await once(again.child, 'exit');
-  const scanned = await Daemon.start([], d.dataDir);
+  await again.kill();
+  const scanned = await startGossipd({ dataDir: d.dataDir });
   await scanned.cleanup();
   const label = `${ids / 1e6} M ids`;
   return [

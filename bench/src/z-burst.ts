@@ -7,7 +7,8 @@
 import { connect } from 'node:net';
 import { deflateSync } from 'node:zlib';
 import { DEFAULT_MAX_DATA_BYTES, FrameKind, LEGACY_WELCOME, LegacyEncoder, LegacyKind, now } from '@gossip/protocol';
-import { Pinger, type PingStats, RawConn } from './raw-conn.js';
+import { RawClient } from '@gossip/testing';
+import { Pinger, type PingStats } from './pinger.js';
 
 export interface ZBurstOptions {
   /** Messages in the burst [40]. */
@@ -45,7 +46,12 @@ export async function legacyZBurst(port: number, options: ZBurstOptions = {}): P
     deflateSync(Buffer.alloc(options.inflatedBytes ?? DEFAULT_MAX_DATA_BYTES), { level: 9 }),
   ]);
 
-  const { conn: honest } = await RawConn.connect(port, { since: null });
+  const honest = await RawClient.dial(port, {
+    hello: { since: null },
+    until: 'replay-done',
+    keep: false,
+    timeoutMs: 5000,
+  });
   let received = 0;
   let allIn: () => void = () => undefined;
   const all = new Promise<void>((r) => {

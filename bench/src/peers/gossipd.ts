@@ -1,19 +1,18 @@
 /**
- * gossipd: the daemon in its own process (src/daemon.ts), driven by @gossip/client, the SDK
+ * gossipd: the daemon in its own process (@gossip/testing's launcher), driven by @gossip/client, the SDK
  * its users run, as each peer is driven by its own Node client: GossipClient.publish() with
  * the bytes codec, subscribers with `since: 'now'` counting 'message' events, catch-up into
  * a GossipState. Every client is made with `reconnect: () => null`, so a dropped connection
  * fails the run instead of being retried, as the peers' clients are made.
  *
- * Beside it, the server's ceiling: the same daemon driven by the bench's lean WireClient
+ * Beside it, the server's ceiling: the same daemon driven by a lean RawClient of @gossip/testing
  * with the server suite's window (PIPELINE_WINDOW), for W1 and the W2 fan-out only.
  */
 import { bytesCodec, GossipClient, GossipState } from '@gossip/client';
 import { FrameKind } from '@gossip/protocol';
-import { Daemon } from '../daemon.js';
+import { wirePublisher } from '@gossip/testing';
 import type { Publisher } from '../publish.js';
-import { PIPELINE_WINDOW } from '../server.js';
-import { WireClient, wirePublisher } from '../wire-client.js';
+import { PIPELINE_WINDOW, startGossipd, subscriber } from '../server.js';
 import { HOST, packageVersion, type Server, type System, track } from './common.js';
 
 type Fsync = 'interval' | 'always';
@@ -27,8 +26,13 @@ const clientName = () => `@gossip/client ${packageVersion('@gossip/client')}`;
 
 async function start(fsync: Fsync, dataDir: string): Promise<Server> {
   // tracked from the spawn: a daemon that never gets ready is still killed at exit
-  const d = await Daemon.start(['--fsync', fsync], dataDir, { onSpawn: track });
-  return { port: d.port, stop: () => d.stop() };
+  const d = await startGossipd({ args: ['--fsync', fsync], dataDir, onSpawn: track });
+  return {
+    port: d.port,
+    stop: async () => {
+      await d.stop();
+    },
+  };
 }
 
 /** A GossipClient on `port` that fails instead of reconnecting; `since` defaults to 'all', as the SDK's does. */
@@ -90,22 +94,22 @@ export function gossipd(fsync: Fsync): System {
   };
 }
 
-/** The server alone: gossipd (default durability) driven by the raw WireClient with 20 k in flight, W1 and W2 fan-out. */
+/** The server alone: gossipd (default durability) driven by the lean RawClient with 20 k in flight, W1 and W2 fan-out. */
 export function gossipdCeiling(): System {
   return {
     name: 'gossipd (raw wire)',
     peer: false,
     only: ['w1', 'w2 fan-out'],
-    describe: `${DESCRIBE.interval}, driven by the bench's raw WireClient: the server's ceiling`,
-    client: () => `bench WireClient over @gossip/protocol ${packageVersion('@gossip/protocol')}`,
+    describe: `${DESCRIBE.interval}, driven by the lean RawClient of @gossip/testing: the server's ceiling`,
+    client: () => `@gossip/testing RawClient over @gossip/protocol ${packageVersion('@gossip/protocol')}`,
     window: PIPELINE_WINDOW,
     missing: () => null,
-    versions: () => `gossipd ${packageVersion('gossipd')} (bench WireClient over @gossip/protocol)`,
+    versions: () => `gossipd ${packageVersion('gossipd')} (@gossip/testing RawClient over @gossip/protocol)`,
     start: (dataDir) => start('interval', dataDir),
     publisher: (port) => wirePublisher(port),
 
     async subscribe(port, onData) {
-      const c = await WireClient.connect(port, { since: null }, (f) => {
+      const c = await subscriber(port, { since: null }, (f) => {
         if (f.kind === FrameKind.Message) onData(f.data);
       });
       return { close: async () => c.close() };

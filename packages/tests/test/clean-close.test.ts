@@ -4,8 +4,8 @@ import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AckStatus } from '@gossip/protocol';
+import type { Gossipd, LogLine } from '@gossip/testing';
 import { describe, expect, it } from 'vitest';
-import type { Gossipd, LogLine } from '../src/gossipd.js';
 import { harness } from './harness.js';
 
 // End to end: damage to a data folder after a clean stop (SIGTERM) is corruption for

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type ClientMessage, GossipClient, utf8Codec } from '@gossip/client';
+import { Gossipd } from '@gossip/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Gossipd } from '../src/gossipd.js';
 
 // End to end: the built `gossip` CLI against the real gossipd.
 

@@ -18,8 +18,8 @@ import {
   utf8Codec,
 } from '@gossip/client';
 import { FrameDecoder, FrameKind, type GossipError } from '@gossip/protocol';
+import { Gossipd } from '@gossip/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Gossipd } from '../src/gossipd.js';
 import { type Relay, relay } from '../src/relay.js';
 
 // End to end: the real gossipd process and the real @gossip/client over TCP (and TLS).

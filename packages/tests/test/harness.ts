@@ -6,9 +6,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ConnectionOptions } from 'node:tls';
 import { type ErrorFrame, type Frame, FrameKind, type HelloOptions } from '@gossip/protocol';
+import { GOSSIPD, Gossipd, type GossipdOptions, type LogLine, RawClient } from '@gossip/testing';
 import { afterEach } from 'vitest';
-import { GOSSIPD, Gossipd, type GossipdOptions, type LogLine } from '../src/gossipd.js';
-import { RawClient } from '../src/raw-client.js';
 
 /** What a gossipd run that is not meant to stay up (--help, a bad flag) left behind. */
 export interface Run {

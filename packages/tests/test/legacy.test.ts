@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { deflateSync, inflateSync } from 'node:zlib';
 import { FrameKind, MessageFlags, type MessageFrame, MIN_TS, now } from '@gossip/protocol';
+import type { Gossipd, RawClient } from '@gossip/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Gossipd } from '../src/gossipd.js';
 import {
   LegacyClient,
   type LegacyMessageEvent,
@@ -10,7 +10,6 @@ import {
   legacyHandshake,
   legacyPayload,
 } from '../src/legacy-client.js';
-import type { RawClient } from '../src/raw-client.js';
 import { fatalError, harness, isMessage, messageFor, past, rows } from './harness.js';
 
 // The original gossip protocol served by gossipd beside the native one, on the same port

@@ -1,8 +1,7 @@
 import { type AckFrame, AckStatus, Durability, FrameKind, now } from '@gossip/protocol';
 import { uncheckedEncoder } from '@gossip/protocol/testing';
+import type { Gossipd, RawClient } from '@gossip/testing';
 import { describe, expect, it } from 'vitest';
-import type { Gossipd } from '../src/gossipd.js';
-import type { RawClient } from '../src/raw-client.js';
 import { barrier, fatalError, harness, received } from './harness.js';
 
 // Every limit of the server, with its stable code: refusals that keep the connection

@@ -27,9 +27,8 @@ import {
   type WelcomeFrame,
 } from '@gossip/protocol';
 import { mulberry32 } from '@gossip/protocol/testing';
+import { Gossipd, RawClient } from '@gossip/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Gossipd } from '../src/gossipd.js';
-import { RawClient } from '../src/raw-client.js';
 
 /*
  * Robustness of a real gossipd process: crashes under load checked against what the

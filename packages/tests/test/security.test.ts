@@ -3,9 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AckStatus, FrameKind, now } from '@gossip/protocol';
+import { type Gossipd, RawClient } from '@gossip/testing';
 import { describe, expect, it } from 'vitest';
-import type { Gossipd } from '../src/gossipd.js';
-import { RawClient } from '../src/raw-client.js';
 import { fatalError, harness, received } from './harness.js';
 
 // Auth tokens, TLS, and the refusal to listen on a public address without auth.

@@ -10,8 +10,8 @@ import {
   type ReplayDoneFrame,
   ResyncReason,
 } from '@gossip/protocol';
+import type { RawClient } from '@gossip/testing';
 import { describe, expect, it } from 'vitest';
-import type { RawClient } from '../src/raw-client.js';
 import { barrier, harness, isMessage, messageFor, past, rows } from './harness.js';
 
 // End-to-end checks of the semantics contract (/work/shared/PRODUCT.md, "Semantics")

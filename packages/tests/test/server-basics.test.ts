@@ -1,7 +1,6 @@
 import { AckStatus, Durability, FrameKind, MessageFlags, now } from '@gossip/protocol';
+import { Gossipd, RawClient } from '@gossip/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Gossipd } from '../src/gossipd.js';
-import { RawClient } from '../src/raw-client.js';
 
 let d: Gossipd;
 const clients: RawClient[] = [];
