@@ -1,25 +1,32 @@
 import type { Socket } from 'node:net';
 import {
+  type AckStatus,
+  type Durability,
+  type Epoch,
   type ErrorCode,
   type Frame,
   FrameDecoder,
   FrameEncoder,
   FrameKind,
   GossipError,
+  type HelloFrame,
   LEGACY_FIRST_BYTE,
   MAX_HELLO_FRAME_BYTES,
   MIN_TS,
+  ResyncReason,
 } from '@gossip/protocol';
-import type { ServerContext } from './context.js';
+import type { AppendResult, Store } from '@gossip/store';
+import type { Publication, ServerContext } from './context.js';
 import { onEmit } from './handlers/emit.js';
 import { FetchQueue, onFetch } from './handlers/fetch.js';
 import { onHello } from './handlers/hello.js';
 import { onPing } from './handlers/ping.js';
-import { onPublish } from './handlers/publish.js';
+import { onPublish, settlePublish } from './handlers/publish.js';
 import { Outbound } from './outbound.js';
 import { pacedReplay } from './pacing.js';
-import { InflightBytes, publishWindow, ReadGate } from './read-gate.js';
+import { InflightBytes, publishWindow, ReadGate, type ReadHold } from './read-gate.js';
 import { replayFrames } from './replay-frames.js';
+import type { Session } from './session.js';
 import { PROTOCOL_ERRORS } from './stats.js';
 
 /**
@@ -29,17 +36,28 @@ import { PROTOCOL_ERRORS } from './stats.js';
  */
 export type ConnectionState = 'hello' | 'replay' | 'live' | 'closed';
 
-let nextId = 1;
+/** What a native connection needs of its server beyond what its handlers see. */
+export interface ConnectionHost extends ServerContext {
+  /** The connection has own frames for the tick's flush. */
+  markDirty(conn: Connection): void;
+  stateChanged(conn: Connection, from: ConnectionState, to: ConnectionState): void;
+  closed(conn: Connection): void;
+  /**
+   * A connection whose first byte is the legacy `G`: the server hands its socket to a
+   * `LegacyConnection`, whose handshake is due by the same `helloDeadline` (`performance.now()`).
+   */
+  adoptLegacy(conn: Connection, first: Buffer, helloDeadline: number): void;
+}
 
 export interface ConnectionOptions {
   /** The socket is a TLS socket still in its handshake: `secured()` is called when it is done. */
   tlsPending?: boolean;
 }
 
-export class Connection {
-  readonly id = nextId++;
+export class Connection implements Session {
+  readonly id: number;
   readonly socket: Socket;
-  readonly ctx: ServerContext;
+  readonly ctx: ConnectionHost;
   /** This connection's own frames (welcome, acks, pongs, replay, fetch results) are encoded here. */
   readonly enc = new FrameEncoder();
   /** Everything waiting for the client, in order: broadcasts, own frames, replay. */
@@ -78,8 +96,10 @@ export class Connection {
       `nothing sent or received for ${this.ctx.options.idleTimeoutMs} ms: ping more often`,
     );
 
-  constructor(ctx: ServerContext, socket: Socket, options: ConnectionOptions = {}) {
+  /** `id` names the connection in logs; the server numbers them. */
+  constructor(ctx: ConnectionHost, id: number, socket: Socket, options: ConnectionOptions = {}) {
     this.ctx = ctx;
+    this.id = id;
     this.socket = socket;
     this.#tlsPending = options.tlsPending ?? false;
     this.#helloDeadline = performance.now() + ctx.options.helloTimeoutMs;
@@ -87,7 +107,7 @@ export class Connection {
       ctx.stats.bytesOut += bytes;
     });
     this.reading = new ReadGate(socket);
-    this.fetches = new FetchQueue(this);
+    this.fetches = new FetchQueue(this, ctx);
     this.publishing = new InflightBytes(this.reading, 'publishes', publishWindow(ctx.maxFrameBytes));
     // Until its hello is accepted a connection can make the server hold no more than a hello (F3).
     this.#decoder = new FrameDecoder((frame) => this.#onFrame(frame), { maxFrameBytes: MAX_HELLO_FRAME_BYTES });
@@ -107,6 +127,10 @@ export class Connection {
 
   get closed(): boolean {
     return this.#state === 'closed';
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
   }
 
   /** The one place the state changes; the server tracks live-set membership from it. */
@@ -136,6 +160,25 @@ export class Connection {
   /** Marks this connection for the tick's flush of its own frames (written into `enc`). */
   touch(): void {
     this.ctx.markDirty(this);
+  }
+
+  /** An ack among this connection's own frames (docs/PROTOCOL.md, A1). */
+  ack(reqId: number, status: AckStatus, durability: Durability, code?: ErrorCode, message?: string): void {
+    this.enc.ack(reqId, status, durability, code, message);
+    this.touch();
+  }
+
+  hold(reason: ReadHold): void {
+    this.reading.hold(reason);
+  }
+
+  release(reason: ReadHold): void {
+    this.reading.release(reason);
+  }
+
+  /** A publish of this connection the store settled, from the server's tick: its ack. */
+  settled(f: Publication, result: AppendResult | undefined, error: unknown): void {
+    settlePublish(this, this.ctx, f, result, error);
   }
 
   /** A live frame from the broadcast; held while the replay runs. */
@@ -304,21 +347,21 @@ export class Connection {
         this.fatal('GOSSIP_ERR_UNEXPECTED_FRAME', `expected a hello, got frame kind ${frame.kind}`);
         return;
       }
-      onHello(this, frame);
+      if (onHello(this, this.ctx, frame)) this.#welcomed(frame);
       return;
     }
     switch (frame.kind) {
       case FrameKind.Publish:
-        onPublish(this, frame);
+        onPublish(this, this.ctx, frame);
         return;
       case FrameKind.Emit:
-        onEmit(this, frame);
+        onEmit(this, this.ctx, frame);
         return;
       case FrameKind.Fetch:
-        onFetch(this, frame);
+        onFetch(this, this.ctx, frame);
         return;
       case FrameKind.Ping:
-        onPing(this, frame);
+        onPing(this, this.ctx, frame);
         return;
       case FrameKind.Pong:
         return;
@@ -334,10 +377,30 @@ export class Connection {
   }
 
   /**
+   * hello → replay, once the hello is accepted and welcomed (handlers/hello.ts): which
+   * replay the hello gets (a resync and a full snapshot when its since cannot be
+   * trusted, R3, H3, H4; none for a live-only hello, R4), then the live stream joined
+   * before the replay starts, so nothing accepted from here on can be missed (R1).
+   */
+  #welcomed(hello: HelloFrame): void {
+    this.echo = hello.echo;
+    this.name = hello.name;
+    const store = this.ctx.store;
+    const reason = resyncReason(hello.since, hello.epoch, store);
+    if (reason !== undefined) {
+      this.ctx.stats.resyncs++;
+      this.enc.resync(reason, store.horizon);
+    }
+    this.setState('replay');
+    this.touch();
+    void this.#replay(hello.since, reason !== undefined);
+  }
+
+  /**
    * Streams the replay (or snapshot) while honouring back-pressure, then replay-done,
    * then the live frames held meanwhile (docs/PROTOCOL.md, rule R1).
    */
-  async replay(since: bigint | null, snapshot: boolean): Promise<void> {
+  async #replay(since: bigint | null, snapshot: boolean): Promise<void> {
     const store = this.ctx.store;
     const newestTs = store.newestTs ?? MIN_TS;
     let count = 0;
@@ -391,4 +454,20 @@ export class Connection {
     this.setState('closed');
     this.ctx.closed(this);
   }
+}
+
+/**
+ * Why a hello's replay cannot be trusted, in the order R3 checks (H3, H4), or undefined
+ * for a plain replay; a live-only hello (no since) gets none (R4).
+ */
+export function resyncReason(
+  since: bigint | null,
+  epoch: Epoch | null,
+  store: Pick<Store, 'epoch' | 'horizon'>,
+): ResyncReason | undefined {
+  if (since === null) return undefined;
+  if (epoch !== null && epoch !== store.epoch) return ResyncReason.Epoch;
+  if (store.horizon !== null && since <= store.horizon) return ResyncReason.Horizon;
+  if (since === MIN_TS && epoch === null) return ResyncReason.Full;
+  return undefined;
 }

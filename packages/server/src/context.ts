@@ -1,11 +1,10 @@
-import type { Store } from '@gossip/store';
+import type { AppendResult, Store } from '@gossip/store';
 import type { TokenSet } from './auth.js';
-import type { Connection, ConnectionState } from './connection.js';
-import type { PendingAcks } from './handlers/publish.js';
-import type { LegacyConnection } from './legacy-connection.js';
-import type { Limiter } from './limiter.js';
 import type { ServerLogger } from './options.js';
 import type { ServerStats } from './stats.js';
+
+// The server as its connections and handlers see it. This module imports no connection
+// and no server: they import it (scripts/check-cycles.mjs).
 
 /** Resolved options: every default filled in. */
 export interface ResolvedOptions {
@@ -24,7 +23,29 @@ export interface ResolvedOptions {
   legacyWithTokens: boolean;
 }
 
-/** What connections and handlers need of the server. */
+/** Where a broadcast message came from, native or legacy: with echo off it does not get its own. */
+export interface Origin {
+  readonly echo: boolean;
+}
+
+/** A publish on its way to the log, as the tick keeps it: a native publish frame, or a legacy `M`. */
+export interface Publication {
+  readonly reqId: number;
+  readonly id: string;
+  readonly ts: bigint;
+  readonly data: Uint8Array;
+}
+
+/** A connection whose publishes the server's tick settles (tick.ts). */
+export interface Publisher extends Origin {
+  /**
+   * The store settled `f`: `result`, or the failure `error` (result undefined). Called by
+   * the tick once per publish, after an accepted one was broadcast.
+   */
+  settled(f: Publication, result: AppendResult | undefined, error: unknown): void;
+}
+
+/** What handlers need of the server (and connections, beside their own host interface). */
 export interface ServerContext {
   readonly store: Store;
   readonly options: ResolvedOptions;
@@ -35,34 +56,13 @@ export interface ServerContext {
   /** Name and version sent in the welcome. */
   readonly serverName: string;
   readonly maxSkewNs: bigint;
-  readonly now: () => bigint;
-  /**
-   * Inflates of legacy `z` payloads, one at a time for the whole server: they run on
-   * libuv's threadpool, which the store's file I/O needs too.
-   */
-  readonly inflates: Limiter;
-  /** Native publishes waiting for the store (handlers/publish.ts). */
-  readonly acks: PendingAcks;
-  /**
-   * Resolves once every live connection has at most half the outbound cap waiting for
-   * it, or after a second at most: what a legacy connection awaits after broadcasting a
-   * payload that inflated to many times its size, so that few bytes in cannot push
-   * readers that keep up off the server (docs/PROTOCOL.md, L4).
-   */
-  paceAmplified(): Promise<void>;
   /** The newest ts the skew check lets in: now + max skew, recomputed at most once a millisecond. */
   latestAllowedTs(): bigint;
-  /** Queues a persisted or transient message for every live connection, encoded once. */
-  broadcast(origin: Connection | LegacyConnection, transient: boolean, id: string, ts: bigint, data: Uint8Array): void;
-  markDirty(conn: Connection): void;
-  stateChanged(conn: Connection, from: ConnectionState, to: ConnectionState): void;
-  closed(conn: Connection): void;
+  /** Queues a persisted or transient message for every live connection, encoded once per tick. */
+  broadcast(origin: Origin, transient: boolean, id: string, ts: bigint, data: Uint8Array): void;
   /**
-   * A connection whose first byte is the legacy `G`: the server hands its socket to a
-   * `LegacyConnection`, whose handshake is due by the same `helloDeadline` (`performance.now()`).
+   * `publisher`'s publish `f`, whose append to the store is `stored`: the tick broadcasts
+   * it if accepted, in the store's order, and tells the publisher (tick.ts).
    */
-  adoptLegacy(conn: Connection, first: Buffer, helloDeadline: number): void;
-  /** A legacy connection joins (replay, live) or leaves the legacy broadcast. */
-  legacyStateChanged(conn: LegacyConnection, live: boolean): void;
-  legacyClosed(conn: LegacyConnection): void;
+  stored(publisher: Publisher, f: Publication, stored: Promise<AppendResult>): void;
 }

@@ -1,7 +1,6 @@
 import type { Socket } from 'node:net';
 import {
   type ErrorCode,
-  FrameKind,
   GossipError,
   inflateLegacyPayload,
   LegacyDecoder,
@@ -10,16 +9,37 @@ import {
   LegacyKind,
   type LegacyMessage,
   LegacyTag,
-  MessageFlags,
-  parseFrame,
   unwrapLegacyPayload,
 } from '@gossip/protocol';
-import type { ServerContext } from './context.js';
+import type { AppendResult } from '@gossip/store';
+import type { Publisher, ServerContext } from './context.js';
 import { REFUSALS, refusal } from './handlers/check.js';
+import type { Limiter } from './limiter.js';
 import { Outbound } from './outbound.js';
 import { pacedReplay } from './pacing.js';
 import { InflightBytes, publishCost, publishWindow, ReadGate } from './read-gate.js';
 import { PROTOCOL_ERRORS } from './stats.js';
+
+/** What a legacy connection needs of its server beyond what native handlers see. */
+export interface LegacyHost extends ServerContext {
+  /**
+   * Inflates of legacy `z` payloads, one at a time for the whole server: they run on
+   * libuv's threadpool, which the store's file I/O needs too.
+   */
+  readonly inflates: Limiter;
+  /**
+   * Resolves once every live connection has at most half the outbound cap waiting for
+   * it, or after a second at most: what a legacy connection awaits after broadcasting a
+   * payload that inflated to many times its size, so that few bytes in cannot push
+   * readers that keep up off the server (docs/PROTOCOL.md, L4).
+   */
+  paceAmplified(): Promise<void>;
+  /** Resolves after the server's next flush, which hands this turn's broadcast to the connections. */
+  flushed(): Promise<void>;
+  /** A legacy connection joins (replay, live) or leaves the legacy broadcast. */
+  legacyStateChanged(conn: LegacyConnection, live: boolean): void;
+  legacyClosed(conn: LegacyConnection): void;
+}
 
 /** handshake → replay (in the legacy live set; live messages held) → live → closed. */
 type LegacyState = 'handshake' | 'replay' | 'live' | 'closed';
@@ -36,10 +56,10 @@ const AMPLIFIED_BYTES = 64 * 1024;
  * everything else with native connections: the store, the broadcast, the limits, the
  * outbound cap and the counters. Its state changes only through `#setState`.
  */
-export class LegacyConnection {
+export class LegacyConnection implements Publisher {
   readonly id: number;
   readonly socket: Socket;
-  readonly ctx: ServerContext;
+  readonly ctx: LegacyHost;
   /** The original protocol cannot ask to skip its own messages, and its server sent them. */
   readonly echo = true;
   #state: LegacyState = 'handshake';
@@ -70,7 +90,7 @@ export class LegacyConnection {
    * Takes over `socket` from the native connection `id` that read `first`, its first
    * chunk; the handshake is due by that connection's hello deadline (`performance.now()`).
    */
-  constructor(ctx: ServerContext, socket: Socket, id: number, first: Buffer, helloDeadline: number) {
+  constructor(ctx: LegacyHost, socket: Socket, id: number, first: Buffer, helloDeadline: number) {
     this.ctx = ctx;
     this.socket = socket;
     this.id = id;
@@ -105,7 +125,7 @@ export class LegacyConnection {
     return this.out.pendingBytes + this.#heldBytes;
   }
 
-  /** A tick's broadcast in legacy form (`legacyBroadcast`); held while the replay runs. */
+  /** A tick's messages in legacy form (tick.ts `Tick.legacy`); held while the replay runs. */
   deliver(bytes: Buffer, count: number): void {
     if (this.#state === 'replay') {
       this.#held.push(bytes);
@@ -335,7 +355,7 @@ export class LegacyConnection {
    * emit (`S`: broadcast as transient, never stored), within the limits a native publish
    * meets (`refusal`: by then the decoder has checked the id and unwrapping the data's
    * size, so only the skew is left to fail). A refusal closes the connection: there is no
-   * ack to carry it (L2, L6). Resolves once a publish is stored.
+   * ack to carry it (L2, L6). Resolves once a publish is stored and broadcast.
    */
   async #apply(f: LegacyMessage, data: Buffer): Promise<void> {
     const { ctx } = this;
@@ -354,20 +374,35 @@ export class LegacyConnection {
     }
     const cost = publishCost(f.id.length, data.byteLength);
     this.#publishing.add(cost);
+    const stored = ctx.store.append(f.id, f.ts, data);
+    // The tick broadcasts it if accepted, in the store's order with native publishes.
+    ctx.stored(this, { reqId: 0, id: f.id, ts: f.ts, data }, stored);
+    let result: AppendResult;
     try {
-      const result = await ctx.store.append(f.id, f.ts, data);
-      if (result.status === 'accepted') ctx.broadcast(this, false, f.id, f.ts, data);
-      else ctx.stats.publishesStale++;
+      result = await stored;
     } catch (error) {
       ctx.stats.publishesFailed++;
       this.fatal(
         error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL',
         `the publish could not be stored: ${error instanceof Error ? error.message : String(error)}`,
       );
+      return;
     } finally {
       this.#publishing.done(cost);
     }
+    if (result.status !== 'accepted') {
+      ctx.stats.publishesStale++;
+      return;
+    }
+    // Broadcast by the next flush: the frames that wait behind this one follow it there (L4).
+    await ctx.flushed();
   }
+
+  /**
+   * The original protocol has no acks (L5): nothing to send when the tick settles a
+   * publish. `#apply` awaits the same promise, counts it and closes on a failed write.
+   */
+  settled(): void {}
 
   /** A payload that cannot be unwrapped: its code from the protocol, or malformed. */
   #refuse(error: unknown): void {
@@ -393,22 +428,4 @@ export class LegacyConnection {
     this.ctx.stats.legacyConnections--;
     this.ctx.legacyClosed(this);
   }
-}
-
-/**
- * The legacy form of one tick's broadcast (L2, L4): the native message frames in
- * `bytes`, which end at the offsets `ends`, re-encoded once for every legacy connection
- * into the server's `broadcastEncoder`. Returns bytes the encoder never writes again.
- */
-export function legacyBroadcast(broadcastEncoder: LegacyEncoder, bytes: Buffer, ends: readonly number[]): Buffer {
-  let start = 0;
-  for (const end of ends) {
-    const m = parseFrame(bytes, start + 4, end);
-    if (m.kind === FrameKind.Message) {
-      const kind = m.flags & MessageFlags.Transient ? LegacyKind.Transient : LegacyKind.Persisted;
-      broadcastEncoder.message(kind, m.id, m.ts, m.data);
-    }
-    start = end;
-  }
-  return broadcastEncoder.take();
 }

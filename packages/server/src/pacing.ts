@@ -1,4 +1,10 @@
-import type { Outbound } from './outbound.js';
+/** What waits for a client, as a replay or a fetch paces itself by it (outbound.ts `Outbound`). */
+export interface Paced {
+  /** Bytes waiting for the client. */
+  readonly pendingBytes: number;
+  /** Resolves once at most `limit` bytes wait, or the connection closed. */
+  whenBelow(limit: number): Promise<void>;
+}
 
 /** Past this many bytes waiting for the client, a replay or a fetch waits for them to drain. */
 const PACING_HIGH_WATER = 4 * 1024 * 1024;
@@ -25,7 +31,7 @@ export function pacing(maxOutboundBytes: number): { highWater: number; batchByte
  * `replaying()` is false (the connection closed). Returns the number of messages sent.
  */
 export async function pacedReplay<B>(
-  out: Outbound,
+  out: Paced,
   maxOutboundBytes: number,
   batches: (batchBytes: number) => AsyncIterable<B>,
   replaying: () => boolean,

@@ -1,25 +1,17 @@
 import { EventEmitter } from 'node:events';
 import { type AddressInfo, createServer as createTcpServer, isIP, type Server, type Socket } from 'node:net';
-import {
-  now as clockNow,
-  FRAME_OVERHEAD_BYTES,
-  FrameEncoder,
-  GossipError,
-  LegacyEncoder,
-  MAX_FETCH_IDS,
-  MessageFlags,
-} from '@gossip/protocol';
-import type { Store } from '@gossip/store';
+import { now as clockNow, FRAME_OVERHEAD_BYTES, GossipError, MAX_FETCH_IDS } from '@gossip/protocol';
+import type { AppendResult, Store } from '@gossip/store';
 import { TokenSet } from './auth.js';
-import { Connection, type ConnectionState } from './connection.js';
-import type { ResolvedOptions, ServerContext } from './context.js';
+import { Connection, type ConnectionHost, type ConnectionState } from './connection.js';
+import type { Origin, Publication, Publisher, ResolvedOptions } from './context.js';
 import { connectionsAllowed, descriptorBudget, REFUSING_SLACK } from './descriptors.js';
-import { PendingAcks } from './handlers/publish.js';
-import { LegacyConnection, legacyBroadcast } from './legacy-connection.js';
+import { LegacyConnection, type LegacyHost } from './legacy-connection.js';
 import { Limiter } from './limiter.js';
 import { DEFAULTS, type ServerLogger, type ServerOptions } from './options.js';
 import type { Outbound } from './outbound.js';
 import { emptyStats, type ServerStats } from './stats.js';
+import { Tick, type TickMessages, withoutOrigin } from './tick.js';
 
 const noop = () => undefined;
 /** How long a legacy connection waits, at most, for subscribers after an amplified payload. */
@@ -30,7 +22,7 @@ const silent: ServerLogger = { debug: noop, info: noop, warn: noop, error: noop 
  * The gossip server: accepts connections, appends publishes to the store, acks them,
  * and broadcasts each message to every live connection, encoded once per tick.
  */
-export class GossipServer extends EventEmitter implements ServerContext {
+export class GossipServer extends EventEmitter implements ConnectionHost, LegacyHost {
   readonly store: Store;
   readonly options: ResolvedOptions;
   readonly tokens: TokenSet;
@@ -40,7 +32,6 @@ export class GossipServer extends EventEmitter implements ServerContext {
   readonly maxSkewNs: bigint;
   readonly now: () => bigint;
   readonly inflates = new Limiter(1);
-  readonly acks = new PendingAcks();
   readonly serverName: string;
   readonly #tls: ServerOptions['tls'];
   /** Wraps an accepted TCP socket in TLS: set by `listen` when the server serves TLS. */
@@ -58,11 +49,35 @@ export class GossipServer extends EventEmitter implements ServerContext {
   readonly #legacyLive = new Set<LegacyConnection>();
   readonly #dirty = new Set<Connection>();
   #flushScheduled = false;
-  readonly #bcast = new FrameEncoder({ slabBytes: 256 * 1024 });
-  /** The broadcast in the original protocol's form: made once the first legacy client is live. */
-  #legacyBcast: LegacyEncoder | undefined;
-  #bcastOrigins: (Connection | LegacyConnection)[] = [];
-  #bcastEnds: number[] = [];
+  /** This turn's broadcast and settled publishes, handed out by `#flush`. */
+  readonly #tick = new Tick(() => this.#schedule());
+  /** Names connections in logs. */
+  #nextId = 1;
+  /** Hands a tick's messages to every live connection, native and legacy (`#flush`). */
+  readonly #deliver = (messages: TickMessages): void => {
+    const count = messages.count;
+    let quiet: Set<Origin> | undefined;
+    for (let i = 0; i < count; i++) {
+      const o = messages.origins[i] as Origin;
+      if (!o.echo) (quiet ??= new Set()).add(o);
+    }
+    for (const conn of this.#live) {
+      if (quiet?.has(conn)) {
+        const own = withoutOrigin(messages, conn);
+        if (own.count > 0) conn.deliver(own.bytes, own.count);
+      } else {
+        conn.deliver(messages.bytes, count);
+      }
+    }
+    // The same messages in the original protocol's form, encoded once for every legacy
+    // client; only while one is live, so a native-only server never pays for it.
+    if (this.#legacyLive.size > 0) {
+      const legacy = this.#tick.legacy(messages);
+      for (const conn of this.#legacyLive) conn.deliver(legacy, count);
+    }
+  };
+  /** Resolved at the end of the next flush (`flushed`), made when someone waits for it. */
+  #afterFlush: { promise: Promise<void>; resolve: () => void } | undefined;
   #closing: Promise<void> | undefined;
   #allowedAtMs = -1;
   #allowedTs = 0n;
@@ -208,7 +223,7 @@ export class GossipServer extends EventEmitter implements ServerContext {
     }
     this.stats.connectionsTotal++;
     const socket = this.#wrapTls ? this.#wrapTls(raw) : raw;
-    const conn = new Connection(this, socket, { tlsPending: this.#wrapTls !== undefined });
+    const conn = new Connection(this, this.#nextId++, socket, { tlsPending: this.#wrapTls !== undefined });
     if (this.#wrapTls) socket.once('secure', () => conn.secured());
     if (this.#conns.size >= this.options.maxConnections) {
       this.stats.connectionsRefused++;
@@ -234,18 +249,18 @@ export class GossipServer extends EventEmitter implements ServerContext {
     return this.#allowedTs;
   }
 
-  broadcast(origin: Connection | LegacyConnection, transient: boolean, id: string, ts: bigint, data: Uint8Array): void {
-    this.#bcast.message(transient ? MessageFlags.Transient : 0, id, ts, data);
-    this.#bcastOrigins.push(origin);
-    this.#bcastEnds.push(this.#bcast.pendingBytes);
-    this.#schedule();
+  broadcast(origin: Origin, transient: boolean, id: string, ts: bigint, data: Uint8Array): void {
+    this.#tick.broadcast(origin, transient, id, ts, data);
+  }
+
+  stored(publisher: Publisher, f: Publication, stored: Promise<AppendResult>): void {
+    this.#tick.stored(publisher, f, stored);
   }
 
   async paceAmplified(): Promise<void> {
     const limit = this.options.maxOutboundBytes / 2;
     const until = performance.now() + AMPLIFIED_PACE_MS;
-    // After this turn's flush, which hands the broadcast to the connections.
-    await new Promise((resolve) => setImmediate(resolve));
+    await this.flushed();
     for (;;) {
       let worst: Outbound | undefined;
       let most = limit;
@@ -262,6 +277,18 @@ export class GossipServer extends EventEmitter implements ServerContext {
       await Promise.race([worst.whenBelow(limit), new Promise((r) => (timer = setTimeout(r, left)))]);
       clearTimeout(timer);
     }
+  }
+
+  flushed(): Promise<void> {
+    if (!this.#afterFlush) {
+      let resolve: () => void = noop;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.#afterFlush = { promise, resolve };
+    }
+    this.#schedule();
+    return this.#afterFlush.promise;
   }
 
   markDirty(conn: Connection): void {
@@ -309,51 +336,20 @@ export class GossipServer extends EventEmitter implements ServerContext {
     });
   }
 
+  /**
+   * The tick's work, after the turn's I/O: the publishes the store settled are broadcast
+   * and acked (tick.ts), the turn's messages go to every live connection, native and
+   * legacy, ahead of each connection's own frames of the turn, and then every connection
+   * with something to send hands it to its socket.
+   */
   #flush(): void {
-    const origins = this.#bcastOrigins;
-    if (origins.length > 0) {
-      const bytes = this.#bcast.take();
-      const ends = this.#bcastEnds;
-      this.#bcastOrigins = [];
-      this.#bcastEnds = [];
-      let quiet: Set<Connection> | undefined;
-      for (const o of origins) if (!o.echo) (quiet ??= new Set()).add(o);
-      for (const conn of this.#live) {
-        if (quiet?.has(conn)) {
-          const own = withoutOrigin(bytes, ends, origins, conn);
-          if (own.count > 0) conn.deliver(own.bytes, own.count);
-        } else {
-          conn.deliver(bytes, origins.length);
-        }
-      }
-      // The same messages in the original protocol's form, encoded once for every legacy
-      // client; only while one is live, so a native-only server never pays for it.
-      if (this.#legacyLive.size > 0) {
-        this.#legacyBcast ??= new LegacyEncoder({ slabBytes: 256 * 1024 });
-        const legacy = legacyBroadcast(this.#legacyBcast, bytes, ends);
-        for (const conn of this.#legacyLive) conn.deliver(legacy, origins.length);
-      }
-    }
+    this.#tick.flush(this.#deliver);
     for (const conn of this.#dirty) conn.flush();
     this.#dirty.clear();
+    const after = this.#afterFlush;
+    this.#afterFlush = undefined;
+    after?.resolve();
   }
-}
-
-/** The frames of a broadcast batch that did not come from `conn` (echo off). */
-function withoutOrigin(
-  bytes: Buffer,
-  ends: number[],
-  origins: (Connection | LegacyConnection)[],
-  conn: Connection,
-): { bytes: Buffer; count: number } {
-  const parts: Buffer[] = [];
-  let start = 0;
-  for (let i = 0; i < ends.length; i++) {
-    const end = ends[i] as number;
-    if (origins[i] !== conn) parts.push(bytes.subarray(start, end));
-    start = end;
-  }
-  return { bytes: parts.length === ends.length ? bytes : Buffer.concat(parts), count: parts.length };
 }
 
 /**

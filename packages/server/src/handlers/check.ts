@@ -1,6 +1,15 @@
-import { AckStatus, Durability, type ErrorCode, MAX_ID_BYTES, MIN_TS } from '@gossip/protocol';
-import type { Connection } from '../connection.js';
+import { AckStatus, Durability, type ErrorCode, type FetchFrame, MAX_ID_BYTES, MIN_TS } from '@gossip/protocol';
 import type { ServerContext } from '../context.js';
+import type { Session } from '../session.js';
+
+/*
+ * The one place the server enforces the limits of what a client asks for, native or
+ * legacy: an id of 1 to 256 bytes, data up to --max-data, a ts not reserved and not
+ * too far ahead, at most --max-fetch-ids ids a fetch (docs/PROTOCOL.md, Conventions,
+ * P1, P2, P4, Q1, L2). The welcome announces them from here too. What the protocol's
+ * decoders check (frame sizes, UTF-8, a legacy id length or payload as it is read) and
+ * what the store checks again stay theirs.
+ */
 
 /** The codes `refusal` returns: a publish or emit over a limit, counted in `refused`. */
 export const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -11,12 +20,20 @@ export const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'GOSSIP_ERR_TS_RESERVED',
 ]);
 
+/** A refusal: the code and a message that says what to change. */
+export type Refusal = [ErrorCode, string];
+
+/** The limits as the welcome announces them (W1). */
+export function announcedLimits(ctx: ServerContext): { maxIdBytes: number; maxDataBytes: number; maxFetchIds: number } {
+  return { maxIdBytes: MAX_ID_BYTES, maxDataBytes: ctx.store.maxDataBytes, maxFetchIds: ctx.options.maxFetchIds };
+}
+
 /**
  * The limits a publish or emit must meet beyond its framing (docs/PROTOCOL.md, E1; for
  * legacy clients L2): a native one is refused with an error ack and the connection
  * stays; a legacy one closes its connection (L6). Returns the refusal, or undefined.
  */
-export function refusal(ctx: ServerContext, id: string, ts: bigint, data: Uint8Array): [ErrorCode, string] | undefined {
+export function refusal(ctx: ServerContext, id: string, ts: bigint, data: Uint8Array): Refusal | undefined {
   const badId = idRefusal(id);
   if (badId) return badId;
   const max = ctx.store.maxDataBytes;
@@ -38,10 +55,26 @@ export function refusal(ctx: ServerContext, id: string, ts: bigint, data: Uint8A
 }
 
 /**
+ * A fetch the server will not run: more ids than --max-fetch-ids, or an empty or too
+ * long id (docs/PROTOCOL.md, Q1). Returns the refusal, or undefined.
+ */
+export function fetchRefusal(ctx: ServerContext, f: FetchFrame): Refusal | undefined {
+  const max = ctx.options.maxFetchIds;
+  if (f.ids.length > max) {
+    return ['GOSSIP_ERR_TOO_MANY_IDS', `a fetch may name at most ${max} ids, this one names ${f.ids.length}`];
+  }
+  for (const id of f.ids) {
+    const refused = idRefusal(id);
+    if (refused) return refused;
+  }
+  return undefined;
+}
+
+/**
  * An id the decoder handed on but no request may name: empty, or over 256 bytes
  * (docs/PROTOCOL.md, Conventions). Returns the refusal, or undefined.
  */
-export function idRefusal(id: string): [ErrorCode, string] | undefined {
+function idRefusal(id: string): Refusal | undefined {
   if (id.length === 0) return ['GOSSIP_ERR_ID_EMPTY', 'id is empty: ids are 1 to 256 bytes of UTF-8'];
   // Up to 85 UTF-16 units cannot exceed 256 UTF-8 bytes: only longer ids need measuring.
   if (id.length > MAX_ID_BYTES / 3 && (id.length > MAX_ID_BYTES || Buffer.byteLength(id) > MAX_ID_BYTES)) {
@@ -54,11 +87,25 @@ export function idRefusal(id: string): [ErrorCode, string] | undefined {
  * Applies `refusal`: a refused publish or emit gets an error ack (with its reqId, 0 for
  * an emit that asked for none) and is counted. Returns whether it was refused.
  */
-export function refuse(conn: Connection, reqId: number, id: string, ts: bigint, data: Uint8Array): boolean {
-  const refused = refusal(conn.ctx, id, ts, data);
-  if (!refused) return false;
-  conn.ctx.stats.refused++;
-  conn.enc.ack(reqId, AckStatus.Error, Durability.None, refused[0], refused[1]);
-  conn.touch();
+export function refuse(
+  session: Session,
+  ctx: ServerContext,
+  reqId: number,
+  id: string,
+  ts: bigint,
+  data: Uint8Array,
+): boolean {
+  return refused(session, ctx, reqId, refusal(ctx, id, ts, data));
+}
+
+/** Applies `fetchRefusal`: an error ack for the fetch's reqId, and the connection stays (Q1). */
+export function refuseFetch(session: Session, ctx: ServerContext, f: FetchFrame): boolean {
+  return refused(session, ctx, f.reqId, fetchRefusal(ctx, f));
+}
+
+function refused(session: Session, ctx: ServerContext, reqId: number, refusal: Refusal | undefined): boolean {
+  if (!refusal) return false;
+  ctx.stats.refused++;
+  session.ack(reqId, AckStatus.Error, Durability.None, refusal[0], refusal[1]);
   return true;
 }

@@ -1,17 +1,14 @@
 import { AckStatus, Durability, type EmitFrame } from '@gossip/protocol';
-import type { Connection } from '../connection.js';
+import type { ServerContext } from '../context.js';
+import type { Session } from '../session.js';
 import { refuse } from './check.js';
 
 /** Emit: the same limits as a publish, then a transient broadcast; never stored (docs/PROTOCOL.md, P2). */
-export function onEmit(conn: Connection, f: EmitFrame): void {
-  const { ctx } = conn;
+export function onEmit(session: Session, ctx: ServerContext, f: EmitFrame): void {
   ctx.stats.messagesIn++;
   ctx.stats.emits++;
   // reqId 0 asked for no ack, but a refusal is still reported, as an ack with reqId 0.
-  if (refuse(conn, f.reqId, f.id, f.ts, f.data)) return;
-  ctx.broadcast(conn, true, f.id, f.ts, f.data);
-  if (f.reqId !== 0) {
-    conn.enc.ack(f.reqId, AckStatus.Accepted, Durability.None);
-    conn.touch();
-  }
+  if (refuse(session, ctx, f.reqId, f.id, f.ts, f.data)) return;
+  ctx.broadcast(session, true, f.id, f.ts, f.data);
+  if (f.reqId !== 0) session.ack(f.reqId, AckStatus.Accepted, Durability.None);
 }

@@ -1,8 +1,9 @@
 import { AckStatus, Durability, type FetchEntry, type FetchFrame, FrameEncoder, GossipError } from '@gossip/protocol';
 import type { Store, StoredMessage } from '@gossip/store';
-import type { Connection } from '../connection.js';
+import type { ServerContext } from '../context.js';
 import { pacedReplay } from '../pacing.js';
-import { idRefusal } from './check.js';
+import type { Session } from '../session.js';
+import { refuseFetch } from './check.js';
 
 /** Fetches a connection may have waiting or running; past it the server stops reading the connection. */
 export const MAX_QUEUED_FETCHES = 8;
@@ -15,34 +16,13 @@ const BATCH_IDS = 256;
 
 /**
  * Fetch: refused with an error ack when it names too many ids, or an empty or too long
- * one; otherwise queued behind the connection's earlier fetches (docs/PROTOCOL.md, Q1).
+ * one (check.ts); otherwise queued behind the connection's earlier fetches
+ * (docs/PROTOCOL.md, Q1, Q3).
  */
-export function onFetch(conn: Connection, f: FetchFrame): void {
-  const { ctx } = conn;
+export function onFetch(session: Session, ctx: ServerContext, f: FetchFrame): void {
   ctx.stats.fetches++;
-  if (f.ids.length > ctx.options.maxFetchIds) {
-    refuseFetch(
-      conn,
-      f.reqId,
-      'GOSSIP_ERR_TOO_MANY_IDS',
-      `a fetch may name at most ${ctx.options.maxFetchIds} ids, this one names ${f.ids.length}`,
-    );
-    return;
-  }
-  for (const id of f.ids) {
-    const refused = idRefusal(id);
-    if (refused) {
-      refuseFetch(conn, f.reqId, ...refused);
-      return;
-    }
-  }
-  conn.fetches.add(f);
-}
-
-function refuseFetch(conn: Connection, reqId: number, code: GossipError['code'], message: string): void {
-  conn.ctx.stats.refused++;
-  conn.enc.ack(reqId, AckStatus.Error, Durability.None, code, message);
-  conn.touch();
+  if (refuseFetch(session, ctx, f)) return;
+  session.fetches.add(f);
 }
 
 /**
@@ -52,41 +32,42 @@ function refuseFetch(conn: Connection, reqId: number, code: GossipError['code'],
  * decoded when the cap is reached may still add its fetches).
  */
 export class FetchQueue {
-  readonly #conn: Connection;
+  readonly #session: Session;
+  readonly #ctx: ServerContext;
   #queue: FetchFrame[] = [];
   #running = false;
 
-  constructor(conn: Connection) {
-    this.#conn = conn;
+  constructor(session: Session, ctx: ServerContext) {
+    this.#session = session;
+    this.#ctx = ctx;
   }
 
   add(f: FetchFrame): void {
     this.#queue.push(f);
-    if (this.#queue.length >= MAX_QUEUED_FETCHES) this.#conn.reading.hold('fetches');
+    if (this.#queue.length >= MAX_QUEUED_FETCHES) this.#session.hold('fetches');
     if (!this.#running) void this.#run();
   }
 
   async #run(): Promise<void> {
-    const conn = this.#conn;
+    const session = this.#session;
     this.#running = true;
     try {
-      while (this.#queue.length > 0 && !conn.closed) {
+      while (this.#queue.length > 0 && !session.closed) {
         const f = this.#queue[0] as FetchFrame;
         try {
-          await answer(conn, f);
+          await answer(session, this.#ctx, f);
         } catch (error) {
-          // A read failed partway: the error ack ends this fetch in place of its last result (Q2).
+          // A read failed partway: the error ack ends this fetch in place of its last result (Q3).
           const code = error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL';
           const message = error instanceof Error ? error.message : String(error);
-          conn.enc.ack(f.reqId, AckStatus.Error, Durability.None, code, message);
-          conn.touch();
+          session.ack(f.reqId, AckStatus.Error, Durability.None, code, message);
         }
         this.#queue.shift();
-        if (this.#queue.length < MAX_QUEUED_FETCHES) conn.reading.release('fetches');
+        if (this.#queue.length < MAX_QUEUED_FETCHES) session.release('fetches');
       }
     } finally {
       this.#running = false;
-      if (conn.closed) this.#queue = [];
+      if (session.closed) this.#queue = [];
     }
   }
 }
@@ -99,18 +80,17 @@ export class FetchQueue {
  * whatever it names. Its frames come from an encoder of its own, so its large slabs end
  * with it, and go out with the connection's other own frames, in order with them.
  */
-async function answer(conn: Connection, f: FetchFrame): Promise<void> {
-  const { ctx } = conn;
+async function answer(session: Session, ctx: ServerContext, f: FetchFrame): Promise<void> {
   const ids = [...new Set(f.ids)];
   const enc = new FrameEncoder();
   const frameBudget = Math.min(RESULT_FRAME_BYTES, ctx.maxFrameBytes) - RESULT_HEADER_BYTES;
   let entries: FetchEntry[] = [];
   let bytes = 0;
   await pacedReplay(
-    conn.out,
+    session.out,
     ctx.options.maxOutboundBytes,
     (batchBytes) => readBatches(ctx.store, ids, batchBytes),
-    () => !conn.closed,
+    () => !session.closed,
     (batch) => {
       for (const [id, m] of batch) {
         const size = 3 + Buffer.byteLength(id) + (m ? 12 + m.data.length : 0);
@@ -122,13 +102,13 @@ async function answer(conn: Connection, f: FetchFrame): Promise<void> {
         entries.push(m ? { id, found: true, ts: m.ts, data: m.data } : { id, found: false });
         bytes += size;
       }
-      conn.send(enc.take());
+      session.send(enc.take());
       return batch.length;
     },
   );
-  if (conn.closed) return;
+  if (session.closed) return;
   enc.fetchResult(f.reqId, false, entries);
-  conn.send(enc.take());
+  session.send(enc.take());
 }
 
 /** The newest message of each id (undefined: none), read in batches of about `batchBytes` of records. */

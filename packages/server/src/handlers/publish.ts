@@ -1,95 +1,49 @@
 import { AckStatus, Durability, GossipError, type PublishFrame } from '@gossip/protocol';
 import type { AppendResult } from '@gossip/store';
-import type { Connection } from '../connection.js';
+import type { Publication, ServerContext } from '../context.js';
 import { publishCost } from '../read-gate.js';
+import type { Session } from '../session.js';
 import { refuse } from './check.js';
 
-/** Publish: limits, then store, then ack, then broadcast (docs/PROTOCOL.md, P1, A1). */
-export function onPublish(conn: Connection, f: PublishFrame): void {
-  const { ctx } = conn;
+/**
+ * Publish: limits, then store; the server's tick broadcasts and acks it once the store
+ * settles it (`settlePublish`; docs/PROTOCOL.md, P1, A1).
+ */
+export function onPublish(session: Session, ctx: ServerContext, f: PublishFrame): void {
   ctx.stats.messagesIn++;
   ctx.stats.publishes++;
-  if (refuse(conn, f.reqId, f.id, f.ts, f.data)) return;
-  conn.publishing.add(publishCost(f.id.length, f.data.byteLength));
-  ctx.acks.wait(ctx.store.append(f.id, f.ts, f.data), conn, f);
+  if (refuse(session, ctx, f.reqId, f.id, f.ts, f.data)) return;
+  session.publishing.add(publishCost(f.id.length, f.data.byteLength));
+  ctx.stored(session, f, ctx.store.append(f.id, f.ts, f.data));
 }
 
 /**
- * The publishes of a server waiting for their store promise, to be acked and broadcast
- * when it settles. The store settles every append of a group commit with one shared
- * promise, so the publishes of a batch share one list and one `then`: no closures per
- * message.
+ * The ack of a publish the store settled, from the tick (tick.ts), which has already
+ * broadcast it if accepted: the echo comes first (A4). A failed write is an error ack
+ * with the store's code (P1).
  */
-export class PendingAcks {
-  #promise: Promise<AppendResult> | undefined;
-  #conns: Connection[] = [];
-  #frames: PublishFrame[] = [];
-
-  wait(promise: Promise<AppendResult>, conn: Connection, f: PublishFrame): void {
-    if (promise !== this.#promise) {
-      const conns: Connection[] = [];
-      const frames: PublishFrame[] = [];
-      this.#promise = promise;
-      this.#conns = conns;
-      this.#frames = frames;
-      promise.then(
-        (result) => {
-          this.#release(promise);
-          settle(conns, frames, result);
-        },
-        (error: unknown) => {
-          this.#release(promise);
-          fail(conns, frames, error);
-        },
-      );
-    }
-    this.#conns.push(conn);
-    this.#frames.push(f);
-  }
-
-  #release(promise: Promise<AppendResult>): void {
-    // A settled list takes no more entries: the next append of this promise (the store's
-    // shared stale promise, say) starts a new one.
-    if (this.#promise === promise) {
-      this.#promise = undefined;
-      this.#conns = [];
-      this.#frames = [];
-    }
-  }
-}
-
-function settle(conns: Connection[], frames: PublishFrame[], result: AppendResult): void {
-  if (result.status === 'accepted') {
-    const durability = result.durability === 'synced' ? Durability.Synced : Durability.Written;
-    for (let i = 0; i < frames.length; i++) {
-      const conn = conns[i] as Connection;
-      const f = frames[i] as PublishFrame;
-      conn.publishing.done(publishCost(f.id.length, f.data.byteLength));
-      conn.enc.ack(f.reqId, AckStatus.Accepted, durability);
-      conn.touch();
-      conn.ctx.broadcast(conn, false, f.id, f.ts, f.data);
-    }
+export function settlePublish(
+  session: Session,
+  ctx: ServerContext,
+  f: Publication,
+  result: AppendResult | undefined,
+  error: unknown,
+): void {
+  session.publishing.done(publishCost(f.id.length, f.data.byteLength));
+  if (result === undefined) {
+    ctx.stats.publishesFailed++;
+    const code = error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL';
+    session.ack(
+      f.reqId,
+      AckStatus.Error,
+      Durability.None,
+      code,
+      error instanceof Error ? error.message : String(error),
+    );
+  } else if (result.status === 'accepted') {
+    session.ack(f.reqId, AckStatus.Accepted, result.durability === 'synced' ? Durability.Synced : Durability.Written);
   } else {
-    for (let i = 0; i < frames.length; i++) {
-      const conn = conns[i] as Connection;
-      const f = frames[i] as PublishFrame;
-      conn.publishing.done(publishCost(f.id.length, f.data.byteLength));
-      conn.ctx.stats.publishesStale++;
-      conn.enc.ack(f.reqId, AckStatus.Stale, Durability.None);
-      conn.touch();
-    }
-  }
-}
-
-function fail(conns: Connection[], frames: PublishFrame[], error: unknown): void {
-  const code = error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL';
-  const message = error instanceof Error ? error.message : String(error);
-  for (let i = 0; i < frames.length; i++) {
-    const conn = conns[i] as Connection;
-    const f = frames[i] as PublishFrame;
-    conn.publishing.done(publishCost(f.id.length, f.data.byteLength));
-    conn.ctx.stats.publishesFailed++;
-    conn.enc.ack(f.reqId, AckStatus.Error, Durability.None, code, message);
-    conn.touch();
+    ctx.stats.publishesStale++;
+    session.ack(f.reqId, AckStatus.Stale, Durability.None);
   }
 }

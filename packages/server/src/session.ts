@@ -1,0 +1,46 @@
+import type { AckStatus, Durability, ErrorCode, FetchFrame, FrameEncoder } from '@gossip/protocol';
+import type { Publisher } from './context.js';
+import type { Paced } from './pacing.js';
+import type { ReadHold } from './read-gate.js';
+
+/**
+ * What a frame handler may do to its connection, and no more (nats.js's parser knows
+ * only a `Dispatcher`): connection.ts implements it, tests fake it. Handlers import this
+ * module, never connection.ts.
+ */
+export interface Session extends Publisher {
+  /** For logs. */
+  readonly id: number;
+  readonly remoteAddress: string | undefined;
+  /** The client's name from its hello (H1). */
+  readonly name: string | undefined;
+  readonly closed: boolean;
+  /**
+   * The connection's own frames (acks, pongs, the welcome) are encoded here; `touch`
+   * sends them at the tick's flush, behind the tick's broadcast (A4).
+   */
+  readonly enc: FrameEncoder;
+  /** Marks the connection for the tick's flush of its own frames. */
+  touch(): void;
+  /** An ack among the own frames (`enc.ack`, then `touch`). */
+  ack(reqId: number, status: AckStatus, durability: Durability, code?: ErrorCode, message?: string): void;
+  /**
+   * Frames made by an encoder of their own (fetch results), after the own frames encoded
+   * so far; judged against the outbound cap.
+   */
+  send(frames: Buffer): void;
+  /** Sends an error frame and closes (E2). */
+  fatal(code: ErrorCode, message: string): void;
+  /** What waits for the client: a fetch follows the reader's pace by it (Q3). */
+  readonly out: Paced;
+  /** Stops reading the socket for `reason` until it is released. */
+  hold(reason: ReadHold): void;
+  release(reason: ReadHold): void;
+  /**
+   * Bytes of publishes on their way to the log (read-gate.ts `InflightBytes`): past its
+   * cap the socket is not read until half of them are settled (P5).
+   */
+  readonly publishing: { add(bytes: number): void; done(bytes: number): void };
+  /** The connection's fetches, answered one at a time (handlers/fetch.ts). */
+  readonly fetches: { add(f: FetchFrame): void };
+}
