@@ -114,6 +114,8 @@ async function main(): Promise<void> {
     let lastProgress = 0;
     const t0 = Date.now();
     store = await Store.open({
+      // Warmed once the listener is up: spawn to listening is what a restart waits for.
+      warm: false,
       dir: config.dataDir,
       fsync: config.fsync,
       fsyncIntervalMs: config.fsyncIntervalMs,
@@ -176,6 +178,8 @@ async function main(): Promise<void> {
       },
       `gossipd ${VERSION} listening on ${scheme}://${address.address}:${address.port}`,
     );
+    const opened = store;
+    setImmediate(() => opened.warm()).unref();
     if (config.legacy && config.legacyWithTokens && config.tokens.length > 0) {
       log.warn(
         'the original gossip protocol is served without auth (--legacy-with-tokens): ' +

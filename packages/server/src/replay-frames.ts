@@ -128,7 +128,7 @@ const WARM_ROUNDS = 96;
  * interpreter (docs/STORAGE.md, "Replay"). Runs once, when this module loads: a few
  * milliseconds.
  */
-function warmReplayFrames(): void {
+export function warmReplayFrames(): void {
   const n = WARM_RECORDS;
   const half = n / 2;
   const size = new Uint32Array(n).fill(WARM_RECORD_BYTES);
@@ -146,6 +146,3 @@ function warmReplayFrames(): void {
     replayFrames({ count: n, bytes, bufs: records, buf: one, at: reversed, size });
   }
 }
-
-// After the turn that loaded this module: a process's start is not held up by it.
-setImmediate(warmReplayFrames).unref();

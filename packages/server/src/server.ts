@@ -10,6 +10,7 @@ import { LegacyConnection, type LegacyHost } from './legacy-connection.js';
 import { Limiter } from './limiter.js';
 import { DEFAULTS, type ServerLogger, type ServerOptions } from './options.js';
 import type { Outbound } from './outbound.js';
+import { warmReplayFrames } from './replay-frames.js';
 import { emptyStats, type ServerStats } from './stats.js';
 import { Tick, type TickMessages, withoutOrigin } from './tick.js';
 
@@ -171,6 +172,9 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
       });
     });
     server.on('error', (error) => this.log.error({ err: error }, 'listener error'));
+    // Compiles the replay's framing now that the listener is up: after the turn that
+    // resolves this, so that what the caller does on listening (its log line) comes first.
+    setImmediate(warmReplayFrames).unref();
     return server.address() as AddressInfo;
   }
 

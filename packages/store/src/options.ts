@@ -31,6 +31,7 @@ export const DEFAULTS = {
   compactCheckMs: 10_000,
   tombstoneRetentionMs: 24 * 3600 * 1000,
   corruption: 'skip',
+  warm: true,
 } as const satisfies Required<Pick<StoreOptions, DefaultedOption>>;
 
 type DefaultedOption =
@@ -41,7 +42,8 @@ type DefaultedOption =
   | 'compactThreshold'
   | 'compactCheckMs'
   | 'tombstoneRetentionMs'
-  | 'corruption';
+  | 'corruption'
+  | 'warm';
 
 /** No segment is larger, whatever `segmentBytes` asks: offsets in the index are 32-bit. */
 export const MAX_SEGMENT_BYTES = 1024 * 1024 * 1024;
@@ -76,4 +78,11 @@ export interface StoreOptions {
   now?: () => bigint;
   /** Called after each segment recovery scans. */
   onRecoveryProgress?: (progress: RecoveryProgress) => void;
+  /**
+   * Compile the replay's per-record code right after the open (a few milliseconds, once
+   * per process), so a process's first replay runs compiled code (docs/STORAGE.md,
+   * "Replay"). Default true. An opener with more to do before it serves (gossipd, which
+   * listens first) passes false and calls `warm()` when it is ready.
+   */
+  warm?: boolean;
 }

@@ -141,15 +141,22 @@ export class Store {
       });
       store.#writer.start();
       store.#compactor.start();
-      // The first replay of this process then runs compiled code (docs/STORAGE.md, "Replay"):
-      // after this turn, so that the work does not delay what the opener does next (listen).
-      setImmediate(warmReplay).unref();
+      // The first replay of this process then runs compiled code (docs/STORAGE.md, "Replay").
+      if (options.warm ?? DEFAULTS.warm) setImmediate(warmReplay).unref();
       return store;
     } catch (error) {
       if (store) await store.#segments.closeAll();
       await releaseLock(fs, options.dir, token);
       throw error;
     }
+  }
+
+  /**
+   * Compiles the replay's per-record code now, if `warm: false` left it out of the open:
+   * a few milliseconds, once per process; later calls cost well under one.
+   */
+  warm(): void {
+    warmReplay();
   }
 
   /** The log's identity: random per data folder, kept across restarts. */

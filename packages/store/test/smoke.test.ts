@@ -23,6 +23,7 @@ describe('store', () => {
       compactCheckMs: 10_000,
       tombstoneRetentionMs: 24 * 3600 * 1000,
       corruption: 'skip',
+      warm: true,
     });
     const store = await Store.open({ dir });
     expect(store.fsyncMode).toBe(DEFAULTS.fsync);
