@@ -1,13 +1,11 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { GossipError } from '@gossip/protocol';
 import { SEGMENT_HEADER_BYTES, segmentHeader, segmentName } from './format.js';
-import { type StoreFs, writeFully } from './fs.js';
-import type { IndexTable } from './index-table.js';
-import { type Meta, saveMeta } from './meta.js';
-import type { StoreLogger } from './options.js';
+import { writeFully } from './fs.js';
+import { saveMeta } from './meta.js';
+import type { StoreParts } from './parts.js';
 import { scanSegment } from './recovery.js';
 import type { Segment } from './segment.js';
-import type { SegmentSet } from './segments.js';
 
 export interface CompactionResult {
   /** Runs of segments rewritten. */
@@ -18,13 +16,7 @@ export interface CompactionResult {
   tombstonesDropped: number;
 }
 
-export interface CompactorOptions {
-  fs: StoreFs;
-  dir: string;
-  meta: Meta;
-  log: StoreLogger;
-  index: IndexTable;
-  segments: SegmentSet;
+export interface CompactorOptions extends StoreParts {
   segmentBytes: number;
   /** Dead share of a sealed segment past which it is rewritten in the background; 0: never. */
   threshold: number;

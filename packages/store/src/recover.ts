@@ -1,13 +1,13 @@
 import { GossipError } from '@gossip/protocol';
 import { CHECKPOINT_FILE, type Checkpoint, type CheckpointSegment, readCheckpoint } from './checkpoint.js';
 import { SEGMENT_HEADER_BYTES } from './format.js';
-import type { StoreFile, StoreFs } from './fs.js';
-import type { IndexTable, Replaced } from './index-table.js';
-import { type Meta, saveMeta } from './meta.js';
-import type { RecoveryProgress, StoreLogger } from './options.js';
+import type { StoreFile } from './fs.js';
+import type { Replaced } from './index-table.js';
+import { saveMeta } from './meta.js';
+import type { RecoveryProgress } from './options.js';
+import type { StoreParts } from './parts.js';
 import { type Corruption, classifyTail, type SegmentFile, scanEnd, scanSegment, segmentFiles } from './recovery.js';
 import type { Segment } from './segment.js';
-import type { SegmentSet } from './segments.js';
 
 export interface RecoveryReport {
   segments: number;
@@ -27,15 +27,13 @@ export interface RecoveryReport {
   ms: number;
 }
 
-export interface RecoverOptions {
-  fs: StoreFs;
-  dir: string;
-  meta: Meta;
-  log: StoreLogger;
-  /** Empty: recovery fills it. */
-  index: IndexTable;
-  /** Empty: recovery fills it, and sets its tail when the newest segment takes appends. */
-  segments: SegmentSet;
+/** The report of a store that has not recovered yet. */
+export function emptyRecoveryReport(): RecoveryReport {
+  return { segments: 0, checkpoint: false, records: 0, truncatedBytes: 0, corruptions: [], leftoversRemoved: 0, ms: 0 };
+}
+
+/** `index` and `segments` come empty: recovery fills them, and sets the tail when the newest segment takes appends. */
+export interface RecoverOptions extends StoreParts {
   segmentBytes: number;
   corruption: 'skip' | 'fail';
   onProgress?: ((progress: RecoveryProgress) => void) | undefined;
@@ -59,15 +57,7 @@ export async function recover(o: RecoverOptions): Promise<RecoveryReport> {
 
 class Recovery {
   readonly #o: RecoverOptions;
-  readonly #report: RecoveryReport = {
-    segments: 0,
-    checkpoint: false,
-    records: 0,
-    truncatedBytes: 0,
-    corruptions: [],
-    leftoversRemoved: 0,
-    ms: 0,
-  };
+  readonly #report = emptyRecoveryReport();
   /** The newest segment file found: the only one appends may go on in. */
   #newest: OpenedSegment | undefined;
 

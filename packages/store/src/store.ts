@@ -6,7 +6,7 @@ import { nodeFs, type StoreFs } from './fs.js';
 import { IndexTable } from './index-table.js';
 import { acquireLock, freshMeta, loadMeta, type Meta, releaseLock, saveMeta } from './meta.js';
 import { DEFAULTS, type FsyncMode, MAX_SEGMENT_BYTES, type StoreLogger, type StoreOptions } from './options.js';
-import { type RecoveryReport, recover } from './recover.js';
+import { emptyRecoveryReport, type RecoveryReport, recover } from './recover.js';
 import { type RecordBatch, Replayer, type ReplayOptions, type StoredMessage, warmReplay } from './replay.js';
 import { SegmentSet } from './segments.js';
 import { type AppendResult, STALE, Writer } from './writer.js';
@@ -66,15 +66,7 @@ export class Store {
   #closing: Promise<void> | null = null;
   #appends = 0;
   #stale = 0;
-  #recovery: RecoveryReport = {
-    segments: 0,
-    checkpoint: false,
-    records: 0,
-    truncatedBytes: 0,
-    corruptions: [],
-    leftoversRemoved: 0,
-    ms: 0,
-  };
+  #recovery: RecoveryReport = emptyRecoveryReport();
 
   private constructor(options: StoreOptions, meta: Meta) {
     this.dir = options.dir;

@@ -1,11 +1,11 @@
 import { GossipError } from '@gossip/protocol';
 import { RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES, segmentHeader, writeRecord } from './format.js';
-import { type StoreFs, writeFully } from './fs.js';
-import type { IndexTable, Replaced } from './index-table.js';
-import { type Meta, saveMeta } from './meta.js';
-import type { FsyncMode, StoreLogger } from './options.js';
+import { writeFully } from './fs.js';
+import type { Replaced } from './index-table.js';
+import { saveMeta } from './meta.js';
+import type { FsyncMode } from './options.js';
+import type { StoreParts } from './parts.js';
 import type { Segment } from './segment.js';
-import type { SegmentSet } from './segments.js';
 
 export interface AppendResult {
   status: 'accepted' | 'stale';
@@ -41,13 +41,7 @@ interface Batch {
   reject: (e: Error) => void;
 }
 
-export interface WriterOptions {
-  fs: StoreFs;
-  dir: string;
-  meta: Meta;
-  log: StoreLogger;
-  index: IndexTable;
-  segments: SegmentSet;
+export interface WriterOptions extends StoreParts {
   mode: FsyncMode;
   segmentBytes: number;
   fsyncIntervalMs: number;
