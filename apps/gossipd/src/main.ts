@@ -13,6 +13,9 @@ import { createMetrics } from './metrics.js';
 declare const __GOSSIP_VERSION__: string;
 const VERSION = __GOSSIP_VERSION__;
 
+/** How long after it listens gossipd compiles the replay's code (docs/STORAGE.md, "Replay"). */
+const WARM_AFTER_MS = 1_000;
+
 /** Exit codes scripts can rely on. */
 const EXIT = { ok: 0, failed: 1, config: 2 } as const;
 
@@ -114,7 +117,7 @@ async function main(): Promise<void> {
     let lastProgress = 0;
     const t0 = Date.now();
     store = await Store.open({
-      // Warmed once the listener is up: spawn to listening is what a restart waits for.
+      // Warmed after it listens (WARM_AFTER_MS): spawn to listening is what a restart waits for.
       warm: false,
       dir: config.dataDir,
       fsync: config.fsync,
@@ -178,8 +181,13 @@ async function main(): Promise<void> {
       },
       `gossipd ${VERSION} listening on ${scheme}://${address.address}:${address.port}`,
     );
-    const opened = store;
-    setImmediate(() => opened.warm()).unref();
+    // The replay's code is compiled once the clients of a restart, which reconnect at
+    // once, have been served: warming it sooner only competes with them for the CPU.
+    const [opened, serving] = [store, server];
+    setTimeout(() => {
+      opened.warm();
+      serving.warm();
+    }, WARM_AFTER_MS).unref();
     if (config.legacy && config.legacyWithTokens && config.tokens.length > 0) {
       log.warn(
         'the original gossip protocol is served without auth (--legacy-with-tokens): ' +

@@ -172,10 +172,16 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
       });
     });
     server.on('error', (error) => this.log.error({ err: error }, 'listener error'));
-    // Compiles the replay's framing now that the listener is up: after the turn that
-    // resolves this, so that what the caller does on listening (its log line) comes first.
-    setImmediate(warmReplayFrames).unref();
     return server.address() as AddressInfo;
+  }
+
+  /**
+   * Compiles the replay's framing loops (a few milliseconds, once per process), so that
+   * a replay after it runs compiled code (docs/STORAGE.md, "Replay"); with the store's
+   * `warm()`, what an owner calls once the server is idle.
+   */
+  warm(): void {
+    warmReplayFrames();
   }
 
   address(): AddressInfo | undefined {
