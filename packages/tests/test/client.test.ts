@@ -1,8 +1,6 @@
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { type AddressInfo, createServer, connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,8 +120,6 @@ interface CatchUpGate {
  * released, so a test can change the log after the snapshot was taken and before the view has it.
  */
 async function catchUpGate(target: number): Promise<CatchUpGate> {
-  let accepted = 0;
-  const sockets: Socket[] = [];
   let release: () => void = () => undefined;
   const released = new Promise<void>((r) => {
     release = r;
@@ -136,12 +132,9 @@ async function catchUpGate(target: number): Promise<CatchUpGate> {
   const catchUpClosed = new Promise<void>((r) => {
     closed = r;
   });
-  const server = createServer((down) => {
-    const second = accepted++ === 1;
-    const up = netConnect(target, '127.0.0.1');
-    sockets.push(down, up);
-    down.pipe(up);
-    if (second) {
+  const r = await relay(target, {
+    downstream: (n, up, down) => {
+      if (n !== 1) return false;
       const held: Buffer[] = [];
       let holding = true;
       const frames = new FrameDecoder((f) => {
@@ -157,30 +150,10 @@ async function catchUpGate(target: number): Promise<CatchUpGate> {
         for (const chunk of held.splice(0)) down.write(chunk);
       });
       down.on('close', () => closed());
-    } else {
-      up.pipe(down);
-    }
-    const both = () => {
-      down.destroy();
-      up.destroy();
-    };
-    for (const s of [down, up]) {
-      s.on('error', both);
-      s.on('close', both);
-    }
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    port: (server.address() as AddressInfo).port,
-    snapshotTaken,
-    catchUpClosed,
-    release: () => release(),
-    close: () => {
-      for (const s of sockets) s.destroy();
-      server.close();
+      return true;
     },
-  };
+  });
+  return { port: r.port, snapshotTaken, catchUpClosed, release: () => release(), close: r.close };
 }
 
 describe('client - ride through a restart', () => {
