@@ -125,8 +125,8 @@ const WARM_ROUNDS = 96;
 /**
  * Packs made-up batches each way, so that V8 compiles this file's loops in the
  * background before a process's first replay, rather than run that replay in its
- * interpreter (docs/STORAGE.md, "Replay"). Runs once, when this module loads: a few
- * milliseconds.
+ * interpreter (docs/STORAGE.md, "Replay"). `GossipServer.warm()` runs it: a few
+ * milliseconds the first time in a process.
  */
 export function warmReplayFrames(): void {
   const n = WARM_RECORDS;

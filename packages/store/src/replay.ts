@@ -204,8 +204,10 @@ const WARM_DATA_BYTES = 32;
  * versions was for). The same code paths matter: V8's compiled code assumes the objects
  * it has seen (a plan made elsewhere would throw it away). The store calls it at open:
  * a few milliseconds the first time in a process, under one once the code is compiled.
+ * Returns how many of its records the last check kept (all of them); `bad` hears of any
+ * it found damaged (none).
  */
-export function warmReplay(): void {
+export function warmReplay(bad: (w: ReplayWindow, k: number) => void = noop): number {
   const index = new IndexTable();
   const replaced = { seg: 0, size: 0 };
   const data = Buffer.alloc(WARM_DATA_BYTES, 0x5a);
@@ -231,7 +233,8 @@ export function warmReplay(): void {
     }
     w.addBuffer(records);
     index.recheck(plan, w);
-    checkWindow(w, plan, noop);
+    checkWindow(w, plan, bad);
     if (round % 8 === 0) windowMessages(w);
   }
+  return w.count;
 }

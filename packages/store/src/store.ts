@@ -134,7 +134,7 @@ export class Store {
       store.#writer.start();
       store.#compactor.start();
       // The first replay of this process then runs compiled code (docs/STORAGE.md, "Replay").
-      if (options.warm ?? DEFAULTS.warm) setImmediate(warmReplay).unref();
+      if (options.warm ?? DEFAULTS.warm) setImmediate(() => warmReplay()).unref();
       return store;
     } catch (error) {
       if (store) await store.#segments.closeAll();
