@@ -12,8 +12,16 @@ import {
 } from './errors.js';
 import { checkExtension } from './extension.js';
 import { AckStatus, Durability, FrameKind, ResyncReason } from './frame-kind.js';
-import type { FetchEntry, Frame } from './frames.js';
-import { DEFAULT_MAX_FRAME_BYTES, EPOCH_BYTES, HELLO_MAGIC, MAX_EXTENSION_BYTES } from './limits.js';
+import type { FetchEntry, Frame, PrefixSpec } from './frames.js';
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  EPOCH_BYTES,
+  HELLO_MAGIC,
+  MAX_EXTENSION_BYTES,
+  MAX_PREFIX_FIELD_BYTES,
+  MAX_TS,
+  MIN_TS,
+} from './limits.js';
 import { readId } from './validate.js';
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
@@ -189,6 +197,15 @@ export function parseFrame(buf: Buffer, start: number, end: number, view?: DataV
     case FrameKind.Pong:
       exact(p, end, 12, 'pong');
       return { kind, nonce: buf.readUInt32BE(p), newestTs: buf.readBigInt64BE(p + 4) };
+    case FrameKind.Subscribe:
+      return parseSubscribe(buf, p, end);
+    case FrameKind.Unsubscribe:
+      need(p, end, 6, 'unsubscribe');
+      return { kind, reqId: buf.readUInt32BE(p), prefix: prefixAt(buf, p + 4, end, 'unsubscribe') };
+    case FrameKind.PrefixDone:
+      return parsePrefixDone(buf, p, end);
+    case FrameKind.PrefixResync:
+      return parsePrefixResync(buf, p, end);
     default:
       throw new UnknownFrameError(`unknown frame kind 0x${kind.toString(16).padStart(2, '0')}`);
   }
@@ -267,7 +284,84 @@ function parseHello(buf: Buffer, p: number, end: number): Frame {
     echo: (flags & 0x04) === 0,
     name: optionalString(ext, 'name'),
     token: optionalString(ext, 'token'),
+    prefixes: helloPrefixes(ext),
   };
+}
+
+/**
+ * The hello's `prefixes` (rule B2): an array of `[prefix, since]` pairs, prefix a string
+ * of at most 65,535 bytes, since an integer in the i64 range or nil. Undefined when absent.
+ */
+function helloPrefixes(ext: Record<string, unknown>): PrefixSpec[] | undefined {
+  if (!Object.hasOwn(ext, 'prefixes')) return undefined;
+  const list = ext.prefixes;
+  if (!Array.isArray(list)) throw new MalformedFrameError('hello prefixes must be an array');
+  return list.map((entry, i): PrefixSpec => {
+    if (!Array.isArray(entry) || entry.length !== 2) {
+      throw new MalformedFrameError(`hello prefixes[${i}] must be a [prefix, since] pair`);
+    }
+    const [prefix, since] = entry as [unknown, unknown];
+    if (typeof prefix !== 'string') throw new MalformedFrameError(`hello prefixes[${i}] prefix must be a string`);
+    if (Buffer.byteLength(prefix, 'utf8') > MAX_PREFIX_FIELD_BYTES) {
+      throw new MalformedFrameError(`hello prefixes[${i}] prefix is over ${MAX_PREFIX_FIELD_BYTES} bytes`);
+    }
+    return { prefix, since: helloSince(since, i) };
+  });
+}
+
+function helloSince(since: unknown, i: number): bigint | null {
+  if (since === null) return null;
+  if (typeof since === 'number' && Number.isSafeInteger(since)) return BigInt(since);
+  if (typeof since === 'bigint' && since >= MIN_TS && since <= MAX_TS) return since;
+  throw new MalformedFrameError(`hello prefixes[${i}] since must be nil or an integer in the signed 64-bit range`);
+}
+
+function parseSubscribe(buf: Buffer, p: number, end: number): Frame {
+  const fixed = 4 + 1 + 8 + EPOCH_BYTES + 2;
+  need(p, end, fixed, 'subscribe');
+  const flags = buf[p + 4] as number;
+  return {
+    kind: FrameKind.Subscribe,
+    reqId: buf.readUInt32BE(p),
+    prefix: prefixAt(buf, p + fixed - 2, end, 'subscribe'),
+    since: flags & 0x01 ? buf.readBigInt64BE(p + 5) : null,
+    epoch: flags & 0x02 ? buf.toString('hex', p + 13, p + 13 + EPOCH_BYTES) : null,
+  };
+}
+
+function parsePrefixDone(buf: Buffer, p: number, end: number): Frame {
+  need(p, end, 19, 'prefix-done');
+  const count = buf.readBigUInt64BE(p + 1);
+  if (count > MAX_SAFE) throw new MalformedFrameError(`prefix-done count ${count} is beyond 2^53`);
+  return {
+    kind: FrameKind.PrefixDone,
+    prefix: prefixAt(buf, p + 17, end, 'prefix-done'),
+    snapshot: ((buf[p] as number) & 0x01) !== 0,
+    count: Number(count),
+    newestTs: buf.readBigInt64BE(p + 9),
+  };
+}
+
+function parsePrefixResync(buf: Buffer, p: number, end: number): Frame {
+  need(p, end, 12, 'prefix-resync');
+  const reason = buf[p] as number;
+  if (reason < ResyncReason.Horizon || reason > ResyncReason.Full)
+    throw new MalformedFrameError(`prefix-resync reason ${reason} is unknown`);
+  return {
+    kind: FrameKind.PrefixResync,
+    prefix: prefixAt(buf, p + 10, end, 'prefix-resync'),
+    reason: reason as ResyncReason,
+    horizon: (buf[p + 1] as number) & 0x01 ? buf.readBigInt64BE(p + 2) : null,
+  };
+}
+
+/** The `u16 length, bytes` prefix at `at` that must end exactly at the frame's end (rules B3–B6). */
+function prefixAt(buf: Buffer, at: number, end: number, what: string): string {
+  const n = buf.readUInt16BE(at);
+  if (at + 2 + n !== end) {
+    throw new MalformedFrameError(`${what} prefix of ${n} bytes does not end its frame (${end - at - 2} bytes left)`);
+  }
+  return readId(buf, at + 2, end, 'prefix');
 }
 
 function parseWelcome(buf: Buffer, p: number, end: number): Frame {
@@ -300,6 +394,8 @@ function parseWelcome(buf: Buffer, p: number, end: number): Frame {
     server: optionalString(ext, 'server'),
     pingIntervalMs,
     maxFetchIds,
+    maxPrefixes: positiveInt(ext, 'maxPrefixes', Number.MAX_SAFE_INTEGER),
+    maxPrefixBytes: positiveInt(ext, 'maxPrefixBytes', MAX_PREFIX_FIELD_BYTES),
   };
 }
 
@@ -406,6 +502,16 @@ function extension(buf: Buffer, start: number, end: number, what: string): Recor
     throw new MalformedFrameError(`${what} extension is not a msgpack map`);
   }
   return value as Record<string, unknown>;
+}
+
+/** A welcome key that, when present, is an integer from 1 to `max` (rule B1). */
+function positiveInt(ext: Record<string, unknown>, key: string, max: number): number | undefined {
+  const v = Object.hasOwn(ext, key) ? ext[key] : undefined;
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > max) {
+    throw new MalformedFrameError(`welcome ${key} must be an integer from 1 to ${max}`);
+  }
+  return v;
 }
 
 function optionalString(ext: Record<string, unknown>, key: string): string | undefined {

@@ -1,18 +1,21 @@
 import { Packr } from 'msgpackr/pack'; // the subpath: see decoder.ts
+import type { Epoch } from './epoch.js';
 import { checkEpoch } from './epoch.js';
 import { type ErrorCode, InvalidArgumentError, InvalidIdError, wireCode } from './errors.js';
 import { type AckStatus, type Durability, FrameKind, type ResyncReason } from './frame-kind.js';
-import type { FetchEntry, HelloOptions, WelcomeOptions } from './frames.js';
+import type { FetchEntry, HelloOptions, PrefixSpec, WelcomeOptions } from './frames.js';
 import {
   EPOCH_BYTES,
   HELLO_MAGIC,
   MAX_EXTENSION_BYTES,
   MAX_FETCH_IDS,
   MAX_ID_BYTES,
+  MAX_PREFIX_FIELD_BYTES,
   MAX_TS,
   MIN_TS,
   PROTOCOL_VERSION,
 } from './limits.js';
+import { checkPrefix, checkTs } from './validate.js';
 
 const DEFAULT_SLAB_BYTES = 64 * 1024;
 const HEADER_BYTES = 5; // u32 length + u8 kind (rule F1)
@@ -125,7 +128,8 @@ export class FrameEncoder {
 
   /** The client's hello (rule H1). */
   hello(options: HelloOptions = {}): this {
-    const ext = packExtension({ name: options.name, token: options.token });
+    const prefixes = options.prefixes === undefined ? undefined : helloPrefixes(options.prefixes);
+    const ext = packExtension({ name: options.name, token: options.token, prefixes });
     const p = this.#open(FrameKind.Hello, 4 + 1 + 1 + 8 + EPOCH_BYTES + ext.length);
     const s = this.#slab;
     s.set(HELLO_MAGIC, p);
@@ -146,7 +150,21 @@ export class FrameEncoder {
     const maxFetchIds = options.maxFetchIds;
     if (maxFetchIds !== undefined && !(Number.isSafeInteger(maxFetchIds) && maxFetchIds >= 1))
       throw new InvalidArgumentError(`maxFetchIds must be an integer of at least 1, got ${maxFetchIds}`);
-    const ext = packExtension({ server: options.server, pingIntervalMs: options.pingIntervalMs, maxFetchIds });
+    const { maxPrefixes, maxPrefixBytes } = options;
+    if (maxPrefixes !== undefined && !(Number.isSafeInteger(maxPrefixes) && maxPrefixes >= 1))
+      throw new InvalidArgumentError(`maxPrefixes must be an integer of at least 1, got ${maxPrefixes}`);
+    if (
+      maxPrefixBytes !== undefined &&
+      !(Number.isSafeInteger(maxPrefixBytes) && maxPrefixBytes >= 1 && maxPrefixBytes <= MAX_PREFIX_FIELD_BYTES)
+    )
+      throw new InvalidArgumentError(`maxPrefixBytes must be an integer from 1 to 65535, got ${maxPrefixBytes}`);
+    const ext = packExtension({
+      server: options.server,
+      pingIntervalMs: options.pingIntervalMs,
+      maxFetchIds,
+      maxPrefixes,
+      maxPrefixBytes,
+    });
     const p = this.#open(FrameKind.Welcome, 2 + EPOCH_BYTES + 8 + 8 + 2 + 4 + 4 + ext.length);
     const s = this.#slab;
     s[p] = options.version ?? PROTOCOL_VERSION;
@@ -181,6 +199,47 @@ export class FrameEncoder {
     s[p + 1] = horizon === null ? 0 : 0x01;
     s.writeBigInt64BE(horizon ?? 0n, p + 2);
     return this.#close(p + 10);
+  }
+
+  /** Subscribe: adds `prefix` to the connection, replayed from `since` (null: live only; rule B3). */
+  subscribe(reqId: number, prefix: string, since: bigint | null, epoch: Epoch | null): this {
+    checkReqId(reqId);
+    if (since !== null) checkTs(since);
+    const p = this.#open(FrameKind.Subscribe, 4 + 1 + 8 + EPOCH_BYTES + 2 + prefix.length * 3);
+    const s = this.#slab;
+    s.writeUInt32BE(reqId, p);
+    s[p + 4] = (since === null ? 0 : 0x01) | (epoch ? 0x02 : 0);
+    s.writeBigInt64BE(since ?? 0n, p + 5);
+    writeEpoch(s, p + 13, epoch);
+    return this.#close(this.#prefix(prefix, p + 13 + EPOCH_BYTES));
+  }
+
+  /** Unsubscribe: drops `prefix` from the connection (rule B4). */
+  unsubscribe(reqId: number, prefix: string): this {
+    checkReqId(reqId);
+    const p = this.#open(FrameKind.Unsubscribe, 4 + 2 + prefix.length * 3);
+    this.#slab.writeUInt32BE(reqId, p);
+    return this.#close(this.#prefix(prefix, p + 4));
+  }
+
+  /** The replay-done of one prefix (rule B5). */
+  prefixDone(prefix: string, count: number, newestTs: bigint, snapshot: boolean): this {
+    const p = this.#open(FrameKind.PrefixDone, 17 + 2 + prefix.length * 3);
+    const s = this.#slab;
+    s[p] = snapshot ? 0x01 : 0;
+    s.writeBigUInt64BE(BigInt(count), p + 1);
+    s.writeBigInt64BE(newestTs, p + 9);
+    return this.#close(this.#prefix(prefix, p + 17));
+  }
+
+  /** A resync of one prefix: a full snapshot of it follows (rule B6). */
+  prefixResync(prefix: string, reason: ResyncReason, horizon: bigint | null): this {
+    const p = this.#open(FrameKind.PrefixResync, 10 + 2 + prefix.length * 3);
+    const s = this.#slab;
+    s[p] = reason;
+    s[p + 1] = horizon === null ? 0 : 0x01;
+    s.writeBigInt64BE(horizon ?? 0n, p + 2);
+    return this.#close(this.#prefix(prefix, p + 10));
   }
 
   /** Fetch the newest persisted message of each id (rule Q1). */
@@ -296,6 +355,14 @@ export class FrameEncoder {
     return at + 2 + n;
   }
 
+  /** Writes `u16 length, bytes` of a prefix at `at`, returns the offset after it. */
+  #prefix(prefix: string, at: number): number {
+    checkPrefix(prefix, MAX_PREFIX_FIELD_BYTES);
+    const n = this.#slab.write(prefix, at + 2, 'utf8');
+    this.#slab.writeUInt16BE(n, at);
+    return at + 2 + n;
+  }
+
   #grow(need: number): void {
     const pending = this.#pos - this.#start;
     let size = this.#slabBytes;
@@ -334,6 +401,16 @@ function packExtension(fields: Record<string, unknown>): Buffer {
     throw new InvalidArgumentError(`hello/welcome extension is ${bytes.length} bytes, over ${MAX_EXTENSION_BYTES}`);
   }
   return bytes;
+}
+
+/** A hello's `prefixes` as its extension holds them (rule B2): `[prefix, since]` pairs, since an int64 or nil. */
+function helloPrefixes(prefixes: readonly PrefixSpec[]): [string, bigint | null][] {
+  if (!Array.isArray(prefixes)) throw new InvalidArgumentError('prefixes must be an array');
+  return prefixes.map(({ prefix, since }) => {
+    checkPrefix(prefix, MAX_PREFIX_FIELD_BYTES);
+    if (since !== null) checkTs(since);
+    return [prefix, since];
+  });
 }
 
 function writeEpoch(s: Buffer, at: number, epoch: string | null | undefined): void {

@@ -28,6 +28,10 @@ export const ERROR_CODES = {
   GOSSIP_ERR_TOO_MANY_IDS: 19,
   GOSSIP_ERR_INTERNAL: 20,
   GOSSIP_ERR_TS_RESERVED: 21,
+  GOSSIP_ERR_TOO_MANY_PREFIXES: 22,
+  GOSSIP_ERR_PREFIX_TOO_LONG: 23,
+  GOSSIP_ERR_ALREADY_SUBSCRIBED: 24,
+  GOSSIP_ERR_NOT_SUBSCRIBED: 25,
   // Local conditions below never cross the wire; they still get numbers so the
   // registry stays one table.
   GOSSIP_ERR_STORE_LOCKED: 100,
@@ -44,6 +48,7 @@ export const ERROR_CODES = {
   GOSSIP_ERR_INSECURE: 111,
   GOSSIP_ERR_CONFIG: 112,
   GOSSIP_ERR_NOT_GOSSIP_SERVER: 113,
+  GOSSIP_ERR_PREFIXES_UNSUPPORTED: 114,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { MalformedFrameError } from './errors.js';
 
 /** Arrays and maps inside a hello's or welcome's extension, at most, the map itself counted (H1). */
@@ -32,7 +33,7 @@ function skip(buf: Buffer, p: number, end: number, depth: number, key: boolean, 
   if (b <= 0x7f || b >= 0xe0) return p + 1; // positive and negative fixint
   if (b <= 0x8f) return items(buf, p + 1, end, (b & 0x0f) * 2, depth, key, true, what);
   if (b <= 0x9f) return items(buf, p + 1, end, b & 0x0f, depth, key, false, what);
-  if (b <= 0xbf) return bytes(p + 1, b & 0x1f);
+  if (b <= 0xbf) return text(p + 1, b & 0x1f);
   switch (b) {
     case 0xc0: // nil
     case 0xc2: // false
@@ -74,7 +75,7 @@ function skip(buf: Buffer, p: number, end: number, depth: number, key: boolean, 
     case 0xd9: // str 8, 16, 32
     case 0xda:
     case 0xdb:
-      return bytes(p + 1 + (1 << (b - 0xd9)), length(1 << (b - 0xd9)));
+      return text(p + 1 + (1 << (b - 0xd9)), length(1 << (b - 0xd9)));
     case 0xdc: // array 16, 32
     case 0xdd:
       return items(buf, p + 1 + (2 << (b - 0xdc)), end, length(2 << (b - 0xdc)), depth, key, false, what);
@@ -95,6 +96,14 @@ function skip(buf: Buffer, p: number, end: number, depth: number, key: boolean, 
   function bytes(at: number, n: number): number {
     if (at + n > end) throw new MalformedFrameError(`${what} extension ends inside a msgpack value`);
     return at + n;
+  }
+
+  /** A string's `n` bytes at `at`: UTF-8, as msgpack's str type is. */
+  function text(at: number, n: number): number {
+    const after = bytes(at, n);
+    if (!isUtf8(buf.subarray(at, after)))
+      throw new MalformedFrameError(`${what} extension holds a string that is not UTF-8`);
+    return after;
   }
 
   /** An extension value of `n` data bytes whose type byte is at `at`: only the timestamp, only as a value. */

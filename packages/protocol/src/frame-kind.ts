@@ -13,6 +13,11 @@ export const FrameKind = {
   Error: 0x0b,
   Ping: 0x0c,
   Pong: 0x0d,
+  /** Rules B3–B6: sent only to and by peers that announced prefix subscriptions (F2). */
+  Subscribe: 0x0e,
+  Unsubscribe: 0x0f,
+  PrefixDone: 0x10,
+  PrefixResync: 0x11,
 } as const;
 export type FrameKind = (typeof FrameKind)[keyof typeof FrameKind];
 

@@ -10,6 +10,15 @@ import type { AckStatus, Durability, FrameKind, ResyncReason } from './frame-kin
  * it for long, since a view keeps its whole chunk alive.
  */
 
+/**
+ * One prefix a hello subscribes to (rule B2): ids starting with `prefix` ("" matches
+ * every id), replayed from `since`, or live only when `since` is null.
+ */
+export interface PrefixSpec {
+  prefix: string;
+  since: bigint | null;
+}
+
 /** What a client sends in its hello. */
 export interface HelloOptions {
   /** Protocol version; defaults to the one this package speaks. */
@@ -24,6 +33,11 @@ export interface HelloOptions {
   name?: string;
   /** Auth token. */
   token?: string;
+  /**
+   * The prefixes to subscribe to (rule B2), each with its own since; the hello's own
+   * `since` is then not used. Absent: the one prefix "" with the hello's `since`.
+   */
+  prefixes?: readonly PrefixSpec[];
 }
 
 /** What a server says in its welcome. */
@@ -39,6 +53,10 @@ export interface WelcomeOptions {
   pingIntervalMs?: number;
   /** Ids one fetch may name on this server (rule W1); absent: the cap is not announced. */
   maxFetchIds?: number;
+  /** Prefixes one connection may hold (rule B1); absent: no prefix subscriptions on this server. */
+  maxPrefixes?: number;
+  /** The longest prefix accepted, in bytes (rule B1); sent with `maxPrefixes`. */
+  maxPrefixBytes?: number;
 }
 
 export interface HelloFrame {
@@ -49,6 +67,8 @@ export interface HelloFrame {
   echo: boolean;
   name: string | undefined;
   token: string | undefined;
+  /** The hello's `prefixes` (rule B2); undefined when it named none: the one prefix "" with `since`. */
+  prefixes: PrefixSpec[] | undefined;
 }
 
 export interface WelcomeFrame {
@@ -64,6 +84,10 @@ export interface WelcomeFrame {
   pingIntervalMs: number | undefined;
   /** Ids one fetch may name (rule W1, Q1); undefined when the server did not say. */
   maxFetchIds: number | undefined;
+  /** Prefixes one connection may hold (rule B1); undefined: the server has no prefix subscriptions. */
+  maxPrefixes: number | undefined;
+  /** The longest prefix accepted, in bytes (rule B1). */
+  maxPrefixBytes: number | undefined;
 }
 
 export interface PublishFrame {
@@ -147,6 +171,41 @@ export interface PongFrame {
   newestTs: bigint;
 }
 
+/** Adds a prefix to the connection (rule B3). */
+export interface SubscribeFrame {
+  kind: typeof FrameKind.Subscribe;
+  reqId: number;
+  prefix: string;
+  /** Replay from this ts; null: live only. */
+  since: bigint | null;
+  /** The log identity `since` belongs to (rule H4), if any. */
+  epoch: Epoch | null;
+}
+
+/** Drops a prefix from the connection (rule B4). */
+export interface UnsubscribeFrame {
+  kind: typeof FrameKind.Unsubscribe;
+  reqId: number;
+  prefix: string;
+}
+
+/** The end of one prefix's replay (rule B5): its replay-done. */
+export interface PrefixDoneFrame {
+  kind: typeof FrameKind.PrefixDone;
+  prefix: string;
+  snapshot: boolean;
+  count: number;
+  newestTs: bigint;
+}
+
+/** A full snapshot of one prefix follows (rule B6). */
+export interface PrefixResyncFrame {
+  kind: typeof FrameKind.PrefixResync;
+  prefix: string;
+  reason: ResyncReason;
+  horizon: bigint | null;
+}
+
 export type Frame =
   | HelloFrame
   | WelcomeFrame
@@ -160,4 +219,8 @@ export type Frame =
   | FetchResultFrame
   | ErrorFrame
   | PingFrame
-  | PongFrame;
+  | PongFrame
+  | SubscribeFrame
+  | UnsubscribeFrame
+  | PrefixDoneFrame
+  | PrefixResyncFrame;

@@ -37,9 +37,14 @@ export type {
   MessageFrame,
   PingFrame,
   PongFrame,
+  PrefixDoneFrame,
+  PrefixResyncFrame,
+  PrefixSpec,
   PublishFrame,
   ReplayDoneFrame,
   ResyncFrame,
+  SubscribeFrame,
+  UnsubscribeFrame,
   WelcomeFrame,
   WelcomeOptions,
 } from './frames.js';
@@ -68,6 +73,7 @@ export {
 export {
   DEFAULT_MAX_DATA_BYTES,
   DEFAULT_MAX_FRAME_BYTES,
+  DEFAULT_MAX_PREFIXES,
   EPOCH_BYTES,
   FRAME_OVERHEAD_BYTES,
   HELLO_MAGIC,
@@ -75,9 +81,11 @@ export {
   MAX_FETCH_IDS,
   MAX_HELLO_FRAME_BYTES,
   MAX_ID_BYTES,
+  MAX_PREFIX_BYTES,
+  MAX_PREFIX_FIELD_BYTES,
   MAX_TS,
   MAX_WELCOME_FRAME_BYTES,
   MIN_TS,
   PROTOCOL_VERSION,
 } from './limits.js';
-export { checkData, checkId, checkMessageTs, checkTs } from './validate.js';
+export { checkData, checkId, checkMessageTs, checkPrefix, checkTs } from './validate.js';

@@ -19,6 +19,15 @@ export const DEFAULT_MAX_FRAME_BYTES = DEFAULT_MAX_DATA_BYTES + FRAME_OVERHEAD_B
 /** Ids one fetch frame can name: its count is a u16 (rule Q1). A server may announce a lower cap. */
 export const MAX_FETCH_IDS = 65_535;
 
+/** Prefixes one connection may hold by default (rule B1; gossipd `--max-prefixes`). */
+export const DEFAULT_MAX_PREFIXES = 64;
+
+/** The longest prefix gossipd accepts, in bytes of UTF-8: as long as the longest id (rule B1). */
+export const MAX_PREFIX_BYTES = MAX_ID_BYTES;
+
+/** The longest prefix the wire can carry: its length is a u16 (rules B3–B6). */
+export const MAX_PREFIX_FIELD_BYTES = 0xffff;
+
 /** Bytes of a log identity (epoch) on the wire. */
 export const EPOCH_BYTES = 16;
 

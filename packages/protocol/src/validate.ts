@@ -19,15 +19,34 @@ export function checkId(id: string): number {
 }
 
 /**
+ * Checks a subscription prefix (rule B1): a string ("" matches every id) of at most
+ * `maxBytes` bytes of UTF-8 (`GOSSIP_ERR_PREFIX_TOO_LONG`), with no lone surrogate
+ * (`GOSSIP_ERR_ID_NOT_UTF8`, as for ids). Returns its byte length.
+ */
+export function checkPrefix(prefix: string, maxBytes: number): number {
+  if (typeof prefix !== 'string') throw new InvalidArgumentError('a prefix must be a string');
+  const bytes = prefix.length > maxBytes ? prefix.length : Buffer.byteLength(prefix, 'utf8');
+  if (bytes > maxBytes) {
+    throw new GossipError(
+      'GOSSIP_ERR_PREFIX_TOO_LONG',
+      `prefix is ${bytes}${prefix.length > maxBytes ? '+' : ''} bytes long: prefixes are at most ${maxBytes} bytes of UTF-8`,
+    );
+  }
+  if (!prefix.isWellFormed())
+    throw new InvalidIdError('GOSSIP_ERR_ID_NOT_UTF8', 'prefix holds a lone surrogate and cannot be UTF-8');
+  return bytes;
+}
+
+/**
  * Reads the id bytes `buf[start..end)` as a string; invalid UTF-8 fails with
  * `GOSSIP_ERR_ID_NOT_UTF8` instead of being replaced. For the decoders (native and
  * legacy); not exported from the package.
  */
-export function readId(buf: Buffer, start: number, end: number): string {
+export function readId(buf: Buffer, start: number, end: number, what = 'id'): string {
   const s = buf.toString('utf8', start, end);
   // U+FFFD marks a replaced sequence, or a real U+FFFD: only then check the bytes.
   if (s.includes('\uFFFD') && !isUtf8(buf.subarray(start, end))) {
-    throw new InvalidIdError('GOSSIP_ERR_ID_NOT_UTF8', 'id is not valid UTF-8');
+    throw new InvalidIdError('GOSSIP_ERR_ID_NOT_UTF8', `${what} is not valid UTF-8`);
   }
   return s;
 }

@@ -17,9 +17,14 @@ import {
   MIN_TS,
   type PingFrame,
   type PongFrame,
+  type PrefixDoneFrame,
+  type PrefixResyncFrame,
+  type PrefixSpec,
   type PublishFrame,
   type ReplayDoneFrame,
   type ResyncFrame,
+  type SubscribeFrame,
+  type UnsubscribeFrame,
   type WelcomeFrame,
 } from '@gossip/protocol';
 import fc from 'fast-check';
@@ -60,6 +65,11 @@ const epoch = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((a) => Buffer.
 const nonZeroEpoch = epoch.filter((e) => !/^0+$/.test(e));
 const code = fc.constantFrom(...(Object.keys(ERROR_CODES) as ErrorCode[]));
 
+/** Prefixes: the empty one, ASCII, multibyte, and ids (a prefix may be a whole id). */
+export const prefix = fc.oneof(fc.constantFrom('', 'flags/', 'ä/', '😀'), text, id);
+
+const prefixSpec: fc.Arbitrary<PrefixSpec> = fc.record({ prefix, since: fc.option(ts, { nil: null }) });
+
 export const hello: fc.Arbitrary<HelloFrame> = fc.record({
   kind: fc.constant(FrameKind.Hello),
   version: u8,
@@ -68,6 +78,7 @@ export const hello: fc.Arbitrary<HelloFrame> = fc.record({
   echo: fc.boolean(),
   name: fc.option(text, { nil: undefined }),
   token: fc.option(text, { nil: undefined }),
+  prefixes: fc.option(fc.array(prefixSpec, { maxLength: 6 }), { nil: undefined }),
 });
 
 export const welcome: fc.Arbitrary<WelcomeFrame> = fc.record({
@@ -82,6 +93,8 @@ export const welcome: fc.Arbitrary<WelcomeFrame> = fc.record({
   server: fc.option(text, { nil: undefined }),
   pingIntervalMs: fc.option(fc.nat(), { nil: undefined }),
   maxFetchIds: fc.option(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), { nil: undefined }),
+  maxPrefixes: fc.option(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), { nil: undefined }),
+  maxPrefixBytes: fc.option(fc.integer({ min: 1, max: 0xffff }), { nil: undefined }),
 });
 
 export const publish: fc.Arbitrary<PublishFrame> = fc.record({
@@ -172,6 +185,35 @@ export const pong: fc.Arbitrary<PongFrame> = fc.record({
   newestTs: ts,
 });
 
+export const subscribe: fc.Arbitrary<SubscribeFrame> = fc.record({
+  kind: fc.constant(FrameKind.Subscribe),
+  reqId: u32,
+  prefix,
+  since: fc.option(ts, { nil: null }),
+  epoch: fc.option(epoch, { nil: null }),
+});
+
+export const unsubscribe: fc.Arbitrary<UnsubscribeFrame> = fc.record({
+  kind: fc.constant(FrameKind.Unsubscribe),
+  reqId: u32,
+  prefix,
+});
+
+export const prefixDone: fc.Arbitrary<PrefixDoneFrame> = fc.record({
+  kind: fc.constant(FrameKind.PrefixDone),
+  prefix,
+  snapshot: fc.boolean(),
+  count: fc.oneof(fc.nat(), fc.maxSafeNat()),
+  newestTs: ts,
+});
+
+export const prefixResync: fc.Arbitrary<PrefixResyncFrame> = fc.record({
+  kind: fc.constant(FrameKind.PrefixResync),
+  prefix,
+  reason: fc.constantFrom(1 as const, 2 as const, 3 as const),
+  horizon: fc.option(ts, { nil: null }),
+});
+
 /** Each kind's arbitrary, by name, so a property can be run per kind. */
 export const BY_KIND = {
   hello,
@@ -187,6 +229,10 @@ export const BY_KIND = {
   error,
   ping,
   pong,
+  subscribe,
+  unsubscribe,
+  prefixDone,
+  prefixResync,
 } satisfies Record<string, fc.Arbitrary<Frame>>;
 
 export const frame: fc.Arbitrary<Frame> = fc.oneof(...Object.values(BY_KIND));

@@ -57,6 +57,7 @@ export const GOLDEN: readonly GoldenFrame[] = [
       echo: true,
       name: undefined,
       token: undefined,
+      prefixes: undefined,
     },
   },
   {
@@ -71,6 +72,7 @@ export const GOLDEN: readonly GoldenFrame[] = [
       echo: false,
       name: 'svc-a',
       token: 's3cret',
+      prefixes: undefined,
     },
   },
   {
@@ -85,6 +87,7 @@ export const GOLDEN: readonly GoldenFrame[] = [
       echo: true,
       name: 'ä',
       token: undefined,
+      prefixes: undefined,
     },
   },
   {
@@ -99,6 +102,7 @@ export const GOLDEN: readonly GoldenFrame[] = [
       echo: true,
       name: undefined,
       token: 't',
+      prefixes: undefined,
     },
   },
   {
@@ -127,6 +131,8 @@ export const GOLDEN: readonly GoldenFrame[] = [
       server: 'gossipd/0.1.0',
       pingIntervalMs: 30_000,
       maxFetchIds: undefined,
+      maxPrefixes: undefined,
+      maxPrefixBytes: undefined,
     },
   },
   {
@@ -153,10 +159,12 @@ export const GOLDEN: readonly GoldenFrame[] = [
       server: undefined,
       pingIntervalMs: undefined,
       maxFetchIds: undefined,
+      maxPrefixes: undefined,
+      maxPrefixBytes: undefined,
     },
   },
   {
-    name: 'welcome as gossipd sends it with its defaults: server, ping interval and fetch cap',
+    name: 'welcome as gossipd sends it with its defaults: server, ping interval, fetch cap and prefix limits',
     encode: (e) =>
       e.welcome({
         epoch: EPOCH_DOC,
@@ -168,8 +176,10 @@ export const GOLDEN: readonly GoldenFrame[] = [
         server: 'gossipd/0.1.0',
         pingIntervalMs: 15_000,
         maxFetchIds: 10_000,
+        maxPrefixes: 64,
+        maxPrefixBytes: 256,
       }),
-    hex: '00000064 02 01 00 0123456789abcdef0123456789abcdef 17979cfe362a0000 0000000000000000 0100 00a00000 00a10000 83a6736572766572ad676f73736970642f302e312e30ae70696e67496e74657276616c4d73cd3a98ab6d61784665746368496473cd2710',
+    hex: '00000083 02 01 00 0123456789abcdef0123456789abcdef 17979cfe362a0000 0000000000000000 0100 00a00000 00a10000 85a6736572766572ad676f73736970642f302e312e30ae70696e67496e74657276616c4d73cd3a98ab6d61784665746368496473cd2710ab6d6178507265666978657340ae6d61785072656669784279746573cd0100',
     frame: {
       kind: FrameKind.Welcome,
       version: 1,
@@ -182,6 +192,8 @@ export const GOLDEN: readonly GoldenFrame[] = [
       server: 'gossipd/0.1.0',
       pingIntervalMs: 15_000,
       maxFetchIds: 10_000,
+      maxPrefixes: 64,
+      maxPrefixBytes: 256,
     },
   },
   {
@@ -402,5 +414,104 @@ export const GOLDEN: readonly GoldenFrame[] = [
     encode: (e) => e.pong(1, TS),
     hex: '0000000d 0d 00000001 17979cfe3d85cd15',
     frame: { kind: FrameKind.Pong, nonce: 1, newestTs: TS },
+  },
+  {
+    name: 'hello with two prefixes, one replayed from a ts and one live only, and an epoch',
+    encode: (e) =>
+      e.hello({
+        epoch: EPOCH_A,
+        prefixes: [
+          { prefix: 'flags/', since: TS },
+          { prefix: 'presence/', since: null },
+        ],
+      }),
+    hex: '00000047 01 89475350 01 02 0000000000000000 00112233445566778899aabbccddeeff 81 a870726566697865 73 92 92a6666c6167732fd317979cfe3d85cd15 92a970726573656e63652fc0',
+    frame: {
+      kind: FrameKind.Hello,
+      version: 1,
+      since: null,
+      epoch: EPOCH_A,
+      echo: true,
+      name: undefined,
+      token: undefined,
+      prefixes: [
+        { prefix: 'flags/', since: TS },
+        { prefix: 'presence/', since: null },
+      ],
+    },
+  },
+  {
+    name: 'hello with an empty list of prefixes (receives nothing until it subscribes)',
+    encode: (e) => e.hello({ prefixes: [] }),
+    hex: '0000002a 01 89475350 01 00 0000000000000000 00000000000000000000000000000000 81 a870726566697865 73 90',
+    frame: {
+      kind: FrameKind.Hello,
+      version: 1,
+      since: null,
+      epoch: null,
+      echo: true,
+      name: undefined,
+      token: undefined,
+      prefixes: [],
+    },
+  },
+  {
+    name: 'subscribe with since and epoch',
+    encode: (e) => e.subscribe(7, 'flags/', TS, EPOCH_A),
+    hex: '00000026 0e 00000007 03 17979cfe3d85cd15 00112233445566778899aabbccddeeff 0006 666c6167732f',
+    frame: { kind: FrameKind.Subscribe, reqId: 7, prefix: 'flags/', since: TS, epoch: EPOCH_A },
+  },
+  {
+    name: 'subscribe to the empty prefix, live only',
+    encode: (e) => e.subscribe(8, '', null, null),
+    hex: '00000020 0e 00000008 00 0000000000000000 00000000000000000000000000000000 0000',
+    frame: { kind: FrameKind.Subscribe, reqId: 8, prefix: '', since: null, epoch: null },
+  },
+  {
+    name: 'subscribe to a multibyte prefix from MIN_TS, no epoch',
+    encode: (e) => e.subscribe(9, 'ä/', MIN_TS, null),
+    hex: '00000023 0e 00000009 01 8000000000000000 00000000000000000000000000000000 0003 c3a42f',
+    frame: { kind: FrameKind.Subscribe, reqId: 9, prefix: 'ä/', since: MIN_TS, epoch: null },
+  },
+  {
+    name: 'unsubscribe',
+    encode: (e) => e.unsubscribe(10, 'flags/'),
+    hex: '0000000d 0f 0000000a 0006 666c6167732f',
+    frame: { kind: FrameKind.Unsubscribe, reqId: 10, prefix: 'flags/' },
+  },
+  {
+    name: 'prefix-done after a replay',
+    encode: (e) => e.prefixDone('flags/', 2, 1_700_000_000_000_000_000n, false),
+    hex: '0000001a 10 00 0000000000000002 17979cfe362a0000 0006 666c6167732f',
+    frame: {
+      kind: FrameKind.PrefixDone,
+      prefix: 'flags/',
+      snapshot: false,
+      count: 2,
+      newestTs: 1_700_000_000_000_000_000n,
+    },
+  },
+  {
+    name: 'prefix-done of the empty prefix after a snapshot of an empty log',
+    encode: (e) => e.prefixDone('', 3, MIN_TS, true),
+    hex: '00000014 10 01 0000000000000003 8000000000000000 0000',
+    frame: { kind: FrameKind.PrefixDone, prefix: '', snapshot: true, count: 3, newestTs: MIN_TS },
+  },
+  {
+    name: 'prefix-resync for a horizon, with the horizon',
+    encode: (e) => e.prefixResync('flags/', ResyncReason.Horizon, 1_699_913_600_000_000_000n),
+    hex: '00000013 11 01 01 17974e69a4db0000 0006 666c6167732f',
+    frame: {
+      kind: FrameKind.PrefixResync,
+      prefix: 'flags/',
+      reason: ResyncReason.Horizon,
+      horizon: 1_699_913_600_000_000_000n,
+    },
+  },
+  {
+    name: 'prefix-resync in full, without a horizon',
+    encode: (e) => e.prefixResync('flags/', ResyncReason.Full, null),
+    hex: '00000013 11 03 00 0000000000000000 0006 666c6167732f',
+    frame: { kind: FrameKind.PrefixResync, prefix: 'flags/', reason: ResyncReason.Full, horizon: null },
   },
 ];

@@ -11,6 +11,7 @@ export function encodeFrame(e: FrameEncoder, f: Frame): void {
         echo: f.echo,
         name: f.name,
         token: f.token,
+        prefixes: f.prefixes,
       });
       return;
     case FrameKind.Welcome:
@@ -48,6 +49,18 @@ export function encodeFrame(e: FrameEncoder, f: Frame): void {
       return;
     case FrameKind.Pong:
       e.pong(f.nonce, f.newestTs);
+      return;
+    case FrameKind.Subscribe:
+      e.subscribe(f.reqId, f.prefix, f.since, f.epoch);
+      return;
+    case FrameKind.Unsubscribe:
+      e.unsubscribe(f.reqId, f.prefix);
+      return;
+    case FrameKind.PrefixDone:
+      e.prefixDone(f.prefix, f.count, f.newestTs, f.snapshot);
+      return;
+    case FrameKind.PrefixResync:
+      e.prefixResync(f.prefix, f.reason, f.horizon);
       return;
   }
 }

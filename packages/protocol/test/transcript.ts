@@ -46,6 +46,7 @@ export const TRANSCRIPT: readonly TranscriptLine[] = [
       echo: true,
       name: undefined,
       token: undefined,
+      prefixes: undefined,
     },
   },
   {
@@ -61,6 +62,8 @@ export const TRANSCRIPT: readonly TranscriptLine[] = [
         server: 'gossipd/0.1.0',
         pingIntervalMs: 15_000,
         maxFetchIds: 10_000,
+        maxPrefixes: 64,
+        maxPrefixBytes: 256,
       }),
     frame: {
       kind: FrameKind.Welcome,
@@ -74,6 +77,8 @@ export const TRANSCRIPT: readonly TranscriptLine[] = [
       server: 'gossipd/0.1.0',
       pingIntervalMs: 15_000,
       maxFetchIds: 10_000,
+      maxPrefixes: 64,
+      maxPrefixBytes: 256,
     },
   },
   {
