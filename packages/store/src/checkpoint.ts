@@ -10,27 +10,35 @@ import type { Segment } from './segment.js';
  * The index checkpoint (docs/STORAGE.md, S9): the index as a clean close left it, so
  * the next open loads it instead of scanning every segment. All integers big-endian.
  *
- *   magic "GSPX" (47 53 50 58), u16 version, u16 reserved (0)
+ *   magic "GSPX" (47 53 50 58), u16 version (2), u16 reserved (0)
  *   u32 headerLen, header: UTF-8 JSON { segments, corruptions, entries, idBytes, newestTs }
  *   then the entries column by column, `entries` values each:
- *     u32 segment (position in `segments`), u32 offset, u32 size, i64 ts,
- *     u16 idLength (UTF-16 code units), u8 tombstone (0 or 1)
- *   ids: every id, concatenated, UTF-8 (`idBytes` bytes)
+ *     u32 segment (position in `segments`), u32 offset, u32 size, i64 ts, u8 tombstone (0 or 1)
+ *   then the ids in id order (JavaScript string order), `entries` of them:
+ *     u32 order: the entry whose id this is, u16 idLength (UTF-16 code units)
+ *   ids: the ids in that order, concatenated, UTF-8 (`idBytes` bytes)
  *   u32 crc: CRC-32 of every byte before it
  *
  * Columns load with a copy and a byte swap each, and the ids with one decode: no
- * per-entry BigInt or string decode, so a load costs little more than its read.
+ * per-entry BigInt or string decode, so a load costs little more than its read. With
+ * the ids in id order the index takes its id order as it is, checked, rather than sort
+ * them, and the strings are made in that order, so that checking it reads memory in
+ * order. Version 1 had no order column, and its idLength (then before tombstone) and ids
+ * were in entry order: still read, and its ids are sorted once.
  */
 
 export const CHECKPOINT_FILE = 'gossip.index';
 const MAGIC = Buffer.from('GSPX', 'latin1');
-const VERSION = 1;
+const VERSION = 2;
+/** The version before the order column: still read. */
+const VERSION_UNORDERED = 1;
 /** Where the fixed fields start; the JSON header follows them, the columns follow it. */
 const FIELD = { magic: 0, version: 4, reserved: 6, headerLen: 8, header: 12 } as const;
 const CRC_BYTES = 4;
 const LITTLE_ENDIAN = endianness() === 'LE';
-/** Bytes per entry in the fixed-width columns. */
-const COLUMN_BYTES = 4 + 4 + 4 + 8 + 2 + 1;
+/** Bytes per entry in the fixed-width columns: of version 1, and of version 2 with the order. */
+const COLUMN_BYTES_UNORDERED = 4 + 4 + 4 + 8 + 2 + 1;
+const COLUMN_BYTES = COLUMN_BYTES_UNORDERED + 4;
 
 /** A segment as the checkpoint saw it. `stamp` changes whenever the file does (`StoreFile.stamp`). */
 export interface CheckpointSegment {
@@ -60,9 +68,12 @@ interface Header {
 }
 
 export function encodeCheckpoint(c: Checkpoint): Buffer {
-  const { ids, seg, off, size, ts, tomb } = c.entries;
+  const { ids, seg, off, size, ts, tomb, order, sorted } = c.entries;
   const n = ids.length;
-  const idBlob = Buffer.from(ids.join(''), 'utf8');
+  if (order === null || sorted === null || order.length !== n || sorted.length !== n) {
+    throw new Error('a checkpoint needs the entries in id order');
+  }
+  const idBlob = Buffer.from(sorted.join(''), 'utf8');
   const header = Buffer.from(
     JSON.stringify({
       segments: c.segments,
@@ -80,8 +91,10 @@ export function encodeCheckpoint(c: Checkpoint): Buffer {
   header.copy(buf, FIELD.header);
   let p = FIELD.header + header.length;
   const lengths = new Uint16Array(n);
-  for (let k = 0; k < n; k++) lengths[k] = (ids[k] as string).length;
-  for (const [column, width] of columnsInOrder(seg, off, size, ts, lengths, tomb)) p = putColumn(buf, p, column, width);
+  for (let j = 0; j < n; j++) lengths[j] = (sorted[j] as string).length;
+  for (const [column, width] of columnsInOrder(seg, off, size, ts, lengths, tomb, order)) {
+    p = putColumn(buf, p, column, width);
+  }
   p += idBlob.copy(buf, p);
   buf.writeUInt32BE(checksum(buf, 0, p), p);
   return buf;
@@ -96,7 +109,8 @@ export function decodeCheckpoint(buf: Buffer): Checkpoint | string {
     return 'not a checkpoint';
   }
   const version = buf.readUInt16BE(FIELD.version);
-  if (version !== VERSION) return `unknown version ${version}`;
+  if (version !== VERSION && version !== VERSION_UNORDERED) return `unknown version ${version}`;
+  const columnBytes = version === VERSION ? COLUMN_BYTES : COLUMN_BYTES_UNORDERED;
   const end = buf.length - CRC_BYTES;
   if (checksum(buf, 0, end) !== buf.readUInt32BE(end)) return 'checksum mismatch';
   const headerLen = buf.readUInt32BE(FIELD.headerLen);
@@ -118,7 +132,7 @@ export function decodeCheckpoint(buf: Buffer): Checkpoint | string {
     !Number.isSafeInteger(n) ||
     n < 0 ||
     !Number.isSafeInteger(h.idBytes) ||
-    columns + n * COLUMN_BYTES + h.idBytes !== end
+    columns + n * columnBytes + h.idBytes !== end
   ) {
     return 'unreadable header';
   }
@@ -129,22 +143,19 @@ export function decodeCheckpoint(buf: Buffer): Checkpoint | string {
   const ts = new BigInt64Array(n);
   const lengths = new Uint16Array(n);
   const tomb = new Uint8Array(n);
-  for (const [column, width] of columnsInOrder(seg, off, size, ts, lengths, tomb))
+  const order = version === VERSION ? new Uint32Array(n) : null;
+  for (const [column, width] of columnsInOrder(seg, off, size, ts, lengths, tomb, order)) {
     p = takeColumn(buf, p, column, width);
+  }
   const all = buf.toString('utf8', p, p + h.idBytes);
-  const ids = new Array<string>(n);
-  let at = 0;
   const segments = h.segments;
   for (let k = 0; k < n; k++) {
-    const len = lengths[k] as number;
     const s = segments[seg[k] as number];
     const o = off[k] as number;
     const z = size[k] as number;
     if (
       !s ||
       s.corrupt ||
-      len === 0 ||
-      at + len > all.length ||
       o < SEGMENT_HEADER_BYTES ||
       z < RECORD_OVERHEAD_BYTES + 1 ||
       o + z > s.size ||
@@ -152,14 +163,30 @@ export function decodeCheckpoint(buf: Buffer): Checkpoint | string {
     ) {
       return `entry ${k} is out of bounds`;
     }
-    ids[k] = all.slice(at, at + len);
+  }
+  // The ids, in the order they lie in the file: entry k's, or (version 2) the j-th in id order, entry order[j]'s.
+  const ids = new Array<string>(n);
+  const sorted = order === null ? null : new Array<string>(n);
+  let at = 0;
+  for (let j = 0; j < n; j++) {
+    const len = lengths[j] as number;
+    if (len === 0 || at + len > all.length) return `id ${j} is out of bounds`;
+    const id = all.slice(at, at + len);
     at += len;
+    if (order === null || sorted === null) {
+      ids[j] = id;
+      continue;
+    }
+    const k = order[j] as number;
+    if (k >= n || ids[k] !== undefined) return 'the order is not one of the entries';
+    ids[k] = id;
+    sorted[j] = id;
   }
   if (at !== all.length) return 'ids do not add up';
   return {
     segments,
     corruptions: h.corruptions,
-    entries: { ids, seg, off, size, ts, tomb },
+    entries: { ids, seg, off, size, ts, tomb, order, sorted },
     newestTs: h.newestTs === null ? null : BigInt(h.newestTs),
   };
 }
@@ -244,7 +271,11 @@ function isSegment(s: unknown): s is CheckpointSegment {
 
 type Column = Uint8Array | Uint16Array | Uint32Array | BigInt64Array;
 
-/** The fixed-width columns in file order, each with its width in bytes. */
+/**
+ * The fixed-width columns in file order, each with its width in bytes. Version 2 (with
+ * `order`): the entries' columns, then the order and the ids' lengths in id order;
+ * version 1 (`order` null): the lengths, in entry order, before the tombstones.
+ */
 function columnsInOrder(
   seg: Uint32Array,
   off: Uint32Array,
@@ -252,14 +283,26 @@ function columnsInOrder(
   ts: BigInt64Array,
   lengths: Uint16Array,
   tomb: Uint8Array,
+  order: Uint32Array | null,
 ): [Column, 1 | 2 | 4 | 8][] {
+  if (order === null) {
+    return [
+      [seg, 4],
+      [off, 4],
+      [size, 4],
+      [ts, 8],
+      [lengths, 2],
+      [tomb, 1],
+    ];
+  }
   return [
     [seg, 4],
     [off, 4],
     [size, 4],
     [ts, 8],
-    [lengths, 2],
     [tomb, 1],
+    [order, 4],
+    [lengths, 2],
   ];
 }
 

@@ -6,9 +6,13 @@
  * A slot also carries the appends of its id that are queued but not yet written
  * ("pending"): the newest-ts check sees them, readers do not. A slot whose id has
  * pending appends but no written record is invisible to readers.
+ *
+ * Beside the slots, the ids in id order (id-order.ts), kept as ids take and leave
+ * slots, so that a replay of a prefix visits only the ids under it.
  */
 import { endianness } from 'node:os';
 import { MAX_TS, MIN_TS } from '@gossip/protocol';
+import { IdOrder } from './id-order.js';
 import type { ReplayPlan, ReplayWindow } from './replay-window.js';
 import { sortByTs } from './sort.js';
 
@@ -25,6 +29,10 @@ const COMMITTED = 2;
 export class IndexTable {
   readonly #slots = new Map<string, number>();
   #ids: (string | undefined)[] = [];
+  /** Every slot that has an id (written or pending), in id order. */
+  readonly #order = new IdOrder(this.#ids);
+  /** Whether `#order` is kept as ids come and go: not while a scan loads the index (`loadMany`). */
+  #ordered = true;
   #state = new Uint8Array(1024);
   #tomb = new Uint8Array(1024);
   #ts = new BigInt64Array(1024);
@@ -38,6 +46,8 @@ export class IndexTable {
   #used = 0;
   /** Counts the changes to written records (new ts, dropped): a replay checks its ids again only after one. */
   #changes = 0;
+  /** Counts the written records dropped: a slot may then pass to another id, which a prefix's replay checks for. */
+  #drops = 0;
   #committed = 0;
   #tombstones = 0;
   #liveBytes = 0;
@@ -128,10 +138,11 @@ export class IndexTable {
 
   /**
    * The ids with a written record and their fields, column by column, in slot order
-   * (for the checkpoint). `seg` holds segment handles. Each ts is copied as two 32-bit
-   * words: no BigInt is made per id.
+   * (for the checkpoint), and the same ids in id order (`sorted`, `order`). `seg` holds
+   * segment handles. Each ts is copied as two 32-bit words: no BigInt is made per id.
    */
   columns(): IndexColumns {
+    if (!this.#ordered) throw new Error('IndexTable: the id order is being rebuilt');
     const n = this.#committed;
     const c: IndexColumns = {
       ids: new Array<string>(n),
@@ -140,12 +151,17 @@ export class IndexTable {
       size: new Uint32Array(n),
       ts: new BigInt64Array(n),
       tomb: new Uint8Array(n),
+      order: new Uint32Array(n),
+      sorted: new Array<string>(n),
     };
     const fromWords = new Uint32Array(this.#ts.buffer, 0, this.#ts.length * 2);
     const toWords = new Uint32Array(c.ts.buffer);
+    // Slot → its entry, for the order; -1 for a slot with no written record.
+    const entry = new Int32Array(this.#used).fill(-1);
     let k = 0;
     for (let slot = 0; slot < this.#used; slot++) {
       if (this.#state[slot] !== COMMITTED) continue;
+      entry[slot] = k;
       c.ids[k] = this.#ids[slot] as string;
       c.seg[k] = this.#seg[slot] as number;
       c.off[k] = this.#off[slot] as number;
@@ -155,14 +171,32 @@ export class IndexTable {
       c.tomb[k] = this.#tomb[slot] as number;
       k++;
     }
+    const slots = this.#order.all();
+    const order = c.order as Uint32Array;
+    const sorted = c.sorted as string[];
+    let j = 0;
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i] as number;
+      const e = entry[slot] as number;
+      if (e < 0) continue;
+      order[j] = e;
+      sorted[j++] = this.#ids[slot] as string;
+    }
     return c;
   }
 
   /**
    * Fills an empty index with `c` as it is (from the checkpoint, with the newest ts it
-   * recorded): entry k takes slot k. Returns false, leaving the index empty, if an id repeats.
+   * recorded): entry k takes slot k. The id order comes from `c.sorted` and `c.order`
+   * (`sorted[j]` must be `ids[order[j]]`, as `decodeCheckpoint` makes them), checked as
+   * it is taken (one comparison per id), or from one sort when there is none (a version
+   * 1 checkpoint) or it does not hold. The ids are visited in the order their strings
+   * were made in (id order, from a version 2 checkpoint), so that each pass over them
+   * reads memory in order. Returns 'ordered' or 'sorted' as the order came; or 'an id
+   * repeats', leaving the index empty. The index takes `c.ids` as its own: the caller
+   * hands `c` over.
    */
-  restore(c: IndexColumns, newestTs: bigint | null): boolean {
+  restore(c: IndexColumns, newestTs: bigint | null): 'ordered' | 'sorted' | 'an id repeats' {
     const n = c.ids.length;
     if (this.#used !== 0) throw new Error('IndexTable.restore needs an empty index');
     let cap = this.#ts.length;
@@ -179,13 +213,18 @@ export class IndexTable {
     };
     fresh();
     const slots = this.#slots;
-    for (let k = 0; k < n; k++) slots.set(c.ids[k] as string, k);
+    const { sorted, order } = c;
+    const ordered = sorted !== null && order !== null && sorted.length === n && order.length === n;
+    if (ordered) for (let j = 0; j < n; j++) slots.set(sorted[j] as string, order[j] as number);
+    else for (let k = 0; k < n; k++) slots.set(c.ids[k] as string, k);
     if (slots.size !== n) {
       slots.clear();
       fresh();
-      return false;
+      return 'an id repeats';
     }
-    this.#ids = c.ids.slice();
+    // Taken, not copied: the caller hands `c` over.
+    this.#ids = c.ids;
+    this.#order.ids = this.#ids;
     this.#state.fill(COMMITTED, 0, n);
     this.#tomb.set(c.tomb);
     this.#ts.set(c.ts);
@@ -203,7 +242,55 @@ export class IndexTable {
     this.#tombstones = tombs;
     this.#liveBytes = live;
     this.#newestTs = newestTs;
-    return true;
+    this.#ordered = true;
+    if (ordered && this.#order.build(sorted, order)) return 'ordered';
+    this.#sortOrder();
+    return 'sorted';
+  }
+
+  /**
+   * Stops keeping the id order while a scan loads the index (`load`, id after id): one
+   * sort at the end (`sortOrder`) costs less than an insert per id. Plans by prefix
+   * and `columns` refuse until then.
+   */
+  deferOrder(): void {
+    this.#ordered = false;
+    this.#order.clear();
+  }
+
+  /** Builds the id order with one sort, after `deferOrder`, and keeps it from then on. */
+  sortOrder(): void {
+    if (this.#ordered) return;
+    this.#sortOrder();
+    this.#ordered = true;
+  }
+
+  #sortOrder(): void {
+    const slots = new Uint32Array(this.#slots.size);
+    let n = 0;
+    for (let slot = 0; slot < this.#used; slot++) if (this.#state[slot] !== FREE) slots[n++] = slot;
+    this.#order.sort(slots.subarray(0, n));
+  }
+
+  /**
+   * What is wrong with the id order, or undefined: it must hold exactly the slots that
+   * have an id, in id order (id-order.ts, `problem`). For tests.
+   */
+  orderProblem(): string | undefined {
+    if (!this.#ordered) return undefined;
+    const problem = this.#order.problem();
+    if (problem !== undefined) return problem;
+    const slots = this.#order.all();
+    if (slots.length !== this.#slots.size) {
+      return `the order holds ${slots.length} slots, the index ${this.#slots.size} ids`;
+    }
+    for (const slot of slots) {
+      const id = this.#ids[slot];
+      if (this.#state[slot] === FREE || id === undefined || this.#slots.get(id) !== slot) {
+        return `slot ${slot} is in the order but not the slot of ${JSON.stringify(id)}`;
+      }
+    }
+    return undefined;
   }
 
   /** The newest ts of a written record, or null: compared as words, no BigInt per slot. */
@@ -229,32 +316,38 @@ export class IndexTable {
 
   /**
    * A replay's plan: the slots with a written record whose ts is >= `since` (all for
-   * null), sorted by ts, in one pass over the typed arrays and a radix sort.
+   * null) and whose id starts with `prefix` (all for ""), sorted by ts. Without a
+   * prefix, one pass over the typed arrays; with one, only the prefix's stretch of the
+   * id order; then a radix sort, unless the slots came in ts order already.
    */
-  plan(since: bigint | null): ReplayPlan {
-    const n0 = this.#committed;
-    const p: ReplayPlan = {
-      n: 0,
-      changes: this.#changes,
-      slots: new Uint32Array(n0),
-      lo: new Uint32Array(n0),
-      hi: new Uint32Array(n0),
-    };
-    const words = new Uint32Array(this.#ts.buffer, 0, this.#used * 2);
-    const state = this.#state;
+  plan(since: bigint | null, prefix = ''): ReplayPlan {
+    if (prefix === '') return this.#fill(this.#newPlan(this.#committed, '', this.#used), since, null, this.#used);
+    if (!this.#ordered) throw new Error('IndexTable: the id order is being rebuilt');
+    const range = this.#order.range(prefix);
+    const k = range.slots.length;
+    return this.#fill(this.#newPlan(k, prefix, range.seen), since, range.slots, k);
+  }
+
+  /**
+   * Fills plan `p` with the slots among the first `count` of `from` (or of every slot,
+   * for null) that have a written record with a ts >= `since`, sorted by ts.
+   */
+  #fill(p: ReplayPlan, since: bigint | null, from: Uint32Array | null, count: number): ReplayPlan {
     // A since below the 64-bit range takes every ts, one above it none.
     if (since !== null && since > MAX_TS) return p;
     const all = since === null || since <= MIN_TS;
     const sHi = all ? 0 : (Number((since >> 32n) & 0xffffffffn) ^ SIGN) >>> 0;
     const sLo = all ? 0 : Number(since & 0xffffffffn);
-    const used = this.#used;
+    const words = new Uint32Array(this.#ts.buffer, 0, this.#used * 2);
+    const state = this.#state;
     const { slots, lo, hi } = p;
     let n = 0;
     // Ids updated in turn leave their slots in ts order already: then nothing to sort.
     let sorted = true;
     let pHi = 0;
     let pLo = 0;
-    for (let slot = 0; slot < used; slot++) {
+    for (let j = 0; j < count; j++) {
+      const slot = from === null ? j : (from[j] as number);
       if (state[slot] !== COMMITTED) continue;
       const h = ((words[2 * slot + HI] as number) ^ SIGN) >>> 0;
       const l = words[2 * slot + LO] as number;
@@ -272,6 +365,20 @@ export class IndexTable {
     return p;
   }
 
+  /** An empty plan with room for `size` slots: one object shape for every plan (V8 compiles the cut for it). */
+  #newPlan(size: number, prefix: string, visited: number): ReplayPlan {
+    return {
+      n: 0,
+      changes: this.#changes,
+      drops: this.#drops,
+      prefix,
+      visited,
+      slots: new Uint32Array(size),
+      lo: new Uint32Array(size),
+      hi: new Uint32Array(size),
+    };
+  }
+
   /**
    * Cuts a replay's next window, from plan position `from`, up to `maxBytes` of
    * records: the positions whose id still holds its planned ts, with where the record
@@ -281,6 +388,8 @@ export class IndexTable {
     w.reset();
     w.changes = this.#changes;
     const check = p.changes !== this.#changes;
+    // A slot dropped since the plan may hold another id now, maybe not under the prefix.
+    const strict = p.prefix !== '' && p.drops !== this.#drops;
     const words = new Uint32Array(this.#ts.buffer, 0, this.#used * 2);
     const state = this.#state;
     const segs = this.#seg;
@@ -293,6 +402,7 @@ export class IndexTable {
     for (; i < n && bytes < maxBytes; i++) {
       const slot = slots[i] as number;
       if (check && !holds(state, words, slot, lo[i] as number, hi[i] as number)) continue;
+      if (strict && !this.#under(slot, p.prefix)) continue;
       if (m === w.capacity) w.grow();
       const size = sizes[slot] as number;
       w.pos[m] = i;
@@ -312,10 +422,12 @@ export class IndexTable {
    * planned ts: updated (or dropped) since the cut. The record read for an item is the
    * one its slot pointed to at the cut, with the planned ts; a slot freed and taken by
    * another id with that same ts since would pass, and that id's record is then its
-   * current one, so nothing stale is ever sent.
+   * current one, so nothing stale is ever sent; under a prefix, it passes only if that
+   * id is under the prefix too.
    */
   recheck(p: ReplayPlan, w: ReplayWindow): void {
     if (w.changes === this.#changes) return;
+    const strict = p.prefix !== '' && p.drops !== this.#drops;
     const words = new Uint32Array(this.#ts.buffer, 0, this.#used * 2);
     const state = this.#state;
     const { slots, lo, hi } = p;
@@ -323,7 +435,14 @@ export class IndexTable {
       const i = w.pos[k] as number;
       const slot = slots[i] as number;
       if (!holds(state, words, slot, lo[i] as number, hi[i] as number)) w.size[k] = 0;
+      else if (strict && !this.#under(slot, p.prefix)) w.size[k] = 0;
     }
+  }
+
+  /** Whether `slot` holds an id that starts with `prefix`. */
+  #under(slot: number, prefix: string): boolean {
+    const id = this.#ids[slot];
+    return id?.startsWith(prefix) === true;
   }
 
   /** A slot for a new id, with nothing written yet. */
@@ -332,6 +451,7 @@ export class IndexTable {
     this.#slots.set(id, slot);
     this.#ids[slot] = id;
     this.#state[slot] = PENDING;
+    if (this.#ordered) this.#order.insert(slot);
     return slot;
   }
 
@@ -375,6 +495,7 @@ export class IndexTable {
       return false;
     }
     this.#changes++;
+    this.#drops++;
     this.#liveBytes -= this.#size[slot] as number;
     if (this.#tomb[slot] === 1) this.#tombstones--;
     this.#committed--;
@@ -384,6 +505,7 @@ export class IndexTable {
   }
 
   #release(slot: number): void {
+    if (this.#ordered) this.#order.remove(slot);
     this.#slots.delete(this.#ids[slot] as string);
     this.#ids[slot] = undefined;
     this.#state[slot] = FREE;
@@ -406,7 +528,11 @@ export class IndexTable {
   }
 }
 
-/** Index entries column by column: entry k is `ids[k]`, in segment (handle) `seg[k]`. */
+/**
+ * Index entries column by column: entry k is `ids[k]`, in segment (handle) `seg[k]`.
+ * The same ids in id order, when known (not from a version 1 checkpoint): `sorted[j]`
+ * is the j-th id, that of entry `order[j]`.
+ */
 export interface IndexColumns {
   ids: string[];
   seg: Uint32Array;
@@ -415,6 +541,8 @@ export interface IndexColumns {
   ts: BigInt64Array;
   /** 1 for a tombstone, else 0. */
   tomb: Uint8Array;
+  order: Uint32Array | null;
+  sorted: string[] | null;
 }
 
 /** Out-parameter of `commit` and `load`: the record an applied one replaced (seg 0 if none). */

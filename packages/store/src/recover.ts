@@ -171,9 +171,17 @@ class Recovery {
       live[at] = (live[at] as number) + (entries.size[k] as number);
       entries.seg[k] = (opened[at] as OpenedSegment).seg.handle;
     }
-    if (!index.restore(entries, ckpt.newestTs)) {
-      log.info({ reason: 'an id repeats' }, 'index checkpoint not used: scanning the segments');
+    const restored = index.restore(entries, ckpt.newestTs);
+    if (restored === 'an id repeats') {
+      log.info({ reason: restored }, 'index checkpoint not used: scanning the segments');
       return false;
+    }
+    if (restored === 'sorted') {
+      // A version 1 checkpoint has no id order; one of version 2 whose order does not hold is not trusted.
+      log.info(
+        { ids: entries.ids.length, ordered: entries.order !== null },
+        'index checkpoint: ids sorted into id order',
+      );
     }
     for (let i = 0; i < opened.length; i++) {
       const s = opened[i] as OpenedSegment;
@@ -193,6 +201,8 @@ class Recovery {
     const report = this.#report;
     const replaced: Replaced = { seg: 0, size: 0 };
     let done = 0;
+    // Ids come in log order: one sort at the end costs less than keeping them in id order one by one.
+    index.deferOrder();
     for (const s of opened) {
       const { seg, file } = s;
       const fileSize = await file.size();
@@ -227,6 +237,7 @@ class Recovery {
       done++;
       this.#o.onProgress?.({ segment: s.name, segmentsDone: done, segments: opened.length, records: report.records });
     }
+    index.sortOrder();
   }
 
   /** Reports a corrupt stretch found on open, or, with `corruption: 'fail'`, refuses to open. */

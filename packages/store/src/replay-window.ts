@@ -35,6 +35,12 @@ export interface ReplayOptions {
   /** Bytes of records read per batch, about. Default 1 MiB. */
   batchBytes?: number;
   signal?: AbortSignal;
+  /**
+   * Only ids that start with this string (compared as JavaScript strings compare:
+   * UTF-16 code units). Default "": every id. The replay then visits only those ids
+   * in the index, not every id.
+   */
+  prefix?: string;
 }
 
 /**
@@ -46,6 +52,12 @@ export interface ReplayPlan extends TsKeys {
   n: number;
   /** The index's change count when planned: while it holds, every planned id still has its planned ts. */
   changes: number;
+  /** The index's count of dropped records when planned: while it holds, no planned slot passed to another id. */
+  drops: number;
+  /** Only ids that start with it ("": every id). */
+  prefix: string;
+  /** Index entries the plan looked at: every slot without a prefix; with one, about its ids and a binary search. */
+  visited: number;
 }
 
 /**

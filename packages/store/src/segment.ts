@@ -64,6 +64,26 @@ export class Segment {
     }
   }
 
+  /**
+   * `read`, blocking (`StoreFile.readNow`); false, having read nothing, when the file
+   * cannot read that way.
+   */
+  readNow(buf: Buffer, off: number, size: number): boolean {
+    const file = this.pin();
+    try {
+      if (!file.readNow) return false;
+      let got = 0;
+      while (got < size) {
+        const n = file.readNow(buf, got, size - got, off + got);
+        if (n === 0) throw new GossipError('GOSSIP_ERR_STORE_CORRUPT', `${this.name} ends before ${off + size}`);
+        got += n;
+      }
+      return true;
+    } finally {
+      this.unpin();
+    }
+  }
+
   /** fsyncs the bytes written so far; what it covered is then durable. */
   async sync(): Promise<void> {
     const target = this.size;

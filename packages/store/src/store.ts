@@ -250,6 +250,11 @@ export class Store {
    * reads. Memory is bounded by the batch size plus 12 bytes per matching id for the
    * ordering. Appends made during a replay may or may not appear in it; an id updated
    * after the replay started is left out (its new value is a live message).
+   *
+   * With `prefix`, only the ids that start with it, and the index visits only those
+   * (about k entries for k such ids, not every id). A prefix that is not a string fails
+   * with `GOSSIP_ERR_INVALID_ARGUMENT`, one with a lone surrogate with
+   * `GOSSIP_ERR_ID_NOT_UTF8`; "" is every id.
    */
   async *replayBatches(since: bigint | null, options: ReplayOptions = {}): AsyncGenerator<StoredMessage[]> {
     this.#assertOpen();
@@ -267,7 +272,10 @@ export class Store {
   }
 
   /** `replayBatches` one message at a time. */
-  async *replay(since: bigint | null, options: { signal?: AbortSignal } = {}): AsyncGenerator<StoredMessage> {
+  async *replay(
+    since: bigint | null,
+    options: { signal?: AbortSignal; prefix?: string } = {},
+  ): AsyncGenerator<StoredMessage> {
     for await (const batch of this.replayBatches(since, options)) yield* batch;
   }
 

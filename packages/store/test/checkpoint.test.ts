@@ -309,7 +309,8 @@ describe('index checkpoint', () => {
     const path = join(dir, CHECKPOINT_FILE);
     const ckpt = decodeCheckpoint(await readFile(path));
     if (typeof ckpt === 'string') throw new Error(ckpt);
-    ckpt.entries.ids[1] = 'ab';
+    // Ids lie in the file in id order ('ab', 'cd', 'ef'): the second is written as the first again.
+    (ckpt.entries.sorted as string[])[1] = 'ab';
     await writeFile(path, encodeCheckpoint(ckpt));
     const { logger, reasons } = capture();
     const again = await openStore({ logger });
@@ -332,6 +333,8 @@ describe('decodeCheckpoint', () => {
       size: Uint32Array.of(40, 40),
       ts: BigInt64Array.of(5n, -7n),
       tomb: Uint8Array.of(0, 1),
+      order: Uint32Array.of(0, 1),
+      sorted: ['ab', 'c'],
     },
     newestTs: 5n,
   };
@@ -340,8 +343,8 @@ describe('decodeCheckpoint', () => {
     return buf;
   };
   const headerLen = (buf: Buffer) => buf.readUInt32BE(8);
-  /** The idLength column: after the u32 seg, off and size and the i64 ts columns of both entries. */
-  const lengthsAt = (buf: Buffer) => 12 + headerLen(buf) + 2 * (4 + 4 + 4 + 8);
+  /** The idLength column: after the u32 seg, off and size, i64 ts, u8 tombstone and u32 order columns of both entries. */
+  const lengthsAt = (buf: Buffer) => 12 + headerLen(buf) + 2 * (4 + 4 + 4 + 8 + 1 + 4);
   const withHeader = (edit: (h: Record<string, unknown>) => void) => {
     const buf = encodeCheckpoint(good);
     const h = JSON.parse(buf.toString('utf8', 12, 12 + headerLen(buf))) as Record<string, unknown>;
@@ -363,7 +366,7 @@ describe('decodeCheckpoint', () => {
 
   it.each<[string, () => Buffer]>([
     ['not a checkpoint', () => reseal(Buffer.concat([Buffer.from('GSPY'), encodeCheckpoint(good).subarray(4)]))],
-    ['unknown version 2', () => reseal(Buffer.from(encodeCheckpoint(good)).fill(2, 5, 6))],
+    ['unknown version 3', () => reseal(Buffer.from(encodeCheckpoint(good)).fill(3, 5, 6))],
     [
       'checksum mismatch',
       () => {

@@ -10,7 +10,7 @@ import { recordRows } from './replay-rows.js';
  * Model-based test: random sequences of appends, bursts of appends in one tick,
  * compactions (alone or beside appends), reopens and clock moves run against the store
  * and against a Map of id → newest { ts, data }; after every step the two must agree
- * on get, tsOf, replay(since) and stats.
+ * on get, tsOf, replay(since), replay(since) by a prefix, and stats.
  */
 
 /** One ts unit: 0.1 ms in nanoseconds, so the 1 ms tombstone retention is 10 units. */
@@ -19,7 +19,10 @@ const RETENTION_MS = 1;
 const RETENTION_NS = BigInt(RETENTION_MS) * 1_000_000n;
 
 /** A small pool, so ids are updated, tombstoned, dropped and re-added often. */
-const IDS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'ü-multibyte', 'ü'.repeat(128)];
+const IDS = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'ü-multibyte', 'ü'.repeat(128), 'ab', 'a😀'];
+
+/** Prefixes a step's replay is also checked by: of several ids, of one, equal to an id, of none. */
+const PREFIXES = ['', 'a', 'ab', 'a😀', 'ü', 'ü-', 'üü', 'h', 'ü-multibyte', 'ü-multibytes', 'zz', '\uffff'];
 
 type TsChoice =
   /** The model's ts plus 1 + delta units: newer (absolute if the id is unknown). */
@@ -35,7 +38,9 @@ interface AppendCmd {
   size: number;
 }
 
-type SinceChoice = { kind: 'null' } | { kind: 'model'; pick: number; shift: number } | { kind: 'abs'; v: number };
+type SinceChoice = ({ kind: 'null' } | { kind: 'model'; pick: number; shift: number } | { kind: 'abs'; v: number }) & {
+  prefix?: number;
+};
 
 type Cmd =
   | { kind: 'append'; a: AppendCmd; since: SinceChoice }
@@ -58,11 +63,16 @@ const appendCmd: fc.Arbitrary<AppendCmd> = fc.record({
   size: fc.integer({ min: 1, max: 250 }),
 });
 
-const sinceChoice: fc.Arbitrary<SinceChoice> = fc.oneof(
-  fc.constant({ kind: 'null' as const }),
-  fc.record({ kind: fc.constant('model' as const), pick: fc.nat(), shift: fc.integer({ min: -1, max: 1 }) }),
-  fc.record({ kind: fc.constant('abs' as const), v: fc.integer({ min: -25, max: 130 }) }),
-);
+const sinceChoice: fc.Arbitrary<SinceChoice> = fc
+  .tuple(
+    fc.oneof(
+      fc.constant({ kind: 'null' as const }),
+      fc.record({ kind: fc.constant('model' as const), pick: fc.nat(), shift: fc.integer({ min: -1, max: 1 }) }),
+      fc.record({ kind: fc.constant('abs' as const), v: fc.integer({ min: -25, max: 130 }) }),
+    ),
+    fc.nat({ max: PREFIXES.length - 1 }),
+  )
+  .map(([since, prefix]) => ({ ...since, prefix }));
 
 const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 10, arbitrary: fc.record({ kind: fc.constant('append' as const), a: appendCmd, since: sinceChoice }) },
@@ -295,6 +305,23 @@ class Harness {
     // The same replay as records: the same messages, in the same order.
     expect(await recordRows(store, since, 600), `replayRecords(${since}) at ${at}`).toEqual(
       seen.map((m) => [m.id, m.ts, m.data]),
+    );
+
+    // By a prefix: the same messages, those whose id starts with it, in ts order.
+    const prefix = PREFIXES[s.prefix ?? 0] as string;
+    const under: typeof seen = [];
+    for await (const m of store.replay(since, { prefix }))
+      under.push({ id: m.id, ts: m.ts, data: m.data.toString('hex') });
+    for (let k = 1; k < under.length; k++) {
+      expect(
+        (under[k - 1] as (typeof under)[number]).ts <= (under[k] as (typeof under)[number]).ts,
+        `replay order by prefix at ${at}`,
+      ).toBe(true);
+    }
+    const what = `replay(${since}, { prefix: ${JSON.stringify(prefix)} }) at ${at}`;
+    expect([...under].sort(byTsId), what).toEqual(seen.filter((m) => m.id.startsWith(prefix)).sort(byTsId));
+    expect(await recordRows(store, since, 600, prefix), `${what} as records`).toEqual(
+      under.map((m) => [m.id, m.ts, m.data]),
     );
 
     const stats = store.stats();

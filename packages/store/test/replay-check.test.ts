@@ -76,7 +76,16 @@ function windowOf(
   }
   w.count = recs.length;
   const n = posOf(recs.length - 1) + 1;
-  const plan: ReplayPlan = { n, changes: 0, slots: new Uint32Array(n), lo: new Uint32Array(n), hi: new Uint32Array(n) };
+  const plan: ReplayPlan = {
+    n,
+    changes: 0,
+    drops: 0,
+    prefix: '',
+    visited: 0,
+    slots: new Uint32Array(n),
+    lo: new Uint32Array(n),
+    hi: new Uint32Array(n),
+  };
   for (const [k, ts] of planned.entries()) {
     plan.lo[posOf(k)] = Number(BigInt.asUintN(32, ts));
     plan.hi[posOf(k)] = (Number(BigInt.asUintN(32, ts >> 32n)) ^ 0x80000000) >>> 0;
@@ -162,7 +171,16 @@ describe('checkWindow', () => {
     const w = new ReplayWindow(4);
     checkWindow(
       w,
-      { n: 0, changes: 0, slots: new Uint32Array(0), lo: new Uint32Array(0), hi: new Uint32Array(0) },
+      {
+        n: 0,
+        changes: 0,
+        drops: 0,
+        prefix: '',
+        visited: 0,
+        slots: new Uint32Array(0),
+        lo: new Uint32Array(0),
+        hi: new Uint32Array(0),
+      },
       () => {
         throw new Error('no record to report');
       },

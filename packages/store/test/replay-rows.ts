@@ -4,9 +4,10 @@ import { expect } from 'vitest';
 /** A replayed message as [id, ts, data in hex]. */
 export type Row = [string, bigint, string];
 
-export async function rows(store: Store, since: bigint | null = null): Promise<Row[]> {
+/** The replay as rows; with `prefix`, of the ids that start with it. */
+export async function rows(store: Store, since: bigint | null = null, prefix?: string): Promise<Row[]> {
   const out: Row[] = [];
-  for await (const m of store.replay(since)) out.push([m.id, m.ts, m.data.toString('hex')]);
+  for await (const m of store.replay(since, { prefix })) out.push([m.id, m.ts, m.data.toString('hex')]);
   return out;
 }
 
@@ -26,11 +27,41 @@ export function batchRows(batch: RecordBatch): Row[] {
 }
 
 /** `replayRecords` read as a server would: every record of every batch, which must be valid. */
-export async function recordRows(store: Store, since: bigint | null, batchBytes: number): Promise<Row[]> {
+export async function recordRows(
+  store: Store,
+  since: bigint | null,
+  batchBytes: number,
+  prefix?: string,
+): Promise<Row[]> {
   const out: Row[] = [];
-  for await (const b of store.replayRecords(since, { batchBytes })) {
+  for await (const b of store.replayRecords(since, { batchBytes, prefix })) {
     expect(b.count, 'a batch holds at least one record').toBeGreaterThan(0);
     out.push(...batchRows(b));
   }
   return out;
+}
+
+/**
+ * Checks that a replay by each of `prefixes` yields exactly the full replay's rows whose
+ * id starts with it, in the same order, for each of `sinces`: as messages, and as
+ * records in small batches. Returns the full replays, by since.
+ */
+export async function expectPrefixReplays(
+  store: Store,
+  prefixes: readonly string[],
+  sinces: readonly (bigint | null)[],
+  at = '',
+): Promise<Map<bigint | null, Row[]>> {
+  const full = new Map<bigint | null, Row[]>();
+  for (const since of sinces) {
+    const all = await rows(store, since);
+    full.set(since, all);
+    for (const prefix of prefixes) {
+      const want = all.filter(([id]) => id.startsWith(prefix));
+      const what = `replay(${since}, { prefix: ${JSON.stringify(prefix)} }) ${at}`;
+      expect(await rows(store, since, prefix), what).toEqual(want);
+      expect(await recordRows(store, since, 512, prefix), `${what} as records`).toEqual(want);
+    }
+  }
+  return full;
 }
