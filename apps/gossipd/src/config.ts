@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { FRAME_OVERHEAD_BYTES, GossipError, MAX_FETCH_IDS } from '@gossip/protocol';
-import { checkExposure as checkServerExposure, isLoopback, DEFAULTS as SERVER } from '@gossip/server';
+import {
+  checkExposure as checkServerExposure,
+  isLoopback,
+  MAX_PREFIXES_SETTING,
+  DEFAULTS as SERVER,
+} from '@gossip/server';
 import { DEFAULTS as STORE } from '@gossip/store';
 
 /**
@@ -27,6 +32,7 @@ export interface Config {
   maxOutbound: number;
   maxSkewMs: number;
   maxFetchIds: number;
+  maxPrefixes: number;
   tokens: string[];
   insecure: boolean;
   /** Serve the original gossip protocol on the same port (--legacy on|off). */
@@ -197,6 +203,13 @@ export const SETTINGS: Setting[] = [
     kind: 'int',
     default: String(SERVER.maxFetchIds),
     help: 'ids one fetch may name',
+  },
+  {
+    flag: 'max-prefixes',
+    env: 'GOSSIP_MAX_PREFIXES',
+    kind: 'int',
+    default: String(SERVER.maxPrefixes),
+    help: `prefixes one connection may subscribe to (at most ${MAX_PREFIXES_SETTING})`,
   },
   {
     flag: 'token',
@@ -410,6 +423,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
       maxOutbound: bytes('max-outbound'),
       maxSkewMs: ms('max-skew'),
       maxFetchIds: int('max-fetch-ids', 1, MAX_FETCH_IDS),
+      maxPrefixes: int('max-prefixes', 1, MAX_PREFIXES_SETTING),
       tokens,
       insecure: bool('insecure'),
       legacy: legacy === 'on',

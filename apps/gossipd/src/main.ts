@@ -150,6 +150,7 @@ async function main(): Promise<void> {
       maxOutboundBytes: config.maxOutbound,
       maxSkewMs: config.maxSkewMs,
       maxFetchIds: config.maxFetchIds,
+      maxPrefixes: config.maxPrefixes,
       ...(config.maxFrame === undefined ? {} : { maxFrameBytes: config.maxFrame }),
       ...(config.tlsCert && config.tlsKey
         ? {

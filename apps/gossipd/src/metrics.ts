@@ -128,6 +128,16 @@ export async function createMetrics(
     server((s) => s.stats.replayedMessages),
   );
   counter(
+    'gossip_replay_read_bytes_total',
+    'Record bytes native replays read from the store',
+    server((s) => s.stats.replayBytes),
+  );
+  gauge(
+    'gossip_prefixes',
+    'Prefixes held by connections that subscribe by prefix',
+    server((s) => s.stats.prefixes),
+  );
+  counter(
     'gossip_resyncs_total',
     'Resyncs (full snapshots) sent',
     server((s) => s.stats.resyncs),

@@ -51,6 +51,7 @@ describe('config', () => {
       maxOutbound: SERVER.maxOutboundBytes,
       maxSkewMs: SERVER.maxSkewMs,
       maxFetchIds: SERVER.maxFetchIds,
+      maxPrefixes: SERVER.maxPrefixes,
       legacy: SERVER.legacy,
       legacyWithTokens: SERVER.legacyWithTokens,
       fsync: STORE.fsync,

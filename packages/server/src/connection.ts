@@ -2,7 +2,6 @@ import type { Socket } from 'node:net';
 import {
   type AckStatus,
   type Durability,
-  type Epoch,
   type ErrorCode,
   type Frame,
   FrameDecoder,
@@ -12,27 +11,31 @@ import {
   type HelloFrame,
   LEGACY_FIRST_BYTE,
   MAX_HELLO_FRAME_BYTES,
-  MIN_TS,
-  ResyncReason,
 } from '@gossip/protocol';
-import type { AppendResult, Store } from '@gossip/store';
+import type { AppendResult } from '@gossip/store';
 import type { Publication, ServerContext } from './context.js';
 import { onEmit } from './handlers/emit.js';
 import { FetchQueue, onFetch } from './handlers/fetch.js';
 import { onHello } from './handlers/hello.js';
 import { onPing } from './handlers/ping.js';
 import { onPublish, settlePublish } from './handlers/publish.js';
+import { onSubscribe, onUnsubscribe } from './handlers/subscribe.js';
+import { HeldMessages } from './held.js';
 import { Outbound } from './outbound.js';
-import { pacedReplay } from './pacing.js';
 import { InflightBytes, publishWindow, ReadGate, type ReadHold } from './read-gate.js';
-import { replayFrames } from './replay-frames.js';
 import type { Session } from './session.js';
 import { PROTOCOL_ERRORS } from './stats.js';
+import { type Subscription, type SubscriptionHost, Subscriptions } from './subscriptions.js';
+import type { TickMessages } from './tick.js';
+
+export { resyncReason } from './subscriptions.js';
 
 /**
  * One connection's life, changed only through `setState`:
- * hello (waiting for the client's hello) → replay (in the live set, replaying; live
- * messages held) → live → closed.
+ * hello (waiting for the client's hello) → replay (in the live set, replaying the
+ * hello's since; live messages held) → live → closed. A connection that names prefixes
+ * (docs/PROTOCOL.md, B1) goes from hello to live: each prefix replays and holds its own
+ * live messages (subscriptions.ts).
  */
 export type ConnectionState = 'hello' | 'replay' | 'live' | 'closed';
 
@@ -40,7 +43,14 @@ export type ConnectionState = 'hello' | 'replay' | 'live' | 'closed';
 export interface ConnectionHost extends ServerContext {
   /** The connection has own frames for the tick's flush. */
   markDirty(conn: Connection): void;
+  /** Replaying or live connections get the broadcast: all of it, unless `prefixes.scoped`. */
   stateChanged(conn: Connection, from: ConnectionState, to: ConnectionState): void;
+  /** The connection's messages are matched prefix by prefix from now on: it no longer gets the whole broadcast. */
+  scoped(conn: Connection): void;
+  /** `sub` joins (true) or leaves the server's index of prefixes (B7). */
+  matching(sub: Subscription, on: boolean): void;
+  /** Hands the messages broadcast so far in this turn to the connections now, ahead of the turn's flush. */
+  deliverTick(): void;
   closed(conn: Connection): void;
   /**
    * A connection whose first byte is the legacy `G`: the server hands its socket to a
@@ -54,7 +64,7 @@ export interface ConnectionOptions {
   tlsPending?: boolean;
 }
 
-export class Connection implements Session {
+export class Connection implements Session, SubscriptionHost {
   readonly id: number;
   readonly socket: Socket;
   readonly ctx: ConnectionHost;
@@ -68,6 +78,8 @@ export class Connection implements Session {
   readonly fetches: FetchQueue;
   /** Bytes of this connection's publishes not yet settled by the store (handlers/publish.ts). */
   readonly publishing: InflightBytes;
+  /** The prefixes it holds and their replays (subscriptions.ts, B1 to B7). */
+  readonly prefixes: Subscriptions;
   /** Whether the client gets its own publishes and emits back (hello option). */
   echo = true;
   name: string | undefined;
@@ -80,9 +92,15 @@ export class Connection implements Session {
    */
   #own: Buffer[] = [];
   #ownBytes = 0;
-  /** Live frames held while the replay runs. */
-  #held: Buffer[] = [];
-  #heldBytes = 0;
+  /** Live frames held while replays run, in order (R1, B5). */
+  readonly #held = new HeldMessages();
+  /**
+   * The tick's messages this connection's prefixes matched (server.ts), in order, and
+   * for each the prefixes that matched it while replaying; undefined once one that
+   * matched it is done: it goes now (B5).
+   */
+  #matched: number[] = [];
+  #matchedBy: (Subscription[] | undefined)[] = [];
   #helloTimer: NodeJS.Timeout | undefined;
   /** When the hello is due (`performance.now()`); a legacy connection taking over the socket inherits it (L1). */
   readonly #helloDeadline: number;
@@ -90,6 +108,7 @@ export class Connection implements Session {
   readonly #onSocketError = (error: Error) => this.ctx.log.debug({ conn: this.id, err: error }, 'socket error');
   readonly #onSocketEnd = () => this.#onEnd();
   readonly #onSocketClose = () => this.#onClose();
+  readonly #push = (bytes: Buffer) => this.out.push(bytes);
   readonly #onIdle = () =>
     this.fatal(
       'GOSSIP_ERR_IDLE_TIMEOUT',
@@ -109,6 +128,7 @@ export class Connection implements Session {
     this.reading = new ReadGate(socket);
     this.fetches = new FetchQueue(this, ctx);
     this.publishing = new InflightBytes(this.reading, 'publishes', publishWindow(ctx.maxFrameBytes));
+    this.prefixes = new Subscriptions(this);
     // Until its hello is accepted a connection can make the server hold no more than a hello (F3).
     this.#decoder = new FrameDecoder((frame) => this.#onFrame(frame), { maxFrameBytes: MAX_HELLO_FRAME_BYTES });
     socket.setNoDelay(true);
@@ -143,7 +163,10 @@ export class Connection implements Session {
       // Welcomed: frames up to the server's maximum from now on.
       if (next !== 'closed') this.#decoder.maxFrameBytes = this.ctx.maxFrameBytes;
     }
-    if (next === 'closed') this.reading.close();
+    if (next === 'closed') {
+      this.reading.close();
+      this.prefixes.close();
+    }
     this.ctx.stateChanged(this, prev, next);
   }
 
@@ -154,7 +177,7 @@ export class Connection implements Session {
 
   /** Bytes waiting for this client: in the socket, queued, encoded and not yet queued, and held. */
   get pendingBytes(): number {
-    return this.out.pendingBytes + this.enc.pendingBytes + this.#ownBytes + this.#heldBytes;
+    return this.out.pendingBytes + this.enc.pendingBytes + this.#ownBytes + this.#held.bytes;
   }
 
   /** Marks this connection for the tick's flush of its own frames (written into `enc`). */
@@ -181,11 +204,13 @@ export class Connection implements Session {
     settlePublish(this, this.ctx, f, result, error);
   }
 
-  /** A live frame from the broadcast; held while the replay runs. */
+  /**
+   * Live frames from the broadcast, for a connection that holds only the "" of its
+   * hello; held while its replay runs (R1).
+   */
   deliver(frames: Buffer, count: number): void {
     if (this.#state === 'replay') {
-      this.#held.push(frames);
-      this.#heldBytes += frames.length;
+      this.#hold(frames, undefined);
     } else if (this.#state === 'live') {
       this.out.push(frames);
       this.ctx.markDirty(this);
@@ -196,6 +221,141 @@ export class Connection implements Session {
     // A live connection is judged after the tick's write (in flush), by what the socket
     // could not take: a burst a fast reader absorbs is not a slow consumer.
     if (this.#state === 'replay' && this.pendingBytes > this.ctx.options.maxOutboundBytes) this.slowConsumer();
+  }
+
+  match(i: number, sub: Subscription): boolean {
+    const n = this.#matched.length;
+    if (n > 0 && this.#matched[n - 1] === i) {
+      // Another of its prefixes matches the same message: it still goes once.
+      const by = this.#matchedBy[n - 1];
+      if (by !== undefined) {
+        if (sub.done) this.#matchedBy[n - 1] = undefined;
+        else by.push(sub);
+      }
+      return false;
+    }
+    this.#matched.push(i);
+    this.#matchedBy.push(sub.done ? undefined : [sub]);
+    return n === 0;
+  }
+
+  /**
+   * The messages of the tick its prefixes matched (server.ts), each once: sent now when
+   * one prefix that matched it is done, else held until one is (B5). Held ones are
+   * copied, so that they do not keep the tick's whole buffer alive.
+   */
+  deliverMatched(messages: TickMessages): void {
+    const matched = this.#matched;
+    const by = this.#matchedBy;
+    const n = matched.length;
+    this.#matched = [];
+    this.#matchedBy = [];
+    if (this.#state !== 'live' && this.#state !== 'replay') return;
+    this.ctx.stats.messagesOut += n;
+    const { bytes, ends } = messages;
+    let now = 0;
+    for (let k = 0; k < n; k++) if (by[k] === undefined) now++;
+    if (now === messages.count) {
+      // Everything, as the broadcast is: the same bytes.
+      this.out.push(bytes);
+      this.ctx.markDirty(this);
+      return;
+    }
+    const parts: Buffer[] = [];
+    // Runs of neighbours go as one piece: [from, to) to send, [heldFrom, heldTo) to hold for `heldBy`.
+    let from = 0;
+    let to = 0;
+    let heldFrom = 0;
+    let heldTo = 0;
+    let heldBy: Subscription[] | undefined;
+    for (let k = 0; k < n; k++) {
+      const i = matched[k] as number;
+      const start = i === 0 ? 0 : (ends[i - 1] as number);
+      const end = ends[i] as number;
+      const b = by[k];
+      if (b === undefined) {
+        if (start !== to) {
+          if (to > from) parts.push(bytes.subarray(from, to));
+          from = start;
+        }
+        to = end;
+      } else if (heldBy !== undefined && start === heldTo && sameSubscriptions(heldBy, b)) {
+        heldTo = end;
+      } else {
+        if (heldBy !== undefined) this.#hold(Buffer.from(bytes.subarray(heldFrom, heldTo)), heldBy);
+        heldFrom = start;
+        heldTo = end;
+        heldBy = b;
+      }
+    }
+    if (to > from) parts.push(bytes.subarray(from, to));
+    if (heldBy !== undefined) this.#hold(Buffer.from(bytes.subarray(heldFrom, heldTo)), heldBy);
+    if (parts.length > 0) {
+      this.out.push(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts));
+      this.ctx.markDirty(this);
+    }
+    // What is sent is judged after the tick's write (flush); what is held, now.
+    if (now < n && this.pendingBytes > this.ctx.options.maxOutboundBytes) this.slowConsumer();
+  }
+
+  #hold(bytes: Buffer, by: Subscription[] | undefined): void {
+    this.#held.hold(bytes, by);
+  }
+
+  deliverTick(): void {
+    this.ctx.deliverTick();
+  }
+
+  /** Replayed frames, behind the own frames encoded so far (the welcome, a resync), handed to the socket. */
+  sendReplayed(chunks: readonly Buffer[]): void {
+    this.ctx.deliverTick();
+    this.#takeOwn();
+    for (const c of chunks) this.out.push(c);
+    this.flush();
+  }
+
+  /**
+   * A prefix's replay ended, its done frame encoded (R2, B5): the live messages it held
+   * back follow it, in order. For a connection that holds only the "" of its hello, that
+   * is every held message, and the connection is live.
+   */
+  replayEnded(sub: Subscription): void {
+    if (this.#state === 'closed') return;
+    this.#takeOwn();
+    if (!this.prefixes.scoped) {
+      this.#held.takeAll(this.#push);
+      if (this.#state === 'replay') this.setState('live');
+    } else {
+      this.#held.release(sub, this.#push);
+    }
+    this.flush();
+  }
+
+  /**
+   * From now on this connection's messages are matched prefix by prefix (its first
+   * subscribe or unsubscribe after a hello that named no prefixes): what it holds for
+   * the replay of its "" is held by that prefix, and it is live (B1, B5).
+   */
+  scope(): void {
+    this.ctx.scoped(this);
+    let implicit: Subscription | undefined;
+    for (const sub of this.prefixes.values()) if (!sub.named && !sub.done) implicit = sub;
+    // Messages are held only while that replay runs.
+    if (implicit) this.#held.adopt(implicit);
+    else this.#held.clear();
+    if (this.#state === 'replay') this.setState('live');
+  }
+
+  matching(sub: Subscription, on: boolean): void {
+    this.ctx.matching(sub, on);
+  }
+
+  /**
+   * `sub` was dropped (B4): held messages that only it matched go; those another prefix
+   * still replaying matched wait for that one.
+   */
+  dropped(sub: Subscription): void {
+    this.#held.drop(sub);
   }
 
   /**
@@ -255,8 +415,7 @@ export class Connection implements Session {
     } else {
       this.#takeOwn();
     }
-    this.#held = [];
-    this.#heldBytes = 0;
+    this.#held.clear();
     this.setState('closed');
     // Before its TLS handshake the peer can read nothing: it has until the hello deadline to finish it.
     const deadline = this.#tlsPending ? Math.max(0, this.#helloDeadline - performance.now()) : undefined;
@@ -363,6 +522,12 @@ export class Connection implements Session {
       case FrameKind.Ping:
         onPing(this, this.ctx, frame);
         return;
+      case FrameKind.Subscribe:
+        onSubscribe(this, this.ctx, frame);
+        return;
+      case FrameKind.Unsubscribe:
+        onUnsubscribe(this, this.ctx, frame);
+        return;
       case FrameKind.Pong:
         return;
       case FrameKind.Error:
@@ -377,65 +542,20 @@ export class Connection implements Session {
   }
 
   /**
-   * hello → replay, once the hello is accepted and welcomed (handlers/hello.ts): which
-   * replay the hello gets (a resync and a full snapshot when its since cannot be
-   * trusted, R3, H3, H4; none for a live-only hello, R4), then the live stream joined
-   * before the replay starts, so nothing accepted from here on can be missed (R1).
+   * hello → replay or live, once the hello is accepted and welcomed (handlers/hello.ts):
+   * the prefixes it holds join the live stream before any replay starts, so nothing
+   * accepted from here on can be missed (R1, B5); then their replays, one at a time, each
+   * with the resync its since calls for (R3, H3, H4; none when live only, R4).
+   * A hello that names no prefixes holds "" and gets the whole broadcast, held until its
+   * replay-done; one that names prefixes is live, each prefix holding its own messages.
    */
   #welcomed(hello: HelloFrame): void {
     this.echo = hello.echo;
     this.name = hello.name;
-    const store = this.ctx.store;
-    const reason = resyncReason(hello.since, hello.epoch, store);
-    if (reason !== undefined) {
-      this.ctx.stats.resyncs++;
-      this.enc.resync(reason, store.horizon);
-    }
-    this.setState('replay');
+    this.prefixes.start(hello);
+    this.setState(this.prefixes.scoped ? 'live' : 'replay');
     this.touch();
-    void this.#replay(hello.since, reason !== undefined);
-  }
-
-  /**
-   * Streams the replay (or snapshot) while honouring back-pressure, then replay-done,
-   * then the live frames held meanwhile (docs/PROTOCOL.md, rule R1).
-   */
-  async #replay(since: bigint | null, snapshot: boolean): Promise<void> {
-    const store = this.ctx.store;
-    const newestTs = store.newestTs ?? MIN_TS;
-    let count = 0;
-    try {
-      if (since !== null || snapshot) {
-        this.ctx.stats.replays++;
-        count = await pacedReplay(
-          this.out,
-          this.ctx.options.maxOutboundBytes,
-          // Records go out as they lie on disk, re-framed: a record's body is a message
-          // frame's body (docs/STORAGE.md, S10).
-          (batchBytes) => store.replayRecords(snapshot ? null : since, { batchBytes }),
-          () => this.#state === 'replay',
-          (batch) => {
-            const frames = replayFrames(batch);
-            this.#takeOwn();
-            for (const c of frames.chunks) this.out.push(c);
-            this.flush();
-            return frames.count;
-          },
-        );
-      }
-      if (this.#state !== 'replay') return;
-      this.ctx.stats.replayedMessages += count;
-      this.enc.replayDone(count, newestTs, snapshot);
-      this.#takeOwn();
-      for (const b of this.#held) this.out.push(b);
-      this.#held = [];
-      this.#heldBytes = 0;
-      this.setState('live');
-      this.flush();
-    } catch (error) {
-      this.ctx.log.error({ conn: this.id, err: error }, 'replay failed');
-      this.fatal(error instanceof GossipError ? error.code : 'GOSSIP_ERR_INTERNAL', 'replay failed');
-    }
+    this.prefixes.run();
   }
 
   /** The client finished sending: a frame it left half-sent is malformed. */
@@ -449,25 +569,15 @@ export class Connection implements Session {
   }
 
   #onClose(): void {
-    this.#held = [];
-    this.#heldBytes = 0;
+    this.#held.clear();
     this.setState('closed');
     this.ctx.closed(this);
   }
 }
 
-/**
- * Why a hello's replay cannot be trusted, in the order R3 checks (H3, H4), or undefined
- * for a plain replay; a live-only hello (no since) gets none (R4).
- */
-export function resyncReason(
-  since: bigint | null,
-  epoch: Epoch | null,
-  store: Pick<Store, 'epoch' | 'horizon'>,
-): ResyncReason | undefined {
-  if (since === null) return undefined;
-  if (epoch !== null && epoch !== store.epoch) return ResyncReason.Epoch;
-  if (store.horizon !== null && since <= store.horizon) return ResyncReason.Horizon;
-  if (since === MIN_TS && epoch === null) return ResyncReason.Full;
-  return undefined;
+/** Whether two lists of subscriptions are the same (as the server's matching makes them: in one order). */
+function sameSubscriptions(a: readonly Subscription[], b: readonly Subscription[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }

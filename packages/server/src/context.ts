@@ -17,6 +17,8 @@ export interface ResolvedOptions {
   maxOutboundBytes: number;
   maxSkewMs: number;
   maxFetchIds: number;
+  /** Prefixes one connection may hold (B1). */
+  maxPrefixes: number;
   /** Serve the original gossip protocol beside the native one (legacy-connection.ts). */
   legacy: boolean;
   /** Serve it even when tokens are configured, though it cannot carry one. */

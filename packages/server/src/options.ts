@@ -1,4 +1,5 @@
 import type { SecureContextOptions } from 'node:tls';
+import { DEFAULT_MAX_PREFIXES } from '@gossip/protocol';
 import type { Store } from '@gossip/store';
 
 /** pino-compatible: `logger.info({ fields }, 'message')`. */
@@ -49,6 +50,11 @@ export interface ServerOptions {
   /** Ids one fetch may name. Default 10 000. */
   maxFetchIds?: number;
   /**
+   * Prefixes one connection may hold (docs/PROTOCOL.md, B1), announced in the welcome; a
+   * subscribe past it is refused, a hello naming more is closed. 1 to 65 535. Default 64.
+   */
+  maxPrefixes?: number;
+  /**
    * Serve the original gossip protocol on the same port: a connection whose first byte
    * is `G` (its handshake, `GOSSIP`) speaks it (docs/PROTOCOL.md, "Legacy protocol").
    * Default true.
@@ -67,6 +73,10 @@ export interface ServerOptions {
   now?: () => bigint;
 }
 
+/** The most `maxPrefixes` may be: a connection's prefixes are matched and replayed one by one. */
+export const MAX_PREFIXES_SETTING = 65_535;
+
+/** Every default of the server, in one place: gossipd derives its flags' defaults from it. */
 export const DEFAULTS = {
   host: '127.0.0.1',
   port: 7420,
@@ -77,6 +87,7 @@ export const DEFAULTS = {
   maxOutboundBytes: 64 * 1024 * 1024,
   maxSkewMs: 1_000,
   maxFetchIds: 10_000,
+  maxPrefixes: DEFAULT_MAX_PREFIXES,
   legacy: true,
   legacyWithTokens: false,
   serverName: 'gossipd',

@@ -32,6 +32,10 @@ export class Outbound {
   #head = 0;
   #queued = 0;
   #waiters: { limit: number; resolve: () => void }[] = [];
+  /** `whenPumped`'s: resolved at the next pump, discard or close. */
+  #pumped: (() => void)[] = [];
+  /** Bytes handed to the socket so far. */
+  #handed = 0;
   #ended = false;
   readonly #onBytes: (bytes: number) => void;
 
@@ -46,6 +50,22 @@ export class Outbound {
   /** Bytes waiting for the client: in the socket's buffer and queued here. */
   get pendingBytes(): number {
     return this.socket.writableLength + this.#queued;
+  }
+
+  /**
+   * Bytes the socket has taken from this connection so far: handed to it and no longer in
+   * its buffer, that is on their way to the client (what a replay's read credit gets back).
+   */
+  get taken(): number {
+    return this.#handed - this.socket.writableLength;
+  }
+
+  /**
+   * Whether what waits for the client is within the socket's own high water: no more
+   * than a write the socket accepted whole, so no `drain` need follow.
+   */
+  get idle(): boolean {
+    return this.pendingBytes <= this.socket.writableHighWaterMark;
   }
 
   /** Queues whole frames; nothing is written until `pump`. */
@@ -81,6 +101,7 @@ export class Outbound {
         queue.splice(0, this.#head);
         this.#head = 0;
       }
+      this.#handed += bytes;
       this.#onBytes(bytes);
     }
     this.#release(false);
@@ -117,7 +138,21 @@ export class Outbound {
     return new Promise((resolve) => this.#waiters.push({ limit: at, resolve }));
   }
 
+  /**
+   * Resolves at the next `pump` (a flush, a `drain`), `discard` or close: when the socket
+   * may have taken more. Past the socket's high water a `drain` is sure to follow.
+   */
+  whenPumped(): Promise<void> {
+    if (this.socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => this.#pumped.push(resolve));
+  }
+
   #release(all: boolean): void {
+    if (this.#pumped.length > 0) {
+      const pumped = this.#pumped;
+      this.#pumped = [];
+      for (const resolve of pumped) resolve();
+    }
     if (this.#waiters.length === 0) return;
     const pending = this.pendingBytes;
     this.#waiters = this.#waiters.filter((w) => {

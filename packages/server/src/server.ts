@@ -8,10 +8,12 @@ import type { Origin, Publication, Publisher, ResolvedOptions } from './context.
 import { connectionsAllowed, descriptorBudget, REFUSING_SLACK } from './descriptors.js';
 import { LegacyConnection, type LegacyHost } from './legacy-connection.js';
 import { Limiter } from './limiter.js';
-import { DEFAULTS, type ServerLogger, type ServerOptions } from './options.js';
+import { DEFAULTS, MAX_PREFIXES_SETTING, type ServerLogger, type ServerOptions } from './options.js';
 import type { Outbound } from './outbound.js';
+import { PrefixIndex } from './prefix-index.js';
 import { warmReplayFrames } from './replay-frames.js';
 import { emptyStats, type ServerStats } from './stats.js';
+import type { Subscription, SubscriptionHost } from './subscriptions.js';
 import { Tick, type TickMessages, withoutOrigin } from './tick.js';
 
 const noop = () => undefined;
@@ -44,8 +46,15 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
   readonly #conns = new Set<Connection | LegacyConnection>();
   /** Connections refused at the limit, still being told so. */
   readonly #refusing = new Set<Connection>();
-  /** Connections that receive broadcasts: replaying or live. */
+  /** Connections that receive every broadcast (they hold only the "" of their hello): replaying or live. */
   readonly #live = new Set<Connection>();
+  /** Connections that receive what their prefixes match: live (docs/PROTOCOL.md, B1). */
+  readonly #scoped = new Set<Connection>();
+  /** The prefixes of every connection in `#scoped`, matched against each message's id (B7). */
+  readonly #prefixes = new PrefixIndex<Subscription>();
+  /** Scratch of `#deliverScoped`, kept from tick to tick. */
+  readonly #found: Subscription[] = [];
+  readonly #touched: SubscriptionHost[] = [];
   /** Legacy connections replaying or live: they get each tick's broadcast in the original encoding. */
   readonly #legacyLive = new Set<LegacyConnection>();
   readonly #dirty = new Set<Connection>();
@@ -70,6 +79,8 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
         conn.deliver(messages.bytes, count);
       }
     }
+    // Connections that named prefixes get what they match; a server where none did never pays for it.
+    if (this.#prefixes.size > 0) this.#deliverScoped(messages);
     // The same messages in the original protocol's form, encoded once for every legacy
     // client; only while one is live, so a native-only server never pays for it.
     if (this.#legacyLive.size > 0) {
@@ -103,6 +114,7 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
       maxOutboundBytes: options.maxOutboundBytes ?? DEFAULTS.maxOutboundBytes,
       maxSkewMs: options.maxSkewMs ?? DEFAULTS.maxSkewMs,
       maxFetchIds: options.maxFetchIds ?? DEFAULTS.maxFetchIds,
+      maxPrefixes: options.maxPrefixes ?? DEFAULTS.maxPrefixes,
       legacy: options.legacy ?? DEFAULTS.legacy,
       legacyWithTokens: options.legacyWithTokens ?? DEFAULTS.legacyWithTokens,
     };
@@ -111,6 +123,13 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
       throw new GossipError(
         'GOSSIP_ERR_CONFIG',
         `maxFetchIds must be an integer from 1 to ${MAX_FETCH_IDS}, got ${fetchIds}`,
+      );
+    }
+    const prefixes = this.options.maxPrefixes;
+    if (!Number.isSafeInteger(prefixes) || prefixes < 1 || prefixes > MAX_PREFIXES_SETTING) {
+      throw new GossipError(
+        'GOSSIP_ERR_CONFIG',
+        `maxPrefixes must be an integer from 1 to ${MAX_PREFIXES_SETTING}, got ${prefixes}`,
       );
     }
     this.tokens = new TokenSet(options.tokens ?? []);
@@ -275,8 +294,10 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
       let worst: Outbound | undefined;
       let most = limit;
       // What is queued or in the socket, as whenBelow counts it (a replay's held messages are not).
-      for (const conn of this.#live) {
-        if (conn.out.pendingBytes > most) [worst, most] = [conn.out, conn.out.pendingBytes];
+      for (const conns of [this.#live, this.#scoped]) {
+        for (const conn of conns) {
+          if (conn.out.pendingBytes > most) [worst, most] = [conn.out, conn.out.pendingBytes];
+        }
       }
       for (const conn of this.#legacyLive) {
         if (conn.out.pendingBytes > most) [worst, most] = [conn.out, conn.out.pendingBytes];
@@ -307,13 +328,32 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
   }
 
   stateChanged(conn: Connection, _from: ConnectionState, to: ConnectionState): void {
-    if (to === 'replay' || to === 'live') this.#live.add(conn);
-    else this.#live.delete(conn);
+    if (to === 'replay' || to === 'live') {
+      (conn.prefixes.scoped ? this.#scoped : this.#live).add(conn);
+    } else {
+      this.#live.delete(conn);
+      this.#scoped.delete(conn);
+    }
+  }
+
+  scoped(conn: Connection): void {
+    if (this.#live.delete(conn)) this.#scoped.add(conn);
+  }
+
+  matching(sub: Subscription, on: boolean): void {
+    if (on) this.#prefixes.add(sub.prefix, sub);
+    else this.#prefixes.remove(sub.prefix, sub);
+    this.stats.prefixes = this.#prefixes.size;
+  }
+
+  deliverTick(): void {
+    this.#tick.flush(this.#deliver);
   }
 
   closed(conn: Connection): void {
     this.#conns.delete(conn);
     this.#live.delete(conn);
+    this.#scoped.delete(conn);
     this.#dirty.delete(conn);
     this.stats.connections = this.#conns.size;
   }
@@ -334,6 +374,32 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
     this.#conns.delete(conn);
     this.#legacyLive.delete(conn);
     this.stats.connections = this.#conns.size;
+  }
+
+  /**
+   * Hands each connection that named prefixes the tick's messages its prefixes match,
+   * each once however many match (B1): every id is walked once through the index of all
+   * prefixes (B7), and each connection then sends or holds what it got (B5).
+   */
+  #deliverScoped(messages: TickMessages): void {
+    const { count, ids, origins } = messages;
+    const found = this.#found;
+    const touched = this.#touched;
+    for (let i = 0; i < count; i++) {
+      const n = this.#prefixes.collect(ids[i] as string, found);
+      if (n === 0) continue;
+      const origin = origins[i] as object;
+      for (let k = 0; k < n; k++) {
+        const sub = found[k] as Subscription;
+        const owner = sub.owner;
+        // With echo off a connection does not get its own messages back (H1).
+        if (owner === origin && !owner.echo) continue;
+        if (owner.match(i, sub)) touched.push(owner);
+      }
+      found.length = 0;
+    }
+    for (const owner of touched) owner.deliverMatched(messages);
+    touched.length = 0;
   }
 
   #schedule(): void {

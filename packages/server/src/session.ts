@@ -1,4 +1,4 @@
-import type { AckStatus, Durability, ErrorCode, FetchFrame, FrameEncoder } from '@gossip/protocol';
+import type { AckStatus, Durability, Epoch, ErrorCode, FetchFrame, FrameEncoder } from '@gossip/protocol';
 import type { Publisher } from './context.js';
 import type { Paced } from './pacing.js';
 import type { ReadHold } from './read-gate.js';
@@ -43,4 +43,24 @@ export interface Session extends Publisher {
   readonly publishing: { add(bytes: number): void; done(bytes: number): void };
   /** The connection's fetches, answered one at a time (handlers/fetch.ts). */
   readonly fetches: { add(f: FetchFrame): void };
+  /** The connection's prefixes (handlers/subscribe.ts, subscriptions.ts). */
+  readonly prefixes: PrefixSet;
+}
+
+/** The prefixes a connection holds, as subscribe and unsubscribe change them (docs/PROTOCOL.md, B1, B3, B4). */
+export interface PrefixSet {
+  /** How many it holds (a hello that named none holds ""). */
+  readonly size: number;
+  has(prefix: string): boolean;
+  /**
+   * Adds `prefix`, checked and acked by the caller: matched from now on, replayed from
+   * `since` in its turn (live only when null), then its prefix-done (B5).
+   */
+  subscribe(prefix: string, since: bigint | null, epoch: Epoch | null): void;
+  /**
+   * Drops `prefix`: no longer matched; its replay stops, and its prefix-done never comes
+   * (B4). `stopped` is called once nothing more of its replay will be sent: at once, or
+   * once the batch it was reading is queued.
+   */
+  unsubscribe(prefix: string, stopped?: () => void): void;
 }

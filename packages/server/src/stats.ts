@@ -19,6 +19,10 @@ export interface ServerStats {
   fetches: number;
   replays: number;
   replayedMessages: number;
+  /** Record bytes native replays read from the store (B7). */
+  replayBytes: number;
+  /** Prefixes held by connections that named prefixes, all of them matched per message (B7). */
+  prefixes: number;
   resyncs: number;
   slowConsumers: number;
   protocolErrors: number;
@@ -43,6 +47,8 @@ export function emptyStats(): ServerStats {
     fetches: 0,
     replays: 0,
     replayedMessages: 0,
+    replayBytes: 0,
+    prefixes: 0,
     resyncs: 0,
     slowConsumers: 0,
     protocolErrors: 0,

@@ -31,7 +31,7 @@ import { onPing } from '../src/handlers/ping.js';
 import { onPublish, settlePublish } from '../src/handlers/publish.js';
 import { DEFAULTS } from '../src/options.js';
 import type { ReadHold } from '../src/read-gate.js';
-import type { Session } from '../src/session.js';
+import type { PrefixSet, Session } from '../src/session.js';
 import { emptyStats } from '../src/stats.js';
 import { Tick, type TickMessages, withoutOrigin } from '../src/tick.js';
 
@@ -78,6 +78,30 @@ async function setup(options: Partial<ResolvedOptions> & { tokens?: string[]; ma
   return { store, tick, ctx, flushes: () => flushes };
 }
 
+/** A connection's prefixes as a handler sees them (PrefixSet): a set and a log. */
+class FakePrefixes implements PrefixSet {
+  readonly held = new Set<string>();
+  readonly log: string[] = [];
+
+  get size(): number {
+    return this.held.size;
+  }
+
+  has(prefix: string): boolean {
+    return this.held.has(prefix);
+  }
+
+  subscribe(prefix: string, since: bigint | null, epoch: string | null): void {
+    this.held.add(prefix);
+    this.log.push(`subscribe ${JSON.stringify(prefix)} ${since} ${epoch}`);
+  }
+
+  unsubscribe(prefix: string): void {
+    this.held.delete(prefix);
+    this.log.push(`unsubscribe ${JSON.stringify(prefix)}`);
+  }
+}
+
 /** A session that records what a handler does to it. */
 class FakeSession implements Session {
   readonly id = 7;
@@ -88,6 +112,8 @@ class FakeSession implements Session {
   readonly enc = new FrameEncoder();
   readonly out = { pendingBytes: 0, whenBelow: () => Promise.resolve() };
   readonly fetches: FetchQueue;
+  /** The prefixes it holds, and what subscribe and unsubscribe did to them, in order. */
+  readonly prefixes = new FakePrefixes();
   readonly fatals: [ErrorCode, string][] = [];
   readonly holds: string[] = [];
   touches = 0;
@@ -171,6 +197,7 @@ const frame = {
     echo: true,
     name: undefined,
     token: undefined,
+    prefixes: undefined,
     ...options,
   }),
 };

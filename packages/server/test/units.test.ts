@@ -105,6 +105,32 @@ describe('outbound', () => {
     await closed;
   });
 
+  it('outbound - taken counts what the socket took towards the client, whenPumped wakes at the next pump, idle once little waits', async () => {
+    const { server, client } = await pair();
+    client.pause();
+    const out = new Outbound(server, () => undefined);
+    expect([out.taken, out.idle]).toEqual([0, true]);
+    for (let i = 0; i < 256; i++) out.push(Buffer.alloc(64 * 1024));
+    out.pump();
+    // The kernel took some; the socket's buffer and the queue hold the rest.
+    expect(out.taken).toBe(16 * 1024 * 1024 - out.pendingBytes);
+    expect(out.idle).toBe(false);
+    // A pump (the tick's flush, a drain) wakes who waits for the socket to take more.
+    let pumped = 0;
+    void out.whenPumped().then(() => pumped++);
+    await Promise.resolve();
+    expect(pumped).toBe(0);
+    out.pump();
+    await Promise.resolve();
+    expect(pumped).toBe(1);
+    client.resume();
+    await readBytes(client, 16 * 1024 * 1024);
+    // The socket hears of its last write's completion a turn or so after the client read it.
+    for (let k = 0; k < 100 && out.pendingBytes > 0; k++) await new Promise((r) => setImmediate(r));
+    expect(out.taken).toBe(16 * 1024 * 1024);
+    expect(out.idle).toBe(true);
+  });
+
   it('outbound - nothing pushed after end is sent, and the socket ends after its last write', async () => {
     const { server, client } = await pair();
     const out = new Outbound(server, () => undefined);

@@ -1,14 +1,24 @@
-import { AckStatus, Durability, type ErrorCode, type FetchFrame, MAX_ID_BYTES, MIN_TS } from '@gossip/protocol';
+import {
+  AckStatus,
+  Durability,
+  type ErrorCode,
+  type FetchFrame,
+  MAX_ID_BYTES,
+  MAX_PREFIX_BYTES,
+  MIN_TS,
+  type PrefixSpec,
+} from '@gossip/protocol';
 import type { ServerContext } from '../context.js';
-import type { Session } from '../session.js';
+import type { PrefixSet, Session } from '../session.js';
 
 /*
  * The one place the server enforces the limits of what a client asks for, native or
  * legacy: an id of 1 to 256 bytes, data up to --max-data, a ts not reserved and not
- * too far ahead, at most --max-fetch-ids ids a fetch (docs/PROTOCOL.md, Conventions,
- * P1, P2, P4, Q1, L2). The welcome announces them from here too. What the protocol's
- * decoders check (frame sizes, UTF-8, a legacy id length or payload as it is read) and
- * what the store checks again stay theirs.
+ * too far ahead, at most --max-fetch-ids ids a fetch, at most --max-prefixes prefixes
+ * of at most 256 bytes a connection, each once (docs/PROTOCOL.md, Conventions, P1, P2,
+ * P4, Q1, B1 to B4, L2). The welcome announces them from here too. What the protocol's
+ * decoders check (frame sizes, UTF-8, a legacy id length or payload as it is read, the
+ * shape of a hello's prefixes) and what the store checks again stay theirs.
  */
 
 /** The codes `refusal` returns: a publish or emit over a limit, counted in `refused`. */
@@ -23,9 +33,21 @@ export const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 /** A refusal: the code and a message that says what to change. */
 export type Refusal = [ErrorCode, string];
 
-/** The limits as the welcome announces them (W1). */
-export function announcedLimits(ctx: ServerContext): { maxIdBytes: number; maxDataBytes: number; maxFetchIds: number } {
-  return { maxIdBytes: MAX_ID_BYTES, maxDataBytes: ctx.store.maxDataBytes, maxFetchIds: ctx.options.maxFetchIds };
+/** The limits as the welcome announces them (W1, B1). */
+export function announcedLimits(ctx: ServerContext): {
+  maxIdBytes: number;
+  maxDataBytes: number;
+  maxFetchIds: number;
+  maxPrefixes: number;
+  maxPrefixBytes: number;
+} {
+  return {
+    maxIdBytes: MAX_ID_BYTES,
+    maxDataBytes: ctx.store.maxDataBytes,
+    maxFetchIds: ctx.options.maxFetchIds,
+    maxPrefixes: ctx.options.maxPrefixes,
+    maxPrefixBytes: MAX_PREFIX_BYTES,
+  };
 }
 
 /**
@@ -79,6 +101,76 @@ function idRefusal(id: string): Refusal | undefined {
   // Up to 85 UTF-16 units cannot exceed 256 UTF-8 bytes: only longer ids need measuring.
   if (id.length > MAX_ID_BYTES / 3 && (id.length > MAX_ID_BYTES || Buffer.byteLength(id) > MAX_ID_BYTES)) {
     return ['GOSSIP_ERR_ID_TOO_LONG', `id is ${Buffer.byteLength(id)} bytes: ids are at most ${MAX_ID_BYTES} bytes`];
+  }
+  return undefined;
+}
+
+/**
+ * The prefixes of a hello the server will not take (B2), each fatal: more than
+ * --max-prefixes, one over 256 bytes, one named twice. Returns the refusal, or undefined.
+ */
+export function helloPrefixesRefusal(ctx: ServerContext, prefixes: readonly PrefixSpec[]): Refusal | undefined {
+  const max = ctx.options.maxPrefixes;
+  if (prefixes.length > max) {
+    return [
+      'GOSSIP_ERR_TOO_MANY_PREFIXES',
+      `a hello may name at most ${max} prefixes, this one names ${prefixes.length}: subscribe to fewer, or raise --max-prefixes`,
+    ];
+  }
+  const seen = new Set<string>();
+  for (const { prefix } of prefixes) {
+    const refused = prefixRefusal(prefix);
+    if (refused) return refused;
+    if (seen.has(prefix)) {
+      return ['GOSSIP_ERR_ALREADY_SUBSCRIBED', `the hello names the prefix ${JSON.stringify(prefix)} twice`];
+    }
+    seen.add(prefix);
+  }
+  return undefined;
+}
+
+/**
+ * A subscribe the server will not take (B3): a prefix over 256 bytes, one the
+ * connection holds, or one past --max-prefixes. Returns the refusal, or undefined.
+ */
+export function subscribeRefusal(ctx: ServerContext, held: PrefixSet, prefix: string): Refusal | undefined {
+  const refused = prefixRefusal(prefix);
+  if (refused) return refused;
+  if (held.has(prefix)) {
+    return [
+      'GOSSIP_ERR_ALREADY_SUBSCRIBED',
+      `already subscribed to ${JSON.stringify(prefix)}: unsubscribe first to replay it again`,
+    ];
+  }
+  const max = ctx.options.maxPrefixes;
+  if (held.size >= max) {
+    return [
+      'GOSSIP_ERR_TOO_MANY_PREFIXES',
+      `a connection may hold at most ${max} prefixes: unsubscribe from one first, or raise --max-prefixes`,
+    ];
+  }
+  return undefined;
+}
+
+/** An unsubscribe the server will not take (B4): a prefix over 256 bytes, or one the connection does not hold. */
+export function unsubscribeRefusal(held: PrefixSet, prefix: string): Refusal | undefined {
+  const refused = prefixRefusal(prefix);
+  if (refused) return refused;
+  if (!held.has(prefix)) return ['GOSSIP_ERR_NOT_SUBSCRIBED', `not subscribed to ${JSON.stringify(prefix)}`];
+  return undefined;
+}
+
+/** A prefix over gossipd's 256 bytes (B1, `MAX_PREFIX_BYTES`); the empty prefix is valid. */
+function prefixRefusal(prefix: string): Refusal | undefined {
+  // As for ids: up to 85 UTF-16 units cannot exceed 256 UTF-8 bytes.
+  if (prefix.length > MAX_PREFIX_BYTES / 3) {
+    const bytes = prefix.length > MAX_PREFIX_BYTES ? prefix.length : Buffer.byteLength(prefix);
+    if (bytes > MAX_PREFIX_BYTES) {
+      return [
+        'GOSSIP_ERR_PREFIX_TOO_LONG',
+        `prefix is ${Buffer.byteLength(prefix)} bytes: prefixes are at most ${MAX_PREFIX_BYTES} bytes`,
+      ];
+    }
   }
   return undefined;
 }
