@@ -1,10 +1,12 @@
-import { GossipError } from '@gossip/protocol';
+import { GossipError, type PrefixSpec } from '@gossip/protocol';
 import type { Codec } from './codecs.js';
 import { Connection } from './connection.js';
 import { decodeMessage } from './decode.js';
 import { closedError } from './errors.js';
 import type { ReplaySink } from './message-source.js';
-import type { ClientOptions } from './options.js';
+import { CLIENT_DEFAULTS, type ClientOptions } from './options.js';
+import { ReqIds } from './req-ids.js';
+import { Subscriptions } from './subscriptions.js';
 
 /**
  * One replay for one view, over a short-lived extra connection: the protocol has no frame
@@ -15,6 +17,10 @@ import type { ClientOptions } from './options.js';
  * of it goes to `sink` alone, and at its replay-done the connection closes. It retries,
  * and resumes a replay cut short, on the client's `reconnect` strategy; `sink.failed`
  * when that gives up. A client with `since: 'now'` replays nothing: `sink.done` at once.
+ *
+ * With `prefixes` the hello names those instead (B2), each with its own since, and the
+ * replay is whole once every one of them has its prefix-done (B5); none: `sink.done` at
+ * once. The caller names prefixes only to a server whose welcome announced them.
  *
  * Messages that arrive live on the client's connection meanwhile reach the view too, in
  * any order with these: the view applies both by newest ts per id, and remembers the ts
@@ -27,9 +33,10 @@ export function catchUp<T>(
   codec: Codec<T>,
   sink: ReplaySink<T>,
   onError: (error: GossipError) => void,
+  prefixes?: PrefixSpec[],
 ): () => void {
   let finished = false;
-  if ((options.since ?? 'all') === 'now') {
+  if (prefixes ? prefixes.length === 0 : (options.since ?? CLIENT_DEFAULTS.since) === 'now') {
     queueMicrotask(() => {
       if (!finished) sink.done();
       finished = true;
@@ -53,14 +60,15 @@ export function catchUp<T>(
       dropped: () => undefined,
       closed: () => undefined,
     },
-    (event, ..._args) => {
-      // Its first replay-done: the view holds the replay. What comes live after it, the
-      // client's own connection delivers.
-      if (event !== 'synced' || finished) return;
+    (event, ...args) => {
+      // Ready, at its first replay-done (or its prefixes' last prefix-done): the view
+      // holds the replay. What comes live after it, the client's own connection delivers.
+      if (event !== 'state' || args[0] !== 'ready' || finished) return;
       finished = true;
       connection.shutdown(closedError());
       sink.done();
     },
+    prefixes && new Subscriptions(prefixes, options.replayDeltaMs ?? CLIENT_DEFAULTS.replayDeltaMs, new ReqIds()),
   );
   connection.connect().catch((error: GossipError) => {
     if (finished) return;

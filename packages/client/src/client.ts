@@ -1,14 +1,33 @@
-import { checkId, checkMessageTs, GossipError, type MessageFrame, now } from '@gossip/protocol';
+import {
+  checkId,
+  checkMessageTs,
+  GossipError,
+  MAX_PREFIX_FIELD_BYTES,
+  type MessageFrame,
+  now,
+  type PrefixSpec,
+} from '@gossip/protocol';
 import { EventEmitter } from 'eventemitter3';
 import { catchUp } from './catch-up.js';
 import { bytesCodec, type Codec } from './codecs.js';
 import { Connection, type ConnectionEvents } from './connection.js';
 import { decodeMessage, type FetchResult, fetchResults } from './decode.js';
 import { asInvalidArgument, closedError, notConnectedError } from './errors.js';
-import type { ClientMessage, ClientState, MessageSource, ReplaySink } from './message-source.js';
+import type { ClientMessage, ClientState, MessageSource, ReplayOptions, ReplaySink } from './message-source.js';
 import { MessageStream, type MessageStreamOptions } from './message-stream.js';
-import { CLIENT_DEFAULTS, type ClientOptions, checkHelloOptions } from './options.js';
+import { CLIENT_DEFAULTS, type ClientOptions, checkHelloOptions, checkSince } from './options.js';
 import { Outbox, type PublishResult } from './outbox.js';
+import { ReqIds } from './req-ids.js';
+import {
+  alreadySubscribedError,
+  countRefusal,
+  initialSince,
+  notSubscribedError,
+  type PrefixInfo,
+  prefixRefusal,
+  type SubscribeSince,
+  Subscriptions,
+} from './subscriptions.js';
 
 export interface ClientEvents<T> extends ConnectionEvents {
   message: (message: ClientMessage<T>) => void;
@@ -20,7 +39,9 @@ export interface ClientEvents<T> extends ConnectionEvents {
  * every message it receives; `GossipState` builds a live map from it.
  *
  * A façade: the connection's lifecycle is `Connection` (with its `Heartbeat`), what
- * waits for an answer is the `Outbox`, values are decoded by `decode.ts`, and a late
+ * waits for an answer is the `Outbox`, the prefixes of a client with prefixes are its
+ * `Subscriptions` (held by the connection: a client made without them takes them at its
+ * first `subscribe()` or `unsubscribe()`), values are decoded by `decode.ts`, and a late
  * view's replay is `catchUp`.
  */
 export class GossipClient<T = Uint8Array> implements MessageSource<T> {
@@ -29,12 +50,22 @@ export class GossipClient<T = Uint8Array> implements MessageSource<T> {
   readonly #opts: ClientOptions<T>;
   readonly #connection: Connection;
   readonly #outbox: Outbox;
+  readonly #reqIds = new ReqIds();
   /** The replays of views made late (`replay()`), stopped when the client closes. */
   readonly #replays = new Set<() => void>();
 
   constructor(options: ClientOptions<T> = {}) {
+    checkHelloOptions(options);
     this.#opts = options;
     this.codec = options.codec ?? (bytesCodec as unknown as Codec<T>);
+    const since = initialSince(options.since ?? CLIENT_DEFAULTS.since);
+    const subscriptions =
+      options.prefixes &&
+      new Subscriptions(
+        options.prefixes.map((prefix) => ({ prefix, since })),
+        options.replayDeltaMs ?? CLIENT_DEFAULTS.replayDeltaMs,
+        this.#reqIds,
+      );
     this.#connection = new Connection(
       options,
       {
@@ -50,18 +81,31 @@ export class GossipClient<T = Uint8Array> implements MessageSource<T> {
         },
       },
       (event, ...args) => this.#fire(event, ...args),
+      subscriptions,
     );
-    this.#outbox = new Outbox(this.#connection, options);
-    checkHelloOptions(options);
+    this.#outbox = new Outbox(this.#connection, options, this.#reqIds);
   }
 
   get state(): ClientState {
     return this.#connection.state;
   }
 
-  /** Newest ts of a persisted message seen (or of the server's log while idle); null before any. */
+  /**
+   * Newest ts of a persisted message seen (or of the server's log while idle); null
+   * before any. With prefixes, the greatest of the prefixes' own (`prefixes`).
+   */
   get lastTs(): bigint | null {
     return this.#connection.lastTs;
+  }
+
+  /**
+   * The prefixes the client holds, in the order added, each with its own `lastTs` and
+   * whether its replay on the current connection is done; undefined for a client made
+   * without `prefixes` that never called `subscribe()` or `unsubscribe()`: it holds the
+   * one implicit prefix "" and receives every id.
+   */
+  get prefixes(): PrefixInfo[] | undefined {
+    return this.#connection.subscriptions?.list();
   }
 
   /** The log identity of the server last connected to. */
@@ -187,21 +231,110 @@ export class GossipClient<T = Uint8Array> implements MessageSource<T> {
     return fetchResults(this.codec, list, byId);
   }
 
-  /** Every message as an async iterable, with a bounded buffer (GOSSIP_ERR_QUEUE_FULL if the loop falls behind). */
+  /**
+   * Every message as an async iterable, with a bounded buffer (GOSSIP_ERR_QUEUE_FULL if
+   * the loop falls behind); with `prefix`, only the ids under it (the client must cover
+   * it, see `covers`, else GOSSIP_ERR_NOT_SUBSCRIBED is thrown).
+   */
   messages(options: MessageStreamOptions = {}): AsyncIterableIterator<ClientMessage<T>> {
     return new MessageStream<T>(this, options);
   }
 
   /**
+   * Adds a prefix (docs/PROTOCOL.md, B3), and resolves once its replay is done (its
+   * prefix-done, B5): from `since` ('all', 'now' or a ts; default the client's `since`),
+   * later from its own last seen ts. Works before `connect()` and while reconnecting: the
+   * prefix goes in the next hello (B2).
+   * - Checked first: the prefix (GOSSIP_ERR_PREFIX_TOO_LONG past the welcome's
+   *   `maxPrefixBytes`, GOSSIP_ERR_ID_NOT_UTF8), `since` (GOSSIP_ERR_INVALID_ARGUMENT),
+   *   the welcome's `maxPrefixes` (GOSSIP_ERR_TOO_MANY_PREFIXES).
+   * - A prefix already held: resolves once its current replay is done (at once if it is);
+   *   with a `since` it rejects with GOSSIP_ERR_ALREADY_SUBSCRIBED (unsubscribe first to
+   *   replay it again).
+   * - Rejects with the code of the server's error ack, and the prefix is not held; with
+   *   GOSSIP_ERR_PREFIXES_UNSUPPORTED when the server has no prefixes; with
+   *   GOSSIP_ERR_ABORTED when `unsubscribe(prefix)` comes first; with
+   *   GOSSIP_ERR_CLIENT_CLOSED (or the first connect's error) when the client closes.
+   * A client made without `prefixes` holds the one prefix "" (every id). Its first
+   * `subscribe()` or `unsubscribe()` that changes that (`subscribe('')` does not: it
+   * resolves once the connection's replay is done) gives it prefixes: "", with its
+   * `lastTs` and its replay, and the new one; GOSSIP_ERR_PREFIXES_UNSUPPORTED at once, and
+   * it stays without, when the last welcome read announced none.
+   */
+  subscribe(prefix: string, options: { since?: SubscribeSince } = {}): Promise<void> {
+    if (this.state === 'closed' || this.#connection.closing) return Promise.reject(closedError());
+    const since = options.since;
+    try {
+      if (since !== undefined) checkSince(since, 'since');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    let subs = this.#connection.subscriptions;
+    if (!subs) {
+      const refused = this.#plainRefusal(prefix, since);
+      if (refused) return refused;
+      const scoped = this.#scope();
+      if (scoped instanceof GossipError) return Promise.reject(scoped);
+      subs = scoped;
+    }
+    return subs.subscribe(
+      prefix,
+      since === undefined ? undefined : initialSince(since),
+      initialSince(this.#opts.since ?? CLIENT_DEFAULTS.since),
+    );
+  }
+
+  /**
+   * Drops a prefix (B4): from now on no message reaches the client for it alone.
+   * Resolves at the server's ack, or at once when no connection holds it (before
+   * `connect()`, while reconnecting). Rejects with GOSSIP_ERR_NOT_SUBSCRIBED for a prefix
+   * the client does not hold. A `subscribe(prefix)` still waiting fails with
+   * GOSSIP_ERR_ABORTED. On a client made without `prefixes`, `unsubscribe('')` stops
+   * every id but those of the prefixes it subscribed, as `subscribe()` gives it prefixes
+   * (GOSSIP_ERR_PREFIXES_UNSUPPORTED when the server has none).
+   */
+  unsubscribe(prefix: string): Promise<void> {
+    if (this.state === 'closed' || this.#connection.closing) return Promise.reject(closedError());
+    let subs = this.#connection.subscriptions;
+    if (!subs) {
+      if (prefix !== '') return Promise.reject(notSubscribedError(prefix));
+      const scoped = this.#scope();
+      if (scoped instanceof GossipError) return Promise.reject(scoped);
+      subs = scoped;
+    }
+    return subs.unsubscribe(prefix);
+  }
+
+  /**
+   * Whether every id under `prefix` reaches this client: when one of its prefixes starts
+   * `prefix`, "" included (a client made without prefixes holds "" until it drops it). A
+   * scoped `messages()` or `GossipState` needs it.
+   */
+  covers(prefix: string): boolean {
+    return this.#connection.subscriptions?.covers(prefix) ?? true;
+  }
+
+  /**
    * Replays to `sink` alone, over one short-lived extra connection, what the first
    * replay covers (the full snapshot with `since` 'all'; nothing with 'now'): how a
-   * `GossipState` made after `connect()` gets the state (see `catchUp`). Returns a
-   * function that stops it; `close()` stops it too.
+   * `GossipState` made after `connect()` gets the state (see `catchUp`). With prefixes,
+   * each prefix from the since of its first replay. With `prefix`, only the ids under
+   * it: a hello naming just that prefix when the server has prefixes, else everything
+   * (the view keeps what is under it). Returns a function that stops it; `close()`
+   * stops it too.
    */
-  replay(sink: ReplaySink<T>): () => void {
+  replay(sink: ReplaySink<T>, options: ReplayOptions = {}): () => void {
     if (this.state === 'closed' || this.#connection.closing) {
       queueMicrotask(() => sink.failed(closedError()));
       return () => undefined;
+    }
+    const scope = options.prefix;
+    let prefixes: PrefixSpec[] | undefined;
+    const subs = this.#connection.subscriptions;
+    if (subs) prefixes = subs.catchUpPrefixes(scope);
+    else if (scope !== undefined && this.#connection.prefixesSupported) {
+      const since = initialSince(this.#opts.since ?? CLIENT_DEFAULTS.since);
+      prefixes = since === null ? [] : [{ prefix: scope, since }];
     }
     const stop = catchUp(
       this.#opts,
@@ -218,6 +351,7 @@ export class GossipClient<T = Uint8Array> implements MessageSource<T> {
         },
       },
       (error) => this.#fire('error', error),
+      prefixes,
     );
     this.#replays.add(stop);
     return () => {
@@ -248,6 +382,36 @@ export class GossipClient<T = Uint8Array> implements MessageSource<T> {
     if (this.state === 'closed' || this.#connection.closing) return Promise.reject(closedError());
     if (this.state === 'idle' && !this.#opts.queueBeforeConnect) return Promise.reject(notConnectedError());
     return this.#outbox.publish(id, data, options);
+  }
+
+  /**
+   * A client without prefixes takes them (docs/PROTOCOL.md, B1): from now on it holds ""
+   * (where its replay stands, its `lastTs`) and what it subscribes, its hellos name them
+   * (B2), and on an open connection it sends subscribe and unsubscribe frames (B3, B4).
+   * GOSSIP_ERR_PREFIXES_UNSUPPORTED, and it stays without, when the last welcome read
+   * announced none.
+   */
+  #scope(): Subscriptions | GossipError {
+    return this.#connection.scope(
+      new Subscriptions([], this.#opts.replayDeltaMs ?? CLIENT_DEFAULTS.replayDeltaMs, this.#reqIds),
+    );
+  }
+
+  /**
+   * What a subscribe on a client that holds only "" settles without taking prefixes: a
+   * refusal of the checks `Subscriptions#subscribe` makes, or `subscribe('')`, which
+   * changes nothing (it resolves once the connection's replay is done). Undefined: it
+   * takes prefixes.
+   */
+  #plainRefusal(prefix: string, since: SubscribeSince | undefined): Promise<void> | undefined {
+    const welcome = this.#connection.welcome;
+    const refused =
+      prefixRefusal(prefix, welcome?.maxPrefixBytes ?? MAX_PREFIX_FIELD_BYTES) ??
+      (prefix === '' ? undefined : countRefusal(1, welcome?.maxPrefixes));
+    if (refused) return Promise.reject(refused);
+    if (prefix !== '') return undefined;
+    if (since !== undefined) return Promise.reject(alreadySubscribedError(prefix));
+    return this.#connection.whenReady();
   }
 
   #onMessage(f: MessageFrame): void {

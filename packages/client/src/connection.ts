@@ -10,12 +10,13 @@ import {
   FrameEncoder,
   FrameKind,
   GossipError,
+  MAX_EXTENSION_BYTES,
   MAX_WELCOME_FRAME_BYTES,
   MalformedFrameError,
   MessageFlags,
   type MessageFrame,
   MIN_TS,
-  ResyncReason,
+  type PrefixSpec,
   type WelcomeFrame,
 } from '@gossip/protocol';
 import { type Address, parseAddress } from './address.js';
@@ -23,15 +24,17 @@ import { exponentialBackoff, type ReconnectStrategy } from './backoff.js';
 import { asInvalidArgument, closedError } from './errors.js';
 import { dial, HandshakeWatch } from './handshake.js';
 import { Heartbeat } from './heartbeat.js';
-import type { ClientState, ResyncInfo, SyncedInfo } from './message-source.js';
+import { type ClientState, RESYNC_NAMES, type ResyncInfo, type SyncedInfo } from './message-source.js';
 import { CLIENT_DEFAULTS, type ClientOptions } from './options.js';
 import type { OutboxLink } from './outbox.js';
+import type { Subscriptions, SubscriptionsEvents } from './subscriptions.js';
 import { clearTimer, setTimer, setUnrefTimer, type Timer } from './timers.js';
 
 /** The lifecycle events, all fired by the connection. */
 export interface ConnectionEvents {
   state: (state: ClientState, previous: ClientState) => void;
-  connect: (info: { epoch: string; server: string | undefined; since: bigint | null }) => void;
+  /** `since`: the hello's (null with prefixes); `prefixes`: what the hello named, for a client with prefixes (B2). */
+  connect: (info: { epoch: string; server: string | undefined; since: bigint | null; prefixes?: PrefixSpec[] }) => void;
   disconnect: (reason: GossipError) => void;
   reconnecting: (info: { attempt: number; delayMs: number }) => void;
   synced: (info: SyncedInfo) => void;
@@ -63,12 +66,9 @@ export interface ConnectionHandler {
   closed(error: GossipError): void;
 }
 
-const RESYNC_NAMES = {
-  [ResyncReason.Horizon]: 'horizon',
-  [ResyncReason.Epoch]: 'epoch',
-  [ResyncReason.Full]: 'full',
-} as const;
 const NS_PER_MS = 1_000_000n;
+/** A hello's bytes before its extension: length, kind, magic, version, flags, since, epoch (H1). */
+const HELLO_FIXED_BYTES = 4 + 1 + 30;
 
 /**
  * The lifecycle of the client's connection to one server: open a socket, hello, welcome,
@@ -76,6 +76,15 @@ const NS_PER_MS = 1_000_000n;
  * for what it missed (R1). Its state is one union, changed only by `#setState`, which
  * emits `state`. It owns the socket, the decoder, the encoder (writes coalesced per
  * tick), the keep-alive and the replay cursor (`lastTs`, `epoch`).
+ *
+ * With `subscriptions` (a client with prefixes) the replay cursor is theirs, one per
+ * prefix: every hello names the prefixes (B2), a welcome that does not announce
+ * `maxPrefixes` ends the connection with GOSSIP_ERR_PREFIXES_UNSUPPORTED (B1), the
+ * prefix-done and prefix-resync frames go to them (B5, B6), and the connection is
+ * `ready` once the replays it opened with are done. A client made without them takes
+ * them at its first `subscribe()` or `unsubscribe()` (`scope`): the one prefix "" of
+ * its hellos becomes the first of its prefixes, and the replay-done and resync of a
+ * hello that named none go to them too.
  */
 export class Connection implements OutboxLink {
   readonly #opts: ClientOptions<unknown>;
@@ -93,6 +102,8 @@ export class Connection implements OutboxLink {
   #lastTs: bigint | null = null;
   /** The since the current connection's hello asked for: reported by the connect event. */
   #helloSince: bigint | null = null;
+  /** The prefixes the current connection's hello named: reported by the connect event. */
+  #helloPrefixes: PrefixSpec[] | undefined;
   #welcome: WelcomeFrame | undefined;
   #decoder: FrameDecoder | undefined;
   #heartbeat: Heartbeat | undefined;
@@ -105,13 +116,40 @@ export class Connection implements OutboxLink {
   #closing = false;
   /** Why it closed: what a wait for the connection fails with. */
   #closeReason: GossipError | undefined;
+  /** The prefixes of a client with prefixes; undefined: the one prefix "" of R1–R4. */
+  #subs: Subscriptions | undefined;
+  /** `#subs` came from `scope()`, not from the `prefixes` option: a server without prefixes can undo it. */
+  #scopedLate = false;
+  /**
+   * Without prefixes: a replay-done or a resync was read on this log, so with no
+   * `lastTs` a replay resumes from -2^63 (R3). What `scope()` hands over.
+   */
+  #started = false;
+  /** Whether the last welcome announced prefixes (B1); undefined before any. */
+  #prefixesSupported: boolean | undefined;
 
-  constructor(options: ClientOptions<unknown>, handler: ConnectionHandler, emit: EmitConnectionEvent) {
+  constructor(
+    options: ClientOptions<unknown>,
+    handler: ConnectionHandler,
+    emit: EmitConnectionEvent,
+    subscriptions?: Subscriptions,
+  ) {
     this.#opts = options;
     this.#address = parseAddress(options.address ?? CLIENT_DEFAULTS.address);
     this.#reconnect = options.reconnect ?? exponentialBackoff();
     this.#handler = handler;
     this.#emit = emit;
+    this.#subs = subscriptions;
+    subscriptions?.bind(this, this.#subsEvents());
+  }
+
+  #subsEvents(): SubscriptionsEvents {
+    return {
+      synced: (info) => this.#emit('synced', info),
+      resync: (info) => this.#emit('resync', info),
+      replayed: () => this.#replayed(),
+      error: (error) => this.#emit('error', error),
+    };
   }
 
   get state(): ClientState {
@@ -120,7 +158,43 @@ export class Connection implements OutboxLink {
 
   /** Newest ts of a persisted message seen (or of the server's log while idle); null before any. */
   get lastTs(): bigint | null {
-    return this.#lastTs;
+    return this.#subs ? this.#subs.lastTs : this.#lastTs;
+  }
+
+  /** Whether the last welcome announced prefix subscriptions (B1); undefined before any welcome. */
+  get prefixesSupported(): boolean | undefined {
+    return this.#prefixesSupported;
+  }
+
+  /** The prefixes, once the client has them (the `prefixes` option, or `scope()`); undefined: it receives every id. */
+  get subscriptions(): Subscriptions | undefined {
+    return this.#subs;
+  }
+
+  /**
+   * A client without prefixes takes `subs` (empty): the one prefix "" of its hellos
+   * becomes their first, with its `lastTs` and the replay the current hello asked for,
+   * and every later hello names the prefixes (B2). Refused, with
+   * GOSSIP_ERR_PREFIXES_UNSUPPORTED, when the last welcome read announced no prefixes (B1):
+   * the client goes on without. With a hello that named none still waiting for its
+   * welcome, that welcome decides: without `maxPrefixes`, the client goes back to none.
+   * Returns the prefixes the client holds from now on (those it had, if any).
+   */
+  scope(subs: Subscriptions): Subscriptions | GossipError {
+    if (this.#subs) return this.#subs;
+    if (this.#prefixesSupported === false) return this.#unsupportedError();
+    subs.bind(this, this.#subsEvents());
+    const welcome = this.#socket ? this.#welcome : undefined;
+    subs.holdAll({
+      initial: this.#initialSince(),
+      lastTs: this.#lastTs,
+      started: this.#started,
+      replay: !this.#socket ? 'none' : this.#state === 'ready' ? 'done' : 'running',
+      welcome: welcome && { maxPrefixes: welcome.maxPrefixes, maxPrefixBytes: welcome.maxPrefixBytes },
+    });
+    this.#subs = subs;
+    this.#scopedLate = true;
+    return subs;
   }
 
   /** The log identity of the server last connected to. */
@@ -209,6 +283,21 @@ export class Connection implements OutboxLink {
     });
   }
 
+  /** Resolves once the connection is `ready` (its replay done); rejects if the client closes first. */
+  whenReady(): Promise<void> {
+    if (this.#state === 'ready') return Promise.resolve();
+    if (this.#state === 'closed') return Promise.reject(this.#closeReason ?? closedError());
+    return new Promise<void>((resolve, reject) => {
+      const onState = (s: ClientState) => {
+        if (s !== 'ready' && s !== 'closed') return;
+        this.#stateWaiters.delete(onState);
+        if (s === 'ready') resolve();
+        else reject(this.#closeReason ?? closedError());
+      };
+      this.#stateWaiters.add(onState);
+    });
+  }
+
   /** Stops reconnecting: `close()` began. */
   beginClose(): void {
     this.#closing = true;
@@ -224,6 +313,7 @@ export class Connection implements OutboxLink {
     this.#setState('closed');
     this.#socket?.destroy();
     this.#socket = undefined;
+    this.#subs?.closed(error);
     this.#handler.closed(error);
     this.#connecting?.reject(error);
     this.#connecting = undefined;
@@ -245,6 +335,11 @@ export class Connection implements OutboxLink {
       const since = this.#lastTs - BigInt(Math.round(delta)) * NS_PER_MS;
       return since < MIN_TS ? MIN_TS : since;
     }
+    return this.#initialSince();
+  }
+
+  /** The since of the first replay, from the `since` option: -2^63 for 'all', none for 'now' (R1, R4). */
+  #initialSince(): bigint | null {
     const initial = this.#opts.since ?? CLIENT_DEFAULTS.since;
     if (typeof initial === 'bigint') return initial;
     return initial === 'all' ? MIN_TS : null;
@@ -259,22 +354,25 @@ export class Connection implements OutboxLink {
     // listener (which would kill the process); the constructor checked its fields.
     let hello: Buffer;
     let since: bigint | null;
+    let prefixes: PrefixSpec[] | undefined;
     try {
-      since = this.#since();
+      const { name, token } = this.#opts;
+      // With prefixes the hello's own since is not used (B2): live only, so that an old
+      // server, which ignores the key, replays nothing before its welcome ends it.
+      since = this.#subs ? null : this.#since();
+      if (this.#subs) {
+        const extensionBytes = new FrameEncoder().hello({ name, token }).take().length - HELLO_FIXED_BYTES;
+        prefixes = this.#subs.helloPrefixes(MAX_EXTENSION_BYTES - extensionBytes);
+      }
       hello = new FrameEncoder()
-        .hello({
-          since,
-          epoch: this.#epoch,
-          echo: this.#opts.echo ?? CLIENT_DEFAULTS.echo,
-          name: this.#opts.name,
-          token: this.#opts.token,
-        })
+        .hello({ since, epoch: this.#epoch, echo: this.#opts.echo ?? CLIENT_DEFAULTS.echo, name, token, prefixes })
         .take();
     } catch (error) {
       this.shutdown(asInvalidArgument(error));
       return;
     }
     this.#helloSince = since;
+    this.#helloPrefixes = prefixes;
     const address = this.#address;
     const socket = dial(address, this.#opts.tls);
     this.#socket = socket;
@@ -340,35 +438,61 @@ export class Connection implements OutboxLink {
         this.#onWelcome(f);
         return;
       case FrameKind.Message:
-        if ((f.flags & MessageFlags.Transient) === 0) this.#raiseLastTs(f.ts);
+        if (this.#subs) {
+          if (!this.#subs.message(f)) return;
+        } else if ((f.flags & MessageFlags.Transient) === 0) this.#raiseLastTs(f.ts);
         this.#handler.message(f);
         return;
       case FrameKind.Ack:
         // An emit, which asked for no ack, was refused (A1).
         if (f.reqId === 0) this.#emit('error', errorFromCode(f.code ?? 'GOSSIP_ERR_UNKNOWN', f.message));
-        else this.#handler.ack(f);
+        else if (!this.#subs?.ack(f)) this.#handler.ack(f);
         return;
-      case FrameKind.ReplayDone: {
+      case FrameKind.ReplayDone:
+        // A hello that named prefixes gets their prefix-done frames, never this (B1); one
+        // that named none ends the replay of its "" with it, prefixes taken since or not.
+        if (this.#subs) {
+          if (!this.#subs.replayDone(f)) this.#unexpected(f.kind);
+          return;
+        }
         if (f.newestTs !== MIN_TS) this.#raiseLastTs(f.newestTs);
+        this.#started = true;
         this.#setState('ready');
         this.#emit('synced', { count: f.count, snapshot: f.snapshot, newestTs: f.newestTs });
-        this.#attempt = 0;
-        const c = this.#connecting;
-        this.#connecting = undefined;
-        c?.resolve();
+        this.#ready();
         return;
-      }
       case FrameKind.Resync:
+        if (this.#subs) {
+          if (!this.#subs.resync(f)) this.#unexpected(f.kind);
+          return;
+        }
         // What was held may belong to another log or miss deletes: start over from the snapshot (R3).
         this.#lastTs = null;
+        this.#started = true;
         this.#emit('resync', { reason: RESYNC_NAMES[f.reason], horizon: f.horizon });
+        return;
+      case FrameKind.PrefixDone:
+        // Sent only to a connection that named prefixes (B1).
+        if (!this.#subs) {
+          this.#unexpected(f.kind);
+          return;
+        }
+        this.#subs.prefixDone(f);
+        return;
+      case FrameKind.PrefixResync:
+        if (!this.#subs) {
+          this.#unexpected(f.kind);
+          return;
+        }
+        this.#subs.prefixResync(f);
         return;
       case FrameKind.FetchResult:
         this.#handler.fetchResult(f);
         return;
       case FrameKind.Pong:
         // While idle, the server's newest ts lets lastTs advance without trusting our clock (K2).
-        if (this.#state === 'ready' && f.newestTs !== MIN_TS) this.#raiseLastTs(f.newestTs);
+        if (this.#subs) this.#subs.pong(f.newestTs);
+        else if (this.#state === 'ready' && f.newestTs !== MIN_TS) this.#raiseLastTs(f.newestTs);
         return;
       case FrameKind.Error:
         this.#fatal = errorFromCode(f.code, f.message);
@@ -383,13 +507,71 @@ export class Connection implements OutboxLink {
     }
   }
 
+  /** A frame the server must not send on this connection: it ends it. */
+  #unexpected(kind: number): void {
+    this.#fatal ??= new GossipError('GOSSIP_ERR_UNEXPECTED_FRAME', `the server sent frame kind ${kind}`);
+    this.#socket?.destroy();
+  }
+
+  /** The prefixes' replays the connection opened with are done (B5). */
+  #replayed(): void {
+    this.#setState('ready');
+    this.#ready();
+  }
+
+  /** Ready: the attempts start over, and the first `connect()` resolves. */
+  #ready(): void {
+    this.#attempt = 0;
+    const c = this.#connecting;
+    this.#connecting = undefined;
+    c?.resolve();
+  }
+
   #raiseLastTs(ts: bigint): void {
     if (this.#lastTs === null || ts > this.#lastTs) this.#lastTs = ts;
   }
 
+  #unsupportedError(): GossipError {
+    const { host, port } = this.#address;
+    return new GossipError(
+      'GOSSIP_ERR_PREFIXES_UNSUPPORTED',
+      this.#subs && !this.#scopedLate
+        ? `${host}:${port} has no prefix subscriptions (its welcome announces no maxPrefixes): upgrade gossipd, or make the client without the prefixes option`
+        : `${host}:${port} has no prefix subscriptions (its welcome announces no maxPrefixes): upgrade gossipd to subscribe or unsubscribe by prefix`,
+    );
+  }
+
+  /** Back to no prefixes (`scope()` undone): "" with its `lastTs`, what waits on the prefixes fails with `error`. */
+  #unscope(subs: Subscriptions, error: GossipError): void {
+    this.#subs = undefined;
+    this.#scopedLate = false;
+    const plain = subs.abandon(error);
+    this.#lastTs = plain.lastTs;
+    this.#started = plain.started;
+  }
+
   #onWelcome(w: WelcomeFrame): void {
+    if (this.#subs && w.maxPrefixes === undefined) {
+      const subs = this.#subs;
+      const error = this.#unsupportedError();
+      this.#prefixesSupported = false;
+      if (this.#helloPrefixes === undefined) {
+        // The client took prefixes after this hello, which named none: it gets what it
+        // asked for, every id, and goes on without them (nothing was read since).
+        this.#unscope(subs, error);
+      } else {
+        // A server without prefixes ignored the hello's `prefixes` and would send every id (B1).
+        subs.unsupported(error);
+        // Prefixes taken by a client made without them, "" still among them: every id is
+        // what it asks for, so the next hello names none.
+        if (this.#scopedLate && subs.holds('')) this.#unscope(subs, error);
+        // Thrown, so the decoder stops here: nothing after this welcome is read.
+        throw error;
+      }
+    }
     clearTimer(this.#connectTimer);
     this.#welcome = w;
+    this.#prefixesSupported = w.maxPrefixes !== undefined;
     // The server sends messages up to its max-data plus the frame overhead (docs/PROTOCOL.md, W1).
     if (this.#decoder) {
       this.#decoder.maxFrameBytes = Math.max(
@@ -398,13 +580,22 @@ export class Connection implements OutboxLink {
         w.maxDataBytes + FRAME_OVERHEAD_BYTES,
       );
     }
-    if (this.#epoch !== null && this.#epoch !== w.epoch) this.#lastTs = null;
+    if (this.#epoch !== null && this.#epoch !== w.epoch) {
+      this.#lastTs = null;
+      this.#started = false;
+      this.#subs?.epochChanged();
+    }
     this.#epoch = w.epoch;
     if (this.#lastTs === null && (this.#opts.since ?? CLIENT_DEFAULTS.since) === 'now' && w.newestTs !== MIN_TS)
       this.#lastTs = w.newestTs;
     this.#everConnected = true;
     this.#setState('replaying');
-    this.#emit('connect', { epoch: w.epoch, server: w.server, since: this.#helloSince });
+    this.#emit('connect', {
+      epoch: w.epoch,
+      server: w.server,
+      since: this.#helloSince,
+      ...(this.#helloPrefixes ? { prefixes: this.#helloPrefixes } : {}),
+    });
     const socket = this.#socket;
     this.#heartbeat?.cancel();
     this.#heartbeat = new Heartbeat(
@@ -422,6 +613,7 @@ export class Connection implements OutboxLink {
     );
     this.#heartbeat.start();
     this.#handler.opened();
+    this.#subs?.opened(w.maxPrefixes, w.maxPrefixBytes);
   }
 
   #onClose(socket: Socket): void {
@@ -430,6 +622,7 @@ export class Connection implements OutboxLink {
     this.#heartbeat?.cancel();
     clearTimer(this.#connectTimer);
     const reason = this.#fatal ?? new GossipError('GOSSIP_ERR_CONNECTION_CLOSED', 'the connection closed');
+    this.#subs?.dropped();
     this.#handler.dropped(reason);
     if (this.#state === 'closed') return;
     const wasConnected = this.#state === 'replaying' || this.#state === 'ready';

@@ -27,6 +27,7 @@ export type {
   ClientState,
   MessageSource,
   MessageSourceEvents,
+  ReplayOptions,
   ReplaySink,
   ResyncInfo,
   SyncedInfo,
@@ -38,3 +39,4 @@ export { CLIENT_DEFAULTS } from './options.js';
 export type { PublishResult } from './outbox.js';
 export type { Entry, StateViewEvents, StateViewOptions } from './state-view.js';
 export { GossipState } from './state-view.js';
+export type { PrefixInfo, SubscribeSince } from './subscriptions.js';

@@ -1,4 +1,4 @@
-import type { GossipError } from '@gossip/protocol';
+import { checkPrefix, GossipError, MAX_PREFIX_FIELD_BYTES, ResyncReason } from '@gossip/protocol';
 
 /**
  * The connection's state; changes emit `state`. `idle` until `connect()`; `connecting`
@@ -21,17 +21,38 @@ export interface ClientMessage<T> {
   replayed: boolean;
 }
 
-/** A replay-done (docs/PROTOCOL.md, R2). */
+/** A replay-done (docs/PROTOCOL.md, R2), or the prefix-done of one prefix (B5). */
 export interface SyncedInfo {
   count: number;
   snapshot: boolean;
   newestTs: bigint;
+  /** The prefix whose replay this ends (B5); absent for the replay of a client without prefixes (R2). */
+  prefix?: string;
 }
 
-/** A resync (docs/PROTOCOL.md, R3): what the source held may be stale; a full snapshot follows. */
+/**
+ * A resync (docs/PROTOCOL.md, R3): what the source held may be stale; a full snapshot
+ * follows. With `prefix` (B6), only what it held under that prefix, and the snapshot is
+ * of that prefix.
+ */
 export interface ResyncInfo {
   reason: 'horizon' | 'epoch' | 'full';
   horizon: bigint | null;
+  /** The prefix whose replay cannot be trusted (B6); absent: every id (R3). */
+  prefix?: string;
+}
+
+/** A resync frame's reason as `ResyncInfo` names it. */
+export const RESYNC_NAMES = {
+  [ResyncReason.Horizon]: 'horizon',
+  [ResyncReason.Epoch]: 'epoch',
+  [ResyncReason.Full]: 'full',
+} as const satisfies Record<ResyncReason, ResyncInfo['reason']>;
+
+/** What a view asks a replay for. */
+export interface ReplayOptions {
+  /** Only the ids under this prefix (B1); absent: what the source receives. */
+  prefix?: string;
 }
 
 /** The events a view of the stream follows. */
@@ -61,8 +82,32 @@ export interface MessageSource<T> {
   on<E extends keyof MessageSourceEvents<T>>(event: E, listener: MessageSourceEvents<T>[E]): unknown;
   off<E extends keyof MessageSourceEvents<T>>(event: E, listener?: MessageSourceEvents<T>[E]): unknown;
   /**
-   * Replays to `sink` alone what the source's first replay covers, for a view made after
-   * it began. Returns a function that stops it (nothing more reaches `sink`).
+   * Replays to `sink` alone what the source's first replay covers (with `prefix`: of the
+   * ids under it), for a view made after it began. Returns a function that stops it
+   * (nothing more reaches `sink`).
    */
-  replay(sink: ReplaySink<T>): () => void;
+  replay(sink: ReplaySink<T>, options?: ReplayOptions): () => void;
+  /**
+   * Whether every id under `prefix` reaches the source: a source without it is taken to
+   * receive every id. A client with prefixes covers the ids under one of them (B1).
+   */
+  covers?(prefix: string): boolean;
+}
+
+/**
+ * The prefix a scoped consumer keeps ("" for none), checked: a prefix (B1) that the
+ * source covers, since a consumer of ids the source never receives would wait forever.
+ * "" named as the prefix is every id, and checked too: a client that dropped it does not
+ * cover it. No prefix is what the source receives, whatever that is, and never fails.
+ */
+export function scopeOf(source: MessageSource<unknown>, prefix: string | undefined, what: string): string {
+  if (prefix === undefined) return '';
+  checkPrefix(prefix, MAX_PREFIX_FIELD_BYTES);
+  if (source.covers?.(prefix) === false) {
+    throw new GossipError(
+      'GOSSIP_ERR_NOT_SUBSCRIBED',
+      `${what} of ${JSON.stringify(prefix)}: the client has no prefix that covers it; subscribe to it first (client.subscribe(${JSON.stringify(prefix)}) or the prefixes option)`,
+    );
+  }
+  return prefix;
 }

@@ -1,5 +1,5 @@
 import { GossipError } from '@gossip/protocol';
-import type { ClientMessage, ClientState, MessageSource } from './message-source.js';
+import { type ClientMessage, type ClientState, type MessageSource, scopeOf } from './message-source.js';
 import { RingQueue } from './queue.js';
 
 export interface MessageStreamOptions {
@@ -9,6 +9,13 @@ export interface MessageStreamOptions {
   signal?: AbortSignal;
   /** Include transient (emitted) messages. Default true. */
   transient?: boolean;
+  /**
+   * Only the ids under this prefix (docs/PROTOCOL.md, B1; "" is every id). The source
+   * must cover it (`covers`: the client holds "" or a prefix that starts it), else the
+   * constructor throws GOSSIP_ERR_NOT_SUBSCRIBED. Default: every message of the source,
+   * whatever it subscribes to later.
+   */
+  prefix?: string;
 }
 
 /**
@@ -22,6 +29,7 @@ export class MessageStream<T> implements AsyncIterableIterator<ClientMessage<T>>
   readonly #cap: number;
   readonly #transient: boolean;
   readonly #signal: AbortSignal | undefined;
+  readonly #prefix: string;
   #waiter: { resolve: (r: IteratorResult<ClientMessage<T>>) => void; reject: (e: Error) => void } | undefined;
   #error: Error | undefined;
   #done = false;
@@ -31,6 +39,7 @@ export class MessageStream<T> implements AsyncIterableIterator<ClientMessage<T>>
     this.#cap = options.bufferSize ?? 10_000;
     this.#transient = options.transient ?? true;
     this.#signal = options.signal;
+    this.#prefix = scopeOf(source, options.prefix, 'messages()');
     source.on('message', this.#onMessage);
     source.on('state', this.#onState);
     this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
@@ -38,7 +47,7 @@ export class MessageStream<T> implements AsyncIterableIterator<ClientMessage<T>>
   }
 
   readonly #onMessage = (m: ClientMessage<T>): void => {
-    if (this.#done || (m.transient && !this.#transient)) return;
+    if (this.#done || (m.transient && !this.#transient) || !m.id.startsWith(this.#prefix)) return;
     if (this.#waiter) {
       const w = this.#waiter;
       this.#waiter = undefined;

@@ -1,5 +1,5 @@
 import type { ConnectionOptions } from 'node:tls';
-import { FrameEncoder, MAX_TS, MIN_TS } from '@gossip/protocol';
+import { checkPrefix, FrameEncoder, MAX_PREFIX_FIELD_BYTES, MAX_TS, MIN_TS } from '@gossip/protocol';
 import type { ReconnectStrategy } from './backoff.js';
 import type { Codec } from './codecs.js';
 import { invalidOption } from './errors.js';
@@ -19,9 +19,24 @@ export interface ClientOptions<T = Uint8Array> {
   /**
    * Where the first replay starts: `'all'` (default: every id's newest message, as a
    * snapshot), `'now'` (live only), or a ts (a bigint in the signed 64-bit range).
-   * Reconnects always resume from the last seen ts minus `replayDeltaMs`.
+   * Reconnects always resume from the last seen ts minus `replayDeltaMs`. With
+   * `prefixes`, where each prefix's first replay starts, unless `subscribe()` says.
    */
   since?: 'all' | 'now' | bigint;
+  /**
+   * Subscribe by prefix (docs/PROTOCOL.md, "Subscriptions by prefix"): the client
+   * receives only the ids under these prefixes ("" matches every id; `[]`: none until
+   * `subscribe()`), each replayed on its own and resumed from its own last seen ts on
+   * every reconnect; `subscribe()` and `unsubscribe()` change the set. Each is checked
+   * by the constructor: a string of at most 65,535 bytes of UTF-8, no duplicate
+   * (GOSSIP_ERR_INVALID_ARGUMENT); the server's own limits (gossipd: 64 prefixes of 256
+   * bytes) it checks at the hello. Needs a server whose welcome announces prefixes: with
+   * another, connections fail with GOSSIP_ERR_PREFIXES_UNSUPPORTED. Default: none, the
+   * client holds the one implicit prefix "" (every id) and speaks exactly as a client
+   * without prefixes (R1–R4) until its first `subscribe()` or `unsubscribe()`, which
+   * gives it prefixes: "" and the change.
+   */
+  prefixes?: readonly string[];
   /** How far before the last seen ts a reconnect replays from: a finite number ≥ 0. Default 5 000 ms. */
   replayDeltaMs?: number;
   /**
@@ -96,12 +111,19 @@ export const CLIENT_DEFAULTS = {
  * reconnect), and `name` and `token`, whose extension must fit in 16 KiB.
  */
 export function checkHelloOptions(options: ClientOptions<unknown>): void {
-  const since = options.since ?? CLIENT_DEFAULTS.since;
-  if (typeof since === 'bigint') {
-    if (since < MIN_TS || since > MAX_TS) throw invalidOption(`since ${since} is outside the signed 64-bit range`);
-  } else if (since !== 'all' && since !== 'now') {
-    throw invalidOption(`since must be 'all', 'now' or a bigint ts, got ${String(since)}`);
+  const prefixes = options.prefixes;
+  if (prefixes !== undefined) {
+    if (!Array.isArray(prefixes)) throw invalidOption('prefixes must be an array of strings');
+    for (const prefix of prefixes) {
+      try {
+        checkPrefix(prefix, MAX_PREFIX_FIELD_BYTES);
+      } catch (error) {
+        throw invalidOption(`prefixes: ${JSON.stringify(prefix)}: ${(error as Error).message}`, error);
+      }
+    }
+    if (new Set(prefixes).size !== prefixes.length) throw invalidOption('prefixes names a prefix twice');
   }
+  checkSince(options.since ?? CLIENT_DEFAULTS.since, 'since');
   const delta = options.replayDeltaMs;
   if (delta !== undefined && !(typeof delta === 'number' && Number.isFinite(delta) && delta >= 0)) {
     throw invalidOption(`replayDeltaMs must be a finite number of ms, 0 or more, got ${String(delta)}`);
@@ -117,5 +139,14 @@ export function checkHelloOptions(options: ClientOptions<unknown>): void {
       `name and token do not fit in a hello: ${(error as Error).message}; shorten them (docs/PROTOCOL.md, H1)`,
       error,
     );
+  }
+}
+
+/** Checks a `since`: 'all', 'now' or a bigint in the signed 64-bit range (GOSSIP_ERR_INVALID_ARGUMENT). */
+export function checkSince(since: unknown, what: string): void {
+  if (typeof since === 'bigint') {
+    if (since < MIN_TS || since > MAX_TS) throw invalidOption(`${what} ${since} is outside the signed 64-bit range`);
+  } else if (since !== 'all' && since !== 'now') {
+    throw invalidOption(`${what} must be 'all', 'now' or a bigint ts, got ${String(since)}`);
   }
 }

@@ -17,6 +17,7 @@ import {
 } from '@gossip/protocol';
 import { CLIENT_DEFAULTS } from './options.js';
 import { RingQueue } from './queue.js';
+import { ReqIds } from './req-ids.js';
 import { clearTimer, setUnrefTimer, type Timer } from './timers.js';
 
 export interface PublishResult {
@@ -84,13 +85,15 @@ export class Outbox {
   #queueBytes = 0;
   readonly #inflight = new Map<number, PendingPublish>();
   readonly #fetches = new Map<number, PendingFetch>();
-  #nextReqId = 1;
+  readonly #reqIds: ReqIds;
   /** `settled()` calls waiting for the queue and the publishes in flight to empty. */
   #idleWaiters: (() => void)[] = [];
 
-  constructor(link: OutboxLink, options: OutboxOptions) {
+  /** `reqIds`: shared with the other parts that send requests on the same connection. */
+  constructor(link: OutboxLink, options: OutboxOptions, reqIds = new ReqIds()) {
     this.#link = link;
     this.#options = options;
+    this.#reqIds = reqIds;
   }
 
   /** Publishes waiting for a connection. */
@@ -275,9 +278,7 @@ export class Outbox {
   }
 
   #reqId(): number {
-    const reqId = this.#nextReqId++;
-    if (this.#nextReqId > 0xffffffff) this.#nextReqId = 1;
-    return reqId;
+    return this.#reqIds.next();
   }
 
   #send(p: PendingPublish): void {

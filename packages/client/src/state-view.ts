@@ -1,6 +1,6 @@
 import type { GossipError } from '@gossip/protocol';
 import { EventEmitter } from 'eventemitter3';
-import type { ClientMessage, MessageSource } from './message-source.js';
+import { type ClientMessage, type MessageSource, type ResyncInfo, type SyncedInfo, scopeOf } from './message-source.js';
 
 export interface Entry<T> {
   value: T;
@@ -10,6 +10,13 @@ export interface Entry<T> {
 export interface StateViewOptions {
   /** Apply transient (emitted) messages too. Default false: the view is the persisted state. */
   transient?: boolean;
+  /**
+   * Hold only the ids under this prefix (docs/PROTOCOL.md, B1; "" is every id). The
+   * client must cover it (`client.covers(prefix)`: it holds "" or a prefix that starts
+   * it), else the constructor throws GOSSIP_ERR_NOT_SUBSCRIBED: subscribe first.
+   * Default: every id the client receives, whatever it subscribes to later.
+   */
+  prefix?: string;
 }
 
 export interface StateViewEvents<T> {
@@ -49,6 +56,15 @@ interface Held<T> extends Entry<T> {
  * connection and one snapshot per late view, and nothing to a client without one. With
  * `since: 'now'` there is nothing to catch up: like the client, the view follows live
  * messages only.
+ *
+ * **Prefixes.** A resync of one prefix (B6) makes only the ids under it unknown: at that
+ * prefix's snapshot end the view drops the ids under it that the snapshot did not hold,
+ * and nothing else. A view with `prefix` holds the ids under it alone, follows the
+ * resyncs and replays that overlap it (its `synced` comes at their ends), and a late one
+ * catches up on that prefix only (`MessageSource.replay` with `prefix`). If the client
+ * later drops every prefix that covers it, the view keeps what it holds, no longer updated.
+ * A view without `prefix` follows whatever the client receives: when a client made
+ * without prefixes drops "" (`unsubscribe('')`), it goes on with the ids that still come.
  */
 export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
   readonly #map = new Map<string, Held<T>>();
@@ -56,19 +72,23 @@ export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
   readonly #deletedAt = new Map<string, bigint>();
   readonly #source: MessageSource<T>;
   readonly #transient: boolean;
+  /** The ids it holds are under this; "" for every id. */
+  readonly #prefix: string;
   #catchingUp = false;
   #stopCatchUp: (() => void) | undefined;
   /**
-   * Bumped at each resync; entries the snapshot writes carry the new value, so at its
-   * end the entries with an older one are the ids it did not contain.
+   * Bumped at each resync; entries written since carry the new value, so at the end of
+   * the snapshot the entries with an older one are the ids it did not contain.
    */
   #gen = 0;
-  #inSnapshot = false;
+  /** Snapshots under way: the prefix their resync named ("" for R3's, every id) → the generation it began. */
+  readonly #snapshots = new Map<string, number>();
 
   constructor(source: MessageSource<T>, options: StateViewOptions = {}) {
     super();
     this.#source = source;
     this.#transient = options.transient ?? false;
+    this.#prefix = scopeOf(source, options.prefix, 'GossipState');
     source.on('message', this.#onMessage);
     source.on('resync', this.#onResync);
     source.on('synced', this.#onSynced);
@@ -76,8 +96,8 @@ export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
     if (state === 'replaying' || state === 'ready' || state === 'reconnecting') {
       // Made after the first replay began: ask for the state it missed.
       this.#catchingUp = true;
-      const stop = source.replay({
-        message: (m) => {
+      const sink = {
+        message: (m: ClientMessage<T>) => {
           if (this.#catchingUp) this.#onMessage(m);
         },
         done: () => {
@@ -86,13 +106,14 @@ export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
           this.#stopCatchUp = undefined;
           this.emit('synced');
         },
-        failed: (error) => {
+        failed: (error: GossipError) => {
           if (!this.#catchingUp) return;
           this.#catchingUp = false;
           this.#stopCatchUp = undefined;
           this.emit('error', error);
         },
-      });
+      };
+      const stop = this.#prefix === '' ? source.replay(sink) : source.replay(sink, { prefix: this.#prefix });
       if (this.#catchingUp) this.#stopCatchUp = stop;
     }
   }
@@ -151,37 +172,50 @@ export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
     stop?.();
   }
 
-  readonly #onResync = (): void => {
-    // The client's own connection gets the full snapshot now (R3): it holds everything a
-    // catch-up would bring, and its end drops what the catch-up brought that it lacks.
-    this.#stopCatchingUp();
+  readonly #onResync = (info: ResyncInfo): void => {
+    const prefix = info.prefix ?? '';
+    if (!overlap(prefix, this.#prefix)) return;
+    // The client's own connection gets the snapshot now (R3, B6): when it covers the view
+    // it holds everything a catch-up would bring, and its end drops what that lacks.
+    if (this.#prefix.startsWith(prefix)) this.#stopCatchingUp();
     this.#gen++;
-    this.#inSnapshot = true;
+    this.#snapshots.set(prefix, this.#gen);
     // Deletes remembered from before may belong to another log: the snapshot is the truth now.
-    this.#deletedAt.clear();
+    if (prefix === '') this.#deletedAt.clear();
+    else for (const id of this.#deletedAt.keys()) if (id.startsWith(prefix)) this.#deletedAt.delete(id);
   };
 
-  readonly #onSynced = (info: { snapshot: boolean }): void => {
-    if (info.snapshot && this.#inSnapshot) {
-      this.#inSnapshot = false;
-      const gen = this.#gen;
+  readonly #onSynced = (info: SyncedInfo): void => {
+    const prefix = info.prefix ?? '';
+    const gen = info.snapshot ? this.#snapshots.get(prefix) : undefined;
+    if (gen !== undefined) {
+      this.#snapshots.delete(prefix);
       for (const [id, held] of this.#map) {
         // Deleting the current entry while iterating a Map is safe.
-        if (held.gen !== gen) {
+        if (held.gen < gen && id.startsWith(prefix)) {
           this.#map.delete(id);
           this.emit('change', id, undefined, { value: held.value, ts: held.ts });
         }
       }
     }
     // A view catching up is not whole at the client's replay-done: its own comes later.
-    if (!this.#catchingUp) this.emit('synced');
+    if (!this.#catchingUp && overlap(prefix, this.#prefix)) this.emit('synced');
   };
+
+  /** The generation of the newest snapshot under way that holds `id`, if any. */
+  #snapshotOf(id: string): number | undefined {
+    let gen: number | undefined;
+    for (const [prefix, g] of this.#snapshots) if (id.startsWith(prefix) && (gen === undefined || g > gen)) gen = g;
+    return gen;
+  }
 
   readonly #onMessage = (m: ClientMessage<T>): void => {
     if (m.transient && !this.#transient) return;
+    if (!m.id.startsWith(this.#prefix)) return;
     const held = this.#map.get(m.id);
     // The first word on an id after a resync is the truth, whatever its ts.
-    const firstAfterResync = this.#inSnapshot && !m.transient && held?.gen !== this.#gen;
+    const snapshot = this.#snapshots.size > 0 && !m.transient ? this.#snapshotOf(m.id) : undefined;
+    const firstAfterResync = snapshot !== undefined && (held === undefined || held.gen < snapshot);
     if (!firstAfterResync) {
       const newest = held?.ts ?? (this.#deletedAt.size > 0 ? this.#deletedAt.get(m.id) : undefined);
       if (newest !== undefined && m.ts <= newest) return;
@@ -200,4 +234,9 @@ export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
     this.#map.set(m.id, entry);
     if (notify) this.emit('change', m.id, { value: entry.value, ts: entry.ts }, previous);
   };
+}
+
+/** Whether the ids under `a` and those under `b` meet: one prefix starts the other. */
+function overlap(a: string, b: string): boolean {
+  return a.startsWith(b) || b.startsWith(a);
 }

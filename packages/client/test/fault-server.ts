@@ -6,6 +6,8 @@ export interface FaultConn {
   socket: Socket;
   hello: HelloFrame;
   frames: Frame[];
+  /** Every byte the client sent, as read. */
+  chunks: Buffer[];
   enc: FrameEncoder;
   send(bytes: Buffer): void;
 }
@@ -20,12 +22,23 @@ export class FaultServer {
   epoch = 'ab'.repeat(16);
   /** The welcome's fetch cap (docs/PROTOCOL.md, W1); undefined: not announced. */
   maxFetchIds: number | undefined = undefined;
-  /** Called on each hello; the default sends welcome and an empty replay-done. */
-  onHello: (c: FaultConn) => void = (c) => this.welcome(c, true);
-  /** Called on each frame after the hello; the default acks publishes as accepted. */
+  /** The welcome's prefix limits (B1); undefined: not announced, a server without prefixes. */
+  maxPrefixes: number | undefined = undefined;
+  maxPrefixBytes: number | undefined = undefined;
+  /**
+   * Called on each hello; the default sends welcome and an empty replay-done, or, to a
+   * hello that names prefixes, an empty prefix-done for each.
+   */
+  onHello: (c: FaultConn) => void = (c) => (c.hello.prefixes ? this.welcomePrefixes(c) : this.welcome(c, true));
+  /**
+   * Called on each frame after the hello; the default acks publishes as accepted,
+   * answers pings, acks subscribes with an empty prefix-done and acks unsubscribes.
+   */
   onFrame: (c: FaultConn, f: Frame) => void = (c, f) => {
     if (f.kind === FrameKind.Publish) c.send(c.enc.ack(f.reqId, 0, 1).take());
     if (f.kind === FrameKind.Ping) c.send(c.enc.pong(f.nonce, MIN_TS).take());
+    if (f.kind === FrameKind.Subscribe) c.send(c.enc.ack(f.reqId, 0, 0).prefixDone(f.prefix, 0, MIN_TS, false).take());
+    if (f.kind === FrameKind.Unsubscribe) c.send(c.enc.ack(f.reqId, 0, 0).take());
   };
   #waiters: ((c: FaultConn) => void)[] = [];
 
@@ -72,8 +85,17 @@ export class FaultServer {
       maxFrameBytes: 64 * 1024,
       pingIntervalMs: 0,
       maxFetchIds: this.maxFetchIds,
+      maxPrefixes: this.maxPrefixes,
+      maxPrefixBytes: this.maxPrefixBytes,
     });
     if (done) c.enc.replayDone(0, newestTs, false);
+    c.send(c.enc.take());
+  }
+
+  /** A welcome, then an empty prefix-done for each prefix the hello named (B5). */
+  welcomePrefixes(c: FaultConn, newestTs = MIN_TS): void {
+    this.welcome(c, false, newestTs);
+    for (const { prefix } of c.hello.prefixes ?? []) c.enc.prefixDone(prefix, 0, newestTs, false);
     c.send(c.enc.take());
   }
 
@@ -90,11 +112,12 @@ export class FaultServer {
   #accept(socket: Socket): void {
     let conn: FaultConn | undefined;
     const frames: Frame[] = [];
+    const chunks: Buffer[] = [];
     const enc = new FrameEncoder();
     const dec = new FrameDecoder((f) => {
       frames.push(f);
       if (!conn) {
-        conn = { socket, hello: f as HelloFrame, frames, enc, send: (b) => socket.write(b) };
+        conn = { socket, hello: f as HelloFrame, frames, chunks, enc, send: (b) => socket.write(b) };
         this.conns.push(conn);
         this.onHello(conn);
         const c = conn;
@@ -104,6 +127,7 @@ export class FaultServer {
       }
     });
     socket.on('data', (d: Buffer) => {
+      chunks.push(d);
       try {
         dec.push(d);
       } catch {

@@ -238,6 +238,66 @@ describe('state view over a message source', () => {
   });
 });
 
+describe('state view with prefixes over a message source', () => {
+  it('state view - a scoped view keeps its ids, is stopped catching up only by a resync that covers it, and a prefix snapshot drops only under its prefix', () => {
+    const source = new FakeSource();
+    const replays: unknown[] = [];
+    const replay = source.replay.bind(source);
+    source.replay = (sink, options?: unknown) => {
+      replays.push(options);
+      return replay(sink);
+    };
+    const view = new GossipState(source, { prefix: 'flags/' });
+    expect(replays).toEqual([{ prefix: 'flags/' }]);
+    const synced: number[] = [];
+    view.on('synced', () => synced.push(view.size));
+    const sink = source.sinks[0] as ReplaySink<string>;
+    sink.message(msg('flags/a', 1n, 'a', true));
+    sink.message(msg('presence/p', 1n, 'p', true));
+    sink.message(msg('flags/x/1', 1n, 'x1', true));
+    sink.message(msg('flags/x/2', 1n, 'x2', true));
+    // Disjoint, or narrower than the view: the catch-up goes on.
+    source.events.emit('resync', { reason: 'full', horizon: null, prefix: 'presence/' });
+    source.events.emit('resync', { reason: 'epoch', horizon: null, prefix: 'flags/x/' });
+    expect(source.stopped).toBe(0);
+    expect(view.catchingUp).toBe(true);
+    // The snapshot of flags/x/: x1 comes again, older, and wins as the first word; x2 does not come.
+    source.events.emit('message', msg('flags/x/1', 0n, 'x1-snap', true));
+    source.events.emit('synced', { count: 1, snapshot: true, newestTs: 1n, prefix: 'flags/x/' });
+    expect(view.toMap()).toEqual(
+      new Map([
+        ['flags/a', 'a'],
+        ['flags/x/1', 'x1-snap'],
+      ]),
+    );
+    expect(synced).toEqual([]); // still catching up
+    sink.done();
+    expect(synced).toEqual([2]);
+    // A resync of a prefix that covers the view: its snapshot is the truth for all of it.
+    source.events.emit('resync', { reason: 'horizon', horizon: 1n, prefix: 'fl' });
+    source.events.emit('message', msg('flags/b', 3n, 'b', true));
+    source.events.emit('synced', { count: 1, snapshot: true, newestTs: 3n, prefix: 'fl' });
+    expect(view.toMap()).toEqual(new Map([['flags/b', 'b']]));
+    // The end of a disjoint prefix's replay is not the view's.
+    source.events.emit('synced', { count: 0, snapshot: false, newestTs: 3n, prefix: 'presence/' });
+    expect(synced).toEqual([2, 1]);
+  });
+
+  it('state view - a source that does not cover the prefix refuses the view; one without covers() is taken to cover all', () => {
+    const source = new FakeSource();
+    source.state = 'idle';
+    expect(() => new GossipState(source, { prefix: 'a/' })).not.toThrow();
+    (source as MessageSource<string>).covers = (prefix) => prefix.startsWith('b/');
+    expect(() => new GossipState(source, { prefix: 'a/' })).toThrow(
+      expect.objectContaining({ code: 'GOSSIP_ERR_NOT_SUBSCRIBED' }),
+    );
+    expect(() => new GossipState(source, { prefix: 'b/c' })).not.toThrow();
+    expect(() => new GossipState(source, { prefix: 5 as unknown as string })).toThrow(
+      expect.objectContaining({ code: 'GOSSIP_ERR_INVALID_ARGUMENT' }),
+    );
+  });
+});
+
 describe('layout', () => {
   const src = fileURLToPath(new URL('../src/', import.meta.url));
   const imports = new Map(
