@@ -8,12 +8,17 @@ export interface ConnectionFlags {
   ca?: string | undefined;
 }
 
-/** A client from the connection flags and their environment variables. It does not reconnect: a CLI call fails fast. */
+/**
+ * A client from the connection flags and their environment variables. It does not
+ * reconnect unless `reconnect`: a CLI call fails fast. With `prefixes`, it subscribes
+ * to those alone (docs/PROTOCOL.md, B2).
+ */
 export function clientFrom(
   flags: ConnectionFlags,
   io: Io,
   since: 'all' | 'now' | bigint,
   reconnect = false,
+  prefixes?: string[],
 ): GossipClient<Uint8Array> {
   const ca = flags.ca ?? io.env.GOSSIP_CA;
   return new GossipClient({
@@ -24,5 +29,6 @@ export function clientFrom(
     name: 'gossip-cli',
     ...(ca ? { tls: { ca: readFileSync(ca) } } : {}),
     ...(reconnect ? {} : { reconnect: () => null }),
+    ...(prefixes ? { prefixes } : {}),
   });
 }

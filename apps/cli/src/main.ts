@@ -19,7 +19,7 @@ Commands:
   pub <id> [value]   publish a value (stdin when absent)
   del <id>           delete an id (publish a tombstone)
   emit <id> [value]  send a transient message (not stored)
-  sub                print messages as they come, after a replay (--since)
+  sub [prefix...]    print messages as they come (under the prefixes), after a replay (--since)
   fetch <id>...      print the newest stored value of ids
   inspect <dir>      read a data folder offline: segments, records, checksums
   compact <dir>      compact a data folder offline
