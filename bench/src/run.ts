@@ -6,6 +6,7 @@ import { cpus } from 'node:os';
 import { clientBench } from './client.js';
 import { edgesBench } from './edges.js';
 import { printTable, type Row } from './measure.js';
+import { prefixesBench } from './prefixes.js';
 import { protocolBench } from './protocol.js';
 import { serverBench } from './server.js';
 import { storeBench } from './store.js';
@@ -16,6 +17,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   server: serverBench,
   client: clientBench,
   edges: edgesBench,
+  prefixes: prefixesBench,
 };
 
 const wanted = (process.env.GOSSIP_BENCH ?? Object.keys(suites).join(',')).split(',');

@@ -8,6 +8,7 @@ import {
   MAX_EXTENSION_BYTES,
   MAX_EXTENSION_DEPTH,
   MAX_HELLO_FRAME_BYTES,
+  MAX_PREFIX_BYTES,
   MAX_TS,
   MIN_TS,
   now,
@@ -49,6 +50,8 @@ export interface Limits {
   maxData: number;
   maxFrame: number;
   maxFetchIds: number;
+  /** --max-prefixes (B1); prefixes are at most MAX_PREFIX_BYTES. */
+  maxPrefixes: number;
   skewMs: number;
   tombstoneRetentionMs: number;
 }
@@ -398,6 +401,10 @@ const mp = {
       ...pairs.flat(),
     ]),
   ext: (type: number, data: Buffer) => Buffer.concat([Buffer.of(0xc7, data.length, type & 0xff), data]),
+  /** A msgpack int64 (`d3`), as FrameEncoder writes a prefix's since (B2). */
+  i64: (n: bigint) => Buffer.concat([u8(0xd3), i64(n)]),
+  /** A msgpack uint64 (`cf`): past 2^63 - 1 it is no since (B2). */
+  u64: (n: bigint) => Buffer.concat([u8(0xcf), u64(n)]),
 };
 
 /** A str value that makes `{ [key]: value }` exactly `total` bytes (total well over 300). */
@@ -410,8 +417,109 @@ function mapToSize(key: string, total: number): Buffer {
 interface ExtDraw {
   bytes: Buffer;
   label: string;
-  /** ok: a valid extension. bad: fatal MALFORMED_FRAME (H1). */
+  /** ok: a valid extension. bad: fatal MALFORMED_FRAME (H1, B2). */
   fate: 'ok' | 'bad';
+  /** The `prefixes` it names (B2), when valid in shape; undefined when it names none. */
+  prefixes?: { prefix: string; since: bigint | null }[];
+  /** What the server refuses them for, fatal (B2): too many, too long, one twice. */
+  codes?: ErrorCode[];
+}
+
+/**
+ * Prefixes a connection of this slot subscribes to: ones that match its own ids, the
+ * shared ones and the honest publisher's, none at all, "" (everything), and the longest
+ * gossipd takes (256 bytes of 2-byte characters).
+ */
+function prefixPool(env: Env): string[] {
+  const own = env.pools.precise[0]?.bytes.toString('utf8') ?? 'fz0/0';
+  const slot = own.slice(0, own.indexOf('/') + 1);
+  return [
+    '',
+    slot,
+    `${slot}1`,
+    `${slot}e/`,
+    `${slot}none/`,
+    'fzw/',
+    'a',
+    'good/',
+    'zz/',
+    'é'.repeat(MAX_PREFIX_BYTES / 2),
+  ];
+}
+
+/** A since of a prefix (B2, B3): live only, everything, a while ago, now, or the far ends of i64. */
+function drawSince(r: Rng): bigint | null {
+  const t = now();
+  return weighted<bigint | null>(r, [
+    [4, null],
+    [3, MIN_TS],
+    [3, t - 5_000_000_000n],
+    [2, t],
+    [1, 0n],
+    [1, MAX_TS],
+  ]);
+}
+
+/** A hello extension naming `prefixes` (B2): within the limits, past them, or of a wrong shape. */
+function drawPrefixesExtension(r: Rng, env: Env): ExtDraw {
+  const max = env.limits.maxPrefixes;
+  const pool = prefixPool(env);
+  const sinceValue = (since: bigint | null) =>
+    since === null ? mp.nil() : since >= 0n && since < 128n && r() < 0.5 ? mp.int(Number(since)) : mp.i64(since);
+  const entry = (prefix: string | Buffer, since: bigint | null) => mp.arr([mp.str(prefix), sinceValue(since)]);
+  const ext = (value: Buffer) =>
+    mp.map(
+      r() < 0.3
+        ? [
+            [mp.str('name'), mp.str('fuzz')],
+            [mp.str('prefixes'), value],
+          ]
+        : [[mp.str('prefixes'), value]],
+    );
+  const bad = (value: Buffer, label: string): ExtDraw => ({ bytes: ext(value), label, fate: 'bad' });
+  return weighted<() => ExtDraw>(r, [
+    [
+      20,
+      () => {
+        const n = weighted<() => number>(r, [
+          [3, () => 0],
+          [8, () => int(r, 1, max)],
+          [2, () => max],
+          [1, () => max + 1],
+        ])();
+        const prefixes = Array.from({ length: n }, () => ({
+          prefix: weighted<() => string>(r, [
+            [30, () => pick(r, pool)],
+            [1, () => 'x'.repeat(MAX_PREFIX_BYTES + 1)],
+          ])(),
+          since: drawSince(r),
+        }));
+        const codes: ErrorCode[] = [];
+        if (n > max) codes.push('GOSSIP_ERR_TOO_MANY_PREFIXES');
+        if (prefixes.some((p) => Buffer.byteLength(p.prefix) > MAX_PREFIX_BYTES))
+          codes.push('GOSSIP_ERR_PREFIX_TOO_LONG');
+        if (new Set(prefixes.map((p) => p.prefix)).size < n) codes.push('GOSSIP_ERR_ALREADY_SUBSCRIBED');
+        return {
+          bytes: ext(mp.arr(prefixes.map((p) => entry(p.prefix, p.since)))),
+          label: `prefixes [${prefixes.map((p) => `${JSON.stringify(p.prefix.slice(0, 12))} ${p.since}`).join(', ')}]`,
+          fate: 'ok',
+          prefixes,
+          codes,
+        };
+      },
+    ],
+    [1, () => bad(mp.map([]), 'prefixes that are a map')],
+    [1, () => bad(mp.str('flags/'), 'prefixes that are a string')],
+    [1, () => bad(mp.nil(), 'prefixes that are nil')],
+    [1, () => bad(mp.arr([mp.arr([mp.str('a'), mp.nil(), mp.nil()])]), 'an entry of 3')],
+    [1, () => bad(mp.arr([mp.str('a')]), 'an entry that is a string')],
+    [1, () => bad(mp.arr([mp.arr([mp.int(1), mp.nil()])]), 'a prefix that is an int')],
+    [1, () => bad(mp.arr([mp.arr([mp.bin(Buffer.from('a')), mp.nil()])]), 'a prefix that is a bin')],
+    [1, () => bad(mp.arr([mp.arr([mp.str('a'), mp.str('0')])]), 'a since that is a string')],
+    [1, () => bad(mp.arr([mp.arr([mp.str('a'), mp.f64(1.5)])]), 'a since that is a float')],
+    [1, () => bad(mp.arr([mp.arr([mp.str('a'), mp.u64(2n ** 63n)])]), 'a since past i64')],
+    [1, () => bad(mp.arr([entry(Buffer.of(0x61, 0xff), null)]), 'a prefix that is not UTF-8')],
+  ])();
 }
 
 function drawExtension(r: Rng): ExtDraw {
@@ -578,12 +686,32 @@ export interface HelloExpect {
   since: bigint | null;
   epoch: string | null;
   echo: boolean;
+  /** The prefixes it named (B2); undefined: it holds "" with its since (B1). */
+  prefixes: { prefix: string; since: bigint | null }[] | undefined;
+}
+
+/**
+ * One prefix the connection holds (B1), from its hello or an accepted subscribe, until
+ * an accepted unsubscribe drops it. The server takes the frames in order, so the plan
+ * knows which it holds after each frame.
+ */
+export interface PrefixHold {
+  prefix: string;
+  since: bigint | null;
+  epoch: string | null;
+  /** Named (B2, B3): its replay ends with a prefix-done; otherwise the "" of a hello that named none (R2). */
+  named: boolean;
+  /** The reqId of the subscribe that added it (unique in the plan); undefined: the hello's. */
+  reqId: number | undefined;
+  dropped: boolean;
 }
 
 /** A message the connection must (echo on) or must not (echo off, own ids) see live. */
 export interface EchoExpect {
   key: string;
   own: boolean;
+  /** The prefixes that matched its id when it was sent: it must come if one of them is never dropped (B1). */
+  by: PrefixHold[];
 }
 
 export const echoKey = (transient: boolean, id: string, ts: bigint, hash: string) =>
@@ -602,10 +730,30 @@ export class NativePlan {
   readonly watch = new Set<string>();
   readonly reqIds: number[] = [];
   readonly recent: IdDraw[] = [];
+  /** The prefixes held after the frames so far (B1). */
+  readonly held = new Map<string, PrefixHold>();
+  /** Every prefix ever held, in the order they were added. */
+  readonly holds: PrefixHold[] = [];
+  /** The holds added by subscribes, by their reqId. */
+  readonly subscribes = new Map<number, PrefixHold>();
+  /** Whether messages are matched prefix by prefix at some point: a hello that named prefixes, or an accepted subscribe or unsubscribe. */
+  scoped = false;
   #reqId = 1;
 
   get fate(): Fate {
     return this.frames.at(-1)?.fate ?? KEEP;
+  }
+
+  hold(prefix: string, since: bigint | null, epoch: string | null, named: boolean, reqId?: number): void {
+    const h: PrefixHold = { prefix, since, epoch, named, reqId, dropped: false };
+    this.held.set(prefix, h);
+    this.holds.push(h);
+    if (reqId !== undefined) this.subscribes.set(reqId, h);
+  }
+
+  /** The prefixes held now that `id` is under. */
+  matching(id: string): PrefixHold[] {
+    return [...this.held.values()].filter((h) => id.startsWith(h.prefix));
   }
 
   nextReqId(): number {
@@ -705,7 +853,7 @@ function publishLike(kind: typeof FrameKind.Publish | typeof FrameKind.Emit): Na
     else if (maybe) plan.acks.push({ reqId, outcomes: ['GOSSIP_ERR_TS_AHEAD'], publish, optional: true, label });
     // Certainly accepted: the connection gets it back, unless echo is off (H1, A4).
     if (!maybe && outcomes.length === 1 && outcomes[0] === 'accepted') {
-      plan.echoes.push({ key: echoKey(!publish, idText, t.ts, hash), own });
+      plan.echoes.push({ key: echoKey(!publish, idText, t.ts, hash), own, by: plan.matching(idText) });
       plan.watch.add(idText);
     }
     return { bytes, label, fate: KEEP };
@@ -742,7 +890,7 @@ const helloGen: NativeGenerator = (r, env, plan) => {
       : epochKind === 'random'
         ? Buffer.from(Array.from({ length: 16 }, () => int(r, 0, 255)))
         : Buffer.from(env.epoch, 'hex');
-  const ext = drawExtension(r);
+  const ext = r() < 0.3 ? drawPrefixesExtension(r, env) : drawExtension(r);
   const bytes = nativeFrame(
     FrameKind.Hello,
     Buffer.of(0x89, 0x47, 0x53, 0x50, version, flags),
@@ -761,16 +909,22 @@ const helloGen: NativeGenerator = (r, env, plan) => {
   if (length > MAX_HELLO_FRAME_BYTES) return { bytes, label, fate: fatal('GOSSIP_ERR_FRAME_TOO_LARGE') };
   // The decoder reads the extension and the server checks the version (H2); the doc
   // does not order the two, so with both wrong either code is right.
+  // The limits of its prefixes are the server's, checked after the version (B2).
   const codes: ErrorCode[] = [];
   if (ext.fate === 'bad') codes.push('GOSSIP_ERR_MALFORMED_FRAME');
   if (version !== 1) codes.push('GOSSIP_ERR_UNSUPPORTED_VERSION');
+  else if (ext.fate === 'ok') codes.push(...(ext.codes ?? []));
   if (codes.length > 0) return { bytes, label, fate: fatal(...codes) };
   plan.state = 'live';
-  plan.hello = {
-    since: flags & 0x01 ? since : null,
-    epoch: flags & 0x02 ? epoch.toString('hex') : null,
-    echo: (flags & 0x04) === 0,
-  };
+  const helloSince = flags & 0x01 ? since : null;
+  const helloEpoch = flags & 0x02 ? epoch.toString('hex') : null;
+  plan.hello = { since: helloSince, epoch: helloEpoch, echo: (flags & 0x04) === 0, prefixes: ext.prefixes };
+  if (ext.prefixes === undefined) plan.hold('', helloSince, helloEpoch, false);
+  else {
+    // With prefixes the hello's own since is not used; its epoch is, for each (B2).
+    plan.scoped = true;
+    for (const p of ext.prefixes) plan.hold(p.prefix, p.since, helloEpoch, true);
+  }
   return { bytes, label, fate: KEEP };
 };
 
@@ -829,6 +983,97 @@ const fetchGen: NativeGenerator = (r, env, plan) => {
     }
   }
   plan.fetches.push({ reqId, ids: [...allowed.keys()], allowed, label });
+  return { bytes, label, fate: KEEP };
+};
+
+interface PrefixDraw {
+  bytes: Buffer;
+  text: string;
+  /** ok: a prefix gossipd takes. long: over 256 bytes (an error ack). bad: not UTF-8 (fatal). */
+  cls: 'ok' | 'long' | 'bad';
+  label: string;
+}
+
+function drawPrefix(r: Rng, env: Env, plan: NativePlan): PrefixDraw {
+  const ok = (text: string): PrefixDraw => ({
+    bytes: Buffer.from(text),
+    text,
+    cls: 'ok',
+    label: JSON.stringify(text.slice(0, 16)),
+  });
+  const held = [...plan.held.keys()];
+  return weighted<() => PrefixDraw>(r, [
+    [held.length > 0 ? 30 : 0, () => ok(pick(r, held))],
+    [30, () => ok(pick(r, prefixPool(env)))],
+    [3, () => ({ bytes: Buffer.alloc(257, 0x78), text: 'x'.repeat(257), cls: 'long', label: '257 bytes' })],
+    [1, () => ({ bytes: Buffer.alloc(0xffff, 0x78), text: 'x'.repeat(0xffff), cls: 'long', label: '65535 bytes' })],
+    [
+      0.3 * env.hostility,
+      () => ({
+        bytes: Buffer.concat([Buffer.from('fzb/'), pick(r, env.pools.bad).bytes]),
+        text: '',
+        cls: 'bad',
+        label: 'not UTF-8',
+      }),
+    ],
+  ])();
+}
+
+/** Subscribe (B3): an error ack for a prefix too long, held, or one too many; otherwise an ack, then its replay. */
+const subscribeGen: NativeGenerator = (r, env, plan) => {
+  // A reqId of its own: the checker finds the replay that follows by it.
+  const reqId = plan.nextReqId();
+  const p = drawPrefix(r, env, plan);
+  const since = drawSince(r);
+  const epochKind = weighted(r, [
+    [3, 'none'],
+    [1, 'zero'],
+    [1, 'random'],
+    [4, 'server'],
+  ] as const);
+  const epoch =
+    epochKind === 'none' || epochKind === 'zero'
+      ? Buffer.alloc(16)
+      : epochKind === 'random'
+        ? Buffer.from(Array.from({ length: 16 }, () => int(r, 0, 255)))
+        : Buffer.from(env.epoch, 'hex');
+  // Reserved flag bits are ignored (Conventions).
+  const flags = (since === null ? 0 : 0x01) | (epochKind === 'none' ? 0 : 0x02) | (r() < 0.1 ? 0xf0 : 0);
+  const bytes = nativeFrame(FrameKind.Subscribe, u32(reqId), u8(flags), i64(since ?? 0n), epoch, idField(p.bytes));
+  const label = `subscribe reqId ${reqId} ${p.label} since ${since} epoch ${epochKind}`;
+  const pre = early(plan, env, bytes.length - 4, p.cls === 'bad' ? ['GOSSIP_ERR_ID_NOT_UTF8'] : []);
+  if (pre) return { bytes, label, fate: pre };
+  const codes: ErrorCode[] = [];
+  if (p.cls === 'long') codes.push('GOSSIP_ERR_PREFIX_TOO_LONG');
+  else if (plan.held.has(p.text)) codes.push('GOSSIP_ERR_ALREADY_SUBSCRIBED');
+  if (p.cls === 'ok' && plan.held.size >= env.limits.maxPrefixes) codes.push('GOSSIP_ERR_TOO_MANY_PREFIXES');
+  if (codes.length > 0) {
+    plan.acks.push({ reqId, outcomes: codes, publish: false, optional: false, label });
+    return { bytes, label, fate: KEEP };
+  }
+  plan.acks.push({ reqId, outcomes: ['accepted'], publish: false, optional: false, label });
+  plan.scoped = true;
+  plan.hold(p.text, since, epochKind === 'none' ? null : epoch.toString('hex'), true, reqId);
+  return { bytes, label, fate: KEEP };
+};
+
+/** Unsubscribe (B4): an error ack for a prefix too long or not held; otherwise dropped and acked. */
+const unsubscribeGen: NativeGenerator = (r, env, plan) => {
+  const reqId = drawReqId(r, plan, 5);
+  const p = drawPrefix(r, env, plan);
+  const bytes = nativeFrame(FrameKind.Unsubscribe, u32(reqId), idField(p.bytes));
+  const label = `unsubscribe reqId ${reqId} ${p.label}`;
+  const pre = early(plan, env, bytes.length - 4, p.cls === 'bad' ? ['GOSSIP_ERR_ID_NOT_UTF8'] : []);
+  if (pre) return { bytes, label, fate: pre };
+  const held = plan.held.get(p.text);
+  const outcome: AckOutcome =
+    p.cls === 'long' ? 'GOSSIP_ERR_PREFIX_TOO_LONG' : held === undefined ? 'GOSSIP_ERR_NOT_SUBSCRIBED' : 'accepted';
+  plan.acks.push({ reqId, outcomes: [outcome], publish: false, optional: false, label });
+  if (held !== undefined && p.cls === 'ok') {
+    plan.scoped = true;
+    held.dropped = true;
+    plan.held.delete(p.text);
+  }
   return { bytes, label, fate: KEEP };
 };
 
@@ -943,11 +1188,25 @@ export const NATIVE_GENERATORS: Record<FrameKind, NativeGenerator> = {
   [FrameKind.Error]: errorGen,
   [FrameKind.Ping]: pingGen,
   [FrameKind.Pong]: pongGen,
+  [FrameKind.Subscribe]: subscribeGen,
+  [FrameKind.Unsubscribe]: unsubscribeGen,
+  [FrameKind.PrefixDone]: serverOnly(FrameKind.PrefixDone, 'prefix-done', (r, env) => [
+    u8(int(r, 0, 255)),
+    u64(BigInt(int(r, 0, 2 ** 53 - 1))),
+    anyTs(r, env),
+    idField(Buffer.from(pick(r, prefixPool(env)))),
+  ]),
+  [FrameKind.PrefixResync]: serverOnly(FrameKind.PrefixResync, 'prefix-resync', (r, env) => [
+    u8(int(r, 1, 3)),
+    u8(int(r, 0, 255)),
+    anyTs(r, env),
+    idField(Buffer.from(pick(r, prefixPool(env)))),
+  ]),
 };
 
 /** A kind byte F2 does not define: fatal UNKNOWN_FRAME (after the length check). */
 const unknownKindGen: NativeGenerator = (r, env, plan) => {
-  const kind = r() < 0.2 ? 0 : int(r, 0x0e, 0xff);
+  const kind = r() < 0.2 ? 0 : int(r, 0x12, 0xff);
   const bytes = nativeFrame(kind, fill(r, int(r, 0, 64)));
   const max = plan.state === 'hello' ? MAX_HELLO_FRAME_BYTES : env.limits.maxFrame;
   return {
@@ -981,6 +1240,8 @@ export function drawNative(r: Rng, env: Env, maxFrames: number): NativePlan {
             [12, fetchGen],
             [10, pingGen],
             [4, pongGen],
+            [6, subscribeGen],
+            [4, unsubscribeGen],
             [0.4 * h, helloGen],
             [0.4 * h, errorGen],
             ...(
@@ -991,6 +1252,8 @@ export function drawNative(r: Rng, env: Env, maxFrames: number): NativePlan {
                 FrameKind.ReplayDone,
                 FrameKind.Resync,
                 FrameKind.FetchResult,
+                FrameKind.PrefixDone,
+                FrameKind.PrefixResync,
               ] as const
             ).map((kind) => [0.15 * h, NATIVE_GENERATORS[kind]] as const),
             [0.2 * h, unknownKindGen],

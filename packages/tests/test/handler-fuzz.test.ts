@@ -12,6 +12,7 @@ import {
   FrameKind,
   LegacyKind,
   MAX_ID_BYTES,
+  MAX_PREFIX_BYTES,
   MessageFlags,
   MIN_TS,
   now,
@@ -37,6 +38,7 @@ import {
   type Limits,
   NATIVE_GENERATORS,
   NativePlan,
+  type PrefixHold,
   SlotModel,
 } from '../src/fuzz-frames.js';
 import { LegacyClient } from '../src/legacy-client.js';
@@ -59,9 +61,14 @@ import { harness } from './harness.js';
  *   slot are modelled: accepted or stale is known, see SlotModel; shared ids are either);
  *   one pong per ping, in order; per fetch, its results in order, each distinct id once
  *   in first-mention order, values the model allows; the welcome (the server's epoch and
- *   limits), the resync the hello calls for (R3, H3, H4), a replay in ascending ts with
- *   each id once and a replay-done that counts it, no live message before replay-done;
- *   the echo of every certainly accepted publish and emit (none with echo off);
+ *   limits, the prefix limits among them), the resync the hello calls for (R3, H3, H4),
+ *   a replay in ascending ts with each id once and a replay-done that counts it, no live
+ *   message before replay-done; for prefixes (B1 to B6), named in the hello or by
+ *   subscribes and dropped by unsubscribes, whose acks the plan knows: each held
+ *   prefix's prefix-resync as its since and epoch call for and its prefix-done counting
+ *   its replay of its own ids, no message under none of the connection's prefixes;
+ *   the echo of every certainly accepted publish and emit under a prefix held then and
+ *   never dropped (none with echo off);
  * - what an ended connection got is checked the same way as far as it goes (acks and
  *   results still owed when it ended may be missing); pongs owed before a fatal frame
  *   must all come (E2: what is queued goes first).
@@ -91,6 +98,7 @@ const LIMITS: Limits = {
   maxData: 256 * KiB,
   maxFrame: 256 * KiB + 64 * KiB,
   maxFetchIds: 64,
+  maxPrefixes: 4,
   skewMs: 1000,
   tombstoneRetentionMs: 24 * 3600 * 1000,
 };
@@ -168,10 +176,32 @@ interface Entry {
   key: string;
 }
 
+/** Kinds a connection's trace keeps. */
+const TRACED = new Set<number>([
+  FrameKind.Ack,
+  FrameKind.ReplayDone,
+  FrameKind.Resync,
+  FrameKind.PrefixDone,
+  FrameKind.PrefixResync,
+]);
+const short = (_key: string, v: unknown) =>
+  typeof v === 'bigint' ? String(v) : typeof v === 'string' && v.length > 24 ? `${v.slice(0, 16)}…(${v.length})` : v;
+
+/** A replayed message as the checker keeps it. */
+interface Replayed {
+  id: string;
+  ts: bigint;
+}
+
 /**
  * What one native fuzz connection received, with the order rules checked as frames
- * arrive (welcome first, resync right after it, replay, replay-done, live; nothing
- * after an error frame).
+ * arrive (welcome first, nothing after an error frame). Replays: a hello without
+ * prefixes gets its resync right after the welcome and ends its replay with a
+ * replay-done (R1 to R4); each prefix, of a hello or a subscribe, ends its replay with a
+ * prefix-done (B5) after its prefix-resync, if any (B6). The server replays one prefix at
+ * a time, so the replayed messages before a done frame are that prefix's (its `count`
+ * last ones) or those of replays an unsubscribe cut short. Which prefix a done belongs
+ * to is the latest of that name whose subscribe was acked (the hello's, otherwise).
  */
 class Received {
   readonly problems: string[] = [];
@@ -186,9 +216,14 @@ class Received {
   error: ErrorFrame | undefined;
   /** Live messages of watched ids, by echo key. */
   readonly live = new Map<string, number>();
-  #replayed = 0;
-  #lastReplayedTs = MIN_TS;
-  readonly #replayedIds = new Set<string>();
+  /** Replayed messages since the last done frame. */
+  #replayed: Replayed[] = [];
+  /** The holds whose subscribe was acked (the hello's from the welcome on). */
+  readonly #acked = new Set<PrefixHold>();
+  /** The holds whose prefix-done came. */
+  readonly #done = new Set<PrefixHold>();
+  /** The hold a prefix-resync came for, by prefix, until its prefix-done. */
+  readonly #resynced = new Map<string, PrefixHold>();
   readonly #plan: NativePlan;
   readonly #env: Env;
 
@@ -197,9 +232,14 @@ class Received {
     this.#env = env;
   }
 
+  /** The frames that end replays and acks, in short, for the report of a connection that went wrong. */
+  readonly trace: string[] = [];
+
   frame(f: Frame): void {
     const index = this.frames++;
+    if (TRACED.has(f.kind)) this.trace.push(`${index}: ${JSON.stringify(f, short)}`);
     const bad = (what: string) => this.problems.push(`${what} (frame ${index}, kind ${f.kind})`);
+    const plan = this.#plan;
     if (this.error) bad('a frame after the error frame (E2)');
     switch (f.kind) {
       case FrameKind.Error:
@@ -207,43 +247,99 @@ class Received {
         return;
       case FrameKind.Welcome:
         if (index !== 0) bad('a welcome that is not the first frame (W1)');
-        if (!this.#plan.hello) bad('a welcome for a connection whose hello was refused');
+        if (!plan.hello) bad('a welcome for a connection whose hello was refused');
         this.welcome = f;
         this.#checkWelcome(f, bad);
+        for (const h of plan.holds) if (h.reqId === undefined) this.#acked.add(h);
         return;
       case FrameKind.Resync:
         if (index !== 1 || !this.welcome) bad('a resync not right after the welcome (R3)');
+        if (plan.hello?.prefixes !== undefined) bad('a resync for a hello that named prefixes (B2)');
         this.resync = f.reason;
         return;
-      case FrameKind.Message:
-        if (!this.welcome) bad('a message before the welcome');
-        if (!this.replayDone) {
-          if ((f.flags & MessageFlags.Replayed) === 0) bad('a live message before replay-done (R1)');
-          this.#replay(f.id, f.ts, bad);
-        } else {
-          if (f.flags & MessageFlags.Replayed) bad('a replayed message after replay-done (M2)');
-          if (this.#plan.watch.has(f.id)) {
-            const key = echoKey((f.flags & MessageFlags.Transient) !== 0, f.id, f.ts, hashOf(f.data));
-            this.live.set(key, (this.live.get(key) ?? 0) + 1);
-          }
+      case FrameKind.PrefixResync: {
+        const hold = this.#current(f.prefix, bad, 'prefix-resync');
+        if (hold) {
+          this.#resynced.set(f.prefix, hold);
+          const want = this.#reason(hold);
+          if (f.reason !== want)
+            bad(`prefix-resync ${f.reason} for ${JSON.stringify(f.prefix)}, expected ${want} (B6)`);
         }
         return;
+      }
+      case FrameKind.Message: {
+        if (!this.welcome) bad('a message before the welcome');
+        if (!plan.holds.some((h) => f.id.startsWith(h.prefix)))
+          bad(`a message for ${JSON.stringify(f.id)}, under none of the connection's prefixes (B1)`);
+        const replayed = (f.flags & MessageFlags.Replayed) !== 0;
+        if (replayed) {
+          if (!plan.scoped && this.replayDone) bad('a replayed message after replay-done (M2)');
+          this.#replayed.push({ id: f.id, ts: f.ts });
+          return;
+        }
+        // Only a connection that holds nothing but the "" of its hello holds every live message until its replay-done.
+        if (!plan.scoped && !this.replayDone) bad('a live message before replay-done (R1)');
+        // Otherwise a live message waits for the done frame of one prefix that matches it (B5).
+        const matched = plan.holds.filter((h) => this.#acked.has(h) && f.id.startsWith(h.prefix));
+        if (plan.scoped && matched.length > 0 && !matched.some((h) => this.#done.has(h)))
+          bad(`a live message for ${JSON.stringify(f.id)} before the done frame of any prefix it is under (B5)`);
+        if (plan.watch.has(f.id)) {
+          const key = echoKey((f.flags & MessageFlags.Transient) !== 0, f.id, f.ts, hashOf(f.data));
+          this.live.set(key, (this.live.get(key) ?? 0) + 1);
+        }
+        return;
+      }
       case FrameKind.ReplayDone: {
         if (!this.welcome || this.replayDone) bad('a replay-done out of place (R2)');
+        if (plan.hello?.prefixes !== undefined) bad('a replay-done for a hello that named prefixes (B2)');
         this.replayDone = true;
-        if (f.count !== this.#replayed) bad(`replay-done counts ${f.count}, ${this.#replayed} replayed (R2)`);
+        const hold = plan.holds.find((h) => !h.named);
+        // The hello's replay is the first: every replayed message so far is its own.
+        if (f.count !== this.#replayed.length)
+          bad(`replay-done counts ${f.count}, ${this.#replayed.length} replayed (R2)`);
         if (f.snapshot !== (this.resync !== undefined))
           bad(`replay-done snapshot ${f.snapshot} after resync ${this.resync}`);
-        if (this.#replayed > 0 && f.newestTs < this.#lastReplayedTs)
-          bad('replay-done newestTs below a replayed ts (R2)');
-        if (this.#plan.hello?.since === null && this.welcome && f.newestTs !== this.welcome.newestTs)
+        if (hold) {
+          this.#done.add(hold);
+          this.#segment(hold, f.count, f.snapshot, f.newestTs, bad);
+          const want = this.#reason(hold);
+          if (this.resync !== want) bad(`resync ${this.resync}, expected ${want} (R3, H3, H4)`);
+        }
+        this.#replayed = [];
+        if (plan.hello?.since === null && this.welcome && f.newestTs !== this.welcome.newestTs)
           bad(`a live-only replay-done with newestTs ${f.newestTs}, the welcome said ${this.welcome.newestTs} (R4)`);
         return;
       }
-      case FrameKind.Ack:
+      case FrameKind.PrefixDone: {
+        const hold = this.#current(f.prefix, bad, 'prefix-done');
+        if (hold?.since === null) {
+          // Live only: done at once, in the middle of another prefix's replay if one runs (B5).
+          if (this.#done.has(hold)) bad(`a second prefix-done for ${JSON.stringify(f.prefix)} (B5)`);
+          this.#done.add(hold);
+          if (f.count !== 0 || f.snapshot)
+            bad(`a live-only prefix-done counting ${f.count}, snapshot ${f.snapshot} (B5)`);
+          return;
+        }
+        if (hold) {
+          if (this.#done.has(hold)) bad(`a second prefix-done for ${JSON.stringify(f.prefix)} (B5)`);
+          this.#done.add(hold);
+          const resynced = this.#resynced.get(f.prefix) === hold;
+          if (f.snapshot !== resynced) bad(`prefix-done snapshot ${f.snapshot}, prefix-resync ${resynced} (B6)`);
+          if (!resynced && this.#reason(hold) !== undefined)
+            bad(`no prefix-resync for ${JSON.stringify(f.prefix)} (B6)`);
+          this.#segment(hold, f.count, f.snapshot, f.newestTs, bad);
+        }
+        this.#resynced.delete(f.prefix);
+        this.#replayed = [];
+        return;
+      }
+      case FrameKind.Ack: {
         if (!this.welcome) bad('an ack before the welcome');
         this.acks.push(f);
+        const hold = plan.subscribes.get(f.reqId);
+        if (hold && f.status === AckStatus.Accepted) this.#acked.add(hold);
         return;
+      }
       case FrameKind.Pong:
         if (!this.welcome) bad('a pong before the welcome');
         this.pongs.push(f.nonce);
@@ -256,6 +352,52 @@ class Received {
     }
   }
 
+  /** The hold of `prefix` a done or resync frame is for: the latest acked, named one. */
+  #current(prefix: string, bad: (what: string) => void, what: string): PrefixHold | undefined {
+    if (!this.welcome) bad(`a ${what} before the welcome`);
+    const holds = this.#plan.holds.filter((h) => h.named && h.prefix === prefix && this.#acked.has(h));
+    const hold = holds.at(-1);
+    if (!hold) bad(`a ${what} for ${JSON.stringify(prefix)}, which the connection did not name (B5)`);
+    return hold;
+  }
+
+  /** The resync `hold`'s since and epoch call for (R3, H3, H4, B6), against the welcome's horizon. */
+  #reason(hold: PrefixHold): ResyncReason | undefined {
+    if (hold.since === null) return undefined;
+    const horizon = this.welcome?.horizon ?? null;
+    if (hold.epoch !== null && hold.epoch !== this.#env.epoch) return ResyncReason.Epoch;
+    if (horizon !== null && hold.since <= horizon) return ResyncReason.Horizon;
+    if (hold.since === MIN_TS && hold.epoch === null) return ResyncReason.Full;
+    return undefined;
+  }
+
+  /**
+   * The replay of `hold` that a done frame counting `count` ends: its last `count`
+   * replayed messages, under its prefix, in ascending ts, each id once, from its since
+   * unless a snapshot, none past the done's newestTs (R1, R2, B5).
+   */
+  #segment(hold: PrefixHold, count: number, snapshot: boolean, newestTs: bigint, bad: (what: string) => void): void {
+    const name = JSON.stringify(hold.prefix);
+    if (count > this.#replayed.length) {
+      bad(`the done of ${name} counts ${count}, ${this.#replayed.length} replayed (R2, B5)`);
+      return;
+    }
+    if (hold.since === null && count > 0) bad(`a replay of ${count} for the live-only ${name} (R4, B5)`);
+    const mine = this.#replayed.slice(this.#replayed.length - count);
+    const ids = new Set<string>();
+    let last = MIN_TS;
+    for (const m of mine) {
+      if (!m.id.startsWith(hold.prefix)) bad(`${JSON.stringify(m.id)} replayed for ${name} (B5)`);
+      if (m.ts < last) bad(`replay of ${name} not in ascending ts: ${m.ts} after ${last} (R1)`);
+      last = m.ts;
+      if (ids.has(m.id)) bad(`id ${JSON.stringify(m.id)} replayed twice for ${name} (R1)`);
+      ids.add(m.id);
+      if (!snapshot && hold.since !== null && m.ts < hold.since)
+        bad(`replayed ts ${m.ts} below since ${hold.since} (R1)`);
+      if (m.ts > newestTs) bad(`a replayed ts ${m.ts} past the done's newestTs ${newestTs} (R2)`);
+    }
+  }
+
   #checkWelcome(f: WelcomeFrame, bad: (what: string) => void): void {
     const want = {
       version: 1,
@@ -263,6 +405,8 @@ class Received {
       maxIdBytes: MAX_ID_BYTES,
       maxDataBytes: LIMITS.maxData,
       maxFrameBytes: LIMITS.maxFrame,
+      maxPrefixes: LIMITS.maxPrefixes,
+      maxPrefixBytes: MAX_PREFIX_BYTES,
     };
     const got = {
       version: f.version,
@@ -270,19 +414,10 @@ class Received {
       maxIdBytes: f.maxIdBytes,
       maxDataBytes: f.maxDataBytes,
       maxFrameBytes: f.maxFrameBytes,
+      maxPrefixes: f.maxPrefixes,
+      maxPrefixBytes: f.maxPrefixBytes,
     };
-    if (JSON.stringify(got) !== JSON.stringify(want)) bad(`welcome ${JSON.stringify(got)} (W1)`);
-  }
-
-  #replay(id: string, ts: bigint, bad: (what: string) => void): void {
-    this.#replayed++;
-    if (ts < this.#lastReplayedTs) bad(`replay not in ascending ts: ${ts} after ${this.#lastReplayedTs} (R1)`);
-    this.#lastReplayedTs = ts;
-    if (this.#replayedIds.has(id)) bad(`id ${JSON.stringify(id)} replayed twice (R1)`);
-    this.#replayedIds.add(id);
-    const since = this.#plan.hello?.since ?? null;
-    if (since === null) bad('a replay for a live-only hello (R4)');
-    else if (this.resync === undefined && ts < since) bad(`replayed ts ${ts} below since ${since} (R1)`);
+    if (JSON.stringify(got) !== JSON.stringify(want)) bad(`welcome ${JSON.stringify(got)} (W1, B1)`);
   }
 
   #fetchResult(f: FetchResultFrame, bad: (what: string) => void): void {
@@ -303,11 +438,14 @@ class Received {
     }
   }
 
-  /** Everything owed to a kept connection has come (the hello's replay, acks, pongs, fetches). */
+  /**
+   * Everything owed to a kept connection has come: the done frame of every prefix it
+   * still holds (the hello's replay-done for its ""), acks, pongs, fetches.
+   */
   owedDone(): boolean {
     const plan = this.#plan;
     return (
-      (!plan.hello || this.replayDone) &&
+      plan.holds.every((h) => h.dropped || this.#done.has(h)) &&
       this.acks.length >= plan.acks.filter((a) => !a.optional).length &&
       this.pongs.length >= plan.pings.length &&
       this.groups.length >= plan.fetches.length
@@ -445,18 +583,7 @@ async function runNative(port: number, env: Env, plan: NativePlan, cuts: number[
   if (plan.hello && !got.welcome && (complete || (got.frames > 0 && !got.error)))
     bad('no welcome for an accepted hello');
   if (!plan.hello && got.frames > (got.error ? 1 : 0)) bad('the server answered a connection that sent no valid hello');
-  if (complete && plan.hello) {
-    if (!got.replayDone) bad('no replay-done');
-    const hello = plan.hello;
-    let reason: ResyncReason | undefined;
-    const horizon = got.welcome?.horizon ?? null;
-    if (hello.since !== null) {
-      if (hello.epoch !== null && hello.epoch !== env.epoch) reason = ResyncReason.Epoch;
-      else if (horizon !== null && hello.since <= horizon) reason = ResyncReason.Horizon;
-      else if (hello.since === MIN_TS && hello.epoch === null) reason = ResyncReason.Full;
-    }
-    if (got.resync !== reason) bad(`resync ${got.resync}, expected ${reason} (R3, H3, H4)`);
-  }
+  if (complete && plan.hello && !got.owedDone()) bad('not every prefix it holds got its done frame (R2, B5)');
 
   for (const a of got.acks) if (a.code === 'GOSSIP_ERR_INTERNAL') bad(`ack ${a.reqId} with GOSSIP_ERR_INTERNAL`);
   const { extra, missing } = matchAcks(plan.acks, got.acks);
@@ -505,7 +632,9 @@ async function runNative(port: number, env: Env, plan: NativePlan, cuts: number[
 
   if (complete && plan.hello) {
     const want = new Map<string, number>();
-    for (const e of plan.echoes) if (plan.hello.echo || e.own) want.set(e.key, (want.get(e.key) ?? 0) + 1);
+    // Certain only under a prefix it held then and never dropped (B1, B4).
+    for (const e of plan.echoes)
+      if ((plan.hello.echo || e.own) && e.by.some((h) => !h.dropped)) want.set(e.key, (want.get(e.key) ?? 0) + 1);
     for (const [key, n] of want) {
       const seen = got.live.get(key) ?? 0;
       if (plan.hello.echo && seen < n) bad(`echo on: ${n} × ${key.slice(0, 80)} expected, ${seen} came (H1)`);
@@ -516,6 +645,12 @@ async function runNative(port: number, env: Env, plan: NativePlan, cuts: number[
   // (the store writes its batches in order), so fetches from now on see what ids hold.
   if (complete && missing.length === 0 && got.acks.some((a) => a.status === AckStatus.Accepted && a.durability > 0))
     env.model.settled();
+  if (problems.length > 0 && plan.scoped) {
+    // Prefixes: which the plan named, dropped and subscribed, and what ended each replay.
+    const named = plan.frames.map((f, i) => `${i}: ${f.label.slice(0, 80)}`).filter((l) => /subscribe|hello/.test(l));
+    const trace = `prefix frames sent ${named.join(' | ')}; received ${got.trace.slice(0, 60).join(' | ')}`;
+    problems.splice(Math.min(problems.length, 5), 0, trace);
+  }
   report(tally, tag, plan.frames, problems);
 }
 
@@ -603,6 +738,8 @@ describe('handler fuzz', () => {
           `${LIMITS.maxData}`,
           '--max-fetch-ids',
           `${LIMITS.maxFetchIds}`,
+          '--max-prefixes',
+          `${LIMITS.maxPrefixes}`,
         ],
       });
 

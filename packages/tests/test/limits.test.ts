@@ -138,7 +138,7 @@ describe('limits (fatal)', () => {
 
   it('limits - an unknown frame kind is fatal with GOSSIP_ERR_UNKNOWN_FRAME', async () => {
     const d = await h.start();
-    await fatal(d, Buffer.from([0, 0, 0, 1, 0x0e]), 'GOSSIP_ERR_UNKNOWN_FRAME');
+    await fatal(d, Buffer.from([0, 0, 0, 1, 0x12]), 'GOSSIP_ERR_UNKNOWN_FRAME');
   });
 
   it('limits - a malformed frame is fatal with GOSSIP_ERR_MALFORMED_FRAME', async () => {
