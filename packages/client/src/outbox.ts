@@ -51,7 +51,8 @@ interface PendingPublish {
   data: Uint8Array;
   reqId: number;
   retried: boolean;
-  timer: Timer | undefined;
+  /** When it times out unacked (`Date.now()` ms); set when it is sent. */
+  deadline: number;
   resolve: (r: PublishResult) => void;
   reject: (e: Error) => void;
   signal: AbortSignal | undefined;
@@ -83,7 +84,13 @@ export class Outbox {
   readonly #options: OutboxOptions;
   readonly #queue = new RingQueue<PendingPublish>();
   #queueBytes = 0;
+  /** Sent and not yet acked, by reqId, in the order sent: their deadlines ascend. */
   readonly #inflight = new Map<number, PendingPublish>();
+  /**
+   * One timer for every publish in flight, due at the oldest one's deadline: a timer per
+   * publish cost a `Timeout` object and a timer-list insert and removal per message.
+   */
+  #expiry: Timer | undefined;
   readonly #fetches = new Map<number, PendingFetch>();
   readonly #reqIds: ReqIds;
   /** `settled()` calls waiting for the queue and the publishes in flight to empty. */
@@ -143,7 +150,7 @@ export class Outbox {
         data,
         reqId: 0,
         retried: false,
-        timer: undefined,
+        deadline: 0,
         resolve,
         reject,
         signal: options.signal,
@@ -211,6 +218,7 @@ export class Outbox {
     const p = this.#inflight.get(f.reqId);
     if (!p) return;
     this.#inflight.delete(f.reqId);
+    if (this.#inflight.size === 0) this.#disarm();
     if (f.status === AckStatus.Error) {
       this.#settle(p, errorFromCode(f.code ?? 'GOSSIP_ERR_UNKNOWN', f.message));
     } else {
@@ -231,8 +239,8 @@ export class Outbox {
     const inflight = [...this.#inflight.values()].sort((a, b) => a.reqId - b.reqId);
     this.#inflight.clear();
     const queued = this.#queue.drain();
+    this.#disarm();
     for (const p of inflight) {
-      clearTimer(p.timer);
       p.retried = true;
       this.#queue.push(p);
       this.#queueBytes += p.data.byteLength;
@@ -248,8 +256,10 @@ export class Outbox {
 
   /** The client closed for good: everything waiting fails with `error`. */
   closed(error: GossipError): void {
-    for (const p of this.#inflight.values()) this.#settle(p, error);
+    const inflight = [...this.#inflight.values()];
     this.#inflight.clear();
+    this.#disarm();
+    for (const p of inflight) this.#settle(p, error);
     for (const p of this.#queue.drain()) this.#settle(p, error);
     this.#queueBytes = 0;
     for (const f of this.#fetches.values()) f.reject(error);
@@ -297,19 +307,48 @@ export class Outbox {
       return;
     }
     p.reqId = reqId;
+    const timeout = this.#timeout();
+    p.deadline = Date.now() + timeout;
     this.#inflight.set(reqId, p);
-    const timeout = this.#options.publishTimeoutMs ?? CLIENT_DEFAULTS.publishTimeoutMs;
-    // Unref'd: a sent publish is on an open socket, which keeps the process alive; a drop
-    // clears this timer and queues the publish again.
-    p.timer = setUnrefTimer(() => {
-      this.#inflight.delete(p.reqId);
-      this.#settle(p, new GossipError('GOSSIP_ERR_TIMEOUT', `publish of ${p.id} not acked within ${timeout} ms`));
-    }, timeout);
+    if (this.#expiry === undefined) this.#arm(timeout);
     this.#link.flush();
   }
 
+  #timeout(): number {
+    return this.#options.publishTimeoutMs ?? CLIENT_DEFAULTS.publishTimeoutMs;
+  }
+
+  /**
+   * Arms the expiry timer. Unref'd: publishes in flight are on an open socket, which keeps
+   * the process alive; a drop disarms it and queues them again.
+   */
+  #arm(ms: number): void {
+    this.#expiry = setUnrefTimer(() => this.#expire(), ms);
+  }
+
+  #disarm(): void {
+    clearTimer(this.#expiry);
+    this.#expiry = undefined;
+  }
+
+  /** Fails the publishes in flight whose deadline has come, oldest first; re-arms for the next. */
+  #expire(): void {
+    this.#expiry = undefined;
+    const t = Date.now();
+    for (const [reqId, p] of this.#inflight) {
+      if (p.deadline > t) {
+        this.#arm(p.deadline - t);
+        return;
+      }
+      this.#inflight.delete(reqId);
+      this.#settle(
+        p,
+        new GossipError('GOSSIP_ERR_TIMEOUT', `publish of ${p.id} not acked within ${this.#timeout()} ms`),
+      );
+    }
+  }
+
   #settle(p: PendingPublish, outcome: PublishResult | Error): void {
-    clearTimer(p.timer);
     if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort);
     if (outcome instanceof Error) p.reject(outcome);
     else p.resolve(outcome);

@@ -586,6 +586,29 @@ describe('client publish', () => {
     await expect(c.publish('k', 'v')).rejects.toMatchObject({ code: 'GOSSIP_ERR_TIMEOUT' });
   });
 
+  it('client - publishes in flight time out each at its own deadline, oldest first; acked ones resolve', async () => {
+    server.onFrame = (conn, f) => {
+      if (f.kind === FrameKind.Publish && f.id.startsWith('ok')) conn.send(conn.enc.ack(f.reqId, 0, 1).take());
+    };
+    const c = client({ publishTimeoutMs: 40 });
+    await c.connect();
+    const order: string[] = [];
+    const track = (name: string, p: Promise<unknown>) =>
+      p.then(
+        () => order.push(`${name} acked`),
+        (e: { code: string }) => order.push(`${name} ${e.code}`),
+      );
+    const first = [track('a', c.publish('a', 'v')), track('ok1', c.publish('ok1', 'v'))];
+    await new Promise((r) => setTimeout(r, 20));
+    const later = [track('b', c.publish('b', 'v')), track('ok2', c.publish('ok2', 'v'))];
+    await Promise.all([...first, ...later]);
+    expect(order.filter((o) => !o.startsWith('ok'))).toEqual(['a GOSSIP_ERR_TIMEOUT', 'b GOSSIP_ERR_TIMEOUT']);
+    expect(order).toContain('ok1 acked');
+    expect(order).toContain('ok2 acked');
+    // Nothing left in flight: a publish after them is acked as usual.
+    await expect(c.publish('ok3', 'v')).resolves.toMatchObject({ status: 'accepted' });
+  });
+
   it('client - a queued publish can be aborted', async () => {
     const c = client({ reconnect: () => 60_000 });
     await c.connect();
