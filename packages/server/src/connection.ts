@@ -210,7 +210,7 @@ export class Connection implements Session, SubscriptionHost {
    */
   deliver(frames: Buffer, count: number): void {
     if (this.#state === 'replay') {
-      this.#hold(frames, undefined);
+      this.#held.hold(frames, undefined);
     } else if (this.#state === 'live') {
       this.out.push(frames);
       this.ctx.markDirty(this);
@@ -282,24 +282,20 @@ export class Connection implements Session, SubscriptionHost {
       } else if (heldBy !== undefined && start === heldTo && sameSubscriptions(heldBy, b)) {
         heldTo = end;
       } else {
-        if (heldBy !== undefined) this.#hold(Buffer.from(bytes.subarray(heldFrom, heldTo)), heldBy);
+        if (heldBy !== undefined) this.#held.hold(Buffer.from(bytes.subarray(heldFrom, heldTo)), heldBy);
         heldFrom = start;
         heldTo = end;
         heldBy = b;
       }
     }
     if (to > from) parts.push(bytes.subarray(from, to));
-    if (heldBy !== undefined) this.#hold(Buffer.from(bytes.subarray(heldFrom, heldTo)), heldBy);
+    if (heldBy !== undefined) this.#held.hold(Buffer.from(bytes.subarray(heldFrom, heldTo)), heldBy);
     if (parts.length > 0) {
       this.out.push(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts));
       this.ctx.markDirty(this);
     }
     // What is sent is judged after the tick's write (flush); what is held, now.
     if (now < n && this.pendingBytes > this.ctx.options.maxOutboundBytes) this.slowConsumer();
-  }
-
-  #hold(bytes: Buffer, by: Subscription[] | undefined): void {
-    this.#held.hold(bytes, by);
   }
 
   deliverTick(): void {

@@ -2,12 +2,27 @@ import type { Subscription } from './subscriptions.js';
 
 /**
  * What a held entry costs beyond its bytes: the entry, its list of subscriptions, the
- * view of its copy and its places in its subscriptions' lists. Counted with its bytes
+ * view of its copy and its places in its subscriptions' lists, for up to two of them. Counted with its bytes
  * against the outbound cap (E3), so that a run of tiny messages, each held on its own
  * (neighbours matched by other prefixes), cannot make the connection hold many times the
  * cap in memory.
  */
 export const HELD_ENTRY_OVERHEAD = 256;
+
+/**
+ * What each prefix past the second that matched a held entry costs: its slot in the
+ * entry's list and the entry's slot in its list (measured: about 21 bytes a prefix).
+ * A message can match up to 257 prefixes of one connection (one per length of its id),
+ * all still waiting to replay: without this, each such entry would hold about 5 KB
+ * against the 256 counted, and a connection some 20 times the outbound cap.
+ */
+export const HELD_PREFIX_OVERHEAD = 24;
+
+/** What an entry of `bytes` matched by `by` counts against the outbound cap. */
+function cost(bytes: Buffer, by: readonly Subscription[] | undefined): number {
+  const extra = by === undefined ? 0 : Math.max(0, by.length - 2);
+  return bytes.length + HELD_ENTRY_OVERHEAD + extra * HELD_PREFIX_OVERHEAD;
+}
 
 /** Past this many let-go entries, and half the entries, the lists drop them. */
 const COMPACT_AFTER = 64;
@@ -21,6 +36,8 @@ const COMPACT_AFTER = 64;
 interface Held {
   bytes: Buffer;
   by: Subscription[] | undefined;
+  /** What it counts in `bytes` (`cost`). */
+  cost: number;
   gone: boolean;
 }
 
@@ -47,9 +64,9 @@ export class HeldMessages {
 
   /** Holds `bytes` (a copy the caller gives up) until one of `by` is done, or, when undefined, until `takeAll`. */
   hold(bytes: Buffer, by: Subscription[] | undefined): void {
-    const h: Held = { bytes, by, gone: false };
+    const h: Held = { bytes, by, cost: cost(bytes, by), gone: false };
     this.#entries.push(h);
-    this.#bytes += bytes.length + HELD_ENTRY_OVERHEAD;
+    this.#bytes += h.cost;
     if (by !== undefined) for (const sub of by) this.#listOf(sub).push(h);
   }
 
@@ -80,8 +97,14 @@ export class HeldMessages {
     for (const h of list) {
       if (h.gone) continue;
       const by = (h.by as Subscription[]).filter((s) => s !== sub);
-      if (by.length === 0) this.#forget(h);
-      else h.by = by;
+      if (by.length === 0) {
+        this.#forget(h);
+      } else {
+        h.by = by;
+        const now = cost(h.bytes, by);
+        this.#bytes += now - h.cost;
+        h.cost = now;
+      }
     }
     this.#compact();
   }
@@ -113,7 +136,7 @@ export class HeldMessages {
 
   #forget(h: Held): void {
     h.gone = true;
-    this.#bytes -= h.bytes.length + HELD_ENTRY_OVERHEAD;
+    this.#bytes -= h.cost;
     h.bytes = EMPTY;
     this.#gone++;
   }

@@ -1,7 +1,11 @@
-/** One node of the trie: the values whose prefix ends here, and the nodes one code unit further. */
+/**
+ * One node of the trie: the values whose prefix ends here, and the nodes one code unit
+ * further. A set, not a list: "" may be held by thousands of connections, and each one
+ * leaving must not scan all the others; iterating it costs the per-message walk no more.
+ */
 interface TrieNode<T> {
   next: Map<number, TrieNode<T>> | undefined;
-  values: T[] | undefined;
+  values: Set<T> | undefined;
 }
 
 const node = <T>(): TrieNode<T> => ({ next: undefined, values: undefined });
@@ -25,6 +29,7 @@ export class PrefixIndex<T> {
     return this.#size;
   }
 
+  /** Files `value` under `prefix`; filing it there again changes nothing. */
   add(prefix: string, value: T): void {
     let at = this.#root;
     for (let k = 0; k < prefix.length; k++) {
@@ -37,7 +42,9 @@ export class PrefixIndex<T> {
       }
       at = child;
     }
-    (at.values ??= []).push(value);
+    const values = (at.values ??= new Set());
+    if (values.has(value)) return;
+    values.add(value);
     this.#size++;
   }
 
@@ -51,11 +58,9 @@ export class PrefixIndex<T> {
       path.push(child);
       at = child;
     }
-    const i = at.values?.indexOf(value) ?? -1;
-    if (i < 0) return false;
-    const values = at.values as T[];
-    values.splice(i, 1);
-    if (values.length === 0) at.values = undefined;
+    const values = at.values;
+    if (values === undefined || !values.delete(value)) return false;
+    if (values.size === 0) at.values = undefined;
     this.#size--;
     for (let k = prefix.length; k > 0; k--) {
       const n = path[k] as TrieNode<T>;
@@ -75,10 +80,10 @@ export class PrefixIndex<T> {
     let at: TrieNode<T> | undefined = this.#root;
     let found = 0;
     for (let k = 0; ; k++) {
-      const values: T[] | undefined = at.values;
+      const values: Set<T> | undefined = at.values;
       if (values !== undefined) {
-        for (let v = 0; v < values.length; v++) out.push(values[v] as T);
-        found += values.length;
+        for (const v of values) out.push(v);
+        found += values.size;
       }
       if (k === id.length || at.next === undefined) return found;
       at = at.next.get(id.charCodeAt(k));

@@ -148,13 +148,6 @@ export class Subscriptions implements PrefixSet {
     return this.#subs.values();
   }
 
-  /** The subscriptions whose prefix starts `id`. */
-  matching(id: string): Subscription[] {
-    const found: Subscription[] = [];
-    for (const sub of this.#subs.values()) if (id.startsWith(sub.prefix)) found.push(sub);
-    return found;
-  }
-
   /**
    * The hello's subscriptions (B2): its `prefixes` in order, each with its own since and
    * the hello's epoch, or, when it named none, the one prefix "" with its since (B1).
@@ -212,7 +205,7 @@ export class Subscriptions implements PrefixSet {
 
   /** The connection closed: every subscription is dropped, and the store's replay aborted. */
   close(): void {
-    for (const sub of [...this.#subs.values()]) {
+    for (const sub of this.#subs.values()) {
       this.#drop(sub);
       sub.abort?.abort();
     }
@@ -283,6 +276,7 @@ export class Subscriptions implements PrefixSet {
     let records: AsyncIterator<RecordBatch> | undefined;
     try {
       for (;;) {
+        // Every byte the socket takes gives credit back, so the next pump may have given enough.
         while (!this.#credit.take(charge)) {
           await this.#wait(sub, host.out.whenPumped());
           if (!alive()) return;
@@ -314,9 +308,8 @@ export class Subscriptions implements PrefixSet {
         count += frames.count;
         if (!alive()) return;
         // At the reader's pace (R1): waits while more than the high water waits for the client.
-        const limit = Math.max(highWater, host.out.socket.writableHighWaterMark);
-        while (host.out.pendingBytes > limit) {
-          await this.#wait(sub, host.out.whenPumped());
+        if (host.out.pendingBytes > highWater) {
+          await this.#wait(sub, host.out.whenBelow(highWater));
           if (!alive()) return;
         }
       }
@@ -371,9 +364,9 @@ export class Subscriptions implements PrefixSet {
   }
 
   /**
-   * Resolves when `ready` does, or when `sub` is dropped. `ready` is the next pump of the
-   * connection's queue: every wait is for the socket to take more, and past the socket's
-   * own high water a `drain`, and so a pump, is sure to come.
+   * Resolves when `ready` does, or when `sub` is dropped. `ready` waits for the socket to
+   * take more (outbound.ts `whenPumped`, `whenBelow`): past the socket's own high water a
+   * `drain`, and so a pump, is sure to come.
    */
   #wait(sub: Subscription, ready: Promise<void>): Promise<void> {
     return new Promise((resolve) => {

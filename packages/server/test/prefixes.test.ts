@@ -19,7 +19,7 @@ import { TokenSet } from '../src/auth.js';
 import type { ResolvedOptions, ServerContext } from '../src/context.js';
 import { onHello } from '../src/handlers/hello.js';
 import { onSubscribe, onUnsubscribe } from '../src/handlers/subscribe.js';
-import { HELD_ENTRY_OVERHEAD, HeldMessages } from '../src/held.js';
+import { HELD_ENTRY_OVERHEAD, HELD_PREFIX_OVERHEAD, HeldMessages } from '../src/held.js';
 import { DEFAULTS } from '../src/options.js';
 import { PrefixIndex } from '../src/prefix-index.js';
 import { ReadCredit } from '../src/read-credit.js';
@@ -85,6 +85,21 @@ describe('prefix index', () => {
     index.collect('abcdef', out);
     expect(out).toEqual([5]);
   });
+
+  it('prefix index - thousands of values on one prefix leave one at a time from any place, each found until it leaves, filed once however often added', () => {
+    const index = new PrefixIndex<number>();
+    const n = 20_000;
+    for (let v = 0; v < n; v++) index.add('', v);
+    index.add('', 7);
+    expect(index.size).toBe(n);
+    // From the middle outwards: a list scanned per removal would be n²/4 steps here.
+    const order = Array.from({ length: n }, (_, k) => (k % 2 === 0 ? n / 2 + k / 2 : n / 2 - (k + 1) / 2));
+    for (const v of order.slice(0, n - 3)) expect(index.remove('', v)).toBe(true);
+    expect(index.remove('', order[0] as number)).toBe(false);
+    const out: number[] = [];
+    expect(index.collect('any', out)).toBe(3);
+    expect(out.sort((a, b) => a - b)).toEqual(order.slice(n - 3).sort((a, b) => a - b));
+  });
 });
 
 describe('held messages', () => {
@@ -142,6 +157,20 @@ describe('held messages', () => {
     expect(fromC.length).toBe(n - Math.ceil(n / 3));
     expect(held.bytes).toBe(Math.ceil(n / 3) * HELD_ENTRY_OVERHEAD + bytesOf(n, (k) => k % 3 === 0));
     expect(sent(held, a)).toEqual(Array.from({ length: n }, (_, k) => String(k)).filter((_, k) => k % 3 === 0));
+    expect(held.bytes).toBe(0);
+  });
+
+  it('held messages - an entry matched by many prefixes still replaying counts each past the second, and less as they are dropped', () => {
+    const subs = Array.from({ length: 257 }, (_, k) => sub(String(k)));
+    const held = new HeldMessages();
+    held.hold(b('x'), subs);
+    const entry = 1 + HELD_ENTRY_OVERHEAD;
+    expect(held.bytes).toBe(entry + 255 * HELD_PREFIX_OVERHEAD);
+    for (const s of subs.slice(0, 200)) held.drop(s);
+    expect(held.bytes).toBe(entry + 55 * HELD_PREFIX_OVERHEAD);
+    for (const s of subs.slice(200, 255)) held.drop(s);
+    expect(held.bytes).toBe(entry);
+    expect(sent(held, subs[256] as Subscription)).toEqual(['x']);
     expect(held.bytes).toBe(0);
   });
 });

@@ -7,6 +7,8 @@ import {
   MAX_PREFIX_BYTES,
   MIN_TS,
   type PrefixSpec,
+  type SubscribeFrame,
+  type UnsubscribeFrame,
 } from '@gossip/protocol';
 import type { ServerContext } from '../context.js';
 import type { PrefixSet, Session } from '../session.js';
@@ -195,9 +197,27 @@ export function refuseFetch(session: Session, ctx: ServerContext, f: FetchFrame)
   return refused(session, ctx, f.reqId, fetchRefusal(ctx, f));
 }
 
+/**
+ * Applies `subscribeRefusal` (B3): an error ack for the subscribe's reqId, and nothing
+ * changes. Not counted in `refused`, which counts publishes and emits (and fetches).
+ */
+export function refuseSubscribe(session: Session, ctx: ServerContext, f: SubscribeFrame): boolean {
+  return errorAck(session, f.reqId, subscribeRefusal(ctx, session.prefixes, f.prefix));
+}
+
+/** Applies `unsubscribeRefusal` (B4): an error ack for the unsubscribe's reqId. */
+export function refuseUnsubscribe(session: Session, f: UnsubscribeFrame): boolean {
+  return errorAck(session, f.reqId, unsubscribeRefusal(session.prefixes, f.prefix));
+}
+
 function refused(session: Session, ctx: ServerContext, reqId: number, refusal: Refusal | undefined): boolean {
   if (!refusal) return false;
   ctx.stats.refused++;
+  return errorAck(session, reqId, refusal);
+}
+
+function errorAck(session: Session, reqId: number, refusal: Refusal | undefined): boolean {
+  if (!refusal) return false;
   session.ack(reqId, AckStatus.Error, Durability.None, refusal[0], refusal[1]);
   return true;
 }

@@ -1,7 +1,7 @@
 import { AckStatus, Durability, type SubscribeFrame, type UnsubscribeFrame } from '@gossip/protocol';
 import type { ServerContext } from '../context.js';
 import type { Session } from '../session.js';
-import { type Refusal, subscribeRefusal, unsubscribeRefusal } from './check.js';
+import { refuseSubscribe, refuseUnsubscribe } from './check.js';
 
 /**
  * Subscribe: refused with an error ack when the prefix is too long, held already or one
@@ -9,7 +9,7 @@ import { type Refusal, subscribeRefusal, unsubscribeRefusal } from './check.js';
  * prefix-done when it asks for none, follows the ack (docs/PROTOCOL.md, B3, B5).
  */
 export function onSubscribe(session: Session, ctx: ServerContext, f: SubscribeFrame): void {
-  if (refused(session, f.reqId, subscribeRefusal(ctx, session.prefixes, f.prefix))) return;
+  if (refuseSubscribe(session, ctx, f)) return;
   session.ack(f.reqId, AckStatus.Accepted, Durability.None);
   session.prefixes.subscribe(f.prefix, f.since, f.epoch);
 }
@@ -20,14 +20,8 @@ export function onSubscribe(session: Session, ctx: ServerContext, f: SubscribeFr
  * reading: nothing is sent for that prefix alone after the ack (docs/PROTOCOL.md, B4).
  */
 export function onUnsubscribe(session: Session, _ctx: ServerContext, f: UnsubscribeFrame): void {
-  if (refused(session, f.reqId, unsubscribeRefusal(session.prefixes, f.prefix))) return;
+  if (refuseUnsubscribe(session, f)) return;
   session.prefixes.unsubscribe(f.prefix, () => {
     if (!session.closed) session.ack(f.reqId, AckStatus.Accepted, Durability.None);
   });
-}
-
-function refused(session: Session, reqId: number, refusal: Refusal | undefined): boolean {
-  if (!refusal) return false;
-  session.ack(reqId, AckStatus.Error, Durability.None, refusal[0], refusal[1]);
-  return true;
 }
