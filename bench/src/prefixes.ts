@@ -1,20 +1,29 @@
 /**
- * Subscriptions by prefix (docs/PROTOCOL.md, B1–B7), end to end against gossipd:
- * - fan-out by prefix: 1,000 subscribers each on a prefix of its own, one pipelined
- *   publisher over all the prefixes; delivered messages/s and gossipd's CPU per delivered
- *   message, beside the same subscribers unscoped (each then receives every message);
- * - the replay of a prefix holding 1,000 ids in a store of 1 M ids, from subscribe to its
- *   prefix-done, beside the full replay of the same store (goal: under 5 ms);
+ * Subscriptions by prefix (docs/PROTOCOL.md, B1–B7), end to end against gossipd, through
+ * @gossip/client as users run it (GossipClients publishing with 1,000 in flight, as in the
+ * peers run, and subscribing):
+ * - fan-out by prefix: 1,000 subscribers each on a prefix of its own, one publisher over
+ *   all the prefixes; delivered messages/s and gossipd's CPU per delivered message, beside
+ *   the same subscribers unscoped (each then receives every message, and the 1,000
+ *   clients in this one process bound that figure);
+ * - the replay of a prefix holding 1,000 ids in a store of 1 M ids, from subscribe() to
+ *   its prefix-done, beside the full replay of the same store (goal: under 5 ms); the
+ *   wire client's figure beside it is the server's ceiling;
  * - the cost of matching alone: publish throughput with 1,000 connected subscribers
  *   whose prefixes match none of the published ids, beside no subscribers (goal: within
  *   10 %).
+ * Filling the stores is not measured and uses the server suite's wire publisher.
  */
 import { readFileSync } from 'node:fs';
 import { bytesCodec, GossipClient } from '@gossip/client';
-import { type Frame, FrameKind, type HelloOptions, MIN_TS } from '@gossip/protocol';
+import { FrameKind, MIN_TS } from '@gossip/protocol';
 import { type Gossipd, RawClient } from '@gossip/testing';
+import { clientPublisher } from './client-publisher.js';
 import type { Row } from './measure.js';
+import { PAYLOAD_BYTES, windowedPublish } from './publish.js';
 import { pipelinedPublish, startGossipd } from './server.js';
+
+const IDS = Array.from({ length: 20_000 }, (_, i) => `id:${i}`);
 
 const SUBSCRIBERS = 1_000;
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime: 100 on Linux. */
@@ -28,48 +37,48 @@ function cpuMs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1000;
 }
 
-/** The prefix-done frames a lean subscriber has seen, and a promise for the n-th. */
-class Done {
-  count = 0;
-  #waiters: { n: number; resolve: () => void }[] = [];
+/** Unacknowledged publishes of the publisher, as in the peers run (GOSSIP_PEERS_WINDOW's default). */
+const WINDOW = 1_000;
+const DATA = Buffer.alloc(PAYLOAD_BYTES, 0x61);
 
-  see(): void {
-    this.count++;
-    this.#waiters = this.#waiters.filter((w) => {
-      if (this.count < w.n) return true;
-      w.resolve();
-      return false;
-    });
-  }
-
-  reach(n: number): Promise<void> {
-    if (this.count >= n) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push({ n, resolve }));
-  }
-}
-
-/** `n` lean subscribers, subscriber i saying `hello(i)`; resolves once each has its prefix-done (or replay-done). */
+/**
+ * `n` GossipClients, client i made with `prefixes(i)` (none: unscoped), live only;
+ * resolves once each is connected. `onMessage` counts their 'message' events.
+ */
 async function subscribers(
   d: Gossipd,
   n: number,
-  hello: (i: number) => HelloOptions,
+  prefixes: (i: number) => string[] | undefined,
   onMessage: () => void,
-): Promise<RawClient[]> {
-  const done = new Done();
-  const onFrame = (f: Frame) => {
-    if (f.kind === FrameKind.Message) onMessage();
-    else if (f.kind === FrameKind.PrefixDone || f.kind === FrameKind.ReplayDone) done.see();
-  };
-  const clients: RawClient[] = [];
+): Promise<GossipClient<Uint8Array>[]> {
+  const clients: GossipClient<Uint8Array>[] = [];
   // In groups, so the accept queue never overflows.
   for (let i = 0; i < n; i += 100) {
-    const group = Array.from({ length: Math.min(100, n - i) }, (_, k) =>
-      RawClient.dial(d.port, { hello: hello(i + k), until: 'welcome', keep: false, onFrame }),
-    );
+    const group = Array.from({ length: Math.min(100, n - i) }, (_, k) => {
+      const p = prefixes(i + k);
+      const c = new GossipClient({
+        address: `127.0.0.1:${d.port}`,
+        codec: bytesCodec,
+        since: 'now',
+        reconnect: () => null,
+        ...(p === undefined ? {} : { prefixes: p }),
+      });
+      c.on('message', onMessage);
+      return c.connect().then(() => c);
+    });
     clients.push(...(await Promise.all(group)));
   }
-  await done.reach(n);
   return clients;
+}
+
+/** One GossipClient publishing `total` messages over `ids`, `WINDOW` in flight; msgs/s. */
+async function publish(d: Gossipd, total: number, ids: readonly string[]): Promise<number> {
+  const pub = await clientPublisher('127.0.0.1', d.port);
+  try {
+    return await windowedPublish(pub, total, ids, WINDOW, DATA);
+  } finally {
+    await pub.close();
+  }
 }
 
 /** Delivered messages/s and gossipd's CPU µs per delivered message, for one publisher's `total` messages over `ids`. */
@@ -86,18 +95,18 @@ async function fanout(scoped: boolean, total: number): Promise<{ rate: number; c
     const subs = await subscribers(
       d,
       SUBSCRIBERS,
-      (i) => (scoped ? { prefixes: [{ prefix: `p${i}/`, since: null }] } : { since: null }),
+      (i) => (scoped ? [`p${i}/`] : undefined),
       () => {
         if (++received === want) done();
       },
     );
     const cpu0 = cpuMs(d.child.pid as number);
     const t0 = performance.now();
-    await pipelinedPublish(d.port, total, ids);
+    await publish(d, total, ids);
     await all;
     const ms = performance.now() - t0;
     const cpu = cpuMs(d.child.pid as number) - cpu0;
-    for (const s of subs) s.close();
+    await Promise.all(subs.map((s) => s.close()));
     return { rate: (want / ms) * 1000, cpuUs: (cpu * 1000) / want };
   } finally {
     await d.cleanup();
@@ -191,13 +200,13 @@ async function publishBeside(subs: number, total: number): Promise<number> {
     const clients = await subscribers(
       d,
       subs,
-      (i) => ({ prefixes: [{ prefix: `none${i}/`, since: null }] }),
+      (i) => [`none${i}/`],
       () => {
         stray++;
       },
     );
-    const rate = await pipelinedPublish(d.port, total);
-    for (const c of clients) c.close();
+    const rate = await publish(d, total, IDS);
+    await Promise.all(clients.map((c) => c.close()));
     if (stray !== 0) throw new Error(`${stray} messages reached subscribers whose prefixes match none`);
     return rate;
   } finally {

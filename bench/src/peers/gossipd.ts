@@ -11,7 +11,7 @@
 import { bytesCodec, GossipClient, GossipState } from '@gossip/client';
 import { FrameKind } from '@gossip/protocol';
 import { wirePublisher } from '@gossip/testing';
-import type { Publisher } from '../publish.js';
+import { clientPublisher } from '../client-publisher.js';
 import { PIPELINE_WINDOW, startGossipd, subscriber } from '../server.js';
 import { HOST, packageVersion, type Server, type System, track } from './common.js';
 
@@ -40,26 +40,6 @@ function client(port: number, options: { since?: 'now'; echo?: boolean } = {}): 
   return new GossipClient({ address: `${HOST}:${port}`, codec: bytesCodec, reconnect: () => null, ...options });
 }
 
-/** A `Publisher` on a new GossipClient (echo off, live only): one client.publish() per message, acked when it resolves. */
-async function clientPublisher(port: number): Promise<Publisher> {
-  const c = client(port, { since: 'now', echo: false });
-  await c.connect();
-  const pub: Publisher = {
-    send(id, data) {
-      c.publish(id, data).then(
-        () => pub.onAck(1),
-        (e: Error) => pub.onError(e),
-      );
-    },
-    flush: () => undefined, // the client writes what one synchronous run published in one write
-    onAck: () => undefined,
-    onError: () => undefined,
-    close: () => c.close(),
-  };
-  c.on('error', (e) => pub.onError(e));
-  return pub;
-}
-
 /** gossipd under `fsync`, driven by @gossip/client; `--fsync always` runs W1 only, as a row of its own. */
 export function gossipd(fsync: Fsync): System {
   return {
@@ -71,7 +51,7 @@ export function gossipd(fsync: Fsync): System {
     missing: () => null,
     versions: () => `gossipd ${packageVersion('gossipd')}, ${clientName()}`,
     start: (dataDir) => start(fsync, dataDir),
-    publisher: clientPublisher,
+    publisher: (port) => clientPublisher(HOST, port),
 
     async subscribe(port, onData) {
       const c = client(port, { since: 'now' });
