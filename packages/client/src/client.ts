@@ -51,6 +51,8 @@ export class GossipClient<T = Uint8Array> implements MessageSource<T> {
   readonly #connection: Connection;
   readonly #outbox: Outbox;
   readonly #reqIds = new ReqIds();
+  /** The since of a first replay, from the `since` option (R1, R4): a new prefix's default. */
+  readonly #initialSince: bigint | null;
   /** The replays of views made late (`replay()`), stopped when the client closes. */
   readonly #replays = new Set<() => void>();
 
@@ -59,6 +61,7 @@ export class GossipClient<T = Uint8Array> implements MessageSource<T> {
     this.#opts = options;
     this.codec = options.codec ?? (bytesCodec as unknown as Codec<T>);
     const since = initialSince(options.since ?? CLIENT_DEFAULTS.since);
+    this.#initialSince = since;
     const subscriptions =
       options.prefixes &&
       new Subscriptions(
@@ -277,11 +280,7 @@ export class GossipClient<T = Uint8Array> implements MessageSource<T> {
       if (scoped instanceof GossipError) return Promise.reject(scoped);
       subs = scoped;
     }
-    return subs.subscribe(
-      prefix,
-      since === undefined ? undefined : initialSince(since),
-      initialSince(this.#opts.since ?? CLIENT_DEFAULTS.since),
-    );
+    return subs.subscribe(prefix, since === undefined ? undefined : initialSince(since), this.#initialSince);
   }
 
   /**
@@ -333,7 +332,7 @@ export class GossipClient<T = Uint8Array> implements MessageSource<T> {
     const subs = this.#connection.subscriptions;
     if (subs) prefixes = subs.catchUpPrefixes(scope);
     else if (scope !== undefined && this.#connection.prefixesSupported) {
-      const since = initialSince(this.#opts.since ?? CLIENT_DEFAULTS.since);
+      const since = this.#initialSince;
       prefixes = since === null ? [] : [{ prefix: scope, since }];
     }
     const stop = catchUp(

@@ -27,7 +27,13 @@ import { Heartbeat } from './heartbeat.js';
 import { type ClientState, RESYNC_NAMES, type ResyncInfo, type SyncedInfo } from './message-source.js';
 import { CLIENT_DEFAULTS, type ClientOptions } from './options.js';
 import type { OutboxLink } from './outbox.js';
-import type { Subscriptions, SubscriptionsEvents } from './subscriptions.js';
+import {
+  initialSince,
+  replayDeltaNs,
+  resumeSince,
+  type Subscriptions,
+  type SubscriptionsEvents,
+} from './subscriptions.js';
 import { clearTimer, setTimer, setUnrefTimer, type Timer } from './timers.js';
 
 /** The lifecycle events, all fired by the connection. */
@@ -66,7 +72,6 @@ export interface ConnectionHandler {
   closed(error: GossipError): void;
 }
 
-const NS_PER_MS = 1_000_000n;
 /** A hello's bytes before its extension: length, kind, magic, version, flags, since, epoch (H1). */
 const HELLO_FIXED_BYTES = 4 + 1 + 30;
 
@@ -92,6 +97,10 @@ export class Connection implements OutboxLink {
   readonly #reconnect: ReconnectStrategy;
   readonly #handler: ConnectionHandler;
   readonly #emit: EmitConnectionEvent;
+  /** `replayDeltaMs` in ns (R1). */
+  readonly #deltaNs: bigint;
+  /** The since of the first replay, from the `since` option (R1, R4). */
+  readonly #initialSince: bigint | null;
   #state: ClientState = 'idle';
   /** Called on every state change, after the `state` event: `whenOpen()`. */
   readonly #stateWaiters = new Set<(state: ClientState) => void>();
@@ -139,6 +148,8 @@ export class Connection implements OutboxLink {
     this.#reconnect = options.reconnect ?? exponentialBackoff();
     this.#handler = handler;
     this.#emit = emit;
+    this.#deltaNs = replayDeltaNs(options.replayDeltaMs ?? CLIENT_DEFAULTS.replayDeltaMs);
+    this.#initialSince = initialSince(options.since ?? CLIENT_DEFAULTS.since);
     this.#subs = subscriptions;
     subscriptions?.bind(this, this.#subsEvents());
   }
@@ -186,7 +197,7 @@ export class Connection implements OutboxLink {
     subs.bind(this, this.#subsEvents());
     const welcome = this.#socket ? this.#welcome : undefined;
     subs.holdAll({
-      initial: this.#initialSince(),
+      initial: this.#initialSince,
       lastTs: this.#lastTs,
       started: this.#started,
       replay: !this.#socket ? 'none' : this.#state === 'ready' ? 'done' : 'running',
@@ -330,19 +341,7 @@ export class Connection implements OutboxLink {
 
   /** The hello's since (R1): the last seen ts minus the delta, else what the first replay asks for. */
   #since(): bigint | null {
-    if (this.#lastTs !== null) {
-      const delta = this.#opts.replayDeltaMs ?? CLIENT_DEFAULTS.replayDeltaMs;
-      const since = this.#lastTs - BigInt(Math.round(delta)) * NS_PER_MS;
-      return since < MIN_TS ? MIN_TS : since;
-    }
-    return this.#initialSince();
-  }
-
-  /** The since of the first replay, from the `since` option: -2^63 for 'all', none for 'now' (R1, R4). */
-  #initialSince(): bigint | null {
-    const initial = this.#opts.since ?? CLIENT_DEFAULTS.since;
-    if (typeof initial === 'bigint') return initial;
-    return initial === 'all' ? MIN_TS : null;
+    return this.#lastTs === null ? this.#initialSince : resumeSince(this.#lastTs, this.#deltaNs);
   }
 
   #open(): void {
@@ -457,9 +456,8 @@ export class Connection implements OutboxLink {
         }
         if (f.newestTs !== MIN_TS) this.#raiseLastTs(f.newestTs);
         this.#started = true;
-        this.#setState('ready');
+        this.#replayed();
         this.#emit('synced', { count: f.count, snapshot: f.snapshot, newestTs: f.newestTs });
-        this.#ready();
         return;
       case FrameKind.Resync:
         if (this.#subs) {
@@ -513,14 +511,12 @@ export class Connection implements OutboxLink {
     this.#socket?.destroy();
   }
 
-  /** The prefixes' replays the connection opened with are done (B5). */
+  /**
+   * The replays the connection opened with are done (R2, or each prefix's B5): it is
+   * ready, the attempts start over, and the first `connect()` resolves.
+   */
   #replayed(): void {
     this.#setState('ready');
-    this.#ready();
-  }
-
-  /** Ready: the attempts start over, and the first `connect()` resolves. */
-  #ready(): void {
     this.#attempt = 0;
     const c = this.#connecting;
     this.#connecting = undefined;

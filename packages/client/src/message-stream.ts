@@ -47,7 +47,8 @@ export class MessageStream<T> implements AsyncIterableIterator<ClientMessage<T>>
   }
 
   readonly #onMessage = (m: ClientMessage<T>): void => {
-    if (this.#done || (m.transient && !this.#transient) || !m.id.startsWith(this.#prefix)) return;
+    if (this.#done || (m.transient && !this.#transient)) return;
+    if (this.#prefix !== '' && !m.id.startsWith(this.#prefix)) return;
     if (this.#waiter) {
       const w = this.#waiter;
       this.#waiter = undefined;

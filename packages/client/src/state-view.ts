@@ -211,7 +211,7 @@ export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
 
   readonly #onMessage = (m: ClientMessage<T>): void => {
     if (m.transient && !this.#transient) return;
-    if (!m.id.startsWith(this.#prefix)) return;
+    if (this.#prefix !== '' && !m.id.startsWith(this.#prefix)) return;
     const held = this.#map.get(m.id);
     // The first word on an id after a resync is the truth, whatever its ts.
     const snapshot = this.#snapshots.size > 0 && !m.transient ? this.#snapshotOf(m.id) : undefined;

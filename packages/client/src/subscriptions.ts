@@ -114,6 +114,17 @@ export function initialSince(since: SubscribeSince): bigint | null {
   return since === 'all' ? MIN_TS : null;
 }
 
+/** `replayDeltaMs` in ns: how far before a `lastTs` a reconnect replays from (R1). */
+export function replayDeltaNs(replayDeltaMs: number): bigint {
+  return BigInt(Math.round(replayDeltaMs)) * NS_PER_MS;
+}
+
+/** The since of a replay that resumes after `lastTs` (R1): `deltaNs` before it, no earlier than -2^63. */
+export function resumeSince(lastTs: bigint, deltaNs: bigint): bigint {
+  const since = lastTs - deltaNs;
+  return since < MIN_TS ? MIN_TS : since;
+}
+
 /**
  * The prefixes of a client with prefixes (docs/PROTOCOL.md, "Subscriptions by prefix"):
  * the set it holds, each prefix with its own `lastTs` (B5), what every hello names
@@ -157,7 +168,7 @@ export class Subscriptions {
 
   /** `prefixes`: what the first hello names, each with the since of its first replay. */
   constructor(prefixes: readonly { prefix: string; since: bigint | null }[], replayDeltaMs: number, reqIds: ReqIds) {
-    this.#deltaNs = BigInt(Math.round(replayDeltaMs)) * NS_PER_MS;
+    this.#deltaNs = replayDeltaNs(replayDeltaMs);
     this.#reqIds = reqIds;
     for (const { prefix, since } of prefixes) this.#add(prefix, since);
   }
@@ -329,7 +340,9 @@ export class Subscriptions {
     for (const sub of this.#subs.values()) {
       if (!f.id.startsWith(sub.prefix)) continue;
       under = true;
-      if (persisted && sub.replay?.done) raise(sub, f.ts);
+      // A transient message moves no lastTs: the first prefix over it is enough.
+      if (!persisted) break;
+      if (sub.replay?.done) raise(sub, f.ts);
     }
     if (persisted && (f.flags & MessageFlags.Replayed) !== 0) {
       // Of the first replay not yet done, if it is under its prefix (B5).
@@ -504,10 +517,7 @@ export class Subscriptions {
 
   /** The since of a prefix's next replay: its `lastTs` minus the delta (R1), else where it starts. */
   #since(sub: Sub): bigint | null {
-    if (sub.lastTs !== null) {
-      const since = sub.lastTs - this.#deltaNs;
-      return since < MIN_TS ? MIN_TS : since;
-    }
+    if (sub.lastTs !== null) return resumeSince(sub.lastTs, this.#deltaNs);
     return sub.started ? MIN_TS : sub.initial;
   }
 

@@ -20,7 +20,7 @@ import {
   type PublishResult,
   utf8Codec,
 } from '../src/index.js';
-import { FaultServer } from './fault-server.js';
+import { FaultServer, latch } from './fault-server.js';
 
 let server: FaultServer;
 const clients: GossipClient<string>[] = [];
@@ -524,10 +524,7 @@ describe('client publish', () => {
   });
 
   it('client - publishes while disconnected wait in the queue, in order, and go out after the reconnect', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
+    const { gate, release } = latch();
     const c = client({ reconnect: () => 0 });
     await c.connect();
     server.onHello = (conn) => void gate.then(() => server.welcome(conn, true));
@@ -646,8 +643,9 @@ describe('client messages', () => {
     };
     const c = client({ pingIntervalMs: 20 });
     server.onHello = (conn) => {
-      server.welcome(conn, false);
-      conn.send(conn.enc.message(MessageFlags.Replayed, 'a', 100n, Buffer.from('x')).replayDone(1, 200n, false).take());
+      server.welcomeThen(conn, (enc) =>
+        enc.message(MessageFlags.Replayed, 'a', 100n, Buffer.from('x')).replayDone(1, 200n, false),
+      );
     };
     await c.connect();
     expect(c.lastTs).toBe(200n);
@@ -747,14 +745,12 @@ describe('state view', () => {
     );
     await vi.waitFor(() => expect(view.size).toBe(3));
     server.onHello = (next) => {
-      server.welcome(next, false);
-      next.send(
-        next.enc
+      server.welcomeThen(next, (enc) =>
+        enc
           .resync(ResyncReason.Epoch, null)
           .message(MessageFlags.Replayed, 'keep', 50n, Buffer.from('new'))
           .message(MessageFlags.Replayed, 'newer-here', 60n, Buffer.from('truth'))
-          .replayDone(2, 60n, true)
-          .take(),
+          .replayDone(2, 60n, true),
       );
     };
     const resyncs: string[] = [];
@@ -775,16 +771,14 @@ describe('state view', () => {
 
 describe('state view made late', () => {
   it('state view - made after connect() it catches up over a second connection: a full-snapshot hello, fed to it alone, closed at replay-done', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
+    const { gate, release } = latch();
     const replayed = MessageFlags.Replayed;
     server.onHello = (conn) => {
       if (server.conns.length === 1) return server.welcome(conn, true);
       // The view's connection: a snapshot taken before the live changes below, held back in part.
-      server.welcome(conn, false);
-      conn.send(conn.enc.resync(ResyncReason.Full, null).message(replayed, 'a', 10n, Buffer.from('a1')).take());
+      server.welcomeThen(conn, (enc) =>
+        enc.resync(ResyncReason.Full, null).message(replayed, 'a', 10n, Buffer.from('a1')),
+      );
       void gate.then(() =>
         conn.send(
           conn.enc
@@ -920,10 +914,7 @@ describe('client ts', () => {
     }
     expect(c.queued).toBe(0);
     await c.connect();
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
+    const { gate, release } = latch();
     server.onHello = (conn) => void gate.then(() => server.welcome(conn, true));
     server.dropAll();
     await vi.waitFor(() => expect(c.state).toBe('reconnecting'));

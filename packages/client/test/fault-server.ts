@@ -92,6 +92,12 @@ export class FaultServer {
     c.send(c.enc.take());
   }
 
+  /** A welcome without a replay-done, then what `script` encodes (a replay, a resync, a prefix-done…). */
+  welcomeThen(c: FaultConn, script: (enc: FrameEncoder) => FrameEncoder): void {
+    this.welcome(c, false);
+    c.send(script(c.enc).take());
+  }
+
   /** A welcome, then an empty prefix-done for each prefix the hello named (B5). */
   welcomePrefixes(c: FaultConn, newestTs = MIN_TS): void {
     this.welcome(c, false, newestTs);
@@ -136,4 +142,13 @@ export class FaultServer {
     });
     socket.on('error', () => undefined);
   }
+}
+
+/** What a scripted server holds back until the test calls `release()`: `gate` resolves then. */
+export function latch(): { gate: Promise<void>; release: () => void } {
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
+  return { gate, release };
 }

@@ -11,7 +11,7 @@ import {
 } from '@gossip/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type ClientOptions, GossipClient, GossipState, type PrefixInfo, utf8Codec } from '../src/index.js';
-import { type FaultConn, FaultServer } from './fault-server.js';
+import { type FaultConn, FaultServer, latch } from './fault-server.js';
 
 // Subscriptions by prefix (docs/PROTOCOL.md, B1–B7), against a scripted server.
 
@@ -90,8 +90,7 @@ describe('prefixes hello', () => {
     server.onHello = (conn) => {
       if (server.conns.length > 1) return server.welcomePrefixes(conn);
       // flags/ is done at 1700000005123456789; presence/ (live only) is cut before its prefix-done.
-      server.welcome(conn, false);
-      conn.send(conn.enc.prefixDone('flags/', 0, 1_700_000_005_123_456_789n, false).take());
+      server.welcomeThen(conn, (enc) => enc.prefixDone('flags/', 0, 1_700_000_005_123_456_789n, false));
     };
     const c = client({ prefixes: ['flags/'], since: 1_700_000_000_000_000_000n, reconnect: () => 0 });
     const presence = c.subscribe('presence/', { since: 'now' });
@@ -257,10 +256,7 @@ describe('subscribe and unsubscribe', () => {
   });
 
   it('prefixes - unsubscribe resolves at its ack; what comes under the prefix alone before the ack is not delivered (B4)', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
+    const { gate, release } = latch();
     let frame: UnsubscribeFrame | undefined;
     server.onFrame = (conn, f) => {
       if (f.kind !== FrameKind.Unsubscribe) return;
@@ -325,10 +321,7 @@ describe('subscribe and unsubscribe', () => {
   it('prefixes - a subscribe while reconnecting joins the next hello; one after the hello went out is sent after the welcome', async () => {
     const c = client({ prefixes: ['a/'], reconnect: () => 10 });
     await c.connect();
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
+    const { gate, release } = latch();
     server.onHello = (conn) => void gate.then(() => server.welcomePrefixes(conn));
     let inHello: Promise<void> | undefined;
     c.once('reconnecting', () => {
@@ -365,9 +358,8 @@ describe('prefix lastTs', () => {
   it('prefixes - each prefix keeps its own lastTs by B5, and a reconnect names each with its own since, a replay cut short included', async () => {
     server.onHello = (conn) => {
       if (server.conns.length > 1) return server.welcomePrefixes(conn);
-      server.welcome(conn, false);
-      conn.send(
-        conn.enc
+      server.welcomeThen(conn, (enc) =>
+        enc
           // a/'s replay. a/x/1 is under a/x/ too, whose replay waits its turn: it says nothing of a/x/.
           .message(R, 'a/1', 20n * MS, Buffer.from('1'))
           .message(R, 'a/x/1', 30n * MS, Buffer.from('1'))
@@ -377,8 +369,7 @@ describe('prefix lastTs', () => {
           // A transient message raises nothing.
           .message(MessageFlags.Transient, 'a/t', 90n * MS, Buffer.from('t'))
           // a/x/'s replay, cut by the close before its prefix-done; b/ never began.
-          .message(R, 'a/x/0', 10n * MS, Buffer.from('0'))
-          .take(),
+          .message(R, 'a/x/0', 10n * MS, Buffer.from('0')),
       );
     };
     const c = client({ prefixes: ['a/', 'a/x/', 'b/'], replayDeltaMs: 1, reconnect: () => 0 });
@@ -406,8 +397,7 @@ describe('prefix lastTs', () => {
 
   it('prefixes - a pong raises only the prefixes whose prefix-done was read (K2, B5)', async () => {
     server.onHello = (conn) => {
-      server.welcome(conn, false);
-      conn.send(conn.enc.prefixDone('a/', 0, 5n, false).take());
+      server.welcomeThen(conn, (enc) => enc.prefixDone('a/', 0, 5n, false));
     };
     server.onFrame = (conn, f) => {
       if (f.kind === FrameKind.Ping) conn.send(conn.enc.pong(f.nonce, 9n).take());
@@ -562,15 +552,13 @@ describe('scoped consumers', () => {
     await vi.waitFor(() => expect(all.size).toBe(3));
     expect([...flags.keys()]).toEqual(['flags/a', 'flags/b']);
     server.onHello = (next) => {
-      server.welcome(next, false);
-      next.send(
-        next.enc
+      server.welcomeThen(next, (enc) =>
+        enc
           .prefixResync('flags/', ResyncReason.Epoch, null)
           // Older than what the view held, and the truth: the first word after the resync.
           .message(R, 'flags/a', 5n, Buffer.from('new'))
           .prefixDone('flags/', 1, 5n, true)
-          .prefixDone('presence/', 0, 10n, false)
-          .take(),
+          .prefixDone('presence/', 0, 10n, false),
       );
     };
     conn.socket.destroy();
@@ -649,14 +637,12 @@ describe('scoped consumers', () => {
     server.maxPrefixes = undefined;
     const old = client();
     server.onHello = (conn) => {
-      server.welcome(conn, false);
-      conn.send(
-        conn.enc
+      server.welcomeThen(conn, (enc) =>
+        enc
           .resync(ResyncReason.Full, null)
           .message(R, 'flags/a', 1n, Buffer.from('a'))
           .message(R, 'presence/p', 2n, Buffer.from('p'))
-          .replayDone(2, 2n, true)
-          .take(),
+          .replayDone(2, 2n, true),
       );
     };
     await old.connect();
@@ -735,10 +721,7 @@ describe('prefixes taken by a client made without them', () => {
   });
 
   it('prefixes - unsubscribe("") then sends an unsubscribe frame and stops every id but those of the other prefixes; unscoped consumers go on with what still comes', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
+    const { gate, release } = latch();
     let unsubscribe: UnsubscribeFrame | undefined;
     server.onFrame = (conn, f) => {
       if (f.kind === FrameKind.Subscribe)
@@ -790,8 +773,7 @@ describe('prefixes taken by a client made without them', () => {
   it('prefixes - taken while the hello’s replay runs: it stays the replay of "", ended by the replay-done; later "" is dropped like any prefix (R2, B4)', async () => {
     const requests: (SubscribeFrame | UnsubscribeFrame)[] = [];
     server.onHello = (conn) => {
-      server.welcome(conn, false);
-      conn.send(conn.enc.message(R, 'x/1', 10n, Buffer.from('1')).take());
+      server.welcomeThen(conn, (enc) => enc.message(R, 'x/1', 10n, Buffer.from('1')));
     };
     server.onFrame = (_conn, f) => {
       if (f.kind === FrameKind.Subscribe || f.kind === FrameKind.Unsubscribe) requests.push(f);
@@ -859,8 +841,7 @@ describe('prefixes taken by a client made without them', () => {
   it('prefixes - unsubscribe("") while the hello’s replay runs: connect() resolves, and a replay-done sent before the ack is ignored (B4)', async () => {
     let unsubscribe: UnsubscribeFrame | undefined;
     server.onHello = (conn) => {
-      server.welcome(conn, false);
-      conn.send(conn.enc.message(R, 'x/1', 10n, Buffer.from('1')).take());
+      server.welcomeThen(conn, (enc) => enc.message(R, 'x/1', 10n, Buffer.from('1')));
     };
     server.onFrame = (_conn, f) => {
       if (f.kind === FrameKind.Unsubscribe) unsubscribe = f;
@@ -917,19 +898,11 @@ describe('prefixes taken by a client made without them', () => {
   });
 
   it('prefixes - taken while the hello waits for its welcome: the welcome decides; with maxPrefixes the subscribe follows it and the hello’s resync and replay-done are those of ""', async () => {
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
+    const { gate, release } = latch();
     server.onHello = (conn) =>
       void gate.then(() => {
-        server.welcome(conn, false);
-        conn.send(
-          conn.enc
-            .resync(ResyncReason.Full, null)
-            .message(R, 'x/1', 10n, Buffer.from('x'))
-            .replayDone(1, 10n, true)
-            .take(),
+        server.welcomeThen(conn, (enc) =>
+          enc.resync(ResyncReason.Full, null).message(R, 'x/1', 10n, Buffer.from('x')).replayDone(1, 10n, true),
         );
       });
     const c = client();
@@ -958,10 +931,7 @@ describe('prefixes taken by a client made without them', () => {
 
   it('prefixes - taken while the hello waits for its welcome: a welcome without maxPrefixes rejects what waits, and the client goes on without prefixes', async () => {
     server.maxPrefixes = undefined;
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
+    const { gate, release } = latch();
     server.onHello = (conn) => void gate.then(() => server.welcome(conn, true, 10n));
     const c = client();
     const connected = c.connect();

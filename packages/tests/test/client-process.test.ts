@@ -97,9 +97,12 @@ interface FixtureEvent {
   [field: string]: unknown;
 }
 
-/** The fixture (fixtures/client-process.mjs) on `address`: its JSON events. */
-function fixture(address: string, mode: 'serve' | 'once' = 'serve') {
-  const p = run([FIXTURE, mode], { GOSSIP_ADDRESS: address });
+/** The fixture (fixtures/client-process.mjs) on `address`, with `prefixes` if given: its JSON events. */
+function fixture(address: string, mode: 'serve' | 'once' = 'serve', prefixes?: string[]) {
+  const p = run([FIXTURE, mode], {
+    GOSSIP_ADDRESS: address,
+    ...(prefixes ? { CLIENT_PREFIXES: JSON.stringify(prefixes) } : {}),
+  });
   const parse = (line: string): FixtureEvent => {
     try {
       return JSON.parse(line) as FixtureEvent;
@@ -157,6 +160,39 @@ describe('client process - lifetime', () => {
       value: 'restart',
       replayed: false,
     });
+    expect(p.child.exitCode).toBeNull();
+    p.close();
+    expect(await p.exited).toEqual({ code: 0, signal: null });
+    expect(p.events().at(-1)).toEqual({ event: 'closed' });
+  });
+
+  it('client process - with prefixes it stays alive through a gossipd SIGKILL and restart, resumes its prefix and gets only what is published under it', async () => {
+    const d = await h.start();
+    const port = d.port;
+    const p = fixture(`127.0.0.1:${port}`, 'serve', ['a/']);
+    await p.next(is('synced', (e) => e.prefix === 'a/'));
+    await d.kill();
+    await p.next(is('disconnect'));
+    // Refused attempts: between them only the reconnect timer holds the process.
+    await p.next(is('reconnecting', (e) => (e.attempt as number) >= 3));
+    const again = await h.start({ dataDir: d.dataDir, args: ['--port', String(port)] });
+    expect(again.port).toBe(port);
+    // The reconnect hello names a/ again: its prefix-done (B2, B5).
+    await p.next(
+      is('synced', (e) => e.prefix === 'a/'),
+      2,
+    );
+    // b/after goes out first on the same log: had it been sent, it would come before a/after.
+    await publish(port, 'b/after', 'not for it');
+    const ts = await publish(port, 'a/after', 'restart');
+    expect(await p.next(is('message', (e) => e.id === 'a/after'))).toEqual({
+      event: 'message',
+      id: 'a/after',
+      ts: ts.toString(),
+      value: 'restart',
+      replayed: false,
+    });
+    expect(p.events().filter((e) => e.event === 'message')).toEqual([expect.objectContaining({ id: 'a/after' })]);
     expect(p.child.exitCode).toBeNull();
     p.close();
     expect(await p.exited).toEqual({ code: 0, signal: null });
@@ -233,6 +269,25 @@ describe('cli process - gossip sub', () => {
     await h.start({ dataDir: d.dataDir, args: ['--port', String(port)] });
     const after = await publish(port, 'after', 'restart');
     await sub.line((l) => l === `${after} after restart`);
+    sub.child.kill('SIGINT');
+    expect(await sub.exited).toEqual({ code: 0, signal: null });
+  });
+
+  it('cli process - gossip sub a/ b/ survives a gossipd SIGKILL and restart, resumes its prefixes and prints only ids under them', async () => {
+    const d = await h.start();
+    const port = d.port;
+    const before = await publish(port, 'a/before', 'restart');
+    await publish(port, 'c/before', 'not for it');
+    const sub = run([CLI, 'sub', 'a/', 'b/'], { GOSSIP_ADDRESS: `127.0.0.1:${port}` });
+    sub.child.stdin?.end();
+    await sub.line((l) => l === `${before} a/before restart`);
+    await d.kill();
+    await sub.errLine((l) => l.startsWith('disconnected:'));
+    await h.start({ dataDir: d.dataDir, args: ['--port', String(port)] });
+    await publish(port, 'c/after', 'not for it');
+    const after = await publish(port, 'b/after', 'restart');
+    await sub.line((l) => l === `${after} b/after restart`);
+    expect(sub.stdout.filter((l) => l.includes(' c/'))).toEqual([]);
     sub.child.kill('SIGINT');
     expect(await sub.exited).toEqual({ code: 0, signal: null });
   });
