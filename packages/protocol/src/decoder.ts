@@ -289,8 +289,10 @@ function parseHello(buf: Buffer, p: number, end: number): Frame {
 }
 
 /**
- * The hello's `prefixes` (rule B2): an array of `[prefix, since]` pairs, prefix a string
- * of at most 65,535 bytes, since an integer in the i64 range or nil. Undefined when absent.
+ * The hello's `prefixes` (rule B2): an array of `[prefix, since]` pairs, prefix a string,
+ * since an integer in the i64 range or nil. Undefined when absent. A prefix needs no
+ * length check here: the extension holds at most MAX_EXTENSION_BYTES, under what a
+ * prefix field can carry, and the server checks its own `maxPrefixBytes` (B1).
  */
 function helloPrefixes(ext: Record<string, unknown>): PrefixSpec[] | undefined {
   if (!Object.hasOwn(ext, 'prefixes')) return undefined;
@@ -302,9 +304,6 @@ function helloPrefixes(ext: Record<string, unknown>): PrefixSpec[] | undefined {
     }
     const [prefix, since] = entry as [unknown, unknown];
     if (typeof prefix !== 'string') throw new MalformedFrameError(`hello prefixes[${i}] prefix must be a string`);
-    if (Buffer.byteLength(prefix, 'utf8') > MAX_PREFIX_FIELD_BYTES) {
-      throw new MalformedFrameError(`hello prefixes[${i}] prefix is over ${MAX_PREFIX_FIELD_BYTES} bytes`);
-    }
     return { prefix, since: helloSince(since, i) };
   });
 }
@@ -329,30 +328,18 @@ function parseSubscribe(buf: Buffer, p: number, end: number): Frame {
   };
 }
 
+/** A prefix-done (B5): the fields of a replay-done (R2), then the prefix. */
 function parsePrefixDone(buf: Buffer, p: number, end: number): Frame {
-  need(p, end, 19, 'prefix-done');
-  const count = buf.readBigUInt64BE(p + 1);
-  if (count > MAX_SAFE) throw new MalformedFrameError(`prefix-done count ${count} is beyond 2^53`);
-  return {
-    kind: FrameKind.PrefixDone,
-    prefix: prefixAt(buf, p + 17, end, 'prefix-done'),
-    snapshot: ((buf[p] as number) & 0x01) !== 0,
-    count: Number(count),
-    newestTs: buf.readBigInt64BE(p + 9),
-  };
+  need(p, end, DONE_BYTES + 2, 'prefix-done');
+  const done = doneFields(buf, p, 'prefix-done');
+  return { kind: FrameKind.PrefixDone, prefix: prefixAt(buf, p + DONE_BYTES, end, 'prefix-done'), ...done };
 }
 
+/** A prefix-resync (B6): the fields of a resync (R3), then the prefix. */
 function parsePrefixResync(buf: Buffer, p: number, end: number): Frame {
-  need(p, end, 12, 'prefix-resync');
-  const reason = buf[p] as number;
-  if (reason < ResyncReason.Horizon || reason > ResyncReason.Full)
-    throw new MalformedFrameError(`prefix-resync reason ${reason} is unknown`);
-  return {
-    kind: FrameKind.PrefixResync,
-    prefix: prefixAt(buf, p + 10, end, 'prefix-resync'),
-    reason: reason as ResyncReason,
-    horizon: (buf[p + 1] as number) & 0x01 ? buf.readBigInt64BE(p + 2) : null,
-  };
+  need(p, end, RESYNC_BYTES + 2, 'prefix-resync');
+  const resync = resyncFields(buf, p, 'prefix-resync');
+  return { kind: FrameKind.PrefixResync, prefix: prefixAt(buf, p + RESYNC_BYTES, end, 'prefix-resync'), ...resync };
 }
 
 /** The `u16 length, bytes` prefix at `at` that must end exactly at the frame's end (rules B3–B6). */
@@ -373,13 +360,6 @@ function parseWelcome(buf: Buffer, p: number, end: number): Frame {
   if (pingIntervalMs !== undefined && (typeof pingIntervalMs !== 'number' || !(pingIntervalMs >= 0))) {
     throw new MalformedFrameError('welcome pingIntervalMs must be a non-negative number');
   }
-  const maxFetchIds = Object.hasOwn(ext, 'maxFetchIds') ? ext.maxFetchIds : undefined;
-  if (
-    maxFetchIds !== undefined &&
-    (typeof maxFetchIds !== 'number' || !Number.isSafeInteger(maxFetchIds) || maxFetchIds < 1)
-  ) {
-    throw new MalformedFrameError('welcome maxFetchIds must be an integer of at least 1');
-  }
   const epoch = buf.subarray(p + 2, q);
   if (epoch.equals(ZERO_EPOCH)) throw new MalformedFrameError('welcome carries an all-zero epoch');
   return {
@@ -393,31 +373,44 @@ function parseWelcome(buf: Buffer, p: number, end: number): Frame {
     maxFrameBytes: buf.readUInt32BE(q + 22),
     server: optionalString(ext, 'server'),
     pingIntervalMs,
-    maxFetchIds,
-    maxPrefixes: positiveInt(ext, 'maxPrefixes', Number.MAX_SAFE_INTEGER),
+    maxFetchIds: positiveInt(ext, 'maxFetchIds'),
+    maxPrefixes: positiveInt(ext, 'maxPrefixes'),
     maxPrefixBytes: positiveInt(ext, 'maxPrefixBytes', MAX_PREFIX_FIELD_BYTES),
   };
 }
 
 function parseReplayDone(buf: Buffer, p: number, end: number): Frame {
-  exact(p, end, 17, 'replay-done');
+  exact(p, end, DONE_BYTES, 'replay-done');
+  return { kind: FrameKind.ReplayDone, ...doneFields(buf, p, 'replay-done') };
+}
+
+function parseResync(buf: Buffer, p: number, end: number): Frame {
+  exact(p, end, RESYNC_BYTES, 'resync');
+  return { kind: FrameKind.Resync, ...resyncFields(buf, p, 'resync') };
+}
+
+/** Bytes of the fields a replay-done (R2) and a prefix-done (B5) share: flags, count, newestTs. */
+const DONE_BYTES = 17;
+/** Bytes of the fields a resync (R3) and a prefix-resync (B6) share: reason, flags, horizon. */
+const RESYNC_BYTES = 10;
+
+/** The replay-done fields at `p` (R2, B5); `what` names the frame in errors. */
+function doneFields(buf: Buffer, p: number, what: string): { snapshot: boolean; count: number; newestTs: bigint } {
   const count = buf.readBigUInt64BE(p + 1);
-  if (count > MAX_SAFE) throw new MalformedFrameError(`replay-done count ${count} is beyond 2^53`);
+  if (count > MAX_SAFE) throw new MalformedFrameError(`${what} count ${count} is beyond 2^53`);
   return {
-    kind: FrameKind.ReplayDone,
     snapshot: ((buf[p] as number) & 0x01) !== 0,
     count: Number(count),
     newestTs: buf.readBigInt64BE(p + 9),
   };
 }
 
-function parseResync(buf: Buffer, p: number, end: number): Frame {
-  exact(p, end, 10, 'resync');
+/** The resync fields at `p` (R3, B6); `what` names the frame in errors. */
+function resyncFields(buf: Buffer, p: number, what: string): { reason: ResyncReason; horizon: bigint | null } {
   const reason = buf[p] as number;
   if (reason < ResyncReason.Horizon || reason > ResyncReason.Full)
-    throw new MalformedFrameError(`resync reason ${reason} is unknown`);
+    throw new MalformedFrameError(`${what} reason ${reason} is unknown`);
   return {
-    kind: FrameKind.Resync,
     reason: reason as ResyncReason,
     horizon: (buf[p + 1] as number) & 0x01 ? buf.readBigInt64BE(p + 2) : null,
   };
@@ -504,12 +497,13 @@ function extension(buf: Buffer, start: number, end: number, what: string): Recor
   return value as Record<string, unknown>;
 }
 
-/** A welcome key that, when present, is an integer from 1 to `max` (rule B1). */
-function positiveInt(ext: Record<string, unknown>, key: string, max: number): number | undefined {
+/** A welcome key that, when present, is an integer from 1 to `max` (rules W1, B1). */
+function positiveInt(ext: Record<string, unknown>, key: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
   const v = Object.hasOwn(ext, key) ? ext[key] : undefined;
   if (v === undefined) return undefined;
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > max) {
-    throw new MalformedFrameError(`welcome ${key} must be an integer from 1 to ${max}`);
+    const range = max === Number.MAX_SAFE_INTEGER ? 'of at least 1' : `from 1 to ${max}`;
+    throw new MalformedFrameError(`welcome ${key} must be an integer ${range}`);
   }
   return v;
 }

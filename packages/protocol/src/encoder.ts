@@ -19,6 +19,10 @@ import { checkPrefix, checkTs } from './validate.js';
 
 const DEFAULT_SLAB_BYTES = 64 * 1024;
 const HEADER_BYTES = 5; // u32 length + u8 kind (rule F1)
+/** Bytes of a replay-done's fields (flags, count, newestTs: R2), which a prefix-done starts with (B5). */
+const DONE_BYTES = 17;
+/** Bytes of a resync's fields (reason, flags, horizon: R3), which a prefix-resync starts with (B6). */
+const RESYNC_BYTES = 10;
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
 
@@ -147,23 +151,12 @@ export class FrameEncoder {
 
   /** The server's welcome (rule W1). */
   welcome(options: WelcomeOptions): this {
-    const maxFetchIds = options.maxFetchIds;
-    if (maxFetchIds !== undefined && !(Number.isSafeInteger(maxFetchIds) && maxFetchIds >= 1))
-      throw new InvalidArgumentError(`maxFetchIds must be an integer of at least 1, got ${maxFetchIds}`);
-    const { maxPrefixes, maxPrefixBytes } = options;
-    if (maxPrefixes !== undefined && !(Number.isSafeInteger(maxPrefixes) && maxPrefixes >= 1))
-      throw new InvalidArgumentError(`maxPrefixes must be an integer of at least 1, got ${maxPrefixes}`);
-    if (
-      maxPrefixBytes !== undefined &&
-      !(Number.isSafeInteger(maxPrefixBytes) && maxPrefixBytes >= 1 && maxPrefixBytes <= MAX_PREFIX_FIELD_BYTES)
-    )
-      throw new InvalidArgumentError(`maxPrefixBytes must be an integer from 1 to 65535, got ${maxPrefixBytes}`);
     const ext = packExtension({
       server: options.server,
       pingIntervalMs: options.pingIntervalMs,
-      maxFetchIds,
-      maxPrefixes,
-      maxPrefixBytes,
+      maxFetchIds: positiveInt('maxFetchIds', options.maxFetchIds),
+      maxPrefixes: positiveInt('maxPrefixes', options.maxPrefixes),
+      maxPrefixBytes: positiveInt('maxPrefixBytes', options.maxPrefixBytes, MAX_PREFIX_FIELD_BYTES),
     });
     const p = this.#open(FrameKind.Welcome, 2 + EPOCH_BYTES + 8 + 8 + 2 + 4 + 4 + ext.length);
     const s = this.#slab;
@@ -183,28 +176,21 @@ export class FrameEncoder {
 
   /** Replay-done (rule R2). */
   replayDone(count: number, newestTs: bigint, snapshot: boolean): this {
-    const p = this.#open(FrameKind.ReplayDone, 17);
-    const s = this.#slab;
-    s[p] = snapshot ? 0x01 : 0;
-    s.writeBigUInt64BE(BigInt(count), p + 1);
-    s.writeBigInt64BE(newestTs, p + 9);
-    return this.#close(p + 17);
+    const p = this.#open(FrameKind.ReplayDone, DONE_BYTES);
+    return this.#close(this.#done(p, count, newestTs, snapshot));
   }
 
   /** Resync: a full snapshot follows (rule R3). */
   resync(reason: ResyncReason, horizon: bigint | null): this {
-    const p = this.#open(FrameKind.Resync, 10);
-    const s = this.#slab;
-    s[p] = reason;
-    s[p + 1] = horizon === null ? 0 : 0x01;
-    s.writeBigInt64BE(horizon ?? 0n, p + 2);
-    return this.#close(p + 10);
+    const p = this.#open(FrameKind.Resync, RESYNC_BYTES);
+    return this.#close(this.#resync(p, reason, horizon));
   }
 
   /** Subscribe: adds `prefix` to the connection, replayed from `since` (null: live only; rule B3). */
   subscribe(reqId: number, prefix: string, since: bigint | null, epoch: Epoch | null): this {
     checkReqId(reqId);
     if (since !== null) checkTs(since);
+    checkPrefix(prefix, MAX_PREFIX_FIELD_BYTES);
     const p = this.#open(FrameKind.Subscribe, 4 + 1 + 8 + EPOCH_BYTES + 2 + prefix.length * 3);
     const s = this.#slab;
     s.writeUInt32BE(reqId, p);
@@ -217,29 +203,24 @@ export class FrameEncoder {
   /** Unsubscribe: drops `prefix` from the connection (rule B4). */
   unsubscribe(reqId: number, prefix: string): this {
     checkReqId(reqId);
+    checkPrefix(prefix, MAX_PREFIX_FIELD_BYTES);
     const p = this.#open(FrameKind.Unsubscribe, 4 + 2 + prefix.length * 3);
     this.#slab.writeUInt32BE(reqId, p);
     return this.#close(this.#prefix(prefix, p + 4));
   }
 
-  /** The replay-done of one prefix (rule B5). */
+  /** The replay-done of one prefix (rule B5): a replay-done's fields, then the prefix. */
   prefixDone(prefix: string, count: number, newestTs: bigint, snapshot: boolean): this {
-    const p = this.#open(FrameKind.PrefixDone, 17 + 2 + prefix.length * 3);
-    const s = this.#slab;
-    s[p] = snapshot ? 0x01 : 0;
-    s.writeBigUInt64BE(BigInt(count), p + 1);
-    s.writeBigInt64BE(newestTs, p + 9);
-    return this.#close(this.#prefix(prefix, p + 17));
+    checkPrefix(prefix, MAX_PREFIX_FIELD_BYTES);
+    const p = this.#open(FrameKind.PrefixDone, DONE_BYTES + 2 + prefix.length * 3);
+    return this.#close(this.#prefix(prefix, this.#done(p, count, newestTs, snapshot)));
   }
 
-  /** A resync of one prefix: a full snapshot of it follows (rule B6). */
+  /** A resync of one prefix: a full snapshot of it follows (rule B6): a resync's fields, then the prefix. */
   prefixResync(prefix: string, reason: ResyncReason, horizon: bigint | null): this {
-    const p = this.#open(FrameKind.PrefixResync, 10 + 2 + prefix.length * 3);
-    const s = this.#slab;
-    s[p] = reason;
-    s[p + 1] = horizon === null ? 0 : 0x01;
-    s.writeBigInt64BE(horizon ?? 0n, p + 2);
-    return this.#close(this.#prefix(prefix, p + 10));
+    checkPrefix(prefix, MAX_PREFIX_FIELD_BYTES);
+    const p = this.#open(FrameKind.PrefixResync, RESYNC_BYTES + 2 + prefix.length * 3);
+    return this.#close(this.#prefix(prefix, this.#resync(p, reason, horizon)));
   }
 
   /** Fetch the newest persisted message of each id (rule Q1). */
@@ -355,9 +336,30 @@ export class FrameEncoder {
     return at + 2 + n;
   }
 
-  /** Writes `u16 length, bytes` of a prefix at `at`, returns the offset after it. */
+  /** Writes the fields a replay-done and a prefix-done share (R2, B5) at `p`; returns the offset after them. */
+  #done(p: number, count: number, newestTs: bigint, snapshot: boolean): number {
+    const s = this.#slab;
+    s[p] = snapshot ? 0x01 : 0;
+    s.writeBigUInt64BE(BigInt(count), p + 1);
+    s.writeBigInt64BE(newestTs, p + 9);
+    return p + DONE_BYTES;
+  }
+
+  /** Writes the fields a resync and a prefix-resync share (R3, B6) at `p`; returns the offset after them. */
+  #resync(p: number, reason: ResyncReason, horizon: bigint | null): number {
+    const s = this.#slab;
+    s[p] = reason;
+    s[p + 1] = horizon === null ? 0 : 0x01;
+    s.writeBigInt64BE(horizon ?? 0n, p + 2);
+    return p + RESYNC_BYTES;
+  }
+
+  /**
+   * Writes `u16 length, bytes` of a prefix at `at`, returns the offset after it. The
+   * caller checked the prefix (`checkPrefix`) before `#open`, so a prefix too long for
+   * the wire is refused before the slab grows for it (room for 3 bytes per code unit).
+   */
   #prefix(prefix: string, at: number): number {
-    checkPrefix(prefix, MAX_PREFIX_FIELD_BYTES);
     const n = this.#slab.write(prefix, at + 2, 'utf8');
     this.#slab.writeUInt16BE(n, at);
     return at + 2 + n;
@@ -383,6 +385,15 @@ export class FrameEncoder {
  */
 function checkWireTs(ts: bigint): void {
   if (ts < MIN_TS || ts > MAX_TS) throw new InvalidArgumentError(`ts ${ts} is outside the signed 64-bit range`);
+}
+
+/** A welcome limit (W1, B1): undefined, or an integer from 1 to `max`. */
+function positiveInt(name: string, v: number | undefined, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (v !== undefined && !(Number.isSafeInteger(v) && v >= 1 && v <= max)) {
+    const range = max === Number.MAX_SAFE_INTEGER ? 'of at least 1' : `from 1 to ${max}`;
+    throw new InvalidArgumentError(`${name} must be an integer ${range}, got ${v}`);
+  }
+  return v;
 }
 
 function checkReqId(reqId: number): void {

@@ -3,6 +3,7 @@ import {
   decodeFrame,
   FrameEncoder,
   FrameKind,
+  MAX_EXTENSION_BYTES,
   MAX_PREFIX_BYTES,
   MAX_PREFIX_FIELD_BYTES,
   MAX_TS,
@@ -103,6 +104,22 @@ describe('prefix frames', () => {
     expect(e.pendingBytes).toBe(0);
   });
 
+  it('prefix frames - every prefix frame takes 65,535 bytes of UTF-8 and refuses one more, counting bytes, not characters', () => {
+    const longest = `${'é'.repeat((MAX_PREFIX_FIELD_BYTES - 1) / 2)}p`; // 65,535 bytes in 32,768 code units
+    const writers = [
+      (e: FrameEncoder, prefix: string) => e.subscribe(1, prefix, 5n, null),
+      (e: FrameEncoder, prefix: string) => e.unsubscribe(1, prefix),
+      (e: FrameEncoder, prefix: string) => e.prefixDone(prefix, 1, 5n, false),
+      (e: FrameEncoder, prefix: string) => e.prefixResync(prefix, 1, null),
+    ];
+    for (const write of writers) {
+      const e = new FrameEncoder();
+      expect(decodeFrame(write(e, longest).take())).toMatchObject({ prefix: longest });
+      expect(gossipErrorOf(() => write(e, `${longest}p`)).code).toBe('GOSSIP_ERR_PREFIX_TOO_LONG');
+      expect(e.pendingBytes).toBe(0);
+    }
+  });
+
   it('prefix frames - the encoder refuses a lone surrogate, a ts outside i64 and a bad reqId, writing nothing', () => {
     const e = new FrameEncoder();
     expect(gossipErrorOf(() => e.subscribe(1, 'a\uD800', null, null)).code).toBe('GOSSIP_ERR_ID_NOT_UTF8');
@@ -167,6 +184,20 @@ describe('hello prefixes', () => {
     expect(gossipErrorOf(() => decodeFrame(helloWithBytes(ext(0xc3)))).code).toBe('GOSSIP_ERR_MALFORMED_FRAME');
   });
 
+  it('hello prefixes - bounded by the extension cap: the longest prefix that fits decodes, one byte more is refused', () => {
+    // The map (1 byte), its key "prefixes" (9), the array of one pair (1), the pair (1), str 16's header (3), nil (1).
+    const longest = 'p'.repeat(MAX_EXTENSION_BYTES - 16);
+    const fits = helloWith({ prefixes: [[longest, null]] });
+    expect(decodeFrame(fits)).toMatchObject({ prefixes: [{ prefix: longest, since: null }] });
+    const over = helloWith({ prefixes: [[`${longest}p`, null]] });
+    expect(gossipErrorOf(() => decodeFrame(over)).code).toBe('GOSSIP_ERR_MALFORMED_FRAME');
+    const e = new FrameEncoder();
+    expect(gossipErrorOf(() => e.hello({ prefixes: [{ prefix: `${longest}p`, since: null }] })).code).toBe(
+      'GOSSIP_ERR_INVALID_ARGUMENT',
+    );
+    expect(e.pendingBytes).toBe(0);
+  });
+
   it('hello prefixes - the encoder refuses a bad prefix or since before writing anything', () => {
     const e = new FrameEncoder();
     expect(gossipErrorOf(() => e.hello({ prefixes: [{ prefix: 'a\uDC00', since: null }] })).code).toBe(
@@ -199,6 +230,15 @@ describe('welcome prefix limits', () => {
     expect(gossipErrorOf(() => new FrameEncoder().welcome({ ...welcome, maxPrefixBytes: v })).code).toBe(
       'GOSSIP_ERR_INVALID_ARGUMENT',
     );
+  });
+
+  it('welcome prefix limits - the edges of their domain round-trip', () => {
+    for (const limits of [
+      { maxPrefixes: 1, maxPrefixBytes: 1 },
+      { maxPrefixes: Number.MAX_SAFE_INTEGER, maxPrefixBytes: MAX_PREFIX_FIELD_BYTES },
+    ]) {
+      expect(decodeFrame(new FrameEncoder().welcome({ ...welcome, ...limits }).take())).toMatchObject(limits);
+    }
   });
 
   it('welcome prefix limits - a decoded welcome refuses limits out of their domain', () => {

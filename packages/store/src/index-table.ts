@@ -244,7 +244,7 @@ export class IndexTable {
     this.#newestTs = newestTs;
     this.#ordered = true;
     if (ordered && this.#order.build(sorted, order)) return 'ordered';
-    this.#sortOrder();
+    this.sortOrder();
     return 'sorted';
   }
 
@@ -258,18 +258,13 @@ export class IndexTable {
     this.#order.clear();
   }
 
-  /** Builds the id order with one sort, after `deferOrder`, and keeps it from then on. */
+  /** Builds the id order with one sort (after `deferOrder`, or a restore without one) and keeps it from then on. */
   sortOrder(): void {
-    if (this.#ordered) return;
-    this.#sortOrder();
-    this.#ordered = true;
-  }
-
-  #sortOrder(): void {
     const slots = new Uint32Array(this.#slots.size);
     let n = 0;
     for (let slot = 0; slot < this.#used; slot++) if (this.#state[slot] !== FREE) slots[n++] = slot;
     this.#order.sort(slots.subarray(0, n));
+    this.#ordered = true;
   }
 
   /**

@@ -192,7 +192,9 @@ export class Replayer {
   /**
    * Reads `start..end` of `seg` into a new buffer of window `w`, blocking if it is small
    * and the window's budget (`until`) holds, else by a read added to `reads`; returns the
-   * buffer's number.
+   * buffer's number. A blocking read that fails goes into `reads` as a failed read, not
+   * thrown: the reads already started for the window are then still awaited together, so
+   * none of them fails unhandled.
    */
   #readGroup(
     w: ReplayWindow,
@@ -206,7 +208,14 @@ export class Replayer {
     const b = w.addBuffer(Buffer.allocUnsafe(size));
     if (!seg) return b;
     const buf = w.bufs[b] as Buffer;
-    if (size <= SYNC_READ_BYTES && performance.now() < until && seg.readNow(buf, start, size)) return b;
+    if (size <= SYNC_READ_BYTES && performance.now() < until) {
+      try {
+        if (seg.readNow(buf, start, size)) return b;
+      } catch (error) {
+        reads.push(Promise.reject(error));
+        return b;
+      }
+    }
     reads.push(seg.read(buf, start, size));
     return b;
   }

@@ -103,6 +103,15 @@ async function readCheckpointFile(): Promise<{ raw: Buffer; ckpt: Checkpoint }> 
   return { raw, ckpt };
 }
 
+/** A store filled (`fill`) and closed cleanly: its full replay, and the checkpoint the close wrote. */
+async function filledCheckpoint(): Promise<{ want: Awaited<ReturnType<typeof rows>>; raw: Buffer; ckpt: Checkpoint }> {
+  const store = await openStore(OPTS);
+  await fill(store);
+  const want = await rows(store);
+  await store.close();
+  return { want, ...(await readCheckpointFile()) };
+}
+
 /** Every id reads back as the replay has it, and every prefix replays as the full replay filtered. */
 async function expectIdsRight(store: Store, want: Awaited<ReturnType<typeof rows>>): Promise<void> {
   expect(await rows(store)).toEqual(want);
@@ -117,10 +126,7 @@ async function expectIdsRight(store: Store, want: Awaited<ReturnType<typeof rows
 
 describe('index checkpoint id order', () => {
   it('checkpoint - a close writes version 2, ids in id order; the index takes that order as it is', async () => {
-    const store = await openStore(OPTS);
-    await fill(store);
-    await store.close();
-    const { raw, ckpt } = await readCheckpointFile();
+    const { raw, ckpt } = await filledCheckpoint();
     expect(raw.readUInt16BE(4)).toBe(2);
     const { ids, order, sorted } = ckpt.entries;
     expect(sorted).toEqual([...ids].sort());
@@ -140,11 +146,7 @@ describe('index checkpoint id order', () => {
   });
 
   it('checkpoint - a version 1 checkpoint still opens: ids sorted once, every id readable, prefix replays right', async () => {
-    const store = await openStore(OPTS);
-    await fill(store);
-    const want = await rows(store);
-    await store.close();
-    const { ckpt } = await readCheckpointFile();
+    const { want, ckpt } = await filledCheckpoint();
     const v1 = encodeVersion1(ckpt);
     await writeFile(join(dir, CHECKPOINT_FILE), v1);
 
@@ -177,11 +179,7 @@ describe('index checkpoint id order', () => {
   });
 
   it('checkpoint - a version 2 checkpoint whose ids are not in id order is sorted once: ids still right', async () => {
-    const store = await openStore(OPTS);
-    await fill(store);
-    const want = await rows(store);
-    await store.close();
-    const { ckpt } = await readCheckpointFile();
+    const { want, ckpt } = await filledCheckpoint();
     // Two ids trade places in the order, each still naming its own entry: the file holds
     // every id at its entry, but not in id order.
     const order = ckpt.entries.order as Uint32Array;
@@ -207,11 +205,7 @@ describe('index checkpoint id order', () => {
   });
 
   it('checkpoint - a version 2 checkpoint whose order names an entry twice is not used; the open scans', async () => {
-    const store = await openStore(OPTS);
-    await fill(store);
-    const want = await rows(store);
-    await store.close();
-    const { ckpt } = await readCheckpointFile();
+    const { want, ckpt } = await filledCheckpoint();
     const order = ckpt.entries.order as Uint32Array;
     order[7] = order[8] as number;
     const tampered = encodeCheckpoint(ckpt);
@@ -226,10 +220,7 @@ describe('index checkpoint id order', () => {
   });
 
   it('checkpoint - an order entry past the entries is refused', async () => {
-    const store = await openStore(OPTS);
-    await fill(store);
-    await store.close();
-    const { ckpt } = await readCheckpointFile();
+    const { ckpt } = await filledCheckpoint();
     (ckpt.entries.order as Uint32Array)[0] = ckpt.entries.ids.length;
     expect(decodeCheckpoint(encodeCheckpoint(ckpt))).toBe('the order is not one of the entries');
   });
