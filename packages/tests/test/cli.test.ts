@@ -92,24 +92,32 @@ function subscribe(d: Gossipd, args: string[]) {
     stderr += c.toString();
   });
   const closed = once(child, 'close') as Promise<[number | null, NodeJS.Signals | null]>;
+  const until = async (done: () => boolean) => {
+    while (!done()) {
+      await Promise.race([
+        new Promise<void>((resolve) => {
+          waiter = resolve;
+        }),
+        closed.then(([code]) => {
+          throw new Error(`gossip sub exited (${code}) after ${lines.length} lines: ${stderr}`);
+        }),
+      ]);
+    }
+  };
   return {
     lines,
     get stderr() {
       return stderr;
     },
+    closed,
     /** Resolves once at least `n` lines were printed (rejects if the process ends first). */
     async waitLines(n: number): Promise<string[]> {
-      while (lines.length < n) {
-        await Promise.race([
-          new Promise<void>((resolve) => {
-            waiter = resolve;
-          }),
-          closed.then(([code]) => {
-            throw new Error(`gossip sub exited (${code}) after ${lines.length} lines: ${stderr}`);
-          }),
-        ]);
-      }
+      await until(() => lines.length >= n);
       return lines.slice(0, n);
+    },
+    /** Resolves once a line is ` <id> <value>` for `id` (rejects if the process ends first). */
+    async waitFor(id: string): Promise<void> {
+      await until(() => lines.some((l) => l.split(' ')[1] === id));
     },
     /** SIGINT, and the exit code. */
     async interrupt(): Promise<number | null> {
@@ -436,5 +444,50 @@ describe('cli - usage and failures', () => {
       expect(run.code, args.join(' ')).toBe(1);
       expect(run.stderr, args.join(' ')).toContain('GOSSIP_ERR_IO');
     }
+  });
+});
+
+describe('cli prefixes - gossip sub <prefix>...', () => {
+  it('cli prefixes - gossip sub flags/ presence/ prints only the ids under them, replayed and live, in the usual format', async () => {
+    const d = await start();
+    const pub = await client(d);
+    const a = await pub.publish('flags/a', 'on');
+    await pub.publish('jobs/1', 'queued');
+    const p = await pub.publish('presence/x', 'here');
+    const s = subscribe(d, ['flags/', 'presence/']);
+    await s.waitFor('presence/x');
+    expect(s.lines).toEqual([`${a.ts} flags/a on`, `${p.ts} presence/x here`]);
+    await pub.publish('jobs/2', 'queued');
+    const del = await pub.delete('flags/a');
+    pub.emit('presence/y', 'typing');
+    await s.waitFor('presence/y');
+    expect(s.lines.slice(2)).toEqual([
+      `${del.ts} flags/a (deleted)`,
+      expect.stringMatching(/^~\d+ presence\/y typing$/),
+    ]);
+    expect(await s.interrupt()).toBe(0);
+    expect(s.stderr).not.toContain('jobs/');
+  });
+
+  it('cli prefixes - gossip sub without a prefix still prints every id', async () => {
+    const d = await start();
+    const pub = await client(d);
+    await pub.publish('flags/a', 'on');
+    await pub.publish('jobs/1', 'queued');
+    const s = subscribe(d, ['--since', 'all']);
+    await s.waitFor('jobs/1');
+    expect(s.lines.map((l) => l.split(' ')[1])).toEqual(['flags/a', 'jobs/1']);
+    expect(await s.interrupt()).toBe(0);
+  });
+
+  it('cli prefixes - a prefix named twice exits 2; --help names the prefixes', async () => {
+    const d = await start();
+    const twice = subscribe(d, ['a/', 'a/']);
+    const [code] = await twice.closed;
+    expect(code).toBe(2);
+    expect(twice.stderr).toContain('twice');
+    const help = subscribe(d, ['--help']);
+    expect((await help.closed)[0]).toBe(0);
+    expect(help.lines[0]).toBe('Usage: gossip sub [prefix...] [--since all|now|10m|<ns>] [--json] [--no-transient]');
   });
 });

@@ -13,6 +13,7 @@ import {
 import type { Gossipd, RawClient } from '@gossip/testing';
 import { describe, expect, it } from 'vitest';
 import { barrier, fatalError, harness, past } from './harness.js';
+import { prefixDone, publishMany, reqId } from './prefix-wire.js';
 
 /*
  * Prefix subscriptions (docs/PROTOCOL.md, B1 to B7) against a hostile client of a real
@@ -23,18 +24,7 @@ import { barrier, fatalError, harness, past } from './harness.js';
 const h = harness();
 const KiB = 1024;
 const MiB = 1024 * KiB;
-let nextReqId = 2_000_000;
-
-const prefixDone = (prefix: string) => (f: Frame) => f.kind === FrameKind.PrefixDone && f.prefix === prefix;
 const isAck = (f: Frame): f is AckFrame => f.kind === FrameKind.Ack;
-
-/** Publishes `count` values of `bytes` under `prefix`, pipelined; all accepted. */
-async function publishMany(c: RawClient, prefix: string, count: number, bytes: number): Promise<void> {
-  const value = Buffer.alloc(bytes, 0x61);
-  const ts = past(now(), 5_000);
-  const acks = await Promise.all(Array.from({ length: count }, (_, n) => c.publish(`${prefix}${n}`, ts, value)));
-  expect(acks.filter((a) => a.status !== AckStatus.Accepted)).toEqual([]);
-}
 
 /**
  * A subscriber whose replay of `big/` stalls (it does not read; the store holds far more
@@ -42,7 +32,7 @@ async function publishMany(c: RawClient, prefix: string, count: number, bytes: n
  * live messages under either are held for it (B5).
  */
 async function stalledSubscriber(d: Gossipd, pub: RawClient): Promise<{ c: RawClient; epoch: Epoch }> {
-  await publishMany(pub, 'big/', 400, 64 * KiB);
+  await publishMany(pub, 'big/', 400, 64 * KiB, past(now(), 5_000));
   const epoch = pub.welcome.epoch;
   const c = await h.connect(d.port, {
     epoch,
@@ -98,11 +88,11 @@ describe('prefixes hostile - held messages', () => {
     // Each loop drops and ends a prefix while 150 000 messages are held: walking them all
     // each time took gossipd minutes, the whole daemon stalled (every client).
     const loops = 10_000;
-    const first = nextReqId;
+    const first = reqId();
     const enc = new FrameEncoder({ slabBytes: MiB });
     for (let k = 0; k < loops; k++) {
-      enc.subscribe(nextReqId++, 'z/', null, null);
-      enc.unsubscribe(nextReqId++, 'z/');
+      enc.subscribe(reqId(), 'z/', null, null);
+      enc.unsubscribe(reqId(), 'z/');
     }
     c.send(enc.take());
     // Another client is served once gossipd has read the loops.
@@ -162,7 +152,7 @@ describe('prefixes hostile - what a connection leaves behind', () => {
   it('prefixes hostile - closed mid-replay, dropped mid-replay, unsubscribed in loops, scoped during its hello replay or dropped as a slow consumer: gossip_prefixes is back to 0 once they leave', async () => {
     const d = await h.start({ args: ['--max-outbound', '8MiB', '--max-prefixes', '8'] });
     const pub = await h.live(d.port, { echo: false });
-    await publishMany(pub, 'big/', 300, 64 * KiB);
+    await publishMany(pub, 'big/', 300, 64 * KiB, past(now(), 5_000));
     const epoch = pub.welcome.epoch;
     const enc = new FrameEncoder();
 
@@ -180,17 +170,17 @@ describe('prefixes hostile - what a connection leaves behind', () => {
     const b = await h.connect(d.port, { prefixes: [] });
     b.socket.pause();
     for (let k = 0; k < 200; k++) {
-      enc.subscribe(nextReqId++, 'big/', MIN_TS, epoch);
-      enc.unsubscribe(nextReqId++, 'big/');
+      enc.subscribe(reqId(), 'big/', MIN_TS, epoch);
+      enc.unsubscribe(reqId(), 'big/');
     }
-    for (let k = 0; k < 7; k++) enc.subscribe(nextReqId++, `big/${k}`, MIN_TS, null);
+    for (let k = 0; k < 7; k++) enc.subscribe(reqId(), `big/${k}`, MIN_TS, null);
     b.send(enc.take());
     // A hello without prefixes scoped during its replay: "" joins the index with the others.
     const s = await h.connect(d.port, { since: MIN_TS });
     s.socket.pause();
-    s.send(enc.subscribe(nextReqId++, 'x', MIN_TS, null).take());
-    s.send(enc.unsubscribe(nextReqId++, '').take());
-    s.send(enc.subscribe(nextReqId++, '', MIN_TS, epoch).take());
+    s.send(enc.subscribe(reqId(), 'x', MIN_TS, null).take());
+    s.send(enc.unsubscribe(reqId(), '').take());
+    s.send(enc.subscribe(reqId(), '', MIN_TS, epoch).take());
     await d.quiet();
     expect(await d.metric('gossip_prefixes')).toBe(3 + 7 + 2);
     // One that lets held messages pile up is dropped by the server.

@@ -19,6 +19,7 @@ import type { RawClient } from '@gossip/testing';
 import { describe, expect, it } from 'vitest';
 import { LegacyClient } from '../src/legacy-client.js';
 import { barrier, fatalError, harness, past } from './harness.js';
+import { ackFor, live, prefixDone, publishMany, reqId, subscribe, unsubscribe } from './prefix-wire.js';
 
 /*
  * Subscriptions by prefix (docs/PROTOCOL.md, B1 to B7; /work/shared/PRODUCT.md,
@@ -32,27 +33,6 @@ import { barrier, fatalError, harness, past } from './harness.js';
 const h = harness();
 const KiB = 1024;
 const MiB = 1024 * KiB;
-/** reqIds of subscribes and unsubscribes: far from those RawClient gives publishes and pings. */
-let nextReqId = 1_000_000;
-
-const prefixDone = (prefix: string) => (f: Frame) => f.kind === FrameKind.PrefixDone && f.prefix === prefix;
-const ackFor = (reqId: number) => (f: Frame) => f.kind === FrameKind.Ack && f.reqId === reqId;
-const live = (...prefixes: string[]): PrefixSpec[] => prefixes.map((prefix) => ({ prefix, since: null }));
-
-/** Sends a subscribe; resolves with its ack. */
-async function subscribe(c: RawClient, prefix: string, since: bigint | null, epoch: Epoch | null): Promise<AckFrame> {
-  const reqId = nextReqId++;
-  c.send(c.enc.subscribe(reqId, prefix, since, epoch).take());
-  return c.next<AckFrame>(ackFor(reqId));
-}
-
-/** Sends an unsubscribe; resolves with its ack. */
-async function unsubscribe(c: RawClient, prefix: string): Promise<AckFrame> {
-  const reqId = nextReqId++;
-  c.send(c.enc.unsubscribe(reqId, prefix).take());
-  return c.next<AckFrame>(ackFor(reqId));
-}
-
 /** The messages among `frames` (from index `from`) as [id, transient]. */
 function received(frames: readonly Frame[], from = 0): [string, boolean][] {
   return frames
@@ -72,13 +52,6 @@ function replayOf(c: RawClient, prefix: string): { messages: MessageFrame[]; don
         f.kind === FrameKind.Message && (f.flags & MessageFlags.Replayed) !== 0 && f.id.startsWith(prefix),
     );
   return { messages, done };
-}
-
-/** Publishes `count` values of `bytes` under `prefix`, pipelined; all accepted. */
-async function publishMany(c: RawClient, prefix: string, count: number, bytes: number, ts = now()): Promise<void> {
-  const value = Buffer.alloc(bytes, 0x61);
-  const acks = await Promise.all(Array.from({ length: count }, (_, n) => c.publish(`${prefix}${n}`, ts, value)));
-  expect(acks.filter((a) => a.status !== AckStatus.Accepted)).toEqual([]);
 }
 
 describe('prefixes - delivery', () => {
@@ -321,12 +294,7 @@ describe('prefixes - replay', () => {
     await c.next(prefixDone('o/'));
     c.socket.pause();
     const enc = new FrameEncoder();
-    const [bigReq, smallReq, deepReq, dropReq] = [1, 2, 3, 4].map(() => nextReqId++) as [
-      number,
-      number,
-      number,
-      number,
-    ];
+    const [bigReq, smallReq, deepReq, dropReq] = [1, 2, 3, 4].map(() => reqId()) as [number, number, number, number];
     c.send(enc.subscribe(bigReq, 'big/', MIN_TS, epoch).take());
     c.send(enc.subscribe(smallReq, 'small/', MIN_TS, epoch).take());
     c.send(enc.subscribe(deepReq, 'o/deep/', MIN_TS, epoch).take());
@@ -464,9 +432,11 @@ describe('prefixes - bounds', () => {
     const before = await d.memory();
     const enc = new FrameEncoder();
     const loops = 400;
+    let lastReqId = 0;
     for (let k = 0; k < loops; k++) {
-      enc.subscribe(nextReqId++, '', MIN_TS, epoch);
-      enc.unsubscribe(nextReqId++, '');
+      enc.subscribe(reqId(), '', MIN_TS, epoch);
+      lastReqId = reqId();
+      enc.unsubscribe(lastReqId, '');
       if (k % 20 === 19) {
         attacker.send(enc.take());
         await new Promise((r) => setTimeout(r, 10));
@@ -491,7 +461,7 @@ describe('prefixes - bounds', () => {
     // Nor was it dropped: the replays waited for it rather than queue past --max-outbound.
     attacker.socket.resume();
     const last = await attacker.next(
-      (f) => (f.kind === FrameKind.Ack && f.reqId === nextReqId - 1) || f.kind === FrameKind.Error,
+      (f) => (f.kind === FrameKind.Ack && f.reqId === lastReqId) || f.kind === FrameKind.Error,
     );
     expect(last.kind === FrameKind.Error ? last.code : 'acked').toBe('acked');
   });
