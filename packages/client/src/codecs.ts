@@ -8,7 +8,12 @@ export interface Codec<T> {
   decode(data: Uint8Array): T;
 }
 
-/** Bytes as they are (the default). `decode` returns a copy: it is safe to keep. */
+/**
+ * Bytes as they are (the default). `decode` returns the bytes it is given, not a copy:
+ * the client hands it views of what it received, which nothing writes again, so a value
+ * is safe to keep. A kept value holds in memory the block of received bytes it is a view
+ * of (a replay's values share them); copy it (`Buffer.from(value)`) to keep one alone.
+ */
 export const bytesCodec: Codec<Uint8Array> = {
   name: 'bytes',
   encode: (value) => {
@@ -16,7 +21,7 @@ export const bytesCodec: Codec<Uint8Array> = {
       throw new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', 'the bytes codec takes a Uint8Array or Buffer');
     return value;
   },
-  decode: (data) => Buffer.from(data),
+  decode: (data) => data,
 };
 
 const decoder = new TextDecoder('utf-8', { fatal: true });

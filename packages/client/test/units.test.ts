@@ -74,11 +74,9 @@ describe('codecs', () => {
     expect(mp.decode(mp.encode(value))).toEqual(value);
   });
 
-  it('codecs - bytes decode returns a copy that later writes to the source cannot change', () => {
+  it('codecs - bytes decode returns the bytes it is given, with no copy per message', () => {
     const src = Buffer.from('abc');
-    const out = bytesCodec.decode(src);
-    src[0] = 0x7a;
-    expect(Buffer.from(out).toString()).toBe('abc');
+    expect(bytesCodec.decode(src)).toBe(src);
   });
 
   it('codecs - a bad payload throws instead of returning garbage', () => {
