@@ -7,6 +7,13 @@ export interface Row {
   unit: string;
   baseline?: string;
   ratio?: number;
+  /** The goal this figure is held to, and whether it met it (`goal()`). */
+  goal?: string;
+}
+
+/** A goal's cell: what it asks and whether the figure met it. */
+export function goal(text: string, met: boolean): string {
+  return `${text}: ${met ? 'met' : 'NOT met'}`;
 }
 
 /** Runs `round` (which does `opsPerRound` operations) for at least `ms`, best of `repeats` rates. */
@@ -46,7 +53,7 @@ export function markdownTable(header: string[], rows: string[][]): string[] {
 }
 
 export function printTable(rows: Row[]): void {
-  const header = ['bench', 'case', 'value', 'unit', 'baseline', 'ratio'];
+  const header = ['bench', 'case', 'value', 'unit', 'baseline', 'ratio', 'goal'];
   const cells = rows.map((r) => [
     r.bench,
     r.case,
@@ -54,6 +61,7 @@ export function printTable(rows: Row[]): void {
     r.unit,
     r.baseline ?? '',
     r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}x`,
+    r.goal ?? '',
   ]);
   for (const line of markdownTable(header, cells)) console.log(line);
 }

@@ -20,6 +20,8 @@
  *   GOSSIP_PEERS_SUBSCRIBERS       W2 subscribers [10]
  *   GOSSIP_PEERS_FANOUT_MESSAGES*  W2 messages for the delivered rate [100000]
  *   GOSSIP_PEERS_RATE              W2 latency: messages/s [10000]
+ *   GOSSIP_PEERS_SLOW_RATE         W2 latency: the second, lighter rate in messages/s [2000]
+ *   GOSSIP_PEERS_STARTS            W4: gossipd starts (spawn → listening), alternated with `node -e 0`, per run [5]
  *   GOSSIP_PEERS_LATENCY_SECONDS*  W2 latency: duration [3]
  *   GOSSIP_PEERS_WARMUP_SECONDS    W2 latency: unmeasured lead-in at the same rate [1]
  *   GOSSIP_PEERS_REPEATS           runs per system, interleaved; each figure is the best [3]
@@ -28,6 +30,8 @@
  *   GOSSIP_PEERS_RESULTS=1         also write the output into the "Peers" section of bench/RESULTS.md
  * A missing peer binary is reported with how to install it, and the run goes on without it.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +46,7 @@ import {
   type Subscription,
   type System,
   tempDir,
+  track,
   type Workload,
   withTimeout,
 } from './peers/common.js';
@@ -50,8 +55,9 @@ import { mosquitto } from './peers/mosquitto.js';
 import { nats } from './peers/nats.js';
 import { redis } from './peers/redis.js';
 import { Ages, abortable, deferred, PAYLOAD_BYTES, pacedLatency, windowedPublish } from './publish.js';
+import { startGossipd } from './server.js';
 
-type Figure = 'w1' | 'w2rate' | 'w2p50' | 'w2p99' | 'w3' | 'w4';
+type Figure = 'w1' | 'w2rate' | 'w2p50' | 'w2p99' | 'w2p50slow' | 'w2p99slow' | 'w3' | 'w4' | 'listen' | 'nodeStart';
 type Outcome = number | Error;
 type Results = Partial<Record<Figure, Outcome>>;
 
@@ -63,6 +69,7 @@ const DATA = Buffer.alloc(PAYLOAD_BYTES, 0x61);
  */
 const gossipdDefault = gossipd('interval');
 const gossipdAlways = gossipd('always');
+const gossipdJson = gossipd('interval', 'json');
 const gossipdRaw = gossipdCeiling();
 
 function log(line: string): void {
@@ -233,13 +240,20 @@ async function fanout(cfg: Config, sys: System, ids: string[], out: Results): Pr
   );
 }
 
-async function latency(cfg: Config, sys: System, ids: string[], out: Results): Promise<void> {
+async function latency(
+  cfg: Config,
+  sys: System,
+  ids: string[],
+  out: Results,
+  rate: number,
+  keys: { p50: 'w2p50' | 'w2p50slow'; p99: 'w2p99' | 'w2p99slow' },
+): Promise<void> {
   let p99 = 0;
   const ok = await figure(
     cfg,
     sys,
     out,
-    'w2p50',
+    keys.p50,
     async (signal) => {
       const ages = new Ages();
       let p50 = 0;
@@ -247,7 +261,7 @@ async function latency(cfg: Config, sys: System, ids: string[], out: Results): P
         const pub = await sys.publisher(port);
         try {
           const run = {
-            rate: cfg.rate,
+            rate,
             warmupSeconds: cfg.warmupSeconds,
             seconds: cfg.latencySeconds,
             subscribers: cfg.subscribers,
@@ -263,9 +277,37 @@ async function latency(cfg: Config, sys: System, ids: string[], out: Results): P
     (v) => `${v.toFixed(2)} ms`,
   );
   if (ok) {
-    out.w2p99 = p99;
-    log(`  ${sys.name} w2p99: ${out.w2p99.toFixed(2)} ms`);
-  } else out.w2p99 = out.w2p50 as Error;
+    out[keys.p99] = p99;
+    log(`  ${sys.name} ${keys.p99}: ${p99.toFixed(2)} ms`);
+  } else out[keys.p99] = out[keys.p50] as Error;
+}
+
+/**
+ * W4's floor: spawn → listening of the gossipd users start (the gossipd package's bin, on
+ * an empty folder), alternated `cfg.starts` times with spawn → exit of `node -e 0`, Node's
+ * own start; the best of each.
+ */
+async function starts(cfg: Config, out: Results): Promise<void> {
+  let gossipdMs = Number.POSITIVE_INFINITY;
+  let nodeMs = Number.POSITIVE_INFINITY;
+  for (let i = 0; i < cfg.starts; i++) {
+    const t0 = performance.now();
+    const node = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+    const [code] = (await once(node, 'exit')) as [number | null];
+    if (code !== 0) throw new Error(`node -e 0 exited with ${code}`);
+    nodeMs = Math.min(nodeMs, performance.now() - t0);
+    const dir = await tempDir('gossipd-start');
+    try {
+      const d = await startGossipd({ dataDir: dir, onSpawn: track });
+      gossipdMs = Math.min(gossipdMs, d.startMs);
+      await d.stop();
+    } finally {
+      await removeDir(dir);
+    }
+  }
+  out.listen = gossipdMs;
+  out.nodeStart = nodeMs;
+  log(`  gossipd spawn → listening ${gossipdMs.toFixed(0)} ms, node -e 0 ${nodeMs.toFixed(0)} ms`);
 }
 
 const HIGHER_IS_BETTER: Record<Figure, boolean> = {
@@ -273,8 +315,12 @@ const HIGHER_IS_BETTER: Record<Figure, boolean> = {
   w2rate: true,
   w2p50: false,
   w2p99: false,
+  w2p50slow: false,
+  w2p99slow: false,
   w3: false,
   w4: false,
+  listen: false,
+  nodeStart: false,
 };
 
 /** Keeps the best of each figure; an error stays only while no run succeeded. */
@@ -302,6 +348,24 @@ interface RowDef {
    * measured through its client only.
    */
   compare?: boolean;
+  /**
+   * Issue 17's goal for the gossipd figure, given it and every system's results: the
+   * goal's text and whether it is met (undefined when a figure it needs is missing).
+   */
+  goal?: (g: number, results: Map<string, Results>) => { text: string; met: boolean | undefined };
+}
+
+/** A peer's figure, when it has one. */
+function figureOf(results: Map<string, Results>, name: string, key: Figure): number | undefined {
+  const v = results.get(name)?.[key];
+  return typeof v === 'number' ? v : undefined;
+}
+
+function goalCell(r: RowDef, g: Outcome | undefined, results: Map<string, Results>): string {
+  if (!r.goal) return '';
+  if (typeof g !== 'number') return 'not measured';
+  const { text, met } = r.goal(g, results);
+  return `${text}: ${met === undefined ? 'not measured' : met ? 'met' : 'NOT met'}`;
 }
 
 function cell(v: Outcome | undefined): string {
@@ -318,13 +382,14 @@ function ratio(g: Outcome | undefined, p: Outcome | undefined, higher: boolean):
 /** The first row names the client that drives each column's system; the rows that follow are the figures. */
 function table(rows: RowDef[], results: Map<string, Results>, gossipd: System, peers: System[]): string[] {
   const names = peers.map((p) => p.name);
-  const header = ['workload', 'unit', 'gossipd', ...names, ...names.map((p) => `gossipd vs ${p}`)];
+  const header = ['workload', 'unit', 'gossipd', ...names, ...names.map((p) => `gossipd vs ${p}`), 'goal'];
   const clients = [
     'driven by (Node client)',
     '',
     gossipd.client(),
     ...peers.map((p) => p.client()),
     ...names.map(() => ''),
+    '',
   ];
   const cells = rows.map((r) => {
     const g = results.get(r.gossipd)?.[r.key];
@@ -335,6 +400,7 @@ function table(rows: RowDef[], results: Map<string, Results>, gossipd: System, p
       cell(g),
       ...names.map((p) => (compare ? cell(results.get(p)?.[r.key]) : '–')),
       ...names.map((p) => (compare ? ratio(g, results.get(p)?.[r.key], r.higher) : '–')),
+      goalCell(r, g, results),
     ];
   });
   return markdownTable(header, [clients, ...cells]);
@@ -378,7 +444,7 @@ async function main(): Promise<void> {
   const ids = Array.from({ length: cfg.ids }, (_, i) => `id-${i}`);
   // what GOSSIP_PEERS names, in the order of the columns
   const known: Record<string, System[]> = {
-    gossipd: [gossipdDefault, gossipdAlways, gossipdRaw],
+    gossipd: [gossipdDefault, gossipdAlways, gossipdJson, gossipdRaw],
     mosquitto: [mosquitto()],
     nats: [nats()],
     redis: [redis()],
@@ -412,13 +478,22 @@ async function main(): Promise<void> {
       const out: Results = {};
       await durableChain(cfg, sys, ids, out);
       if (runs(sys, 'w2 fan-out')) await fanout(cfg, sys, ids, out);
-      if (runs(sys, 'w2 latency')) await latency(cfg, sys, ids, out);
+      if (runs(sys, 'w2 latency')) {
+        await latency(cfg, sys, ids, out, cfg.rate, { p50: 'w2p50', p99: 'w2p99' });
+        await latency(cfg, sys, ids, out, cfg.slowRate, { p50: 'w2p50slow', p99: 'w2p99slow' });
+      }
+      if (sys === gossipdDefault) await starts(cfg, out).catch((e: Error) => log(`  start times: FAILED ${e.message}`));
       merge(results.get(sys.name) as Results, out);
     }
   }
   const elapsed = (performance.now() - t0) / 1000;
 
   const k = fmt;
+  const peerW1 = () => {
+    const figures = peers.map((p) => figureOf(results, p.name, 'w1')).filter((v) => v !== undefined);
+    return figures.length > 0 ? Math.max(...figures) : undefined;
+  };
+  const redisOf = (key: Figure) => figureOf(results, 'redis', key);
   const ceiling = `gossipd server ceiling (raw wire client, ${k(windowOf(cfg, gossipdRaw))} in flight)`;
   const rows: RowDef[] = [
     {
@@ -427,6 +502,13 @@ async function main(): Promise<void> {
       key: 'w1',
       higher: true,
       gossipd: gossipdDefault.name,
+      goal: (g) => {
+        const best = peerW1();
+        return {
+          text: '≥ 400 k and ≥ 10× the best peer',
+          met: best === undefined ? undefined : g >= 400e3 && g >= 10 * best,
+        };
+      },
     },
     {
       label: 'W1 the same, gossipd under --fsync always',
@@ -434,6 +516,14 @@ async function main(): Promise<void> {
       key: 'w1',
       higher: true,
       gossipd: gossipdAlways.name,
+    },
+    {
+      label: 'W1 the same, gossipd published with the JSON codec (100 B of JSON text)',
+      unit: 'msgs/s',
+      key: 'w1',
+      higher: true,
+      gossipd: gossipdJson.name,
+      goal: (g) => ({ text: '≥ 200 k', met: g >= 200e3 }),
     },
     {
       label: `W1 ${ceiling}`,
@@ -471,6 +561,25 @@ async function main(): Promise<void> {
       key: 'w2p99',
       higher: false,
       gossipd: gossipdDefault.name,
+      goal: (g) => ({ text: '≤ 2 ms', met: g <= 2 }),
+    },
+    {
+      label: `W2 publish→receive p50, ${cfg.subscribers} subs at ${k(cfg.slowRate)} msg/s`,
+      unit: 'ms',
+      key: 'w2p50slow',
+      higher: false,
+      gossipd: gossipdDefault.name,
+    },
+    {
+      label: `W2 publish→receive p99, ${cfg.subscribers} subs at ${k(cfg.slowRate)} msg/s`,
+      unit: 'ms',
+      key: 'w2p99slow',
+      higher: false,
+      gossipd: gossipdDefault.name,
+      goal: (g) => {
+        const redis = redisOf('w2p99slow');
+        return { text: '≤ 0.5× redis and ≤ 1 ms', met: redis === undefined ? undefined : g <= redis / 2 && g <= 1 };
+      },
     },
     {
       label: `W3 catch-up: a new client gets all ${k(cfg.ids)} ids`,
@@ -478,6 +587,10 @@ async function main(): Promise<void> {
       key: 'w3',
       higher: false,
       gossipd: gossipdDefault.name,
+      goal: (g) => {
+        const redis = redisOf('w3');
+        return { text: '≥ 2× faster than redis', met: redis === undefined ? undefined : g * 2 <= redis };
+      },
     },
     {
       label: `W4 restart: spawn → a client has all ${k(cfg.ids)} ids`,
@@ -485,6 +598,30 @@ async function main(): Promise<void> {
       key: 'w4',
       higher: false,
       gossipd: gossipdDefault.name,
+      goal: (g) => {
+        const redis = redisOf('w4');
+        return { text: 'faster than redis', met: redis === undefined ? undefined : g < redis };
+      },
+    },
+    {
+      label: 'W4 gossipd (its package bin, an empty folder) spawn → listening',
+      unit: 'ms',
+      key: 'listen',
+      higher: false,
+      gossipd: gossipdDefault.name,
+      compare: false,
+      goal: (g) => {
+        const node = figureOf(results, gossipdDefault.name, 'nodeStart');
+        return { text: '≤ 1.5× node -e 0', met: node === undefined ? undefined : g <= 1.5 * node };
+      },
+    },
+    {
+      label: '  beside it: node -e 0, spawn → exit',
+      unit: 'ms',
+      key: 'nodeStart',
+      higher: false,
+      gossipd: gossipdDefault.name,
+      compare: false,
     },
   ];
 
@@ -523,8 +660,11 @@ async function main(): Promise<void> {
     `The "server ceiling" rows measure gossipd's server alone, driven by the lean RawClient of @gossip/testing (no promise per publish)`,
     `with the server suite's window, ${k(windowOf(cfg, gossipdRaw))} in flight, for W1 and W2 fan-out only; no peer figure stands beside them.`,
     'W2 latency: paced by a 1 ms timer, each payload carries process.hrtime.bigint() at send;',
-    `${k(cfg.rate)} msg/s for ${cfg.latencySeconds} s, after ${cfg.warmupSeconds} s at that rate that is not measured. W3 runs on the server W1 filled (${k(cfg.messages)} messages over ${k(cfg.ids)} ids);`,
-    'W4 stops it (SIGTERM) and restarts it on the same folder, timed from spawn to the client having every id.',
+    `${k(cfg.rate)} msg/s and ${k(cfg.slowRate)} msg/s for ${cfg.latencySeconds} s each, after ${cfg.warmupSeconds} s at that rate that is not measured. W3 runs on the server W1 filled (${k(cfg.messages)} messages over ${k(cfg.ids)} ids);`,
+    'W4 stops it (SIGTERM) and restarts it on the same folder, timed from spawn to the client having every id. Beside it, once per run,',
+    `${cfg.starts} starts of the gossipd package's bin on an empty folder (spawn to its "listening" log line), alternated with`,
+    "`node -e 0` (spawn to exit): Node's own start is the floor of any Node daemon's.",
+    'The goal column holds the gossipd figure of its row to the goal set for it (issue 17).',
     '',
     'Ratio convention: `gossipd vs X` is gossipd/X for rates and X/gossipd for times and latencies, so >1× means gossipd is better.',
     '',

@@ -6,7 +6,7 @@
  */
 import { type Frame, FrameKind, type HelloOptions, MIN_TS } from '@gossip/protocol';
 import { Gossipd, type GossipdOptions, RawClient, wirePublisher } from '@gossip/testing';
-import type { Row } from './measure.js';
+import { goal, type Row } from './measure.js';
 import { Ages, PAYLOAD_BYTES, pacedLatency, windowedPublish } from './publish.js';
 
 const DATA = Buffer.alloc(PAYLOAD_BYTES, 0x61);
@@ -123,6 +123,66 @@ async function replayAndRestart(ids: number): Promise<Row[]> {
   ];
 }
 
+/** Issue 17's goals at 2 M ids: RSS per id beyond its id's bytes, and a restart to ready. */
+const GOAL_RSS_PER_ID = 100;
+const GOAL_RESTART_MS_PER_MILLION = 1000;
+const SETTLE_MS = 1000;
+
+/**
+ * gossipd's resident memory per id with `ids` ids (each `id:<n>`, 100 B of data), beyond
+ * the id's own UTF-8 bytes: over an empty gossipd's RSS, after publishing them and again
+ * after a restart from the checkpoint (SIGTERM); and that restart's time to ready.
+ */
+async function memoryAndRestart(ids: number): Promise<Row[]> {
+  const names = Array.from({ length: ids }, (_, i) => `id:${i}`);
+  const idBytes = names.reduce((n, id) => n + Buffer.byteLength(id), 0) / ids;
+  const d = await startGossipd({ args: ['--fsync', 'never'] });
+  let again: Gossipd | undefined;
+  try {
+    await sleep(SETTLE_MS);
+    const empty = (await d.memory()).rss;
+    await pipelinedPublish(d.port, ids, names);
+    await sleep(SETTLE_MS);
+    const published = (await d.memory()).rss;
+    await d.stop();
+    again = await startGossipd({ dataDir: d.dataDir });
+    await sleep(SETTLE_MS);
+    const restarted = (await again.memory()).rss;
+    const restartMs = again.startMs;
+    const perId = (rss: number) => (rss - empty) / ids - idBytes;
+    const label = `${ids / 1e6} M ids`;
+    const restartGoal = (GOAL_RESTART_MS_PER_MILLION * ids) / 1e6;
+    return [
+      {
+        bench: 'server',
+        case: `RSS per id beyond its ${idBytes.toFixed(1)} id bytes, ${label} published`,
+        value: perId(published),
+        unit: 'B',
+        goal: goal(`≤ ${GOAL_RSS_PER_ID} B`, perId(published) <= GOAL_RSS_PER_ID),
+      },
+      {
+        bench: 'server',
+        case: `  the same after a restart (SIGTERM) on them`,
+        value: perId(restarted),
+        unit: 'B',
+        goal: goal(`≤ ${GOAL_RSS_PER_ID} B`, perId(restarted) <= GOAL_RSS_PER_ID),
+      },
+      {
+        bench: 'server',
+        case: `restart to ready after SIGTERM, ${label}`,
+        value: restartMs,
+        unit: 'ms',
+        goal: goal(`≤ ${restartGoal} ms`, restartMs <= restartGoal),
+      },
+    ];
+  } finally {
+    await again?.kill();
+    await d.cleanup();
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
 export async function serverBench(): Promise<Row[]> {
   const scale = Number(process.env.GOSSIP_BENCH_SCALE ?? 1);
   const n = Math.round(500_000 * scale);
@@ -152,5 +212,6 @@ export async function serverBench(): Promise<Row[]> {
   rows.push({ bench: 'server', case: 'publish→receive p50, 10 subs at 10 k msg/s', value: lat.p50, unit: 'ms' });
   rows.push({ bench: 'server', case: 'publish→receive p99, 10 subs at 10 k msg/s', value: lat.p99, unit: 'ms' });
   rows.push(...(await replayAndRestart(Math.round(1_000_000 * scale))));
+  rows.push(...(await memoryAndRestart(Math.round(2_000_000 * scale))));
   return rows;
 }

@@ -39,6 +39,10 @@ export function config() {
     subscribers: Math.round(num('GOSSIP_PEERS_SUBSCRIBERS', 10)),
     fanoutMessages: Math.round(num('GOSSIP_PEERS_FANOUT_MESSAGES', 100_000 * scale)),
     rate: Math.round(num('GOSSIP_PEERS_RATE', 10_000)),
+    /** W2: the latency run's second, lighter rate. */
+    slowRate: Math.round(num('GOSSIP_PEERS_SLOW_RATE', 2_000)),
+    /** W4: alternated starts of gossipd and of `node -e 0` per run, for spawn → listening. */
+    starts: Math.round(num('GOSSIP_PEERS_STARTS', 5)),
     latencySeconds: num('GOSSIP_PEERS_LATENCY_SECONDS', Math.max(1, 3 * scale)),
     warmupSeconds: process.env.GOSSIP_PEERS_WARMUP_SECONDS === '0' ? 0 : num('GOSSIP_PEERS_WARMUP_SECONDS', 1),
     /** Every system runs every workload this many times (interleaved); each figure is the best run. */

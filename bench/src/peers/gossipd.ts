@@ -40,18 +40,22 @@ function client(port: number, options: { since?: 'now'; echo?: boolean } = {}): 
   return new GossipClient({ address: `${HOST}:${port}`, codec: bytesCodec, reconnect: () => null, ...options });
 }
 
-/** gossipd under `fsync`, driven by @gossip/client; `--fsync always` runs W1 only, as a row of its own. */
-export function gossipd(fsync: Fsync): System {
+/**
+ * gossipd under `fsync`, driven by @gossip/client with the bytes codec; `--fsync always`,
+ * and the publisher with the JSON codec (`codec: 'json'`), run W1 only, as rows of their own.
+ */
+export function gossipd(fsync: Fsync, codec: 'bytes' | 'json' = 'bytes'): System {
+  const json = codec === 'json';
   return {
-    name: fsync === 'interval' ? 'gossipd' : 'gossipd (always)',
+    name: json ? 'gossipd (json)' : fsync === 'interval' ? 'gossipd' : 'gossipd (always)',
     peer: false,
-    only: fsync === 'always' ? ['w1'] : undefined,
-    describe: DESCRIBE[fsync],
+    only: fsync === 'always' || json ? ['w1'] : undefined,
+    describe: json ? `${DESCRIBE[fsync]}, published with the JSON codec` : DESCRIBE[fsync],
     client: clientName,
     missing: () => null,
     versions: () => `gossipd ${packageVersion('gossipd')}, ${clientName()}`,
     start: (dataDir) => start(fsync, dataDir),
-    publisher: (port) => clientPublisher(HOST, port),
+    publisher: (port) => clientPublisher(HOST, port, { codec }),
 
     async subscribe(port, onData) {
       const c = client(port, { since: 'now' });
