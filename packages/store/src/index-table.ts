@@ -119,15 +119,23 @@ export class IndexTable {
    * back through `replaced`.
    */
   commit(slot: number, ts: bigint, seg: number, off: number, size: number, tomb: boolean, replaced: Replaced): boolean {
-    this.#pendCount[slot] = (this.#pendCount[slot] as number) - 1;
+    this.#unpendOne(slot);
     return this.#apply(slot, ts, seg, off, size, tomb, replaced);
   }
 
   /** A pending append failed: forgets it; an id left with nothing is dropped. */
   unpend(slot: number): void {
-    const n = (this.#pendCount[slot] as number) - 1;
-    this.#pendCount[slot] = n;
+    const n = this.#unpendOne(slot);
     if (n === 0 && this.#state[slot] === PENDING) this.#release(slot);
+  }
+
+  /** One pending append of `slot` is over (written or failed); returns how many are left. */
+  #unpendOne(slot: number): number {
+    const n = (this.#pendCount[slot] as number) - 1;
+    // A count that would wrap round: settled twice, or never pended. A bug: said at once.
+    if (n < 0) throw new Error(`IndexTable: slot ${slot} has no pending append`);
+    this.#pendCount[slot] = n;
+    return n;
   }
 
   /** Recovery: points `id` at a record read from disk if it is newer than what the index has. */
