@@ -84,3 +84,37 @@ describe('index pending appends', () => {
     expect(() => index.unpend(slot)).toThrow(/no pending append/);
   });
 });
+
+describe('index restore', () => {
+  const replaced: Replaced = { seg: 0, size: 0 };
+  const put = (index: IndexTable, id: string, ts: bigint, off: number) => {
+    const slot = index.tryPend(id, ts);
+    expect(slot).toBeGreaterThanOrEqual(0);
+    expect(index.commit(slot, ts, 1, off, 40, false, replaced)).toBe(true);
+  };
+
+  it('index restore - the restored index grows past its entries when ids are added', () => {
+    const before = new IndexTable();
+    for (let i = 0; i < 10; i++) put(before, `id/${i}`, BigInt(100 + i), 16 + 40 * i);
+    const columns = before.columns();
+    const index = new IndexTable();
+    expect(index.restore(columns, before.newest())).toBe('ordered');
+    // Past its 10 entries it grows; every id keeps its record.
+    for (let i = 10; i < 300; i++) put(index, `id/${i}`, BigInt(100 + i), 16 + 40 * i);
+    expect(index.tryPend('id/3', 50n)).toBe(-1);
+    for (let i = 0; i < 300; i++) {
+      const slot = index.slotOf(`id/${i}`) as number;
+      expect([index.ts(slot), index.offset(slot)]).toEqual([BigInt(100 + i), 16 + 40 * i]);
+    }
+    expect(index.count).toBe(300);
+    expect(index.columns().ids.length).toBe(300);
+  });
+
+  it('index restore - an empty checkpoint restores nothing, and the index takes ids after it', () => {
+    const empty = new IndexTable();
+    expect(empty.restore(new IndexTable().columns(), null)).toBe('ordered');
+    expect(empty.count).toBe(0);
+    put(empty, 'b', 2n, 16);
+    expect(empty.count).toBe(1);
+  });
+});
