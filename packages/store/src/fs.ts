@@ -1,4 +1,4 @@
-import { constants, promises as fsp, read as readCb, readSync } from 'node:fs';
+import { constants, promises as fsp, read as readCb, readSync, writevSync } from 'node:fs';
 
 /**
  * The one seam all of the store's file I/O goes through (docs/STORAGE.md, "Testing").
@@ -16,6 +16,11 @@ export interface StoreFile {
   readNow?(buffer: Buffer, offset: number, length: number, position: number): number;
   /** Writes `buffers` at `position`; returns the bytes written, which may be fewer (a short write). */
   writev(buffers: readonly Buffer[], position: number): Promise<number>;
+  /**
+   * The same, blocking the caller: for a small batch, one system call on the event loop
+   * costs less than a trip through the thread pool (docs/STORAGE.md, S4). Optional.
+   */
+  writevNow?(buffers: readonly Buffer[], position: number): number;
   /** Makes the file's data durable (fdatasync). */
   sync(): Promise<void>;
   truncate(length: number): Promise<void>;
@@ -71,6 +76,10 @@ class NodeFile implements StoreFile {
 
   readNow(buffer: Buffer, offset: number, length: number, position: number): number {
     return readSync(this.#handle.fd, buffer, offset, length, position);
+  }
+
+  writevNow(buffers: readonly Buffer[], position: number): number {
+    return writevSync(this.#handle.fd, buffers, position);
   }
 
   async writev(buffers: readonly Buffer[], position: number): Promise<number> {
@@ -159,16 +168,43 @@ export async function readSmallFile(fs: StoreFs, path: string): Promise<Buffer |
 
 /** Writes all of `buffers` at `position`, going on after short writes. */
 export async function writeFully(file: StoreFile, buffers: readonly Buffer[], position: number): Promise<void> {
-  let total = 0;
-  for (const b of buffers) total += b.length;
+  const total = byteLength(buffers);
   let done = 0;
   let rest = buffers;
   while (done < total) {
-    const n = await file.writev(rest, position + done);
-    if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    const n = progress(await file.writev(rest, position + done));
     done += n;
     if (done < total) rest = skipBytes(rest, n);
   }
+}
+
+/**
+ * `writeFully` blocking the caller, by `writevNow`; false (nothing written) when the file
+ * has none. Throws what the write throws.
+ */
+export function writeFullyNow(file: StoreFile, buffers: readonly Buffer[], position: number): boolean {
+  if (!file.writevNow) return false;
+  const total = byteLength(buffers);
+  let done = 0;
+  let rest = buffers;
+  while (done < total) {
+    const n = progress(file.writevNow(rest, position + done));
+    done += n;
+    if (done < total) rest = skipBytes(rest, n);
+  }
+  return true;
+}
+
+function byteLength(buffers: readonly Buffer[]): number {
+  let total = 0;
+  for (const b of buffers) total += b.length;
+  return total;
+}
+
+/** A write's count of bytes, which must be some: a write that makes none fails with EIO. */
+function progress(n: number): number {
+  if (n <= 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+  return n;
 }
 
 function skipBytes(buffers: readonly Buffer[], n: number): Buffer[] {

@@ -1,6 +1,6 @@
 import { GossipError } from '@gossip/protocol';
 import { RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES, segmentHeader, writeRecord } from './format.js';
-import { writeFully } from './fs.js';
+import { writeFully, writeFullyNow } from './fs.js';
 import type { Replaced } from './index-table.js';
 import { saveMeta } from './meta.js';
 import type { FsyncMode } from './options.js';
@@ -22,6 +22,12 @@ const SLAB_BYTES = 1024 * 1024;
 const INLINE_MAX = 16 * 1024;
 /** A batch stops taking appends past this; the next turn's batch takes them. */
 const BATCH_MAX_BYTES = 8 * 1024 * 1024;
+/**
+ * A batch up to this size is written blocking (`writevNow`) unless it waits for an fsync
+ * (S4): a copy into the page cache of at most this much costs less than the trip through
+ * the thread pool and back that an asynchronous write takes.
+ */
+export const WRITE_NOW_MAX_BYTES = 64 * 1024;
 const noop = () => undefined;
 
 /** The appends of one turn: one write, one fsync, one promise. Records are kept as parallel arrays. */
@@ -310,7 +316,9 @@ export class Writer {
     try {
       if (!seg.file) await this.#createFile(seg);
       const file = seg.file as NonNullable<Segment['file']>;
-      await writeFully(file, batch.bufs, batch.start);
+      // A small batch that waits for no fsync is written at once, on the event loop.
+      const now = !always && batch.bytes <= WRITE_NOW_MAX_BYTES && writeFullyNow(file, batch.bufs, batch.start);
+      if (!now) await writeFully(file, batch.bufs, batch.start);
       if (always) {
         await file.sync();
         seg.syncedSize = batch.start + batch.bytes;

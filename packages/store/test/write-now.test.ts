@@ -1,0 +1,136 @@
+import { type FsyncMode, nodeFs, type Store, type StoreFs } from '@gossip/store';
+import { describe, expect, it } from 'vitest';
+import { WRITE_NOW_MAX_BYTES } from '../src/writer.js';
+import { rows } from './replay-rows.js';
+import { tempStores } from './temp-stores.js';
+
+/*
+ * Blocking writes of small batches (docs/STORAGE.md, S4): a batch of at most
+ * WRITE_NOW_MAX_BYTES that waits for no fsync is written on the event loop
+ * (`writevNow`), a larger one or any under `always` through the thread pool (`writev`);
+ * a blocking write that fails or writes short is handled as an asynchronous one (S6).
+ */
+
+const stores = tempStores('gossip-store-write-now-');
+const { openStore } = stores;
+
+/** What the next blocking write of a segment does instead of its own: fail with EIO, or write only `short` bytes. */
+type Fault = { kind: 'EIO' } | { kind: 'short'; bytes: number };
+
+/** The real filesystem, counting the segments' blocking and async writes, with faults for the blocking ones. */
+function countingFs(): { fs: StoreFs; calls: { writev: number; writevNow: number }; faults: Fault[] } {
+  const calls = { writev: 0, writevNow: 0 };
+  const faults: Fault[] = [];
+  const fs: StoreFs = {
+    ...nodeFs,
+    async open(path, mode) {
+      const f = await nodeFs.open(path, mode);
+      if (!path.endsWith('.seg')) return f;
+      const writevNow = f.writevNow?.bind(f);
+      return {
+        read: (buffer, offset, length, position) => f.read(buffer, offset, length, position),
+        readNow: f.readNow?.bind(f),
+        writev: (buffers, position) => {
+          calls.writev++;
+          return f.writev(buffers, position);
+        },
+        writevNow: writevNow
+          ? (buffers, position) => {
+              calls.writevNow++;
+              const fault = faults.shift();
+              if (fault?.kind === 'EIO') throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+              if (fault?.kind === 'short') {
+                const first = buffers[0] as Buffer;
+                return writevNow([first.subarray(0, Math.min(fault.bytes, first.length))], position);
+              }
+              return writevNow(buffers, position);
+            }
+          : undefined,
+        sync: () => f.sync(),
+        truncate: (length) => f.truncate(length),
+        size: () => f.size(),
+        stamp: () => f.stamp(),
+        close: () => f.close(),
+      };
+    },
+  };
+  return { fs, calls, faults };
+}
+
+async function ids(store: Store): Promise<string[]> {
+  return (await rows(store)).map(([id]) => id);
+}
+
+/** Every record a replay yields: id, ts and the data as text. */
+async function records(store: Store): Promise<[string, bigint, string][]> {
+  return (await rows(store)).map(([id, ts, hex]) => [id, ts, Buffer.from(hex, 'hex').toString()]);
+}
+
+describe('blocking writes of small batches', () => {
+  for (const fsync of ['interval', 'never'] as FsyncMode[]) {
+    it(`write now - small batches are written blocking, a batch over ${WRITE_NOW_MAX_BYTES} bytes through the thread pool (${fsync})`, async () => {
+      const { fs, calls } = countingFs();
+      const store = await openStore({ fs, fsync });
+      // The segment's header is written as the file is made: count the batches' writes only.
+      await store.append('k0', 1n, Buffer.from('value 0'));
+      const made = calls.writev;
+      for (let i = 1; i < 5; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from(`value ${i}`));
+      expect([calls.writevNow, calls.writev - made]).toEqual([5, 0]);
+      await store.append('big', 10n, Buffer.alloc(WRITE_NOW_MAX_BYTES, 1));
+      expect([calls.writevNow, calls.writev - made]).toEqual([5, 1]);
+      expect(await ids(store)).toEqual(['k0', 'k1', 'k2', 'k3', 'k4', 'big']);
+    });
+  }
+
+  it('write now - under always every batch goes through the thread pool, with its fsync', async () => {
+    const { fs, calls } = countingFs();
+    const store = await openStore({ fs, fsync: 'always' });
+    await store.append('k0', 1n, Buffer.from('v'));
+    const made = calls.writev;
+    for (let i = 1; i < 4; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from('v'));
+    expect([calls.writevNow, calls.writev - made]).toEqual([0, 3]);
+  });
+
+  it('write now - a failed blocking write fails its batch alone; the next append goes to a new segment; a reopen holds the acked', async () => {
+    const { fs, faults } = countingFs();
+    const store = await openStore({ fs, fsync: 'interval' });
+    await store.append('a', 1n, Buffer.from('a1'));
+    faults.push({ kind: 'EIO' });
+    const failed = await Promise.all([
+      store.append('b', 2n, Buffer.from('b1')).catch((e: { code?: string }) => e.code),
+      store.append('a', 3n, Buffer.from('a2')).catch((e: { code?: string }) => e.code),
+    ]);
+    expect(failed).toEqual(['GOSSIP_ERR_STORE_WRITE', 'GOSSIP_ERR_STORE_WRITE']);
+    expect(await ids(store)).toEqual(['a']);
+    expect((await store.get('a'))?.data.toString()).toBe('a1');
+    // The ts of a failed append is free again, and the store goes on in a new segment.
+    expect((await store.append('b', 2n, Buffer.from('b1-again'))).status).toBe('accepted');
+    expect(store.stats().segments).toBe(2);
+    await store.close();
+    const again = await openStore({ fs: nodeFs });
+    expect(await records(again)).toEqual([
+      ['a', 1n, 'a1'],
+      ['b', 2n, 'b1-again'],
+    ]);
+    expect(again.stats().recovery.corruptions).toEqual([]);
+  });
+
+  it('write now - a short blocking write is completed by the next call, and the batch is acked whole', async () => {
+    const { fs, calls, faults } = countingFs();
+    const store = await openStore({ fs, fsync: 'interval' });
+    faults.push({ kind: 'short', bytes: 7 });
+    const results = await Promise.all([
+      store.append('a', 1n, Buffer.from('first value')),
+      store.append('b', 2n, Buffer.from('second value')),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['accepted', 'accepted']);
+    expect(calls.writevNow).toBe(2);
+    await store.close();
+    const again = await openStore({ fs: nodeFs });
+    expect(await records(again)).toEqual([
+      ['a', 1n, 'first value'],
+      ['b', 2n, 'second value'],
+    ]);
+    expect(again.stats().recovery.corruptions).toEqual([]);
+  });
+});
