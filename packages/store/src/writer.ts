@@ -23,9 +23,10 @@ const INLINE_MAX = 16 * 1024;
 /** A batch stops taking appends past this; the next turn's batch takes them. */
 const BATCH_MAX_BYTES = 8 * 1024 * 1024;
 /**
- * A batch up to this size is written blocking (`writevNow`) unless it waits for an fsync
- * (S4): a copy into the page cache of at most this much costs less than the trip through
- * the thread pool and back that an asynchronous write takes.
+ * A batch up to this size, with no other batch queued behind it, is written blocking
+ * (`writevNow`) unless it waits for an fsync (S4): a copy into the page cache of at most
+ * this much costs less than the trip through the thread pool and back that an
+ * asynchronous write takes.
  */
 export const WRITE_NOW_MAX_BYTES = 64 * 1024;
 const noop = () => undefined;
@@ -302,7 +303,7 @@ export class Writer {
         }
         const batch = this.#queue.shift();
         if (!batch) break;
-        await this.#writeBatch(batch);
+        await this.#writeBatch(batch, this.#queue.length === 0);
       }
     } finally {
       this.#writing = false;
@@ -310,14 +311,18 @@ export class Writer {
     }
   }
 
-  async #writeBatch(batch: Batch): Promise<void> {
+  /** Writes and commits one batch; `alone`: no other batch waits behind it. */
+  async #writeBatch(batch: Batch, alone: boolean): Promise<void> {
     const seg = batch.seg;
     const always = this.#o.mode === 'always';
     try {
       if (!seg.file) await this.#createFile(seg);
       const file = seg.file as NonNullable<Segment['file']>;
-      // A small batch that waits for no fsync is written at once, on the event loop.
-      const now = !always && batch.bytes <= WRITE_NOW_MAX_BYTES && writeFullyNow(file, batch.bufs, batch.start);
+      // A small batch that waits for no fsync and has none behind it is written at once,
+      // on the event loop; batches that pile up (a busy server) go through the thread pool,
+      // so that a backlog is never written in one blocking stretch.
+      const now =
+        alone && !always && batch.bytes <= WRITE_NOW_MAX_BYTES && writeFullyNow(file, batch.bufs, batch.start);
       if (!now) await writeFully(file, batch.bufs, batch.start);
       if (always) {
         await file.sync();

@@ -23,6 +23,9 @@ import type { OpenMode, StoreFile, StoreFs } from '@gossip/store';
  *   makes call n fail with ENOSPC or EIO without any effect, or, for `short`, makes
  *   a writev write only part of its bytes and return that count; later calls work,
  *   as a disk that recovers would.
+ * - A file offers blocking writes (`writevNow`), as the real one does, numbered and
+ *   failed as `writev` is (logged as 'writev'); a write held by `pauseAt` goes through
+ *   the async `writev`, the only one that can wait.
  */
 
 export class SimCrash extends Error {
@@ -142,6 +145,8 @@ interface Gate {
 export class SimDisk implements StoreFs {
   /** Mutating calls so far. */
   mutations = 0;
+  /** Of them, the writes made through `writevNow`. */
+  blockingWrites = 0;
   /** See `SimDiskOptions.crashAt`; may be set between calls. */
   crashAt: number | undefined;
   /** See `SimDiskOptions.faultAt`; may be added to between calls. */
@@ -313,6 +318,19 @@ export class SimDisk implements StoreFs {
       await gate.released;
       this.#alive();
     }
+    return this.#outcome(call, op, path);
+  }
+
+  /** `#mutate` for a blocking call (`writevNow`), which cannot pause: never made for a call `pauseAt` holds. */
+  #mutateNow(op: MutatingOp, path: string): 'short' | undefined {
+    this.#alive();
+    const call = ++this.mutations;
+    this.log.push({ call, op, path });
+    return this.#outcome(call, op, path);
+  }
+
+  /** A numbered call's crash or fault, as configured. */
+  #outcome(call: number, op: MutatingOp, path: string): 'short' | undefined {
     if (this.crashAt !== undefined && call >= this.crashAt) {
       this.#dead = true;
       throw new SimCrash(call);
@@ -332,7 +350,27 @@ export class SimDisk implements StoreFs {
       this.#alive();
       if (closed || (write && !writable)) throw errnoError('EBADF', syscall, path);
     };
+    const write = (buffers: readonly Buffer[], position: number, short: 'short' | undefined): number => {
+      let bytes = Buffer.concat(buffers as Buffer[]);
+      if (short) bytes = bytes.subarray(0, Math.max(1, Math.floor(bytes.length / 2)));
+      inode.write(position, bytes);
+      inode.lastWrite = { position, bytes: Buffer.from(bytes) };
+      return bytes.length;
+    };
+    const writevNow = (buffers: readonly Buffer[], position: number): number => {
+      usable('write', true);
+      const short = this.#mutateNow('writev', path);
+      this.blockingWrites++;
+      return write(buffers, position, short);
+    };
+    const gates = this.#gates;
+    const next = () => this.mutations + 1;
     return {
+      // Blocking writes as the real disk has them (the writer's small batches), except for
+      // a write that `pauseAt` holds: that one must wait, so it goes through `writev`.
+      get writevNow() {
+        return gates.has(next()) ? undefined : writevNow;
+      },
       read: async (buffer, offset, length, position) => {
         usable('read', false);
         const n = Math.max(0, Math.min(length, inode.size - position));
@@ -341,12 +379,7 @@ export class SimDisk implements StoreFs {
       },
       writev: async (buffers, position) => {
         usable('write', true);
-        const short = await this.#mutate('writev', path);
-        let bytes = Buffer.concat(buffers as Buffer[]);
-        if (short) bytes = bytes.subarray(0, Math.max(1, Math.floor(bytes.length / 2)));
-        inode.write(position, bytes);
-        inode.lastWrite = { position, bytes: Buffer.from(bytes) };
-        return bytes.length;
+        return write(buffers, position, await this.#mutate('writev', path));
       },
       sync: async () => {
         usable('fdatasync', false);

@@ -1,7 +1,10 @@
-import { type FsyncMode, nodeFs, type Store, type StoreFs } from '@gossip/store';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { type FsyncMode, nodeFs, Store, type StoreFs } from '@gossip/store';
 import { describe, expect, it } from 'vitest';
+import { RECORD_OVERHEAD_BYTES } from '../src/format.js';
 import { WRITE_NOW_MAX_BYTES } from '../src/writer.js';
 import { rows } from './replay-rows.js';
+import { SimDisk } from './sim-disk.js';
 import { tempStores } from './temp-stores.js';
 
 /*
@@ -132,5 +135,102 @@ describe('blocking writes of small batches', () => {
       ['b', 2n, 'second value'],
     ]);
     expect(again.stats().recovery.corruptions).toEqual([]);
+  });
+});
+
+/** The same on the simulated disk (sim-disk.ts), whose faults land on numbered calls. */
+describe('blocking writes on the simulated disk', () => {
+  const DIR = '/data';
+  const open = (disk: SimDisk) =>
+    Store.open({ dir: DIR, fs: disk, fsync: 'interval', fsyncIntervalMs: 3_600_000, compactThreshold: 0 });
+
+  it('write now - a batch of exactly the limit is written blocking, one byte more through the thread pool', async () => {
+    const disk = new SimDisk();
+    const store = await open(disk);
+    await store.append('a', 1n, Buffer.from('a'));
+    const blocking = disk.blockingWrites;
+    const data = (extra: number) => Buffer.alloc(WRITE_NOW_MAX_BYTES - RECORD_OVERHEAD_BYTES - 1 + extra, 7);
+    await store.append('b', 2n, data(0)); // the record is exactly WRITE_NOW_MAX_BYTES: id 'b' is 1 byte
+    expect(disk.blockingWrites).toBe(blocking + 1);
+    await store.append('c', 3n, data(1));
+    expect(disk.blockingWrites).toBe(blocking + 1);
+    expect((await store.get('b'))?.data.length).toBe(WRITE_NOW_MAX_BYTES - RECORD_OVERHEAD_BYTES - 1);
+    await store.close();
+  });
+
+  it('write now - a short blocking write and then a failed one: the batch fails, its partial bytes never show, the next batch goes on in a new segment', async () => {
+    const disk = new SimDisk();
+    const store = await open(disk);
+    await store.append('a', 1n, Buffer.from('a1'));
+    const n = disk.mutations + 1;
+    disk.faults.push({ call: n, kind: 'short' }, { call: n + 1, kind: 'EIO' });
+    const failed = await Promise.all(
+      ['b', 'c'].map((id, i) =>
+        store.append(id, BigInt(2 + i), Buffer.from(`${id}1`.repeat(20))).catch((e: { code?: string }) => e.code),
+      ),
+    );
+    expect(failed).toEqual(['GOSSIP_ERR_STORE_WRITE', 'GOSSIP_ERR_STORE_WRITE']);
+    expect(disk.log.slice(n - 1, n + 1).map((r) => r.op)).toEqual(['writev', 'writev']);
+    expect((await store.append('d', 4n, Buffer.from('d1'))).status).toBe('accepted');
+    expect(store.stats().segments).toBe(2);
+    await store.flush();
+    const crashed = disk.crash({ tearLastWrite: false });
+    crashed.remove(`${DIR}/gossip.lock`);
+    await store.close();
+    for (const d of [disk, crashed]) {
+      const again = await open(d);
+      expect(await records(again)).toEqual([
+        ['a', 1n, 'a1'],
+        ['d', 4n, 'd1'],
+      ]);
+      expect(again.stats().recovery.corruptions).toEqual([]);
+      await again.close();
+    }
+  });
+
+  it('write now - batches that piled up behind a write in progress go through writev, the last one alone blocking', async () => {
+    const disk = new SimDisk();
+    const store = await open(disk);
+    await store.append('a', 1n, Buffer.from('a1'));
+    const n = disk.mutations + 1;
+    const gate = disk.pauseAt(n);
+    const first = store.append('b', 2n, Buffer.from('b1'));
+    await gate.reached; // the writer waits inside the first batch's writev
+    const later: Promise<unknown>[] = [];
+    for (let i = 0; i < 3; i++) {
+      later.push(store.append(`c${i}`, BigInt(3 + i), Buffer.from('c')));
+      await nextTurn(); // each turn's appends close into a batch of their own, queued
+    }
+    const blocking = disk.blockingWrites;
+    gate.release();
+    await Promise.all([first, ...later]);
+    // Behind the paused write: two batches with another behind them (writev), then the last (blocking).
+    expect(disk.blockingWrites - blocking).toBe(1);
+    expect(disk.log.slice(n - 1).map((r) => r.op)).toEqual(['writev', 'writev', 'writev', 'writev']);
+    expect(await ids(store)).toEqual(['a', 'b', 'c0', 'c1', 'c2']);
+    await store.close();
+  });
+
+  it('write now - a file without blocking writes takes every batch through writev', async () => {
+    const { fs, calls } = countingFs();
+    const bare: StoreFs = {
+      ...fs,
+      async open(path, mode) {
+        const f = await fs.open(path, mode);
+        return {
+          read: (buffer, offset, length, position) => f.read(buffer, offset, length, position),
+          writev: (buffers, position) => f.writev(buffers, position),
+          sync: () => f.sync(),
+          truncate: (length) => f.truncate(length),
+          size: () => f.size(),
+          stamp: () => f.stamp(),
+          close: () => f.close(),
+        };
+      },
+    };
+    const store = await openStore({ fs: bare, fsync: 'interval' });
+    for (let i = 0; i < 3; i++) await store.append(`k${i}`, BigInt(i + 1), Buffer.from('v'));
+    expect(calls.writevNow).toBe(0);
+    expect(await ids(store)).toEqual(['k0', 'k1', 'k2']);
   });
 });
