@@ -416,8 +416,7 @@ export class GossipClient<T = Uint8Array> implements MessageSource<T> {
   #onMessage(f: MessageFrame): void {
     const m = decodeMessage(this.codec, f);
     if (m instanceof GossipError) this.#fire('error', m);
-    // Not through #fire: its rest arguments cost an array per message.
-    else this.#events.emit('message', m);
+    else this.#fire('message', m);
   }
 }
 

@@ -9,10 +9,9 @@ export interface Codec<T> {
 }
 
 /**
- * Bytes as they are (the default). `decode` returns the bytes it is given, not a copy:
- * the client hands it views of what it received, which nothing writes again, so a value
- * is safe to keep. A kept value holds in memory the block of received bytes it is a view
- * of (a replay's values share them); copy it (`Buffer.from(value)`) to keep one alone.
+ * Bytes as they are (the default). `decode` returns a copy: safe to keep, without holding
+ * in memory the whole block of received bytes that a view of them would (a `GossipState`
+ * under churn would keep many such blocks for a few live values each).
  */
 export const bytesCodec: Codec<Uint8Array> = {
   name: 'bytes',
@@ -21,7 +20,7 @@ export const bytesCodec: Codec<Uint8Array> = {
       throw new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', 'the bytes codec takes a Uint8Array or Buffer');
     return value;
   },
-  decode: (data) => data,
+  decode: (data) => Buffer.from(data),
 };
 
 const decoder = new TextDecoder('utf-8', { fatal: true });

@@ -12,10 +12,7 @@ export interface ClientMessage<T> {
   ts: bigint;
   /** The decoded value; undefined for a tombstone. */
   value: T | undefined;
-  /**
-   * The raw data: a view of the received bytes, which nothing writes again. Kept, it holds
-   * the block of received bytes it came in; copy it to keep it alone.
-   */
+  /** The raw data: a view of the received bytes (copy it to keep it long). */
   data: Uint8Array;
   deleted: boolean;
   /** Sent by emit: not stored, never replayed. */

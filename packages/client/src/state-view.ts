@@ -204,11 +204,6 @@ export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
 
   /** The generation of the newest snapshot under way that holds `id`, if any. */
   #snapshotOf(id: string): number | undefined {
-    // The common case, one snapshot of every id (R3), without an iterator per message.
-    if (this.#snapshots.size === 1) {
-      const whole = this.#snapshots.get('');
-      if (whole !== undefined) return whole;
-    }
     let gen: number | undefined;
     for (const [prefix, g] of this.#snapshots) if (id.startsWith(prefix) && (gen === undefined || g > gen)) gen = g;
     return gen;
@@ -216,30 +211,28 @@ export class GossipState<T> extends EventEmitter<StateViewEvents<T>> {
 
   readonly #onMessage = (m: ClientMessage<T>): void => {
     if (m.transient && !this.#transient) return;
-    const id = m.id;
-    if (this.#prefix !== '' && !id.startsWith(this.#prefix)) return;
-    const map = this.#map;
-    const held = map.get(id);
+    if (this.#prefix !== '' && !m.id.startsWith(this.#prefix)) return;
+    const held = this.#map.get(m.id);
     // The first word on an id after a resync is the truth, whatever its ts.
-    const snapshot = this.#snapshots.size > 0 && !m.transient ? this.#snapshotOf(id) : undefined;
+    const snapshot = this.#snapshots.size > 0 && !m.transient ? this.#snapshotOf(m.id) : undefined;
     const firstAfterResync = snapshot !== undefined && (held === undefined || held.gen < snapshot);
     if (!firstAfterResync) {
-      const newest = held !== undefined ? held.ts : this.#deletedAt.size > 0 ? this.#deletedAt.get(id) : undefined;
+      const newest = held?.ts ?? (this.#deletedAt.size > 0 ? this.#deletedAt.get(m.id) : undefined);
       if (newest !== undefined && m.ts <= newest) return;
     }
     const notify = this.listenerCount('change') > 0;
     const previous = notify && held ? { value: held.value, ts: held.ts } : undefined;
     if (m.deleted) {
-      this.#deletedAt.set(id, m.ts);
+      this.#deletedAt.set(m.id, m.ts);
       if (!held) return;
-      map.delete(id);
-      if (notify) this.emit('change', id, undefined, previous);
+      this.#map.delete(m.id);
+      if (notify) this.emit('change', m.id, undefined, previous);
       return;
     }
-    if (this.#deletedAt.size > 0) this.#deletedAt.delete(id);
+    if (this.#deletedAt.size > 0) this.#deletedAt.delete(m.id);
     const entry: Held<T> = { value: m.value as T, ts: m.ts, gen: this.#gen };
-    map.set(id, entry);
-    if (notify) this.emit('change', id, { value: entry.value, ts: entry.ts }, previous);
+    this.#map.set(m.id, entry);
+    if (notify) this.emit('change', m.id, { value: entry.value, ts: entry.ts }, previous);
   };
 }
 

@@ -74,9 +74,11 @@ describe('codecs', () => {
     expect(mp.decode(mp.encode(value))).toEqual(value);
   });
 
-  it('codecs - bytes decode returns the bytes it is given, with no copy per message', () => {
+  it('codecs - bytes decode returns a copy that later writes to the source cannot change', () => {
     const src = Buffer.from('abc');
-    expect(bytesCodec.decode(src)).toBe(src);
+    const out = bytesCodec.decode(src);
+    src[0] = 0x7a;
+    expect(Buffer.from(out).toString()).toBe('abc');
   });
 
   it('codecs - a bad payload throws instead of returning garbage', () => {
