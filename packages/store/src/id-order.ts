@@ -112,6 +112,16 @@ export class IdOrder {
     if (i === (this.#counts[c] as number) - 1) this.#fit(c);
   }
 
+  /** The slot whose id is `id`, if the order holds one: a search of the chunks, then of one chunk. */
+  find(id: string): number | undefined {
+    const c = this.#chunkOf(id);
+    if (c >= this.#blocks.length) return undefined;
+    const i = this.#place(c, id);
+    if (i >= (this.#counts[c] as number)) return undefined;
+    const slot = this.#page(c)[this.#base(c) + 2 * i] as number;
+    return this.ids[slot] === id ? slot : undefined;
+  }
+
   /** Takes `slot` out; its id (`ids[slot]`) must still be the one it was inserted with. */
   remove(slot: number): void {
     const id = this.ids[slot] as string;

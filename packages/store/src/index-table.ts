@@ -27,7 +27,13 @@ const PENDING = 1;
 const COMMITTED = 2;
 
 export class IndexTable {
+  /** Id → slot; after a restore, only once `fillSlots` is done (`#unmapped`). */
   readonly #slots = new Map<string, number>();
+  /**
+   * The ids a restore took and has not put in `#slots` yet, in id order with their slots,
+   * from `next` on. While it is set, a lookup that `#slots` misses asks the id order.
+   */
+  #unmapped: { sorted: readonly string[]; order: Uint32Array; next: number } | undefined;
   #ids: (string | undefined)[] = [];
   /** Every slot that has an id (written or pending), in id order. */
   readonly #order = new IdOrder(this.#ids);
@@ -74,7 +80,7 @@ export class IndexTable {
 
   /** The slot of an id with a written record, for readers. */
   slotOf(id: string): number | undefined {
-    const slot = this.#slots.get(id);
+    const slot = this.#slotFor(id);
     return slot !== undefined && this.#state[slot] === COMMITTED ? slot : undefined;
   }
 
@@ -100,7 +106,7 @@ export class IndexTable {
    * marking the append pending; returns -1 (stale) otherwise.
    */
   tryPend(id: string, ts: bigint): number {
-    let slot = this.#slots.get(id);
+    let slot = this.#slotFor(id);
     if (slot === undefined) {
       slot = this.#claim(id);
     } else if (this.#pendCount[slot] !== 0) {
@@ -140,7 +146,7 @@ export class IndexTable {
 
   /** Recovery: points `id` at a record read from disk if it is newer than what the index has. */
   load(id: string, ts: bigint, seg: number, off: number, size: number, tomb: boolean, replaced: Replaced): boolean {
-    const slot = this.#slots.get(id) ?? this.#claim(id);
+    const slot = this.#slotFor(id) ?? this.#claim(id);
     return this.#apply(slot, ts, seg, off, size, tomb, replaced);
   }
 
@@ -203,6 +209,11 @@ export class IndexTable {
    * reads memory in order. Returns 'ordered' or 'sorted' as the order came; or 'an id
    * repeats', leaving the index empty. The index takes `c.ids` as its own: the caller
    * hands `c` over.
+   *
+   * With the order taken as it came (strictly ascending, so no id repeats), the `Map`
+   * from id to slot is not filled here: at about half a microsecond an id it is most of
+   * a restore. Until `fillSlots` has put every id in it, a lookup it misses finds the id
+   * in the id order instead (two binary searches), so the index answers at once.
    */
   restore(c: IndexColumns, newestTs: bigint | null): 'ordered' | 'sorted' | 'an id repeats' {
     const n = c.ids.length;
@@ -220,19 +231,29 @@ export class IndexTable {
       this.#pendCount = new Uint32Array(cap);
     };
     fresh();
-    const slots = this.#slots;
     const { sorted, order } = c;
-    const ordered = sorted !== null && order !== null && sorted.length === n && order.length === n;
-    if (ordered) for (let j = 0; j < n; j++) slots.set(sorted[j] as string, order[j] as number);
-    else for (let k = 0; k < n; k++) slots.set(c.ids[k] as string, k);
-    if (slots.size !== n) {
-      slots.clear();
-      fresh();
-      return 'an id repeats';
-    }
     // Taken, not copied: the caller hands `c` over.
     this.#ids = c.ids;
     this.#order.ids = this.#ids;
+    const ordered =
+      sorted !== null &&
+      order !== null &&
+      sorted.length === n &&
+      order.length === n &&
+      this.#order.build(sorted, order);
+    if (ordered) {
+      if (n > 0) this.#unmapped = { sorted, order, next: 0 };
+    } else {
+      const slots = this.#slots;
+      for (let k = 0; k < n; k++) slots.set(c.ids[k] as string, k);
+      if (slots.size !== n) {
+        slots.clear();
+        this.#ids = [];
+        this.#order.ids = this.#ids;
+        fresh();
+        return 'an id repeats';
+      }
+    }
     this.#state.fill(COMMITTED, 0, n);
     this.#tomb.set(c.tomb);
     this.#ts.set(c.ts);
@@ -251,9 +272,40 @@ export class IndexTable {
     this.#liveBytes = live;
     this.#newestTs = newestTs;
     this.#ordered = true;
-    if (ordered && this.#order.build(sorted, order)) return 'ordered';
+    if (ordered) return 'ordered';
     this.sortOrder();
     return 'sorted';
+  }
+
+  /**
+   * Puts up to `count` more of the ids a restore took into the `Map` from id to slot (an
+   * id that has left its slot since is skipped); returns true once they are all in, and
+   * lookups no longer need the id order. The store calls it a stretch at a time after a
+   * restore, between other work.
+   */
+  fillSlots(count: number): boolean {
+    const unmapped = this.#unmapped;
+    if (unmapped === undefined) return true;
+    const { sorted, order } = unmapped;
+    const end = Math.min(unmapped.next + count, sorted.length);
+    const ids = this.#ids;
+    const slots = this.#slots;
+    for (let j = unmapped.next; j < end; j++) {
+      const id = sorted[j] as string;
+      const slot = order[j] as number;
+      if (ids[slot] === id) slots.set(id, slot);
+    }
+    unmapped.next = end;
+    if (end < sorted.length) return false;
+    this.#unmapped = undefined;
+    return true;
+  }
+
+  /** The slot of `id` (written or pending), if it has one. */
+  #slotFor(id: string): number | undefined {
+    const slot = this.#slots.get(id);
+    if (slot !== undefined || this.#unmapped === undefined) return slot;
+    return this.#order.find(id);
   }
 
   /**
@@ -262,12 +314,15 @@ export class IndexTable {
    * and `columns` refuse until then.
    */
   deferOrder(): void {
+    // Lookups of a restored index may still need the order: the Map takes over first.
+    this.fillSlots(Number.POSITIVE_INFINITY);
     this.#ordered = false;
     this.#order.clear();
   }
 
   /** Builds the id order with one sort (after `deferOrder`, or a restore without one) and keeps it from then on. */
   sortOrder(): void {
+    this.fillSlots(Number.POSITIVE_INFINITY);
     const slots = new Uint32Array(this.#slots.size);
     let n = 0;
     for (let slot = 0; slot < this.#used; slot++) if (this.#state[slot] !== FREE) slots[n++] = slot;
@@ -281,6 +336,7 @@ export class IndexTable {
    */
   orderProblem(): string | undefined {
     if (!this.#ordered) return undefined;
+    this.fillSlots(Number.POSITIVE_INFINITY);
     const problem = this.#order.problem();
     if (problem !== undefined) return problem;
     const slots = this.#order.all();
@@ -493,7 +549,7 @@ export class IndexTable {
 
   /** Drops an id's written record (a tombstone past retention) if it still points at `seg/off`. */
   drop(id: string, seg: number, off: number): boolean {
-    const slot = this.#slots.get(id);
+    const slot = this.#slotFor(id);
     if (slot === undefined || this.#state[slot] !== COMMITTED || this.#seg[slot] !== seg || this.#off[slot] !== off) {
       return false;
     }
