@@ -4,6 +4,7 @@ import type { GossipError } from '@gossip/protocol';
 import { nodeFs, type StoreFile, type StoreFs } from '@gossip/store';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Segment } from '../src/segment.js';
+import { forwardFile } from './forward-file.js';
 import { rows } from './replay-rows.js';
 import { tempStores } from './temp-stores.js';
 
@@ -103,7 +104,7 @@ function countingFs(): {
     async open(path, mode) {
       const f = await nodeFs.open(path, mode);
       const readNow = f.readNow?.bind(f);
-      return {
+      return forwardFile(f, {
         read: (buffer, offset, length, position) => {
           calls.read++;
           const failing = fail.on;
@@ -121,13 +122,7 @@ function countingFs(): {
               return readNow(buffer, offset, length, position);
             }
           : undefined,
-        writev: (buffers, position) => f.writev(buffers, position),
-        sync: () => f.sync(),
-        truncate: (length) => f.truncate(length),
-        size: () => f.size(),
-        stamp: () => f.stamp(),
-        close: () => f.close(),
-      };
+      });
     },
   };
   return { fs, calls, reads, fail };

@@ -3,6 +3,7 @@ import { type FsyncMode, nodeFs, Store, type StoreFs } from '@gossip/store';
 import { describe, expect, it } from 'vitest';
 import { RECORD_OVERHEAD_BYTES } from '../src/format.js';
 import { WRITE_NOW_MAX_BYTES } from '../src/writer.js';
+import { forwardFile } from './forward-file.js';
 import { rows } from './replay-rows.js';
 import { SimDisk } from './sim-disk.js';
 import { tempStores } from './temp-stores.js';
@@ -30,9 +31,7 @@ function countingFs(): { fs: StoreFs; calls: { writev: number; writevNow: number
       const f = await nodeFs.open(path, mode);
       if (!path.endsWith('.seg')) return f;
       const writevNow = f.writevNow?.bind(f);
-      return {
-        read: (buffer, offset, length, position) => f.read(buffer, offset, length, position),
-        readNow: f.readNow?.bind(f),
+      return forwardFile(f, {
         writev: (buffers, position) => {
           calls.writev++;
           return f.writev(buffers, position);
@@ -49,12 +48,7 @@ function countingFs(): { fs: StoreFs; calls: { writev: number; writevNow: number
               return writevNow(buffers, position);
             }
           : undefined,
-        sync: () => f.sync(),
-        truncate: (length) => f.truncate(length),
-        size: () => f.size(),
-        stamp: () => f.stamp(),
-        close: () => f.close(),
-      };
+      });
     },
   };
   return { fs, calls, faults };
@@ -216,16 +210,7 @@ describe('blocking writes on the simulated disk', () => {
     const bare: StoreFs = {
       ...fs,
       async open(path, mode) {
-        const f = await fs.open(path, mode);
-        return {
-          read: (buffer, offset, length, position) => f.read(buffer, offset, length, position),
-          writev: (buffers, position) => f.writev(buffers, position),
-          sync: () => f.sync(),
-          truncate: (length) => f.truncate(length),
-          size: () => f.size(),
-          stamp: () => f.stamp(),
-          close: () => f.close(),
-        };
+        return forwardFile(await fs.open(path, mode), { writevNow: undefined });
       },
     };
     const store = await openStore({ fs: bare, fsync: 'interval' });
