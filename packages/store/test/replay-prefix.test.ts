@@ -1,11 +1,11 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GossipError } from '@gossip/protocol';
 import { mulberry32 } from '@gossip/protocol/testing';
 import { CHECKPOINT_FILE, type Store, type StoredMessage } from '@gossip/store';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { IndexTable, type Replaced } from '../src/index-table.js';
 import { ReplayWindow } from '../src/replay-window.js';
+import { expectCode } from './expect-code.js';
 import { batchRows, expectPrefixReplays, type Row, rows } from './replay-rows.js';
 import { tempStores } from './temp-stores.js';
 
@@ -120,15 +120,6 @@ class Tracked {
     expect(full.get(null), `the full replay ${at}`).toEqual(want);
     expect(full.get(mid), `the replay since the middle ts ${at}`).toEqual(want.filter(([, ts]) => ts >= mid));
   }
-}
-
-async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
-  const error = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error, `expected a rejection with ${code}`).toBeInstanceOf(GossipError);
-  expect((error as GossipError).code).toBe(code);
 }
 
 /** Runs a replay to its end. */

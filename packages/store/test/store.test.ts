@@ -18,6 +18,7 @@ import {
   segmentName,
 } from '@gossip/store';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { expectCode } from './expect-code.js';
 import { leaveAsKilled } from './kill-folder.js';
 import { tempStores } from './temp-stores.js';
 
@@ -82,15 +83,6 @@ async function collect(iter: AsyncIterable<StoredMessage>): Promise<[string, big
   const out: [string, bigint, string][] = [];
   for await (const m of iter) out.push([m.id, m.ts, m.data.toString()]);
   return out;
-}
-
-async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
-  const error = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error, `expected a rejection with ${code}`).toBeInstanceOf(GossipError);
-  expect((error as GossipError).code).toBe(code);
 }
 
 function shuffle<T>(items: T[], rand: () => number): T[] {
