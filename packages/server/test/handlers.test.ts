@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   AckStatus,
   Durability,
@@ -19,8 +16,8 @@ import {
   PROTOCOL_VERSION,
   ResyncReason,
 } from '@gossip/protocol';
-import { type AppendResult, Store } from '@gossip/store';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { AppendResult, Store } from '@gossip/store';
+import { describe, expect, it } from 'vitest';
 import { TokenSet } from '../src/auth.js';
 import { resyncReason } from '../src/connection.js';
 import type { Origin, Publication, Publisher, ResolvedOptions, ServerContext } from '../src/context.js';
@@ -29,11 +26,10 @@ import { FetchQueue, onFetch } from '../src/handlers/fetch.js';
 import { onHello } from '../src/handlers/hello.js';
 import { onPing } from '../src/handlers/ping.js';
 import { onPublish, settlePublish } from '../src/handlers/publish.js';
-import { DEFAULTS } from '../src/options.js';
 import type { ReadHold } from '../src/read-gate.js';
 import type { PrefixSet, Session } from '../src/session.js';
-import { emptyStats } from '../src/stats.js';
 import { Tick, type TickMessages, withoutOrigin } from '../src/tick.js';
+import { tempStores, testContext } from './contexts.js';
 
 /*
  * The handlers behind their seam: each is driven through a fake session (src/session.ts)
@@ -41,40 +37,20 @@ import { Tick, type TickMessages, withoutOrigin } from '../src/tick.js';
  * server. What reaches the client is what the session was given, decoded.
  */
 
-let dir = '';
-const stores: Store[] = [];
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'gossip-handlers-'));
-});
-afterEach(async () => {
-  await Promise.all(stores.splice(0).map((s) => s.close()));
-  await rm(dir, { recursive: true, force: true });
-});
-
-const silent = { debug() {}, info() {}, warn() {}, error() {} };
+const openStore = tempStores('gossip-handlers-');
 
 /** A context over `store` whose broadcasts and publishes go through `tick`. */
 async function setup(options: Partial<ResolvedOptions> & { tokens?: string[]; maxDataBytes?: number } = {}) {
-  const store = await Store.open({ dir, maxDataBytes: options.maxDataBytes ?? 1024 });
-  stores.push(store);
+  const store = await openStore({ maxDataBytes: options.maxDataBytes ?? 1024 });
   let flushes = 0;
   const tick = new Tick(() => {
     flushes++;
   });
-  const resolved: ResolvedOptions = { ...DEFAULTS, ...options };
-  const ctx: ServerContext = {
-    store,
-    options: resolved,
+  const ctx = testContext(store, options, {
     tokens: new TokenSet(options.tokens ?? []),
-    stats: emptyStats(),
-    log: silent,
-    maxFrameBytes: store.maxDataBytes + 65_536,
-    serverName: 'gossipd/test',
-    maxSkewNs: BigInt(resolved.maxSkewMs) * 1_000_000n,
-    latestAllowedTs: () => 1_000_000n,
     broadcast: (origin, transient, id, ts, data) => tick.broadcast(origin, transient, id, ts, data),
     stored: (publisher, f, stored) => tick.stored(publisher, f, stored),
-  };
+  });
   return { store, tick, ctx, flushes: () => flushes };
 }
 

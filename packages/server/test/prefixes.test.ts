@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   AckStatus,
   type ErrorCode,
@@ -13,19 +10,16 @@ import {
   PROTOCOL_VERSION,
   type PrefixSpec,
 } from '@gossip/protocol';
-import { Store } from '@gossip/store';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TokenSet } from '../src/auth.js';
+import { describe, expect, it } from 'vitest';
 import type { ResolvedOptions, ServerContext } from '../src/context.js';
 import { onHello } from '../src/handlers/hello.js';
 import { onSubscribe, onUnsubscribe } from '../src/handlers/subscribe.js';
 import { HELD_ENTRY_OVERHEAD, HELD_PREFIX_OVERHEAD, HeldMessages } from '../src/held.js';
-import { DEFAULTS } from '../src/options.js';
 import { PrefixIndex } from '../src/prefix-index.js';
 import { ReadCredit } from '../src/read-credit.js';
 import type { PrefixSet, Session } from '../src/session.js';
-import { emptyStats } from '../src/stats.js';
 import type { Subscription } from '../src/subscriptions.js';
+import { tempStores, testContext } from './contexts.js';
 
 /*
  * The parts of subscriptions by prefix that stand alone (docs/PROTOCOL.md, B1 to B7):
@@ -206,35 +200,10 @@ describe('read credit', () => {
 
 // Handlers behind the session seam (src/session.ts), with a real store under the context.
 
-let dir = '';
-const stores: Store[] = [];
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'gossip-prefixes-'));
-});
-afterEach(async () => {
-  await Promise.all(stores.splice(0).map((s) => s.close()));
-  await rm(dir, { recursive: true, force: true });
-});
-
-const silent = { debug() {}, info() {}, warn() {}, error() {} };
+const openStore = tempStores('gossip-prefixes-');
 
 async function context(options: Partial<ResolvedOptions> = {}): Promise<ServerContext> {
-  const store = await Store.open({ dir });
-  stores.push(store);
-  const resolved: ResolvedOptions = { ...DEFAULTS, ...options };
-  return {
-    store,
-    options: resolved,
-    tokens: new TokenSet([]),
-    stats: emptyStats(),
-    log: silent,
-    maxFrameBytes: store.maxDataBytes + 65_536,
-    serverName: 'gossipd/test',
-    maxSkewNs: 0n,
-    latestAllowedTs: () => 0n,
-    broadcast: () => undefined,
-    stored: () => undefined,
-  };
+  return testContext(await openStore(), options, { maxSkewNs: 0n, latestAllowedTs: () => 0n });
 }
 
 /** A session whose prefixes are a set, whose replays stop when `stop` says. */

@@ -1,10 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type Frame, FrameDecoder, FrameEncoder, FrameKind, MessageFlags } from '@gossip/protocol';
-import { type RecordBatch, Store } from '@gossip/store';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { RecordBatch, Store } from '@gossip/store';
+import { describe, expect, it } from 'vitest';
 import { type ReplayFrames, replayFrames } from '../src/replay-frames.js';
+import { tempStores } from './contexts.js';
 
 /*
  * The replay's framing (src/replay-frames.ts): the store's records (docs/STORAGE.md,
@@ -12,20 +10,10 @@ import { type ReplayFrames, replayFrames } from '../src/replay-frames.js';
  * what the protocol's encoder makes, packed where the records lie or copied.
  */
 
-let dir = '';
-const stores: Store[] = [];
-beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'gossip-replay-frames-'));
-});
-afterEach(async () => {
-  await Promise.all(stores.splice(0).map((s) => s.close()));
-  await rm(dir, { recursive: true, force: true });
-});
+const openTempStore = tempStores('gossip-replay-frames-');
 
-async function openStore(): Promise<Store> {
-  const store = await Store.open({ dir, segmentBytes: 4096, compactThreshold: 0 });
-  stores.push(store);
-  return store;
+function openStore(): Promise<Store> {
+  return openTempStore({ segmentBytes: 4096, compactThreshold: 0 });
 }
 
 type Row = [string, bigint, string];
