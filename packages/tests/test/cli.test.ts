@@ -6,35 +6,31 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type ClientMessage, GossipClient, utf8Codec } from '@gossip/client';
-import { Gossipd } from '@gossip/testing';
+import type { Gossipd } from '@gossip/testing';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Daemons } from '../src/daemons.js';
 
 // End to end: the built `gossip` CLI against the real gossipd.
 
 /** The built CLI: turbo builds it before these tests run. */
 const CLI = fileURLToPath(new URL('../../../apps/cli/dist/main.js', import.meta.url));
 
-const servers: Gossipd[] = [];
-const clients: GossipClient<string>[] = [];
+const daemons = new Daemons();
 const children: ChildProcess[] = [];
 
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close({ timeoutMs: 0 })));
+  await daemons.closeClients();
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  const all = servers.splice(0);
-  await Promise.all(all.map((d) => d.kill()));
-  await Promise.all(all.map((d) => d.cleanup()));
+  await daemons.stopServers();
 });
 
-async function start(args: string[] = [], dataDir?: string): Promise<Gossipd> {
-  const d = await Gossipd.start({ args, ...(dataDir ? { dataDir } : {}) });
-  servers.push(d);
-  return d;
+function start(args: string[] = [], dataDir?: string): Promise<Gossipd> {
+  return daemons.start(args, dataDir);
 }
 
 async function client(d: Gossipd, since: 'all' | 'now' = 'now'): Promise<GossipClient<string>> {
   const c = new GossipClient<string>({ address: `127.0.0.1:${d.port}`, codec: utf8Codec, since });
-  clients.push(c);
+  daemons.keep(c);
   await c.connect();
   return c;
 }

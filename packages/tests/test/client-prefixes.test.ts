@@ -1,25 +1,21 @@
 import { type ClientMessage, type ClientOptions, GossipClient, GossipState, utf8Codec } from '@gossip/client';
 import type { PrefixSpec } from '@gossip/protocol';
-import { Gossipd } from '@gossip/testing';
+import type { Gossipd } from '@gossip/testing';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Daemons } from '../src/daemons.js';
 
 // End to end: @gossip/client with prefixes against the real gossipd (docs/PROTOCOL.md,
 // "Subscriptions by prefix"). The wire itself is held to the page by prefixes.test.ts.
 
-const servers: Gossipd[] = [];
-const clients: GossipClient<string>[] = [];
+const daemons = new Daemons();
 
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close({ timeoutMs: 0 })));
-  const all = servers.splice(0);
-  await Promise.all(all.map((d) => d.kill()));
-  await Promise.all(all.map((d) => d.cleanup()));
+  await daemons.closeClients();
+  await daemons.stopServers();
 });
 
-async function start(args: string[] = [], dataDir?: string): Promise<Gossipd> {
-  const d = await Gossipd.start({ args, ...(dataDir ? { dataDir } : {}) });
-  servers.push(d);
-  return d;
+function start(args: string[] = [], dataDir?: string): Promise<Gossipd> {
+  return daemons.start(args, dataDir);
 }
 
 function client(port: number, options: ClientOptions<string> = {}): GossipClient<string> {
@@ -29,7 +25,7 @@ function client(port: number, options: ClientOptions<string> = {}): GossipClient
     reconnect: () => 5,
     ...options,
   });
-  clients.push(c);
+  daemons.keep(c);
   return c;
 }
 

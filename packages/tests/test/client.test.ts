@@ -16,31 +16,26 @@ import {
   utf8Codec,
 } from '@gossip/client';
 import { FrameDecoder, FrameKind, type GossipError } from '@gossip/protocol';
-import { Gossipd } from '@gossip/testing';
+import type { Gossipd } from '@gossip/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Daemons } from '../src/daemons.js';
 import { type Relay, relay } from '../src/relay.js';
 
 // End to end: the real gossipd process and the real @gossip/client over TCP (and TLS).
 
-const servers: Gossipd[] = [];
-const clients: GossipClient<never>[] = [];
+const daemons = new Daemons();
 const relays: Relay[] = [];
 const gates: CatchUpGate[] = [];
 
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close({ timeoutMs: 0 })));
+  await daemons.closeClients();
   for (const r of relays.splice(0)) r.close();
   for (const g of gates.splice(0)) g.close();
-  // Kill every daemon before removing folders: restarts share a data folder.
-  const all = servers.splice(0);
-  await Promise.all(all.map((d) => d.kill()));
-  await Promise.all(all.map((d) => d.cleanup()));
+  await daemons.stopServers();
 });
 
-async function start(args: string[] = [], dataDir?: string): Promise<Gossipd> {
-  const d = await Gossipd.start({ args, ...(dataDir ? { dataDir } : {}) });
-  servers.push(d);
-  return d;
+function start(args: string[] = [], dataDir?: string): Promise<Gossipd> {
+  return daemons.start(args, dataDir);
 }
 
 /** Starts gossipd again on a folder and a port (the helper passes `--port 0` first; the last `--port` wins). */
@@ -50,7 +45,7 @@ function restart(dataDir: string, port: number, args: string[] = []): Promise<Go
 
 function client<T>(port: number, options: ClientOptions<T> = {}): GossipClient<T> {
   const c = new GossipClient<T>({ address: `127.0.0.1:${port}`, reconnect: () => 5, ...options });
-  clients.push(c as GossipClient<never>);
+  daemons.keep(c);
   return c;
 }
 
