@@ -30,10 +30,11 @@ export class IndexTable {
   /** Id → slot; after a restore, only once `fillSlots` is done (`#unmapped`). */
   readonly #slots = new Map<string, number>();
   /**
-   * The ids a restore took and has not put in `#slots` yet, in id order with their slots,
-   * from `next` on. While it is set, a lookup that `#slots` misses asks the id order.
+   * The slots a restore filled and has not put in `#slots` yet: `order[next…]`, in id
+   * order (so their strings are read in the order they were made). While it is set, a
+   * lookup that `#slots` misses asks the id order.
    */
-  #unmapped: { sorted: readonly string[]; order: Uint32Array; next: number } | undefined;
+  #unmapped: { order: Uint32Array; next: number } | undefined;
   #ids: (string | undefined)[] = [];
   /** Every slot that has an id (written or pending), in id order. */
   readonly #order = new IdOrder(this.#ids);
@@ -242,7 +243,7 @@ export class IndexTable {
       order.length === n &&
       this.#order.build(sorted, order);
     if (ordered) {
-      if (n > 0) this.#unmapped = { sorted, order, next: 0 };
+      if (n > 0) this.#unmapped = { order, next: 0 };
     } else {
       const slots = this.#slots;
       for (let k = 0; k < n; k++) slots.set(c.ids[k] as string, k);
@@ -278,25 +279,26 @@ export class IndexTable {
   }
 
   /**
-   * Puts up to `count` more of the ids a restore took into the `Map` from id to slot (an
-   * id that has left its slot since is skipped); returns true once they are all in, and
-   * lookups no longer need the id order. The store calls it a stretch at a time after a
-   * restore, between other work.
+   * Puts the ids of up to `count` more of the slots a restore filled into the `Map` from
+   * id to slot, as the slots hold them now (a slot freed since holds none; one taken by
+   * a new id since put it in the map already, and setting it again changes nothing);
+   * returns true once they are all in, and lookups no longer need the id order. The
+   * store calls it a stretch at a time after a restore, between other work.
    */
   fillSlots(count: number): boolean {
     const unmapped = this.#unmapped;
     if (unmapped === undefined) return true;
-    const { sorted, order } = unmapped;
-    const end = Math.min(unmapped.next + count, sorted.length);
+    const { order } = unmapped;
+    const end = Math.min(unmapped.next + count, order.length);
     const ids = this.#ids;
     const slots = this.#slots;
     for (let j = unmapped.next; j < end; j++) {
-      const id = sorted[j] as string;
       const slot = order[j] as number;
-      if (ids[slot] === id) slots.set(id, slot);
+      const id = ids[slot];
+      if (id !== undefined) slots.set(id, slot);
     }
     unmapped.next = end;
-    if (end < sorted.length) return false;
+    if (end < order.length) return false;
     this.#unmapped = undefined;
     return true;
   }

@@ -18,8 +18,8 @@ import { tempStores } from './temp-stores.js';
 const stores = tempStores('gossip-store-write-now-');
 const { openStore } = stores;
 
-/** What the next blocking write of a segment does instead of its own: fail with EIO, or write only `short` bytes. */
-type Fault = { kind: 'EIO' } | { kind: 'short'; bytes: number };
+/** What the next blocking write of a segment does instead of its own: fail with EIO, write only `short` bytes, or write none and say so. */
+type Fault = { kind: 'EIO' } | { kind: 'short'; bytes: number } | { kind: 'none' };
 
 /** The real filesystem, counting the segments' blocking and async writes, with faults for the blocking ones. */
 function countingFs(): { fs: StoreFs; calls: { writev: number; writevNow: number }; faults: Fault[] } {
@@ -41,6 +41,7 @@ function countingFs(): { fs: StoreFs; calls: { writev: number; writevNow: number
               calls.writevNow++;
               const fault = faults.shift();
               if (fault?.kind === 'EIO') throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+              if (fault?.kind === 'none') return 0;
               if (fault?.kind === 'short') {
                 const first = buffers[0] as Buffer;
                 return writevNow([first.subarray(0, Math.min(fault.bytes, first.length))], position);
@@ -110,6 +111,17 @@ describe('blocking writes of small batches', () => {
       ['b', 2n, 'b1-again'],
     ]);
     expect(again.stats().recovery.corruptions).toEqual([]);
+  });
+
+  it('write now - a blocking write that writes nothing fails its batch with GOSSIP_ERR_STORE_WRITE', async () => {
+    const { fs, faults } = countingFs();
+    const store = await openStore({ fs, fsync: 'interval' });
+    await store.append('a', 1n, Buffer.from('a1'));
+    faults.push({ kind: 'none' });
+    const code = await store.append('b', 2n, Buffer.from('b1')).catch((e: { code?: string }) => e.code);
+    expect(code).toBe('GOSSIP_ERR_STORE_WRITE');
+    expect(await ids(store)).toEqual(['a']);
+    expect((await store.append('b', 2n, Buffer.from('b1'))).status).toBe('accepted');
   });
 
   it('write now - a short blocking write is completed by the next call, and the batch is acked whole', async () => {
