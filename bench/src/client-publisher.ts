@@ -3,7 +3,7 @@
  * publish.ts. Shared by the peers run (gossipd's W1 and W2) and the prefixes suite. Nothing
  * happens on import.
  */
-import { bytesCodec, GossipClient, jsonCodec } from '@gossip/client';
+import { bytesCodec, type Codec, GossipClient, jsonCodec } from '@gossip/client';
 import { PAYLOAD_BYTES, type Publisher } from './publish.js';
 
 /** The JSON value the JSON publisher sends for every message: PAYLOAD_BYTES of JSON text. */
@@ -16,23 +16,29 @@ const JSON_VALUE = { text: 'a'.repeat(PAYLOAD_BYTES - '{"text":""}'.length) };
  * GossipClient with the JSON codec publishes one object per message whose JSON text is as
  * long as that data (the driver's bytes are not used).
  */
-export async function clientPublisher(
+export function clientPublisher(
   host: string,
   port: number,
   options: { codec?: 'bytes' | 'json' } = {},
 ): Promise<Publisher> {
-  const common = { address: `${host}:${port}`, reconnect: () => null, since: 'now', echo: false } as const;
-  const json = options.codec === 'json';
-  const c = json
-    ? new GossipClient({ ...common, codec: jsonCodec<typeof JSON_VALUE>() })
-    : new GossipClient({ ...common, codec: bytesCodec });
+  return options.codec === 'json'
+    ? publisher(host, port, jsonCodec<typeof JSON_VALUE>(), () => JSON_VALUE)
+    : publisher(host, port, bytesCodec, (data) => data);
+}
+
+/** The publisher over a GossipClient with `codec`, publishing `valueFor(the driver’s data)` per message. */
+async function publisher<T>(
+  host: string,
+  port: number,
+  codec: Codec<T>,
+  valueFor: (data: Uint8Array) => T,
+): Promise<Publisher> {
+  const c = new GossipClient({ address: `${host}:${port}`, codec, reconnect: () => null, since: 'now', echo: false });
   await c.connect();
   const acked = () => pub.onAck(1);
   const failed = (e: Error) => pub.onError(e);
   const pub: Publisher = {
-    send: json
-      ? (id) => void (c as GossipClient<typeof JSON_VALUE>).publish(id, JSON_VALUE).then(acked, failed)
-      : (id, data) => void (c as GossipClient<Uint8Array>).publish(id, data).then(acked, failed),
+    send: (id, data) => void c.publish(id, valueFor(data)).then(acked, failed),
     flush: () => undefined, // the client writes what one synchronous run published in one write
     onAck: () => undefined,
     onError: () => undefined,

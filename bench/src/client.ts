@@ -31,12 +31,15 @@ export async function clientBench(): Promise<Row[]> {
         reconnect: () => null,
       });
       const view = new GossipState(client);
-      const t0 = performance.now();
-      await client.connect();
-      const ms = performance.now() - t0;
-      if (view.size !== ids) throw new Error(`state view holds ${view.size} ids, expected ${ids}`);
-      await client.close();
-      best = Math.min(best, ms);
+      try {
+        const t0 = performance.now();
+        await client.connect();
+        const ms = performance.now() - t0;
+        if (view.size !== ids) throw new Error(`state view holds ${view.size} ids, expected ${ids}`);
+        best = Math.min(best, ms);
+      } finally {
+        await client.close();
+      }
     }
     const rate = (ids / best) * 1000;
     const goalMs = (GOAL_MS_PER_MILLION * ids) / 1e6;
@@ -53,7 +56,7 @@ export async function clientBench(): Promise<Row[]> {
         case: '  the same as messages applied per second',
         value: rate,
         unit: 'messages/s',
-        goal: goal('≥ 2 M/s', rate >= GOAL_APPLIED_PER_S),
+        goal: goal(`≥ ${GOAL_APPLIED_PER_S / 1e6} M/s`, rate >= GOAL_APPLIED_PER_S),
       },
     ];
   } finally {

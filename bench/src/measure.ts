@@ -11,10 +11,12 @@ export interface Row {
   goal?: string;
 }
 
-/** A goal's cell: what it asks and whether the figure met it. */
-export function goal(text: string, met: boolean): string {
-  return `${text}: ${met ? 'met' : 'NOT met'}`;
+/** A goal's cell: what it asks and whether the figure met it (undefined: a figure it needs is missing). */
+export function goal(text: string, met: boolean | undefined): string {
+  return `${text}: ${met === undefined ? 'not measured' : met ? 'met' : 'NOT met'}`;
 }
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Runs `round` (which does `opsPerRound` operations) for at least `ms`, best of `repeats` rates. */
 export function rate(round: () => void, opsPerRound: number, ms = 1000, repeats = 3): number {

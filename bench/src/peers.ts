@@ -35,7 +35,7 @@ import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { fmt, markdownTable } from './measure.js';
+import { fmt, goal, markdownTable } from './measure.js';
 import {
   type Config,
   cleanupAll,
@@ -64,8 +64,9 @@ type Results = Partial<Record<Figure, Outcome>>;
 const DATA = Buffer.alloc(PAYLOAD_BYTES, 0x61);
 
 /**
- * gossipd as it runs by default (every workload) and under --fsync always (W1 only), both
- * through @gossip/client; and its server's ceiling through the raw wire client (W1, W2 fan-out).
+ * gossipd as it runs by default (every workload), under --fsync always (W1 only) and
+ * published with the JSON codec (W1 only), all through @gossip/client; and its server's
+ * ceiling through the raw wire client (W1, W2 fan-out).
  */
 const gossipdDefault = gossipd('interval');
 const gossipdAlways = gossipd('always');
@@ -284,7 +285,7 @@ async function latency(
 
 /**
  * W4's floor: spawn → listening of the gossipd users start (the gossipd package's bin, on
- * an empty folder), alternated `cfg.starts` times with spawn → exit of `node -e 0`, Node's
+ * an empty folder, with its admin listener), alternated `cfg.starts` times with spawn → exit of `node -e 0`, Node's
  * own start; the best of each.
  */
 async function starts(cfg: Config, out: Results): Promise<void> {
@@ -298,7 +299,8 @@ async function starts(cfg: Config, out: Results): Promise<void> {
     nodeMs = Math.min(nodeMs, performance.now() - t0);
     const dir = await tempDir('gossipd-start');
     try {
-      const d = await startGossipd({ dataDir: dir, onSpawn: track });
+      // As users start it: with its admin listener (/metrics, /readyz), which a start loads.
+      const d = await startGossipd({ admin: true, dataDir: dir, onSpawn: track });
       gossipdMs = Math.min(gossipdMs, d.startMs);
       await d.stop();
     } finally {
@@ -365,7 +367,7 @@ function goalCell(r: RowDef, g: Outcome | undefined, results: Map<string, Result
   if (!r.goal) return '';
   if (typeof g !== 'number') return 'not measured';
   const { text, met } = r.goal(g, results);
-  return `${text}: ${met === undefined ? 'not measured' : met ? 'met' : 'NOT met'}`;
+  return goal(text, met);
 }
 
 function cell(v: Outcome | undefined): string {
@@ -561,7 +563,8 @@ async function main(): Promise<void> {
       key: 'w2p99',
       higher: false,
       gossipd: gossipdDefault.name,
-      goal: (g) => ({ text: '≤ 2 ms', met: g <= 2 }),
+      // The goal is set at 10 k msg/s: at another rate (GOSSIP_PEERS_RATE) it is not judged.
+      goal: (g) => ({ text: '≤ 2 ms at 10 k msg/s', met: cfg.rate === 10_000 ? g <= 2 : undefined }),
     },
     {
       label: `W2 publish→receive p50, ${cfg.subscribers} subs at ${k(cfg.slowRate)} msg/s`,
@@ -578,7 +581,10 @@ async function main(): Promise<void> {
       gossipd: gossipdDefault.name,
       goal: (g) => {
         const redis = redisOf('w2p99slow');
-        return { text: '≤ 0.5× redis and ≤ 1 ms', met: redis === undefined ? undefined : g <= redis / 2 && g <= 1 };
+        const text = '≤ 0.5× redis and ≤ 1 ms at 2 k msg/s';
+        // Set at 2 k msg/s (GOSSIP_PEERS_SLOW_RATE); over 1 ms it is not met, whatever redis did.
+        if (cfg.slowRate !== 2_000) return { text, met: undefined };
+        return { text, met: g > 1 ? false : redis === undefined ? undefined : g <= redis / 2 };
       },
     },
     {
@@ -604,7 +610,7 @@ async function main(): Promise<void> {
       },
     },
     {
-      label: 'W4 gossipd (its package bin, an empty folder) spawn → listening',
+      label: 'W4 gossipd (its package bin, an empty folder, admin listener on) spawn → listening',
       unit: 'ms',
       key: 'listen',
       higher: false,
@@ -662,7 +668,7 @@ async function main(): Promise<void> {
     'W2 latency: paced by a 1 ms timer, each payload carries process.hrtime.bigint() at send;',
     `${k(cfg.rate)} msg/s and ${k(cfg.slowRate)} msg/s for ${cfg.latencySeconds} s each, after ${cfg.warmupSeconds} s at that rate that is not measured. W3 runs on the server W1 filled (${k(cfg.messages)} messages over ${k(cfg.ids)} ids);`,
     'W4 stops it (SIGTERM) and restarts it on the same folder, timed from spawn to the client having every id. Beside it, once per run,',
-    `${cfg.starts} starts of the gossipd package's bin on an empty folder (spawn to its "listening" log line), alternated with`,
+    `${cfg.starts} starts of the gossipd package's bin on an empty folder with its admin listener (spawn to its "listening" log line), alternated with`,
     "`node -e 0` (spawn to exit): Node's own start is the floor of any Node daemon's.",
     'The goal column holds the gossipd figure of its row to the goal set for it (issue 17).',
     '',

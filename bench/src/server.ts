@@ -6,7 +6,7 @@
  */
 import { type Frame, FrameKind, type HelloOptions, MIN_TS } from '@gossip/protocol';
 import { Gossipd, type GossipdOptions, RawClient, wirePublisher } from '@gossip/testing';
-import { goal, type Row } from './measure.js';
+import { goal, type Row, sleep } from './measure.js';
 import { Ages, PAYLOAD_BYTES, pacedLatency, windowedPublish } from './publish.js';
 
 const DATA = Buffer.alloc(PAYLOAD_BYTES, 0x61);
@@ -131,8 +131,8 @@ const SETTLE_MS = 1000;
 /**
  * gossipd's resident memory per id with `ids` ids (each `id:<n>`, 100 B of data), beyond
  * the id's own UTF-8 bytes: over an empty gossipd's RSS, after publishing them and again
- * after a restart from the checkpoint (SIGTERM), once its index has filled its id map;
- * and that restart's time to ready.
+ * 3 s after a restart from the checkpoint (SIGTERM), time enough for its index to fill
+ * its id map at 2 M ids (about 1 s); and that restart's time to ready.
  */
 async function memoryAndRestart(ids: number): Promise<Row[]> {
   const names = Array.from({ length: ids }, (_, i) => `id:${i}`);
@@ -182,8 +182,6 @@ async function memoryAndRestart(ids: number): Promise<Row[]> {
     await d.cleanup();
   }
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function serverBench(): Promise<Row[]> {
   const scale = Number(process.env.GOSSIP_BENCH_SCALE ?? 1);

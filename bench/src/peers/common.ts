@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
+import { sleep } from '../measure.js';
 import { abortable, type Publisher } from '../publish.js';
 
 export const HOST = '127.0.0.1';
@@ -52,8 +53,6 @@ export function config() {
   };
 }
 export type Config = ReturnType<typeof config>;
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** How long a run that timed out is given to clean up (stop its server) before the next one starts. */
 const CLEANUP_AFTER_TIMEOUT_MS = 30_000;
