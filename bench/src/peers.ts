@@ -4,7 +4,8 @@
  * loopback port with a temporary data folder and stopped afterwards. Each system is driven
  * through the Node client its users run (gossipd: @gossip/client; mosquitto: mqtt; nats:
  * nats; redis: ioredis), every publisher with the same window of publishes in flight.
- * The raw-wire rows beside them measure gossipd's server alone, not what a user gets.
+ * The raw-wire rows beside them measure gossipd's server alone, not what a user gets; the
+ * W1 floor row, the same client against a server that only acks, what no gossipd can exceed.
  *
  *   W1 durable publish: one windowed publisher, acked by the server.
  *   W2 fan-out: 1 publisher → N subscribers, delivered/s; and publish→receive latency at a fixed rate.
@@ -50,6 +51,7 @@ import {
   type Workload,
   withTimeout,
 } from './peers/common.js';
+import { ackFloor } from './peers/floor.js';
 import { gossipd, gossipdCeiling } from './peers/gossipd.js';
 import { mosquitto } from './peers/mosquitto.js';
 import { nats } from './peers/nats.js';
@@ -72,6 +74,8 @@ const gossipdDefault = gossipd('interval');
 const gossipdAlways = gossipd('always');
 const gossipdJson = gossipd('interval', 'json');
 const gossipdRaw = gossipdCeiling();
+/** What no gossipd can exceed through the SDK here: the same client against a server that only acks. */
+const floor = ackFloor();
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -446,7 +450,7 @@ async function main(): Promise<void> {
   const ids = Array.from({ length: cfg.ids }, (_, i) => `id-${i}`);
   // what GOSSIP_PEERS names, in the order of the columns
   const known: Record<string, System[]> = {
-    gossipd: [gossipdDefault, gossipdAlways, gossipdJson, gossipdRaw],
+    gossipd: [gossipdDefault, gossipdAlways, gossipdJson, gossipdRaw, floor],
     mosquitto: [mosquitto()],
     nats: [nats()],
     redis: [redis()],
@@ -526,6 +530,14 @@ async function main(): Promise<void> {
       higher: true,
       gossipd: gossipdJson.name,
       goal: (g) => ({ text: '≥ 200 k', met: g >= 200e3 }),
+    },
+    {
+      label: `W1 floor: @gossip/client, ${k(cfg.window)} in flight, against a Node server that only acks (no store)`,
+      unit: 'msgs/s',
+      key: 'w1',
+      higher: true,
+      gossipd: floor.name,
+      compare: false,
     },
     {
       label: `W1 ${ceiling}`,
@@ -665,6 +677,8 @@ async function main(): Promise<void> {
     "system, refilled once half of it is acked; redis's publisher sends each refill as one pipeline (at most 1000 messages).",
     `The "server ceiling" rows measure gossipd's server alone, driven by the lean RawClient of @gossip/testing (no promise per publish)`,
     `with the server suite's window, ${k(windowOf(cfg, gossipdRaw))} in flight, for W1 and W2 fan-out only; no peer figure stands beside them.`,
+    'The W1 floor row is the same GossipClient publisher against a Node server that acks each publish at once and keeps nothing',
+    '(bench/src/ack-server.ts): no gossipd can be faster through the SDK on this machine, so the W1 goals read against it.',
     'W2 latency: paced by a 1 ms timer, each payload carries process.hrtime.bigint() at send;',
     `${k(cfg.rate)} msg/s and ${k(cfg.slowRate)} msg/s for ${cfg.latencySeconds} s each, after ${cfg.warmupSeconds} s at that rate that is not measured. W3 runs on the server W1 filled (${k(cfg.messages)} messages over ${k(cfg.ids)} ids);`,
     'W4 stops it (SIGTERM) and restarts it on the same folder, timed from spawn to the client having every id. Beside it, once per run,',
