@@ -11,12 +11,15 @@ export const EXIT = {
   stale: 3,
   /** fetch: an id was not found (or is deleted). */
   notFound: 4,
+  /** sub: --timeout ended it before --count messages were printed. */
+  timeout: 5,
 } as const;
 
 export class UsageError extends Error {}
 
 export interface Io {
-  out: (text: string) => void;
+  /** Standard output: text, or bytes as they are (--raw). */
+  out: (text: string | Uint8Array) => void;
   err: (text: string) => void;
   stdin: () => Promise<Buffer>;
   env: NodeJS.ProcessEnv;
@@ -33,6 +36,8 @@ export const CONNECTION_OPTIONS = {
   ca: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+const NS_PER_MS = 1_000_000n;
 
 const UNITS: Record<string, bigint> = {
   ns: 1n,
@@ -55,19 +60,34 @@ export function parseSince(text: string): 'all' | 'now' | bigint {
   );
 }
 
+/** A duration (`500ms`, `30s`, `10m`, `2h`, `7d`) in milliseconds, for `flag`. */
+export function parseDuration(text: string, flag: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
+  const ms = m ? (BigInt(m[1] as string) * (UNITS[m[2] as string] as bigint)) / NS_PER_MS : -1n;
+  // a timer's longest wait: about 24.8 days
+  if (ms < 1n || ms > 2_147_483_647n)
+    throw new UsageError(
+      `${flag} takes a duration from 1ms to 24d, like 500ms, 30s or 10m, got ${JSON.stringify(text)}`,
+    );
+  return Number(ms);
+}
+
+/** A count of at least 1, for `flag`. */
+export function parseCount(text: string, flag: string): number {
+  if (!/^[1-9]\d{0,8}$/.test(text))
+    throw new UsageError(`${flag} takes a whole number from 1, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
+/** The usage lines of a command's help: its text up to the first blank line. */
+export function usageOf(help: string): string {
+  const end = help.indexOf('\n\n');
+  return `${end === -1 ? help : help.slice(0, end)}\n`;
+}
+
 export function parseTs(text: string): bigint {
   if (!/^-?\d+$/.test(text)) throw new UsageError(`--ts takes an integer of nanoseconds, got ${JSON.stringify(text)}`);
   return BigInt(text);
-}
-
-/** A message's data for a terminal: the text if it is UTF-8, else base64 marked as such. */
-export function showData(data: Uint8Array): { text: string; base64: boolean } {
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  try {
-    return { text: new TextDecoder('utf-8', { fatal: true }).decode(buf), base64: false };
-  } catch {
-    return { text: buf.toString('base64'), base64: true };
-  }
 }
 
 export function describeError(error: unknown): string {

@@ -5,18 +5,20 @@ import { fetch, fetchHelp } from './commands/fetch.js';
 import { inspect, inspectHelp } from './commands/inspect.js';
 import { pub, pubHelp } from './commands/pub.js';
 import { sub, subHelp } from './commands/sub.js';
-import { describeError, EXIT, type Io, UsageError } from './common.js';
+import { describeError, EXIT, type Io, UsageError, usageOf } from './common.js';
 
 /** apps/cli/package.json's version, written in by the build (tsup.config.ts). */
 declare const __GOSSIP_VERSION__: string;
 const VERSION = __GOSSIP_VERSION__;
 
+const USAGE = 'Usage: gossip <command> [options]';
+
 const HELP = `gossip ${VERSION}: the command line of gossip, a persistent pub/sub log
 
-Usage: gossip <command> [options]
+${USAGE}
 
 Commands:
-  pub <id> [value]   publish a value (stdin when absent)
+  pub <id> [value]   publish a value (stdin, as given, when absent)
   del <id>           delete an id (publish a tombstone)
   emit <id> [value]  send a transient message (not stored)
   sub [prefix...]    print messages as they come (under the prefixes), after a replay (--since)
@@ -25,7 +27,8 @@ Commands:
   compact <dir>      compact a data folder offline
 
 gossip <command> --help shows a command's options.
-Exit codes: 0 ok, 1 failure, 2 usage, 3 stale publish, 4 fetch found nothing.
+Exit codes: 0 ok, 1 failure, 2 usage, 3 stale publish, 4 fetch found nothing,
+5 sub timed out before --count.
 `;
 
 const HELPS: Record<string, string> = {
@@ -75,7 +78,11 @@ export async function run(argv: string[], io: Io, signal: AbortSignal): Promise<
     if (error instanceof GossipError && error.code === 'GOSSIP_ERR_ABORTED') return EXIT.ok;
     const usage = error instanceof UsageError || (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS');
     io.err(`gossip: ${describeError(error)}\n`);
-    if (usage) io.err(`see gossip ${command && HELPS[command] ? `${command} ` : ''}--help\n`);
+    if (usage) {
+      const help = command ? HELPS[command] : undefined;
+      io.err(help ? usageOf(help) : `${USAGE}\n`);
+      io.err(`see gossip ${help ? `${command} ` : ''}--help\n`);
+    }
     return usage ? EXIT.usage : EXIT.failed;
   }
 }

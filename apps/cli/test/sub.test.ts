@@ -67,8 +67,8 @@ function io(): Io & { stdout: string; stderr: string } {
   const out = {
     stdout: '',
     stderr: '',
-    out: (t: string) => {
-      out.stdout += t;
+    out: (t: string | Uint8Array) => {
+      out.stdout += typeof t === 'string' ? t : Buffer.from(t).toString('latin1');
     },
     err: (t: string) => {
       out.stderr += t;
@@ -93,7 +93,7 @@ async function run(args: string[], address: string, until: (o: { stdout: string;
 }
 
 describe('cli sub', () => {
-  it('cli sub - with prefixes the hello names them, each from --since, and the output format is unchanged', async () => {
+  it('cli sub - with prefixes the hello names them, each from --since, and each line is <time> <id> <value>', async () => {
     const { conns, address } = await scripted((c) => {
       for (const { prefix } of c.hello.prefixes ?? []) c.enc.prefixDone(prefix, 0, MIN_TS, false);
       c.enc
@@ -108,10 +108,12 @@ describe('cli sub', () => {
       { prefix: 'presence/', since: MIN_TS },
     ]);
     expect(conns[0]?.hello.since).toBeNull();
-    expect(r.stdout).toBe('5 flags/a on\n6 presence/b (deleted)\n~7 flags/c t\n');
+    expect(r.stdout).toBe(
+      '1970-01-01T00:00:00.000000005Z flags/a "on"\n1970-01-01T00:00:00.000000006Z presence/b (deleted)\n1970-01-01T00:00:00.000000007Z flags/c "t" (transient)\n',
+    );
   });
 
-  it('cli sub - --since now --json with a prefix: live only, JSON lines as before', async () => {
+  it('cli sub - --since now --json with a prefix: live only, JSON lines with the time', async () => {
     const { conns, address } = await scripted((c) => {
       c.enc.prefixDone('flags/', 0, MIN_TS, false).message(0, 'flags/a', 5n, Buffer.from('on'));
     });
@@ -120,6 +122,7 @@ describe('cli sub', () => {
     expect(JSON.parse(r.stdout)).toEqual({
       id: 'flags/a',
       ts: '5',
+      time: '1970-01-01T00:00:00.000000005Z',
       value: 'on',
       deleted: false,
       transient: false,
@@ -132,7 +135,7 @@ describe('cli sub', () => {
       c.enc.replayDone(0, MIN_TS, false).message(0, 'any/id', 5n, Buffer.from('v'));
     });
     const r = await run([], address, (o) => o.stdout.includes('\n'));
-    expect(r.stdout).toBe('5 any/id v\n');
+    expect(r.stdout).toBe('1970-01-01T00:00:00.000000005Z any/id "v"\n');
     expect(conns[0]?.hello.prefixes).toBeUndefined();
     expect(conns[0]?.hello.since).toBe(MIN_TS);
   });
@@ -146,7 +149,7 @@ describe('cli sub', () => {
     });
     const r = await run(['flags/'], address, (o) => o.stdout.includes('\n'));
     expect(r.stderr).toBe('resync (full) of "flags/": a snapshot of it follows\n');
-    expect(r.stdout).toBe('5 flags/a on\n');
+    expect(r.stdout).toBe('1970-01-01T00:00:00.000000005Z flags/a "on"\n');
   });
 
   it('cli sub - a server without prefix subscriptions fails with GOSSIP_ERR_PREFIXES_UNSUPPORTED, exit 1', async () => {

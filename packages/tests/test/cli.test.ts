@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { copyFile, open, stat, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -124,6 +125,12 @@ function subscribe(d: Gossipd, args: string[]) {
   };
 }
 
+/** A ts as the CLI's human and JSON forms show it: ISO 8601 in UTC to the nanosecond (from 1970 on). */
+function iso(ts: bigint): string {
+  const ms = new Date(Number(ts / 1_000_000n)).toISOString().slice(0, -1);
+  return `${ms}${(ts % 1_000_000n).toString().padStart(6, '0')}Z`;
+}
+
 /** A loopback port nothing listens on. */
 async function closedPort(): Promise<number> {
   const server = createServer();
@@ -209,16 +216,19 @@ describe('cli - publishing', () => {
 });
 
 describe('cli - reading', () => {
-  it('cli - fetch of several ids prints "<id> <ts> <value>" lines, and --json one object per id', async () => {
+  it('cli - fetch of several ids prints "<time> <id> <value>" lines, and --json one object per id', async () => {
     const d = await start();
     const c = await client(d);
     const a = await c.publish('a', 'one');
     const b = await c.publish('b', 'two words');
-    await c.delete('gone');
+    const gone = await c.delete('gone');
     const both = await gossip(['fetch', 'a', 'b'], { d });
-    expect(both).toMatchObject({ code: 0, stdout: `a ${a.ts} one\nb ${b.ts} two words\n` });
+    expect(both).toMatchObject({ code: 0, stdout: `${iso(a.ts)} a "one"\n${iso(b.ts)} b "two words"\n` });
     const some = await gossip(['fetch', 'a', 'gone', 'nope'], { d });
-    expect(some).toMatchObject({ code: 4, stdout: `a ${a.ts} one\ngone - (deleted)\nnope - (not found)\n` });
+    expect(some).toMatchObject({
+      code: 4,
+      stdout: `${iso(a.ts)} a "one"\n${iso(gone.ts)} gone (deleted)\n- nope (not found)\n`,
+    });
     const json = await gossip(['fetch', 'a', 'b', 'gone', 'nope', '--json'], { d });
     expect(json.code).toBe(4);
     expect(
@@ -227,10 +237,10 @@ describe('cli - reading', () => {
         .split('\n')
         .map((l) => JSON.parse(l)),
     ).toEqual([
-      { id: 'a', found: true, deleted: false, ts: a.ts.toString(), value: 'one' },
-      { id: 'b', found: true, deleted: false, ts: b.ts.toString(), value: 'two words' },
-      { id: 'gone', found: false, deleted: true, ts: expect.any(String) },
-      { id: 'nope', found: false, deleted: false, ts: null },
+      { id: 'a', found: true, deleted: false, ts: a.ts.toString(), time: iso(a.ts), value: 'one' },
+      { id: 'b', found: true, deleted: false, ts: b.ts.toString(), time: iso(b.ts), value: 'two words' },
+      { id: 'gone', found: false, deleted: true, ts: gone.ts.toString(), time: iso(gone.ts) },
+      { id: 'nope', found: false, deleted: false, ts: null, time: null },
     ]);
     // Bytes that are not UTF-8 come out as base64.
     expect((await gossip(['pub', 'bin'], { d, input: Buffer.from([0xff, 0x00, 0xfe]) })).code).toBe(0);
@@ -247,16 +257,32 @@ describe('cli - reading', () => {
     const sub = subscribe(d, ['--since', 'all', '--json']);
     const replayed = (await sub.waitLines(3)).map((l) => JSON.parse(l));
     expect(replayed).toEqual([
-      { id: 'x', ts: x.ts.toString(), value: 'one', deleted: false, transient: false, replayed: true },
-      { id: 'y', ts: y.ts.toString(), value: 'two', deleted: false, transient: false, replayed: true },
-      { id: 'z', ts: z.ts.toString(), deleted: true, transient: false, replayed: true },
+      { id: 'x', ts: x.ts.toString(), time: iso(x.ts), value: 'one', deleted: false, transient: false, replayed: true },
+      { id: 'y', ts: y.ts.toString(), time: iso(y.ts), value: 'two', deleted: false, transient: false, replayed: true },
+      { id: 'z', ts: z.ts.toString(), time: iso(z.ts), deleted: true, transient: false, replayed: true },
     ]);
     const live = await c.publish('x', 'three');
     c.emit('t', 'transient');
     const more = (await sub.waitLines(5)).slice(3).map((l) => JSON.parse(l));
     expect(more).toEqual([
-      { id: 'x', ts: live.ts.toString(), value: 'three', deleted: false, transient: false, replayed: false },
-      { id: 't', ts: expect.any(String), value: 'transient', deleted: false, transient: true, replayed: false },
+      {
+        id: 'x',
+        ts: live.ts.toString(),
+        time: iso(live.ts),
+        value: 'three',
+        deleted: false,
+        transient: false,
+        replayed: false,
+      },
+      {
+        id: 't',
+        ts: expect.any(String),
+        time: expect.any(String),
+        value: 'transient',
+        deleted: false,
+        transient: true,
+        replayed: false,
+      },
     ]);
     expect(await sub.interrupt()).toBe(0);
   });
@@ -273,16 +299,112 @@ describe('cli - reading', () => {
       await c.fetch('later'); // a round trip, so the sub's output can come in between
     }
     const [first] = await sub.waitLines(1);
-    const m = /^(\d+) later v(\d+)$/.exec(first as string);
+    const m = /^(\S+) later "v(\d+)"$/.exec(first as string);
     expect(m, first).not.toBeNull();
     const from = Number(m?.[2]);
-    expect(BigInt(m?.[1] as string)).toBe(published[from]);
+    expect(m?.[1]).toBe(iso(published[from] as bigint));
     // Every publish from the first one it printed on reaches it, in order; nothing before.
     const last = await c.publish('later', 'last');
-    const want = [...published.slice(from).map((ts, i) => `${ts} later v${from + i}`), `${last.ts} later last`];
+    const want = [
+      ...published.slice(from).map((ts, i) => `${iso(ts)} later "v${from + i}"`),
+      `${iso(last.ts)} later "last"`,
+    ];
     expect(await sub.waitLines(want.length)).toEqual(want);
     expect(sub.lines.some((l) => l.includes('early'))).toBe(false);
     expect(await sub.interrupt()).toBe(0);
+  });
+});
+
+describe('cli - output for scripts', () => {
+  it('cli - sub --json --count prints any id and value as one parsable line each, and exits 0 by itself', async () => {
+    const d = await start();
+    const c = await client(d);
+    const spaced = await c.publish('a b', 'line one\nline two');
+    const quoted = await c.publish('say "hi"\tnow', '(deleted)');
+    const run = await gossip(['sub', '--since', 'all', '--json', '--count', '2'], { d });
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines.map((l) => JSON.parse(l))).toEqual([
+      {
+        id: 'a b',
+        ts: spaced.ts.toString(),
+        time: iso(spaced.ts),
+        value: 'line one\nline two',
+        deleted: false,
+        transient: false,
+        replayed: true,
+      },
+      {
+        id: 'say "hi"\tnow',
+        ts: quoted.ts.toString(),
+        time: iso(quoted.ts),
+        value: '(deleted)',
+        deleted: false,
+        transient: false,
+        replayed: true,
+      },
+    ]);
+  });
+
+  it('cli - the human form never confuses a value with a tombstone, and quotes an id with spaces', async () => {
+    const d = await start();
+    const c = await client(d);
+    const v = await c.publish('a b', '(deleted)');
+    const t = await c.delete('gone');
+    expect((await gossip(['pub', 'bin'], { d, input: Buffer.from([0xff, 0x00, 0x0a]) })).code).toBe(0);
+    const run = await gossip(['sub', '--since', 'all', '--count', '3'], { d });
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stdout.split('\n');
+    expect(lines.slice(0, 2)).toEqual([`${iso(v.ts)} "a b" "(deleted)"`, `${iso(t.ts)} gone (deleted)`]);
+    expect(lines[2]).toMatch(/^\S+Z bin base64:\/wAK$/);
+    expect(lines[3]).toBe('');
+  });
+
+  it('cli - --raw writes the values alone: fetch gives back the bytes pub read from stdin, as they were', async () => {
+    const d = await start();
+    const bytes = Buffer.from([0x00, 0xff, 0x0a, 0x41, 0x0a]);
+    expect((await gossip(['pub', 'k'], { d, input: bytes })).code).toBe(0);
+    const child = spawnCli(['fetch', '--raw', 'k'], { GOSSIP_ADDRESS: `127.0.0.1:${d.port}` });
+    child.stdin?.end();
+    const chunks: Buffer[] = [];
+    child.stdout?.on('data', (b: Buffer) => chunks.push(b));
+    const [code] = (await once(child, 'close')) as [number | null];
+    expect(code).toBe(0);
+    expect(Buffer.concat(chunks).equals(bytes)).toBe(true);
+    // several: each value then a newline; a tombstone prints nothing (sub) or goes to stderr (fetch)
+    const c = await client(d);
+    await c.publish('x', 'one');
+    await c.delete('y');
+    const several = await gossip(['fetch', '--raw', 'x', 'y'], { d });
+    expect(several).toMatchObject({ code: 4, stdout: 'one\n', stderr: 'y: deleted\n' });
+    await c.publish('z', 'two');
+    const sub = await gossip(['sub', 'x', 'y', 'z', '--since', 'all', '--raw', '--count', '2'], { d });
+    expect(sub).toMatchObject({ code: 0, stdout: 'one\ntwo\n' });
+  });
+
+  it('cli - sub --timeout ends it: exit 0 alone, 5 when --count was not reached', async () => {
+    const d = await start();
+    const quiet = await gossip(['sub', '--since', 'now', '--timeout', '300ms'], { d });
+    expect(quiet).toMatchObject({ code: 0, stdout: '' });
+    const short = await gossip(['sub', '--since', 'now', '--count', '1', '--timeout', '300ms'], { d });
+    expect(short.code).toBe(5);
+    expect(short.stderr).toContain('0 of 1 messages');
+  });
+
+  it('cli - a usage error exits 2 and prints the usage line of its command', async () => {
+    for (const [args, usage] of [
+      [['fetch'], 'Usage: gossip fetch <id>'],
+      [['fetch', 'k', '--json', '--raw'], 'Usage: gossip fetch <id>'],
+      [['sub', '--count', '0'], 'Usage: gossip sub [prefix...]'],
+      [['sub', '--timeout', 'soon'], 'Usage: gossip sub [prefix...]'],
+      [['pub'], 'Usage: gossip pub <id>'],
+      [['frobnicate'], 'Usage: gossip <command>'],
+    ] as const) {
+      const run = await gossip([...args]);
+      expect(run.code, args.join(' ')).toBe(2);
+      expect(run.stderr, args.join(' ')).toContain(usage);
+    }
   });
 });
 
@@ -441,6 +563,25 @@ describe('cli - usage and failures', () => {
       expect(run.stderr, args.join(' ')).toContain('GOSSIP_ERR_IO');
     }
   });
+
+  it('cli - a port that is not a gossip server says so and exits 1', async () => {
+    const http = createHttpServer((_req, res) => res.end('ok'));
+    http.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    const { port } = http.address() as { port: number };
+    try {
+      for (const args of [['fetch', 'k'], ['sub']]) {
+        const run = await gossip(args, { env: { GOSSIP_ADDRESS: `127.0.0.1:${port}` } });
+        expect(run.code, args.join(' ')).toBe(1);
+        expect(run.stderr, args.join(' ')).toContain(
+          `GOSSIP_ERR_NOT_GOSSIP_SERVER: 127.0.0.1:${port} is not a gossip server`,
+        );
+      }
+    } finally {
+      http.closeAllConnections();
+      http.close();
+    }
+  });
 });
 
 describe('cli prefixes - gossip sub <prefix>...', () => {
@@ -452,14 +593,14 @@ describe('cli prefixes - gossip sub <prefix>...', () => {
     const p = await pub.publish('presence/x', 'here');
     const s = subscribe(d, ['flags/', 'presence/']);
     await s.waitFor('presence/x');
-    expect(s.lines).toEqual([`${a.ts} flags/a on`, `${p.ts} presence/x here`]);
+    expect(s.lines).toEqual([`${iso(a.ts)} flags/a "on"`, `${iso(p.ts)} presence/x "here"`]);
     await pub.publish('jobs/2', 'queued');
     const del = await pub.delete('flags/a');
     pub.emit('presence/y', 'typing');
     await s.waitFor('presence/y');
     expect(s.lines.slice(2)).toEqual([
-      `${del.ts} flags/a (deleted)`,
-      expect.stringMatching(/^~\d+ presence\/y typing$/),
+      `${iso(del.ts)} flags/a (deleted)`,
+      expect.stringMatching(/^\S+Z presence\/y "typing" \(transient\)$/),
     ]);
     expect(await s.interrupt()).toBe(0);
     expect(s.stderr).not.toContain('jobs/');
@@ -484,6 +625,6 @@ describe('cli prefixes - gossip sub <prefix>...', () => {
     expect(twice.stderr).toContain('twice');
     const help = subscribe(d, ['--help']);
     expect((await help.closed)[0]).toBe(0);
-    expect(help.lines[0]).toBe('Usage: gossip sub [prefix...] [--since all|now|10m|<ns>] [--json] [--no-transient]');
+    expect(help.lines[0]).toBe('Usage: gossip sub [prefix...] [--since all|now|10m|<ns>] [--json | --raw]');
   });
 });

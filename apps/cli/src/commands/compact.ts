@@ -23,7 +23,7 @@ export async function compact(args: string[], io: Io): Promise<number> {
     return EXIT.ok;
   }
   const [dir, ...extra] = positionals;
-  if (!dir || extra.length > 0) throw new UsageError('usage: gossip compact <data-dir>');
+  if (!dir || extra.length > 0) throw new UsageError('gossip compact takes one data folder');
   const retention = values['tombstone-retention'];
   if (retention !== undefined && !/^\d+$/.test(retention))
     throw new UsageError('--tombstone-retention takes milliseconds');

@@ -4,8 +4,9 @@ import { clientFrom } from '../connect.js';
 
 export const emitHelp = `Usage: gossip emit <id> [value] [--ts <ns>]
 
-Sends value (read from stdin when absent) to the clients connected now: not stored,
-never replayed. Exit: 0 sent, 1 failure, 2 usage.
+Sends value to the clients connected now: not stored, never replayed. Without a value,
+it reads it from stdin and takes it as given, byte for byte (a trailing newline is part
+of it). Exit: 0 sent, 1 failure, 2 usage.
 
   --ts <ns>   the message's ts in nanoseconds (default: now)
 
@@ -23,7 +24,7 @@ export async function emit(args: string[], io: Io): Promise<number> {
     return EXIT.ok;
   }
   const [id, value, ...extra] = positionals;
-  if (!id || extra.length > 0) throw new UsageError('usage: gossip emit <id> [value]');
+  if (!id || extra.length > 0) throw new UsageError('gossip emit takes an id and at most one value');
   const data = value !== undefined ? Buffer.from(value, 'utf8') : await io.stdin();
   const client = clientFrom(values, io, 'now');
   try {

@@ -42,7 +42,7 @@ export async function inspect(args: string[], io: Io): Promise<number> {
     return EXIT.ok;
   }
   const [dir, ...extra] = positionals;
-  if (!dir || extra.length > 0) throw new UsageError('usage: gossip inspect <data-dir>');
+  if (!dir || extra.length > 0) throw new UsageError('gossip inspect takes one data folder');
   // The meta file, read as the store reads it: validLengths and closedLengths decide what a tail is.
   let meta: Meta | undefined;
   let metaError: string | undefined;

@@ -5,7 +5,9 @@ import { clientFrom } from '../connect.js';
 export const pubHelp = `Usage: gossip pub <id> [value] [--ts <ns>]
        gossip del <id> [--ts <ns>]
 
-pub publishes value (read from stdin when absent) under id; del publishes a tombstone.
+pub publishes value under id; del publishes a tombstone. Without a value, pub reads it
+from stdin and takes it as given, byte for byte: a trailing newline is part of it
+(printf or echo -n leave it out; gossip fetch --raw writes a value back as it is).
 Prints "accepted <ts> <durability>" or "stale <ts>".
 Exit: 0 accepted, 3 stale (a newer ts is stored), 1 failure, 2 usage.
 
@@ -26,7 +28,7 @@ export async function pub(args: string[], io: Io, tombstone: boolean): Promise<n
   }
   const [id, value, ...extra] = positionals;
   if (!id || extra.length > 0 || (tombstone && value !== undefined)) {
-    throw new UsageError(tombstone ? 'usage: gossip del <id>' : 'usage: gossip pub <id> [value]');
+    throw new UsageError(tombstone ? 'gossip del takes one id' : 'gossip pub takes an id and at most one value');
   }
   const data = tombstone ? new Uint8Array(0) : value !== undefined ? Buffer.from(value, 'utf8') : await io.stdin();
   if (!tombstone && data.byteLength === 0)

@@ -6,27 +6,43 @@ import {
   describeError,
   EXIT,
   type Io,
+  parseCount,
+  parseDuration,
   parseSince,
-  showData,
   UsageError,
 } from '../common.js';
 import { clientFrom } from '../connect.js';
+import { humanLine, isoTime, jsonData, outputForm } from '../output.js';
 
-export const subHelp = `Usage: gossip sub [prefix...] [--since all|now|10m|<ns>] [--json] [--no-transient]
+export const subHelp = `Usage: gossip sub [prefix...] [--since all|now|10m|<ns>] [--json | --raw]
+                [--count <n>] [--timeout <duration>] [--no-transient]
 
-Prints a line per message until interrupted (Ctrl-C): "<ts> <id> <value>", with
-"(deleted)" for tombstones and "~" before transient ones; --json prints one JSON object
-per line. It reconnects by itself and catches up after any disconnect.
+Prints each message as it comes, until interrupted (Ctrl-C), --count or --timeout.
+It reconnects by itself and catches up after any disconnect.
+
+A line per message, "<time> <id> <value>": the time in UTC to the nanosecond, the
+value as a JSON string when it is UTF-8, base64:... when it is not, (deleted) for a
+tombstone; an id with spaces or quotes is a JSON string; emitted (transient) messages
+end with (transient). For scripts, --json: one JSON object per line,
+  {"id", "ts" (ns, a decimal string), "time" (ISO 8601), "value" (UTF-8 text) or
+   "base64" (any other bytes), "deleted", "transient", "replayed"}
+and --raw: each value's bytes as received, then a newline; tombstones print nothing.
 
 With prefixes (gossip sub flags/ presence/) only the ids that start with one of them
 are printed, each prefix replayed on its own and resumed from its own last ts; the
 server must support prefix subscriptions (else GOSSIP_ERR_PREFIXES_UNSUPPORTED, exit 1).
 Without any, every id.
 
-  --since <when>    all (default), now (live only), a duration back (30s, 10m, 2h) or a ts;
-                    with prefixes, where each prefix's replay starts
-  --json            JSON lines: {id, ts, value|base64, deleted, transient, replayed}
-  --no-transient    skip emitted (transient) messages
+  --since <when>        all (default), now (live only), a duration back (30s, 10m, 2h)
+                        or a ts; with prefixes, where each prefix's replay starts
+  --json                JSON lines (above)
+  --raw                 values only (above)
+  --count <n>           exit 0 once n messages are printed
+  --timeout <duration>  stop after this long (500ms, 30s, 10m): exit 0, or 5 when
+                        --count messages were not all printed by then
+  --no-transient        skip emitted (transient) messages
+
+Exit: 0 done (Ctrl-C, --count, --timeout), 5 --timeout before --count, 1 failure, 2 usage.
 
 ${CONNECTION_HELP}
 `;
@@ -38,6 +54,9 @@ export async function sub(args: string[], io: Io, signal: AbortSignal): Promise<
       ...CONNECTION_OPTIONS,
       since: { type: 'string' },
       json: { type: 'boolean' },
+      raw: { type: 'boolean' },
+      count: { type: 'string' },
+      timeout: { type: 'string' },
       'no-transient': { type: 'boolean' },
     },
     allowPositionals: true,
@@ -48,26 +67,43 @@ export async function sub(args: string[], io: Io, signal: AbortSignal): Promise<
   }
   const named = positionals.find((p, i) => positionals.indexOf(p) !== i);
   if (named !== undefined) throw new UsageError(`gossip sub names the prefix ${JSON.stringify(named)} twice`);
+  if (values.json && values.raw) throw new UsageError('--json and --raw are two output forms: give one');
   const since = parseSince(values.since ?? 'all');
+  const count = values.count === undefined ? undefined : parseCount(values.count, '--count');
+  const timeoutMs = values.timeout === undefined ? undefined : parseDuration(values.timeout, '--timeout');
+  const form = outputForm(values);
   // No prefix: every id, as a client without prefixes (docs/PROTOCOL.md, B1).
   const client = clientFrom(values, io, since, true, positionals.length > 0 ? positionals : undefined);
+
+  let printed = 0;
+  let finish: (code: number) => void = () => undefined;
+  const finished = new Promise<number>((resolve) => {
+    finish = resolve;
+  });
   const print = (m: ClientMessage<Uint8Array>) => {
     if (m.transient && values['no-transient']) return;
-    if (values.json) {
-      const shown = m.deleted ? undefined : showData(m.data);
+    if (count !== undefined && printed >= count) return;
+    if (form === 'json') {
       io.out(
         `${JSON.stringify({
           id: m.id,
           ts: m.ts.toString(),
-          ...(shown ? (shown.base64 ? { base64: shown.text } : { value: shown.text }) : {}),
+          time: isoTime(m.ts),
+          ...(m.deleted ? {} : jsonData(m.data)),
           deleted: m.deleted,
           transient: m.transient,
           replayed: m.replayed,
         })}\n`,
       );
+    } else if (form === 'raw') {
+      if (m.deleted) return;
+      io.out(m.data);
+      io.out('\n');
     } else {
-      io.out(`${m.transient ? '~' : ''}${m.ts} ${m.id} ${m.deleted ? '(deleted)' : showData(m.data).text}\n`);
+      io.out(humanLine(m.id, m.ts, m.data, m.transient));
     }
+    printed++;
+    if (count !== undefined && printed >= count) finish(EXIT.ok);
   };
   client.on('message', print);
   client.on('disconnect', (reason) => io.err(`disconnected: ${describeError(reason)}; reconnecting\n`));
@@ -78,12 +114,33 @@ export async function sub(args: string[], io: Io, signal: AbortSignal): Promise<
         : `resync (${info.reason}) of ${JSON.stringify(info.prefix)}: a snapshot of it follows\n`,
     ),
   );
-  await client.connect({ signal });
-  await new Promise<void>((resolve) => {
-    if (signal.aborted) resolve();
-    signal.addEventListener('abort', () => resolve(), { once: true });
-    client.on('state', (s) => s === 'closed' && resolve());
-  });
-  await client.close({ timeoutMs: 1000 });
-  return EXIT.ok;
+  // --timeout counts from the start, the connection and its replay included.
+  const timer =
+    timeoutMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          if (count !== undefined)
+            io.err(`gossip: --timeout ${values.timeout}: ${printed} of ${count} messages printed\n`);
+          finish(count === undefined ? EXIT.ok : EXIT.timeout);
+        }, timeoutMs);
+  // a client that gives up for good (a fatal error: auth, an unsupported prefix) ends the run
+  client.on('error', (error) => io.err(`gossip: ${describeError(error)}\n`));
+  // (before the first replay is done, connect() fails with the reason instead)
+  let connected = false;
+  client.on('state', (state) => state === 'closed' && connected && finish(EXIT.failed));
+  const onAbort = () => finish(EXIT.ok);
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const connecting = client.connect({ signal }).then(() => {
+      connected = true;
+    });
+    // --count or --timeout may be reached during the first replay, before connect() resolves
+    const code = await Promise.race([connecting.then(() => finished), finished]);
+    connecting.catch(() => undefined);
+    return code;
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onAbort);
+    await client.close({ timeoutMs: 1000 });
+  }
 }

@@ -1,0 +1,69 @@
+/**
+ * How `gossip sub` and `gossip fetch` print a message (docs/OPERATIONS.md, "The gossip CLI").
+ *
+ * - **human** (the default): `<time> <id> <value>`, one line per message. The time is ISO
+ *   8601 in UTC to the nanosecond; the value is a JSON string when it is UTF-8, `base64:…`
+ *   when it is not, and a tombstone is `(deleted)`, which no value can be printed as. An
+ *   id with spaces, quotes or control characters is printed as a JSON string. A transient
+ *   (emitted) message ends with ` (transient)`.
+ * - **json** (`--json`): one JSON object per line, safe to parse for any id and value.
+ * - **raw** (`--raw`): the values' bytes alone, as received.
+ */
+
+export type OutputForm = 'human' | 'json' | 'raw';
+
+/** The form the flags ask for; both at once is a usage error of the caller's. */
+export function outputForm(flags: { json?: boolean | undefined; raw?: boolean | undefined }): OutputForm {
+  return flags.json ? 'json' : flags.raw ? 'raw' : 'human';
+}
+
+const NS_PER_MS = 1_000_000n;
+
+/**
+ * A ts (nanoseconds since the Unix epoch, signed 64-bit) as an ISO 8601 UTC time with all
+ * nine digits of its fraction: `2026-12-07T15:33:59.123456789Z`. Every signed 64-bit ts
+ * is inside the range of a JavaScript Date (±8.64e15 ms).
+ */
+export function isoTime(ts: bigint): string {
+  // floored, so a ts before 1970 still has its nanoseconds counted forward from a millisecond
+  let ms = ts / NS_PER_MS;
+  if (ms * NS_PER_MS > ts) ms -= 1n;
+  const rest = ts - ms * NS_PER_MS;
+  const iso = new Date(Number(ms)).toISOString(); // …ss.mmmZ
+  return `${iso.slice(0, -1)}${rest.toString().padStart(6, '0')}Z`;
+}
+
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A message's data as text when it is valid UTF-8, else as base64 (marked). */
+export function showData(data: Uint8Array): { text: string; base64: boolean } {
+  try {
+    return { text: fatalUtf8.decode(data), base64: false };
+  } catch {
+    return { text: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'), base64: true };
+  }
+}
+
+/** `value` (UTF-8) or `base64` (anything else), as the JSON lines carry them. */
+export function jsonData(data: Uint8Array): { value: string } | { base64: string } {
+  const shown = showData(data);
+  return shown.base64 ? { base64: shown.text } : { value: shown.text };
+}
+
+/** An id as it reads on a human line: as is, or a JSON string when it would not read as one word. */
+export function humanId(id: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+  return id === '' || /[\s"\u0000-\u001f\u007f]/u.test(id) ? JSON.stringify(id) : id;
+}
+
+/** A value as it reads on a human line: a JSON string, `base64:…`, or `(deleted)` for a tombstone. */
+export function humanValue(data: Uint8Array | undefined): string {
+  if (data === undefined || data.byteLength === 0) return '(deleted)';
+  const shown = showData(data);
+  return shown.base64 ? `base64:${shown.text}` : JSON.stringify(shown.text);
+}
+
+/** One human line: `<time> <id> <value>[ (transient)]`. */
+export function humanLine(id: string, ts: bigint, data: Uint8Array | undefined, transient = false): string {
+  return `${isoTime(ts)} ${humanId(id)} ${humanValue(data)}${transient ? ' (transient)' : ''}\n`;
+}
