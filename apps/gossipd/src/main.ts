@@ -16,6 +16,12 @@ const VERSION = __GOSSIP_VERSION__;
 /** How long after it listens gossipd compiles the replay's code (docs/STORAGE.md, "Replay"). */
 const WARM_AFTER_MS = 1_000;
 
+/**
+ * A signal this soon after the first is the same one, delivered twice: one Ctrl-C reaches
+ * gossipd from the terminal and again from a script runner that forwards it (pnpm, npm).
+ */
+const REPEATED_SIGNAL_MS = 500;
+
 /** Exit codes scripts can rely on. */
 const EXIT = { ok: 0, failed: 1, config: 2 } as const;
 
@@ -53,12 +59,15 @@ async function main(): Promise<void> {
   let admin: Server | undefined;
   let ready = false;
   let stopping: Promise<void> | undefined;
+  let stoppedAt = 0;
 
   const stop = (signal: string) => {
+    if (stopping && performance.now() - stoppedAt < REPEATED_SIGNAL_MS) return;
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting at once');
       process.exit(EXIT.failed);
     }
+    stoppedAt = performance.now();
     log.info({ signal }, 'stopping: no new connections, flushing and fsyncing');
     stopping = (async () => {
       ready = false;

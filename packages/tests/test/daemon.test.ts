@@ -245,6 +245,20 @@ describe('signals', () => {
     expect(await c.fetch(['k'])).toMatchObject([{ id: 'k', found: true, ts }]);
   });
 
+  it('signals - one Ctrl-C delivered twice at once (the terminal and a script runner) is one signal: a clean stop', async () => {
+    const d = await h.start();
+    const stuck = await h.connect(d.port, { since: null });
+    stuck.socket.pause();
+    d.child.kill('SIGINT');
+    await d.waitLog((l) => l.msg.startsWith('stopping'));
+    // the same Ctrl-C, forwarded: while the stop waits for the stuck client
+    d.child.kill('SIGINT');
+    setTimeout(() => stuck.socket.destroy(), 700);
+    expect(await d.exited).toEqual({ code: 0, signal: null });
+    expect(d.logs.map((l) => l.msg)).toContain('stopped cleanly');
+    expect(d.logs.map((l) => l.msg)).not.toContain('second signal: exiting at once');
+  });
+
   it('signals - a second SIGTERM while stopping exits at once with code 1', async () => {
     const d = await h.start();
     // A client that stops reading never takes the server's FIN, so the graceful stop
@@ -253,6 +267,8 @@ describe('signals', () => {
     stuck.socket.pause();
     d.child.kill('SIGTERM');
     await d.waitLog((l) => l.msg.startsWith('stopping'));
+    // past the 500 ms in which a repeated signal counts as the first one
+    await new Promise((r) => setTimeout(r, 700));
     d.child.kill('SIGTERM');
     expect(await d.exited).toEqual({ code: 1, signal: null });
     expect(d.logs.map((l) => l.msg)).toContain('second signal: exiting at once');
