@@ -292,6 +292,9 @@ async function latency(
  * an empty folder, with its admin listener), alternated `cfg.starts` times with spawn → exit of `node -e 0`, Node's
  * own start; the best of each.
  */
+/** What users start: the gossipd package's bin, which runs the bundle. */
+const GOSSIPD_BIN = fileURLToPath(new URL('../../apps/gossipd/bin/gossipd.cjs', import.meta.url));
+
 async function starts(cfg: Config, out: Results): Promise<void> {
   let gossipdMs = Number.POSITIVE_INFINITY;
   let nodeMs = Number.POSITIVE_INFINITY;
@@ -304,7 +307,7 @@ async function starts(cfg: Config, out: Results): Promise<void> {
     const dir = await tempDir('gossipd-start');
     try {
       // As users start it: with its admin listener (/metrics, /readyz), which a start loads.
-      const d = await startGossipd({ admin: true, dataDir: dir, onSpawn: track });
+      const d = await startGossipd({ admin: true, dataDir: dir, onSpawn: track, bin: GOSSIPD_BIN });
       gossipdMs = Math.min(gossipdMs, d.startMs);
       await d.stop();
     } finally {

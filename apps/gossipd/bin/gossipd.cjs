@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+// The gossipd bin: it runs the one file the build writes (dist/main.cjs, every dependency inside).
+// It is a file of the sources, so that installing the workspace links it before anything is built.
+try {
+  require.resolve('../dist/main.cjs');
+} catch {
+  process.stderr.write('gossipd: not built yet (no dist/main.cjs): run `npx -y pnpm@10 build` first\n');
+  process.exit(1);
+}
+require('../dist/main.cjs');
