@@ -24,7 +24,7 @@ import { exponentialBackoff, type ReconnectStrategy } from './backoff.js';
 import { asInvalidArgument, closedError } from './errors.js';
 import { dial, HandshakeWatch } from './handshake.js';
 import { Heartbeat } from './heartbeat.js';
-import { type ClientState, RESYNC_NAMES, type ResyncInfo, type SyncedInfo } from './message-source.js';
+import { type ClientState, type ResyncInfo, resyncName, type SyncedInfo } from './message-source.js';
 import { CLIENT_DEFAULTS, type ClientOptions } from './options.js';
 import type { OutboxLink } from './outbox.js';
 import {
@@ -467,7 +467,7 @@ export class Connection implements OutboxLink {
         // What was held may belong to another log or miss deletes: start over from the snapshot (R3).
         this.#lastTs = null;
         this.#started = true;
-        this.#emit('resync', { reason: RESYNC_NAMES[f.reason], horizon: f.horizon });
+        this.#emit('resync', { reason: resyncName(f.reason), horizon: f.horizon });
         return;
       case FrameKind.PrefixDone:
         // Sent only to a connection that named prefixes (B1).

@@ -36,18 +36,23 @@ export interface SyncedInfo {
  * of that prefix.
  */
 export interface ResyncInfo {
-  reason: 'horizon' | 'epoch' | 'full';
+  /** Why (docs/PROTOCOL.md, R3); `unknown` for a reason a newer server added (open to new values). */
+  reason: 'horizon' | 'epoch' | 'full' | 'unknown';
   horizon: bigint | null;
   /** The prefix whose replay cannot be trusted (B6); absent: every id (R3). */
   prefix?: string;
 }
 
-/** A resync frame's reason as `ResyncInfo` names it. */
-export const RESYNC_NAMES = {
+const RESYNC_NAMES: Readonly<Record<number, ResyncInfo['reason']>> = {
   [ResyncReason.Horizon]: 'horizon',
   [ResyncReason.Epoch]: 'epoch',
   [ResyncReason.Full]: 'full',
-} as const satisfies Record<ResyncReason, ResyncInfo['reason']>;
+};
+
+/** A resync frame's reason as `ResyncInfo` names it: `unknown` for one this version does not know. */
+export function resyncName(reason: number): ResyncInfo['reason'] {
+  return RESYNC_NAMES[reason] ?? 'unknown';
+}
 
 /** What a view asks a replay for. */
 export interface ReplayOptions {

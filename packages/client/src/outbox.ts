@@ -22,7 +22,11 @@ import { clearTimer, setUnrefTimer, type Timer } from './timers.js';
 
 export interface PublishResult {
   status: 'accepted' | 'stale';
-  durability: 'none' | 'written' | 'synced';
+  /**
+   * How far the write had got (docs/PROTOCOL.md, A3); `unknown` for a level a newer server
+   * added that this client does not know (the field is open to new values).
+   */
+  durability: 'none' | 'written' | 'synced' | 'unknown';
   ts: bigint;
   /** Sent again after a reconnect: if the first attempt was stored, this one reports `stale`. */
   retried: boolean;
@@ -67,11 +71,11 @@ interface PendingFetch {
 
 /** A fetch frame's bytes besides its ids: length, kind, reqId, count (docs/PROTOCOL.md, Q1). */
 const FETCH_FIXED_BYTES = 4 + 1 + 4 + 2;
-const DURABILITY = {
+const DURABILITY: Readonly<Record<number, PublishResult['durability']>> = {
   [Durability.None]: 'none',
   [Durability.Written]: 'written',
   [Durability.Synced]: 'synced',
-} as const;
+};
 
 /**
  * Everything the client sends that waits for an answer: publishes (held in the offline
@@ -224,7 +228,7 @@ export class Outbox {
     } else {
       this.#settle(p, {
         status: f.status === AckStatus.Accepted ? 'accepted' : 'stale',
-        durability: DURABILITY[f.durability],
+        durability: DURABILITY[f.durability] ?? 'unknown',
         ts: p.ts,
         retried: p.retried,
       });

@@ -14,7 +14,7 @@ import {
   type ReplayDoneFrame,
   type ResyncFrame,
 } from '@gossip/protocol';
-import { RESYNC_NAMES, type ResyncInfo, type SyncedInfo } from './message-source.js';
+import { type ResyncInfo, resyncName, type SyncedInfo } from './message-source.js';
 import type { OutboxLink } from './outbox.js';
 import type { ReqIds } from './req-ids.js';
 
@@ -371,14 +371,14 @@ export class Subscriptions {
 
   prefixResync(f: PrefixResyncFrame): void {
     const replay = this.#queue.find((r) => !r.plain && r.sub.prefix === f.prefix);
-    if (replay) this.#resync(replay, { reason: RESYNC_NAMES[f.reason], horizon: f.horizon, prefix: f.prefix });
+    if (replay) this.#resync(replay, { reason: resyncName(f.reason), horizon: f.horizon, prefix: f.prefix });
   }
 
   /** A resync of the replay of "" a hello without prefixes asked for (R3); false as `replayDone`. */
   resync(f: ResyncFrame): boolean {
     const replay = this.#queue.find((r) => r.plain);
     if (!replay) return false;
-    this.#resync(replay, { reason: RESYNC_NAMES[f.reason], horizon: f.horizon });
+    this.#resync(replay, { reason: resyncName(f.reason), horizon: f.horizon });
     return true;
   }
 

@@ -1052,3 +1052,47 @@ describe('client fetch', () => {
     expect(first?.value).not.toBe(second?.value);
   });
 });
+
+describe('client open values', () => {
+  // docs/PROTOCOL.md, "Open values": a newer server may add values to these fields; a
+  // client of today takes them instead of closing the connection as on a malformed frame.
+  it('client open values - a durability, a resync reason, an error code and message flags it does not know', async () => {
+    server.onFrame = (conn, f) => {
+      if (f.kind !== FrameKind.Publish) return;
+      if (f.id === 'new-level') conn.send(conn.enc.ack(f.reqId, AckStatus.Accepted, 7 as Durability).take());
+      else {
+        // an error ack whose code number (0x7fff) no version knows yet
+        const ack = Buffer.from([0, 0, 0, 9, FrameKind.Ack, 0, 0, 0, 0, AckStatus.Error, Durability.None, 0x7f, 0xff]);
+        ack.writeUInt32BE(f.reqId, 5);
+        conn.send(ack);
+      }
+    };
+    const c = client({ reconnect: () => 0 });
+    const view = new GossipState(c);
+    await c.connect();
+    expect(await c.publish('new-level', 'x', { ts: 5n })).toEqual({
+      status: 'accepted',
+      durability: 'unknown',
+      ts: 5n,
+      retried: false,
+    });
+    const conn = await server.connection(0);
+    // an error code number from a newer server: GOSSIP_ERR_UNKNOWN, the connection stays
+    await expect(c.publish('odd-code', 'x')).rejects.toMatchObject({ code: 'GOSSIP_ERR_UNKNOWN' });
+    // flag bits it does not know are ignored
+    conn.send(conn.enc.message(0x80 | MessageFlags.Transient, 'presence/a', 6n, Buffer.from('on')).take());
+    const resyncs: string[] = [];
+    c.on('resync', (r) => resyncs.push(r.reason));
+    server.onHello = (next) =>
+      server.welcomeThen(next, (enc) =>
+        enc
+          .resync(9 as ResyncReason, null)
+          .message(MessageFlags.Replayed, 'kept', 50n, Buffer.from('v'))
+          .replayDone(1, 50n, true),
+      );
+    conn.socket.destroy();
+    await vi.waitFor(() => expect(resyncs).toEqual(['unknown']));
+    await vi.waitFor(() => expect(view.toMap()).toEqual(new Map([['kept', 'v']])));
+    expect(c.state).toBe('ready');
+  });
+});

@@ -11,7 +11,7 @@ import {
   UnknownFrameError,
 } from './errors.js';
 import { checkExtension } from './extension.js';
-import { AckStatus, Durability, FrameKind, ResyncReason } from './frame-kind.js';
+import { AckStatus, FrameKind } from './frame-kind.js';
 import type { FetchEntry, Frame, PrefixSpec } from './frames.js';
 import {
   DEFAULT_MAX_FRAME_BYTES,
@@ -256,13 +256,13 @@ function parseAck(buf: Buffer, p: number, end: number): Frame {
   const status = buf[p + 4] as number;
   const durability = buf[p + 5] as number;
   if (status > AckStatus.Error) throw new MalformedFrameError(`ack status ${status} is not 0, 1 or 2`);
-  if (durability > Durability.Synced) throw new MalformedFrameError(`ack durability ${durability} is not 0, 1 or 2`);
+  // durability is open to new values (Conventions, "Open values"): one this side does not know is handed on
   const wire = buf.readUInt16BE(p + 6);
   return {
     kind: FrameKind.Ack,
     reqId: buf.readUInt32BE(p),
     status: status as AckStatus,
-    durability: durability as Durability,
+    durability,
     code: status === AckStatus.Error ? codeFromWire(wire) : null,
     message: text(buf, p + 8, end),
   };
@@ -338,7 +338,7 @@ function parsePrefixDone(buf: Buffer, p: number, end: number): Frame {
 /** A prefix-resync (B6): the fields of a resync (R3), then the prefix. */
 function parsePrefixResync(buf: Buffer, p: number, end: number): Frame {
   need(p, end, RESYNC_BYTES + 2, 'prefix-resync');
-  const resync = resyncFields(buf, p, 'prefix-resync');
+  const resync = resyncFields(buf, p);
   return { kind: FrameKind.PrefixResync, prefix: prefixAt(buf, p + RESYNC_BYTES, end, 'prefix-resync'), ...resync };
 }
 
@@ -386,7 +386,7 @@ function parseReplayDone(buf: Buffer, p: number, end: number): Frame {
 
 function parseResync(buf: Buffer, p: number, end: number): Frame {
   exact(p, end, RESYNC_BYTES, 'resync');
-  return { kind: FrameKind.Resync, ...resyncFields(buf, p, 'resync') };
+  return { kind: FrameKind.Resync, ...resyncFields(buf, p) };
 }
 
 /** Bytes of the fields a replay-done (R2) and a prefix-done (B5) share: flags, count, newestTs. */
@@ -405,13 +405,12 @@ function doneFields(buf: Buffer, p: number, what: string): { snapshot: boolean; 
   };
 }
 
-/** The resync fields at `p` (R3, B6); `what` names the frame in errors. */
-function resyncFields(buf: Buffer, p: number, what: string): { reason: ResyncReason; horizon: bigint | null } {
+/** The resync fields at `p` (R3, B6). */
+function resyncFields(buf: Buffer, p: number): { reason: number; horizon: bigint | null } {
+  // the reason is open to new values (Conventions, "Open values"): one this side does not know is handed on
   const reason = buf[p] as number;
-  if (reason < ResyncReason.Horizon || reason > ResyncReason.Full)
-    throw new MalformedFrameError(`${what} reason ${reason} is unknown`);
   return {
-    reason: reason as ResyncReason,
+    reason,
     horizon: (buf[p + 1] as number) & 0x01 ? buf.readBigInt64BE(p + 2) : null,
   };
 }

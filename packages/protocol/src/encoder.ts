@@ -120,7 +120,9 @@ export class FrameEncoder {
   }
 
   /** An ack frame (rule A1). `code` is set only when `status` is `AckStatus.Error`. */
-  ack(reqId: number, status: AckStatus, durability: Durability, code?: ErrorCode, message = ''): this {
+  ack(reqId: number, status: AckStatus, durability: Durability | number, code?: ErrorCode, message = ''): this {
+    // durability is open to new values (docs/PROTOCOL.md, "Open values"): any byte
+    openByte('durability', durability);
     const p = this.#open(FrameKind.Ack, 8 + message.length * 3);
     const s = this.#slab;
     s.writeUInt32BE(reqId, p);
@@ -181,7 +183,8 @@ export class FrameEncoder {
   }
 
   /** Resync: a full snapshot follows (rule R3). */
-  resync(reason: ResyncReason, horizon: bigint | null): this {
+  resync(reason: ResyncReason | number, horizon: bigint | null): this {
+    openByte('resync reason', reason);
     const p = this.#open(FrameKind.Resync, RESYNC_BYTES);
     return this.#close(this.#resync(p, reason, horizon));
   }
@@ -217,7 +220,8 @@ export class FrameEncoder {
   }
 
   /** A resync of one prefix: a full snapshot of it follows (rule B6): a resync's fields, then the prefix. */
-  prefixResync(prefix: string, reason: ResyncReason, horizon: bigint | null): this {
+  prefixResync(prefix: string, reason: ResyncReason | number, horizon: bigint | null): this {
+    openByte('prefix-resync reason', reason);
     checkPrefix(prefix, MAX_PREFIX_FIELD_BYTES);
     const p = this.#open(FrameKind.PrefixResync, RESYNC_BYTES + 2 + prefix.length * 3);
     return this.#close(this.#prefix(prefix, this.#resync(p, reason, horizon)));
@@ -346,7 +350,7 @@ export class FrameEncoder {
   }
 
   /** Writes the fields a resync and a prefix-resync share (R3, B6) at `p`; returns the offset after them. */
-  #resync(p: number, reason: ResyncReason, horizon: bigint | null): number {
+  #resync(p: number, reason: number, horizon: bigint | null): number {
     const s = this.#slab;
     s[p] = reason;
     s[p + 1] = horizon === null ? 0 : 0x01;
@@ -431,4 +435,10 @@ function writeEpoch(s: Buffer, at: number, epoch: string | null | undefined): vo
   } else {
     s.fill(0, at, at + EPOCH_BYTES);
   }
+}
+
+/** A field open to new values (docs/PROTOCOL.md, "Open values") still holds one byte. */
+function openByte(what: string, value: number): void {
+  if (!Number.isInteger(value) || value < 0 || value > 255)
+    throw new InvalidArgumentError(`${what} must be an integer from 0 to 255, got ${value}`);
 }

@@ -110,7 +110,11 @@ export interface AckFrame {
   kind: typeof FrameKind.Ack;
   reqId: number;
   status: AckStatus;
-  durability: Durability;
+  /**
+   * A `Durability`, or a level a newer server added that this version does not know:
+   * the field is open to new values (docs/PROTOCOL.md, "Open values").
+   */
+  durability: Durability | number;
   /** Set when `status` is `AckStatus.Error`. */
   code: ErrorCode | null;
   message: string;
@@ -135,7 +139,8 @@ export interface ReplayDoneFrame {
 
 export interface ResyncFrame {
   kind: typeof FrameKind.Resync;
-  reason: ResyncReason;
+  /** A `ResyncReason`, or one a newer server added (open to new values: docs/PROTOCOL.md, "Open values"). */
+  reason: ResyncReason | number;
   horizon: bigint | null;
 }
 
@@ -202,7 +207,8 @@ export interface PrefixDoneFrame {
 export interface PrefixResyncFrame {
   kind: typeof FrameKind.PrefixResync;
   prefix: string;
-  reason: ResyncReason;
+  /** A `ResyncReason`, or one a newer server added (open to new values). */
+  reason: ResyncReason | number;
   horizon: bigint | null;
 }
 

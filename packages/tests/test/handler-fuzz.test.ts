@@ -207,7 +207,7 @@ class Received {
   readonly problems: string[] = [];
   frames = 0;
   welcome: WelcomeFrame | undefined;
-  resync: ResyncReason | undefined;
+  resync: ResyncReason | number | undefined;
   replayDone = false;
   readonly acks: AckFrame[] = [];
   readonly pongs: number[] = [];
