@@ -1,3 +1,5 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+
 /** What every package's tsup build shares: ESM, .d.ts, source maps, Node 20. */
 export const base = {
   format: 'esm',
@@ -6,4 +8,23 @@ export const base = {
   dts: true,
   sourcemap: true,
   clean: true,
+} as const;
+
+/**
+ * The library packages are ES modules only. Node 20.19 and newer load them with import
+ * and require() alike (their `module-sync` export condition); on an older Node, require()
+ * gets this file (their `require` condition), which says so instead of Node's
+ * ERR_REQUIRE_ESM. Written by the build into dist/require.cjs of the package built.
+ */
+export const esmOnly = {
+  ...base,
+  async onSuccess() {
+    const { name } = JSON.parse(readFileSync('package.json', 'utf8')) as { name: string };
+    writeFileSync(
+      'dist/require.cjs',
+      `throw new Error(${JSON.stringify(
+        `${name} is an ES module: require() of it needs Node.js 20.19 or newer, which loads ES modules with require(). Use import, or upgrade Node.js.`,
+      )} + ' (this is Node.js ' + process.version + ')');\n`,
+    );
+  },
 } as const;

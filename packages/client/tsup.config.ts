@@ -1,7 +1,7 @@
 import { defineConfig } from 'tsup';
-import { base } from '../../tsup.base.js';
+import { esmOnly } from '../../tsup.base.js';
 
 export default defineConfig({
-  ...base,
+  ...esmOnly,
   entry: { index: 'src/index.ts' },
 });
