@@ -1,4 +1,4 @@
-import { GossipError } from '@gossip/protocol';
+import { belowNodeFloor, GossipError } from '@gossip/protocol';
 import { compact, compactHelp } from './commands/compact.js';
 import { emit, emitHelp } from './commands/emit.js';
 import { fetch, fetchHelp } from './commands/fetch.js';
@@ -42,6 +42,11 @@ const HELPS: Record<string, string> = {
 };
 
 export async function run(argv: string[], io: Io, signal: AbortSignal): Promise<number> {
+  const tooOld = belowNodeFloor('gossip');
+  if (tooOld) {
+    io.err(`gossip: ${tooOld}\n`);
+    return EXIT.failed;
+  }
   const [command, ...args] = argv;
   try {
     switch (command) {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { isatty } from 'node:tty';
-import { GossipError, PROTOCOL_VERSION } from '@gossip/protocol';
+import { belowNodeFloor, GossipError, PROTOCOL_VERSION } from '@gossip/protocol';
 import { GossipServer, TokenSet } from '@gossip/server';
 import { Store } from '@gossip/store';
 import { pino } from 'pino';
@@ -26,6 +26,12 @@ const REPEATED_SIGNAL_MS = 500;
 const EXIT = { ok: 0, failed: 1, config: 2 } as const;
 
 async function main(): Promise<void> {
+  const tooOld = belowNodeFloor('gossipd');
+  if (tooOld) {
+    process.stderr.write(`gossipd: ${tooOld}\n`);
+    process.exitCode = EXIT.failed;
+    return;
+  }
   let config: Config;
   try {
     // isatty(1), not process.stdout.isTTY: making that stream costs a millisecond, and
