@@ -1,11 +1,13 @@
 import type { GossipServer } from '@gossip/server';
-import type { Store } from '@gossip/store';
-import type { Registry } from 'prom-client';
+import type { Buckets, Store } from '@gossip/store';
+import type { Metric, Registry } from 'prom-client';
 
 /**
  * Prometheus metrics, read from the server's and the store's counters when scraped:
- * the hot paths only bump plain numbers. Process metrics (CPU, memory, event loop lag)
- * come from prom-client's defaults.
+ * the hot paths only bump plain numbers, and the histograms are plain bucket counts
+ * (`Buckets`) observed per group commit, per fsync or per replay, never per message.
+ * Process metrics (CPU, memory, event loop lag) come from prom-client's defaults. Every
+ * family is listed in docs/OPERATIONS.md, "Metrics" (a test holds the two together).
  */
 export async function createMetrics(
   getServer: () => GossipServer | undefined,
@@ -46,6 +48,44 @@ export async function createMetrics(
         this.set(read());
       },
     });
+  /** A counter per `reason` label, from a count per reason. */
+  const counterByReason = (name: string, help: string, read: () => Record<string, number>) =>
+    new Counter({
+      name,
+      help,
+      labelNames: ['reason'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [reason, n] of Object.entries(read())) this.inc({ reason }, n);
+      },
+    });
+  /**
+   * A histogram read from bucket counts kept elsewhere. prom-client's own Histogram can
+   * only be fed one observation at a time, so this is a metric of the registry's own
+   * shape (`get()` answering name, type and samples: prom-client's Registry asks no more).
+   */
+  const histogram = (name: string, help: string, read: () => Buckets | undefined) => {
+    const metric = {
+      name,
+      help,
+      type: 'histogram',
+      aggregator: 'sum',
+      async get() {
+        const b = read();
+        const cumulative = b?.cumulative() ?? [];
+        const values = [
+          ...(b?.bounds ?? []).map((le, i) => ({ metricName: `${name}_bucket`, labels: { le }, value: cumulative[i] })),
+          { metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: b?.count ?? 0 },
+          { metricName: `${name}_sum`, labels: {}, value: b?.sum ?? 0 },
+          { metricName: `${name}_count`, labels: {}, value: b?.count ?? 0 },
+        ];
+        return { name, help, type: 'histogram', values, aggregator: 'sum' };
+      },
+      reset() {},
+    };
+    registry.registerMetric(metric as unknown as Metric);
+  };
 
   gauge(
     'gossip_connections',
@@ -58,14 +98,22 @@ export async function createMetrics(
     server((s) => s.stats.legacyConnections),
   );
   counter(
-    'gossip_connections_total',
-    'Connections accepted',
+    'gossip_connections_accepted_total',
+    'Connections accepted (those refused at the limit too)',
     server((s) => s.stats.connectionsTotal),
   );
-  counter(
+  counterByReason(
     'gossip_connections_refused_total',
-    'Connections refused at the connection limit',
-    server((s) => s.stats.connectionsRefused),
+    'Connections refused as they were accepted, by reason',
+    (): Record<string, number> => {
+      const refused = getServer()?.stats.connectionsRefused ?? 0;
+      return refused > 0 ? { too_many_connections: refused } : {};
+    },
+  );
+  counterByReason(
+    'gossip_disconnects_total',
+    'Connections ended, by reason: the error code that ended it, or client_closed, socket_error',
+    () => getServer()?.stats.disconnects ?? {},
   );
   counter(
     'gossip_messages_in_total',
@@ -102,10 +150,10 @@ export async function createMetrics(
     'Publishes the store failed to write',
     server((s) => s.stats.publishesFailed),
   );
-  counter(
+  counterByReason(
     'gossip_refused_total',
-    'Publishes and emits refused by a limit (id, data, skew)',
-    server((s) => s.stats.refused),
+    'Publishes, emits and fetches refused with an error ack, by reason (its error code)',
+    () => getServer()?.stats.refusedBy ?? {},
   );
   counter(
     'gossip_emits_total',
@@ -195,14 +243,35 @@ export async function createMetrics(
     store((s) => s.ioErrors),
   );
   gauge(
-    'gossip_store_horizon_seconds',
-    'Tombstone horizon (ts of the newest dropped tombstone), 0 if none',
+    'gossip_store_horizon_timestamp_seconds',
+    'Tombstone horizon (ts of the newest dropped tombstone) in Unix seconds, 0 if none',
     store((s) => (s.horizon === null ? 0 : Number(s.horizon) / 1e9)),
   );
   gauge(
-    'gossip_store_newest_ts_seconds',
-    'Newest persisted ts, 0 if empty',
+    'gossip_store_newest_timestamp_seconds',
+    'Newest persisted ts in Unix seconds, 0 if empty',
     store((s) => (s.newestTs === null ? 0 : Number(s.newestTs) / 1e9)),
+  );
+
+  histogram(
+    'gossip_publish_ack_seconds',
+    'Publish to ack: from the first publish of a group commit handed to the store to its acks queued, per group commit',
+    () => getServer()?.stats.publishAckSeconds,
+  );
+  histogram(
+    'gossip_replay_seconds',
+    'Replays and snapshots: from the start to the replay-done (or prefix-done), per replay',
+    () => getServer()?.stats.replaySeconds,
+  );
+  histogram(
+    'gossip_store_commit_records',
+    'Records per group commit (one write; one fsync under --fsync always)',
+    () => getStore()?.stats().commitRecords,
+  );
+  histogram(
+    'gossip_store_fsync_seconds',
+    'Fsync duration: of each group commit under --fsync always, of each segment in a background pass',
+    () => getStore()?.stats().fsyncSeconds,
   );
   return registry;
 }

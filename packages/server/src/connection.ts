@@ -14,6 +14,7 @@ import {
 } from '@gossip/protocol';
 import type { AppendResult } from '@gossip/store';
 import type { Publication, ServerContext } from './context.js';
+import { reasonOf, SOCKET_ERROR } from './events.js';
 import { onEmit } from './handlers/emit.js';
 import { FetchQueue, onFetch } from './handlers/fetch.js';
 import { onHello } from './handlers/hello.js';
@@ -105,7 +106,10 @@ export class Connection implements Session, SubscriptionHost {
   /** When the hello is due (`performance.now()`); a legacy connection taking over the socket inherits it (L1). */
   readonly #helloDeadline: number;
   // The socket's listeners, kept so that a legacy connection taking over the socket can remove them.
-  readonly #onSocketError = (error: Error) => this.ctx.log.debug({ conn: this.id, err: error }, 'socket error');
+  readonly #onSocketError = (error: Error) => {
+    this.endReason ??= SOCKET_ERROR;
+    this.ctx.log.debug({ conn: this.id, err: error }, 'socket error');
+  };
   readonly #onSocketEnd = () => this.#onEnd();
   readonly #onSocketClose = () => this.#onClose();
   readonly #push = (bytes: Buffer) => this.out.push(bytes);
@@ -115,11 +119,19 @@ export class Connection implements Session, SubscriptionHost {
       `nothing sent or received for ${this.ctx.options.idleTimeoutMs} ms: ping more often`,
     );
 
+  /** The peer's address and port, for logs: read at the accept, while the socket has them. */
+  readonly remote: string;
+  /** When it was accepted (`performance.now()`). */
+  readonly openedAt = performance.now();
+  /** Why it ended, for the metrics and the log (events.ts); the first reason given wins. */
+  endReason: string | undefined;
+
   /** `id` names the connection in logs; the server numbers them. */
   constructor(ctx: ConnectionHost, id: number, socket: Socket, options: ConnectionOptions = {}) {
     this.ctx = ctx;
     this.id = id;
     this.socket = socket;
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.#tlsPending = options.tlsPending ?? false;
     this.#helloDeadline = performance.now() + ctx.options.helloTimeoutMs;
     this.out = new Outbound(socket, (bytes) => {
@@ -401,6 +413,7 @@ export class Connection implements Session, SubscriptionHost {
    */
   fatal(code: ErrorCode, message: string, discard = false): void {
     if (this.#state === 'closed') return;
+    this.endReason ??= reasonOf(code);
     if (PROTOCOL_ERRORS.has(code)) this.ctx.stats.protocolErrors++;
     this.ctx.log.debug({ conn: this.id, code, message }, 'closing connection');
     if (discard) {
@@ -437,6 +450,7 @@ export class Connection implements Session, SubscriptionHost {
     if (this.#tlsPending) {
       // The TLS handshake is not done: nothing could be read by the peer. Free the descriptor now.
       this.ctx.log.debug({ conn: this.id }, 'no TLS handshake within the hello timeout');
+      this.endReason ??= reasonOf('GOSSIP_ERR_HELLO_TIMEOUT');
       this.setState('closed');
       this.socket.destroy();
       return;
@@ -548,6 +562,17 @@ export class Connection implements Session, SubscriptionHost {
   #welcomed(hello: HelloFrame): void {
     this.echo = hello.echo;
     this.name = hello.name;
+    this.ctx.log.info(
+      {
+        conn: this.id,
+        remote: this.remote,
+        name: hello.name,
+        tls: 'encrypted' in this.socket,
+        since: hello.since === null ? null : String(hello.since),
+        ...(hello.prefixes === undefined ? {} : { prefixes: hello.prefixes.length }),
+      },
+      'client connected',
+    );
     this.prefixes.start(hello);
     this.setState(this.prefixes.scoped ? 'live' : 'replay');
     this.touch();

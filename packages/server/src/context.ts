@@ -1,5 +1,6 @@
 import type { AppendResult, Store } from '@gossip/store';
 import type { TokenSet } from './auth.js';
+import type { RefusalLog } from './events.js';
 import type { ServerLogger } from './options.js';
 import type { ServerStats } from './stats.js';
 
@@ -54,6 +55,8 @@ export interface ServerContext {
   readonly tokens: TokenSet;
   readonly stats: ServerStats;
   readonly log: ServerLogger;
+  /** Refusals and auth failures, rate-limited (events.ts). */
+  readonly refusals: RefusalLog;
   readonly maxFrameBytes: number;
   /** Name and version sent in the welcome. */
   readonly serverName: string;

@@ -13,6 +13,7 @@ import {
 } from '@gossip/protocol';
 import type { AppendResult } from '@gossip/store';
 import type { Publisher, ServerContext } from './context.js';
+import { countReason, reasonOf, SOCKET_ERROR } from './events.js';
 import { REFUSALS, refusal } from './handlers/check.js';
 import type { Limiter } from './limiter.js';
 import { Outbound } from './outbound.js';
@@ -90,10 +91,20 @@ export class LegacyConnection implements Publisher {
    * Takes over `socket` from the native connection `id` that read `first`, its first
    * chunk; the handshake is due by that connection's hello deadline (`performance.now()`).
    */
+  /** The peer's address and port, for logs: read while the socket has them. */
+  readonly remote: string;
+  /** When it was handed the socket (`performance.now()`). */
+  readonly openedAt = performance.now();
+  /** Why it ended, for the metrics and the log (events.ts); the first reason given wins. */
+  endReason: string | undefined;
+  /** The original protocol's handshake names no client. */
+  readonly name = undefined;
+
   constructor(ctx: LegacyHost, socket: Socket, id: number, first: Buffer, helloDeadline: number) {
     this.ctx = ctx;
     this.socket = socket;
     this.id = id;
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
     this.out = new Outbound(socket, (bytes) => {
       ctx.stats.bytesOut += bytes;
     });
@@ -105,7 +116,10 @@ export class LegacyConnection implements Publisher {
     });
     ctx.stats.legacyConnections++;
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('error', (error) => ctx.log.debug({ conn: this.id, err: error }, 'socket error'));
+    socket.on('error', (error) => {
+      this.endReason ??= SOCKET_ERROR;
+      ctx.log.debug({ conn: this.id, err: error }, 'socket error');
+    });
     socket.on('end', () => this.#onEnd());
     socket.on('close', () => this.#onClose());
     // A legacy subscriber that only listens sends nothing, ever: no idle timeout (L5).
@@ -145,8 +159,17 @@ export class LegacyConnection implements Publisher {
    */
   fatal(code: ErrorCode, message: string, discard = false): void {
     if (this.#state === 'closed') return;
+    this.endReason ??= reasonOf(code);
     if (PROTOCOL_ERRORS.has(code)) this.ctx.stats.protocolErrors++;
-    else if (REFUSALS.has(code)) this.ctx.stats.refused++;
+    else if (REFUSALS.has(code)) {
+      this.ctx.stats.refused++;
+      countReason(this.ctx.stats.refusedBy, reasonOf(code));
+      this.ctx.refusals.write(
+        'info',
+        { conn: this.id, remote: this.remote, legacy: true, code, message },
+        'request refused',
+      );
+    }
     this.ctx.log.debug({ conn: this.id, code, message, legacy: true }, 'closing connection');
     this.#held = [];
     this.#heldBytes = 0;
@@ -228,7 +251,7 @@ export class LegacyConnection implements Publisher {
     }
     if (ctx.tokens.enabled && !ctx.options.legacyWithTokens) {
       ctx.stats.authFailures++;
-      ctx.log.warn({ conn: this.id, remote: this.socket.remoteAddress, legacy: true }, 'auth failed');
+      ctx.refusals.write('warn', { conn: this.id, remote: this.remote, legacy: true }, 'auth failed');
       this.fatal(
         'GOSSIP_ERR_UNAUTHORIZED',
         'this server needs a token and the original gossip protocol cannot carry one: ' +
@@ -244,6 +267,7 @@ export class LegacyConnection implements Publisher {
         'legacy replay from before the tombstone horizon: the client may miss deletes',
       );
     }
+    ctx.log.info({ conn: this.id, remote: this.remote, legacy: true, since: String(since) }, 'client connected');
     this.#write(new LegacyEncoder({ slabBytes: 16 }).welcome().take());
     // Join the live stream first, so nothing accepted from here on can be missed.
     this.#setState('replay');
@@ -257,6 +281,7 @@ export class LegacyConnection implements Publisher {
     const enc = new LegacyEncoder();
     try {
       ctx.stats.replays++;
+      const startedAt = performance.now();
       const count = await pacedReplay(
         this.out,
         ctx.options.maxOutboundBytes,
@@ -270,6 +295,7 @@ export class LegacyConnection implements Publisher {
       );
       if (this.#state !== 'replay') return;
       ctx.stats.replayedMessages += count;
+      ctx.stats.replaySeconds.observe((performance.now() - startedAt) / 1000);
       const held = this.#held;
       this.#held = [];
       this.#heldBytes = 0;

@@ -6,6 +6,7 @@ import { TokenSet } from './auth.js';
 import { Connection, type ConnectionHost, type ConnectionState } from './connection.js';
 import type { Origin, Publication, Publisher, ResolvedOptions } from './context.js';
 import { connectionsAllowed, descriptorBudget, REFUSING_SLACK } from './descriptors.js';
+import { CLIENT_CLOSED, countReason, RefusalLog } from './events.js';
 import { LegacyConnection, type LegacyHost } from './legacy-connection.js';
 import { Limiter } from './limiter.js';
 import { DEFAULTS, MAX_PREFIXES_SETTING, type ServerLogger, type ServerOptions } from './options.js';
@@ -31,6 +32,7 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
   readonly tokens: TokenSet;
   readonly stats: ServerStats = emptyStats();
   readonly log: ServerLogger;
+  readonly refusals: RefusalLog;
   readonly maxFrameBytes: number;
   readonly maxSkewNs: bigint;
   readonly now: () => bigint;
@@ -60,7 +62,7 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
   readonly #dirty = new Set<Connection>();
   #flushScheduled = false;
   /** This turn's broadcast and settled publishes, handed out by `#flush`. */
-  readonly #tick = new Tick(() => this.#schedule());
+  readonly #tick = new Tick(() => this.#schedule(), this.stats.publishAckSeconds);
   /** Names connections in logs. */
   #nextId = 1;
   /** Hands a tick's messages to every live connection, native and legacy (`#flush`). */
@@ -134,6 +136,7 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
     }
     this.tokens = new TokenSet(options.tokens ?? []);
     this.log = options.logger ?? silent;
+    this.refusals = new RefusalLog(this.log);
     this.maxFrameBytes = options.maxFrameBytes ?? this.store.maxDataBytes + FRAME_OVERHEAD_BYTES;
     this.maxSkewNs = BigInt(Math.round(this.options.maxSkewMs)) * 1_000_000n;
     this.now = options.now ?? clockNow;
@@ -351,11 +354,39 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
   }
 
   closed(conn: Connection): void {
+    this.#ended(conn, false, this.#refusing.has(conn));
     this.#conns.delete(conn);
     this.#live.delete(conn);
     this.#scoped.delete(conn);
     this.#dirty.delete(conn);
     this.stats.connections = this.#conns.size;
+  }
+
+  /**
+   * A connection ended: counted by its reason (`gossip_disconnects_total`), and logged
+   * with its address, client name, reason and age, but for one refused at the connection
+   * limit (`gossip_connections_refused_total` counts those; a flood of them writes no
+   * flood of lines).
+   */
+  #ended(
+    conn: { id: number; remote: string; name: string | undefined; endReason: string | undefined; openedAt: number },
+    legacy: boolean,
+    refused: boolean,
+  ): void {
+    const reason = conn.endReason ?? CLIENT_CLOSED;
+    countReason(this.stats.disconnects, reason);
+    if (refused) return;
+    this.log.info(
+      {
+        conn: conn.id,
+        remote: conn.remote,
+        name: conn.name,
+        ...(legacy ? { legacy } : {}),
+        reason,
+        ms: Math.round(performance.now() - conn.openedAt),
+      },
+      'connection closed',
+    );
   }
 
   // Connections speaking the original protocol (legacy-connection.ts).
@@ -371,6 +402,7 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
   }
 
   legacyClosed(conn: LegacyConnection): void {
+    this.#ended(conn, true, false);
     this.#conns.delete(conn);
     this.#legacyLive.delete(conn);
     this.stats.connections = this.#conns.size;

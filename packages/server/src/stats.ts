@@ -1,4 +1,5 @@
 import type { ErrorCode } from '@gossip/protocol';
+import { Buckets, SECONDS_BUCKETS } from '@gossip/store';
 
 /** Counters the server keeps; gossipd exposes them as Prometheus metrics. */
 export interface ServerStats {
@@ -16,6 +17,20 @@ export interface ServerStats {
   publishesFailed: number;
   emits: number;
   refused: number;
+  /** `refused` by reason (events.ts `reasonOf` of the error ack's code). */
+  refusedBy: Record<string, number>;
+  /**
+   * Connections ended, by reason: the code of the error frame that ended it
+   * (`reasonOf`), or `client_closed` / `socket_error` when none did.
+   */
+  disconnects: Record<string, number>;
+  /**
+   * Seconds from the first publish of a group commit handed to the store to the acks of
+   * that group commit queued for their connections: one observation per group commit.
+   */
+  publishAckSeconds: Buckets;
+  /** Seconds from a replay's start to its replay-done (or prefix-done): one observation per replay. */
+  replaySeconds: Buckets;
   fetches: number;
   replays: number;
   replayedMessages: number;
@@ -44,6 +59,10 @@ export function emptyStats(): ServerStats {
     publishesFailed: 0,
     emits: 0,
     refused: 0,
+    refusedBy: {},
+    disconnects: {},
+    publishAckSeconds: new Buckets(SECONDS_BUCKETS),
+    replaySeconds: new Buckets(SECONDS_BUCKETS),
     fetches: 0,
     replays: 0,
     replayedMessages: 0,

@@ -262,6 +262,7 @@ export class Subscriptions implements PrefixSet {
     const host = this.#host;
     const { store, stats, options } = host.ctx;
     sub.state = 'replaying';
+    const startedAt = performance.now();
     const abort = new AbortController();
     sub.abort = abort;
     const open = () => !host.closed && !host.out.socket.destroyed;
@@ -332,6 +333,7 @@ export class Subscriptions implements PrefixSet {
     // The replay read all its batches: what the first charge took for the batch after the last is back.
     this.#credit.refund(charged - read);
     stats.replayedMessages += count;
+    stats.replaySeconds.observe((performance.now() - startedAt) / 1000);
     const { snapshot, newestTs } = plan as { snapshot: boolean; newestTs: bigint };
     this.#done(sub, count, newestTs, snapshot);
   }

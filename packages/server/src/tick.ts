@@ -1,5 +1,5 @@
 import { FrameEncoder, LegacyEncoder, LegacyKind, MessageFlags } from '@gossip/protocol';
-import type { AppendResult } from '@gossip/store';
+import { type AppendResult, Buckets, SECONDS_BUCKETS } from '@gossip/store';
 import type { Origin, Publication, Publisher } from './context.js';
 
 /** An entry's place once its tick is over: what it pointed at may be collected. */
@@ -67,6 +67,8 @@ class PublishBatch {
   readonly frames: Publication[] = [];
   result: AppendResult | undefined;
   error: unknown;
+  /** When its first publish was handed to the store. */
+  readonly startedAt = performance.now();
 
   constructor(promise: Promise<AppendResult>) {
     this.promise = promise;
@@ -93,6 +95,8 @@ class PublishBatch {
  */
 export class Tick {
   readonly #schedule: () => void;
+  /** Publish → ack, one observation per batch (stats.ts `publishAckSeconds`). */
+  readonly #ackSeconds: Buckets;
   readonly #enc = new FrameEncoder({ slabBytes: 256 * 1024 });
   /** The legacy form of the messages: made once the first legacy client is live. */
   #legacyEnc: LegacyEncoder | undefined;
@@ -102,9 +106,10 @@ export class Tick {
   /** Batches the store settled, in that order, for the next flush. */
   #settled: PublishBatch[] = [];
 
-  /** `schedule` asks for a flush after this turn's I/O. */
-  constructor(schedule: () => void) {
+  /** `schedule` asks for a flush after this turn's I/O; `ackSeconds` takes each batch's publish → ack time. */
+  constructor(schedule: () => void, ackSeconds = new Buckets(SECONDS_BUCKETS)) {
     this.#schedule = schedule;
+    this.#ackSeconds = ackSeconds;
   }
 
   /** Queues a message for every live connection. */
@@ -167,7 +172,9 @@ export class Tick {
   #settle(): void {
     const settled = this.#settled;
     this.#settled = [];
+    const now = performance.now();
     for (const batch of settled) {
+      this.#ackSeconds.observe((now - batch.startedAt) / 1000);
       const { publishers, frames, result, error } = batch;
       const accepted = result?.status === 'accepted';
       for (let i = 0; i < frames.length; i++) {

@@ -5,6 +5,7 @@ import { Store, type StoreOptions } from '@gossip/store';
 import { afterEach, beforeEach } from 'vitest';
 import { TokenSet } from '../src/auth.js';
 import type { ResolvedOptions, ServerContext } from '../src/context.js';
+import { RefusalLog } from '../src/events.js';
 import { DEFAULTS } from '../src/options.js';
 import { emptyStats } from '../src/stats.js';
 
@@ -48,6 +49,7 @@ export function testContext(
     tokens: new TokenSet([]),
     stats: emptyStats(),
     log: silent,
+    refusals: new RefusalLog(silent),
     maxFrameBytes: store.maxDataBytes + 65_536,
     serverName: 'gossipd/test',
     maxSkewNs: BigInt(resolved.maxSkewMs) * 1_000_000n,

@@ -1,3 +1,4 @@
+export { Buckets, COUNT_BUCKETS, SECONDS_BUCKETS } from './buckets.js';
 export { CHECKPOINT_FILE } from './checkpoint.js';
 export type { CompactionResult } from './compaction.js';
 export type { ParsedRecord } from './format.js';

@@ -1,4 +1,5 @@
 import { checkData, checkId, checkTs, now as clockNow, type Epoch, GossipError, MAX_ID_BYTES } from '@gossip/protocol';
+import type { Buckets } from './buckets.js';
 import { writeCheckpoint } from './checkpoint.js';
 import { type CompactionResult, Compactor } from './compaction.js';
 import { parseRecord, SEGMENT_HEADER_BYTES } from './format.js';
@@ -31,6 +32,10 @@ export interface StoreStats {
   compactedBytes: number;
   /** Write and fsync failures since open. */
   ioErrors: number;
+  /** Seconds per fsync since open (the writer's; read, do not change). */
+  fsyncSeconds: Buckets;
+  /** Records per group commit since open (the writer's; read, do not change). */
+  commitRecords: Buckets;
   recovery: RecoveryReport;
 }
 
@@ -328,6 +333,8 @@ export class Store {
       compactions: this.#compactor.compactions,
       compactedBytes: this.#compactor.compactedBytes,
       ioErrors: this.#writer.ioErrors,
+      fsyncSeconds: this.#writer.fsyncSeconds,
+      commitRecords: this.#writer.commitRecords,
       recovery: this.#recovery,
     };
   }

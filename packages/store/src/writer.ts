@@ -1,4 +1,5 @@
 import { GossipError } from '@gossip/protocol';
+import { Buckets, COUNT_BUCKETS, SECONDS_BUCKETS } from './buckets.js';
 import { RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES, segmentHeader, writeRecord } from './format.js';
 import { writeFully, writeFullyNow } from './fs.js';
 import type { Replaced } from './index-table.js';
@@ -82,6 +83,10 @@ export class Writer {
   #slabPos = 0;
   /** Where the open batch's not-yet-listed slab bytes start. */
   #slabMark = 0;
+  /** Seconds each fsync took: a group commit's under `always`, each segment's of a background pass. */
+  readonly fsyncSeconds = new Buckets(SECONDS_BUCKETS);
+  /** Records per group commit (one batch: one write, one fsync under `always`). */
+  readonly commitRecords = new Buckets(COUNT_BUCKETS);
   /** Write and fsync failures. */
   ioErrors = 0;
 
@@ -176,7 +181,9 @@ export class Writer {
         for (const seg of [...this.#o.segments.all]) {
           if (!seg.dirty) continue;
           try {
+            const t0 = performance.now();
             await seg.sync();
+            this.fsyncSeconds.observe((performance.now() - t0) / 1000);
             seg.syncFailed = undefined;
           } catch (error) {
             if (!seg.sealPending) {
@@ -325,7 +332,9 @@ export class Writer {
         alone && !always && batch.bytes <= WRITE_NOW_MAX_BYTES && writeFullyNow(file, batch.bufs, batch.start);
       if (!now) await writeFully(file, batch.bufs, batch.start);
       if (always) {
+        const t0 = performance.now();
         await file.sync();
+        this.fsyncSeconds.observe((performance.now() - t0) / 1000);
         seg.syncedSize = batch.start + batch.bytes;
       }
     } catch (error) {
@@ -351,6 +360,7 @@ export class Writer {
       );
       if (applied) segments.credit(seg, size, replaced);
     }
+    this.commitRecords.observe(slots.length);
     batch.resolve(always ? SYNCED : WRITTEN);
   }
 

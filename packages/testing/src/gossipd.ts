@@ -192,9 +192,12 @@ export class Gossipd {
   /** One metric's value from /metrics. */
   async metric(name: string): Promise<number> {
     const { text } = await this.admin('/metrics');
-    const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-    if (!line) throw new Error(`metric ${name} not found`);
-    return Number(line.split(' ').pop());
+    const lines = text.split('\n');
+    // a labeled metric (gossip_refused_total{reason=…}) sums its samples; one that has none yet is 0
+    const samples = lines.filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+    if (samples.length === 0 && !lines.some((l) => l.startsWith(`# TYPE ${name} `)))
+      throw new Error(`metric ${name} not found`);
+    return samples.reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
   }
 
   /**

@@ -3,6 +3,7 @@ import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AckStatus, Durability, FrameKind, MessageFlags, now } from '@gossip/protocol';
+import { uncheckedEncoder } from '@gossip/protocol/testing';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../../apps/gossipd/src/config.js';
 import { fatalError, harness } from './harness.js';
@@ -21,7 +22,7 @@ const VERSION = (
 /** Every metric name apps/gossipd/src/metrics.ts registers. */
 const METRIC_NAMES = [
   ...readFileSync(new URL('../../../apps/gossipd/src/metrics.ts', import.meta.url), 'utf8').matchAll(
-    /\b(?:counter|gauge)\(\s*'(gossip_[a-z_]+)'/g,
+    /\b(?:counter|gauge|counterByReason|histogram)\(\s*'(gossip_[a-z_]+)'/g,
   ),
 ].map((m) => m[1] as string);
 
@@ -160,7 +161,7 @@ describe('admin', () => {
     expect(METRIC_NAMES.length).toBeGreaterThan(20);
     const { status, text } = await d.admin('/metrics');
     expect(status).toBe(200);
-    for (const name of METRIC_NAMES) expect(text).toMatch(new RegExp(`^${name}(\\{[^}]*\\})? `, 'm'));
+    for (const name of METRIC_NAMES) expect(text).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
     expect(text).toMatch(/^process_resident_memory_bytes /m);
     expect(await d.metric('gossip_publishes_total')).toBe(0);
 
@@ -185,11 +186,81 @@ describe('admin', () => {
       gossip_store_tombstones: 0,
     };
     for (const [name, value] of Object.entries(expected)) expect([name, await d.metric(name)]).toEqual([name, value]);
-    expect(await d.metric('gossip_connections_total')).toBeGreaterThanOrEqual(1);
+    expect(await d.metric('gossip_connections_accepted_total')).toBeGreaterThanOrEqual(1);
     expect(await d.metric('gossip_bytes_in_total')).toBeGreaterThan(0);
     expect(await d.metric('gossip_bytes_out_total')).toBeGreaterThan(0);
     expect(await d.metric('gossip_messages_out_total')).toBe(2);
-    expect(await d.metric('gossip_store_newest_ts_seconds')).toBeCloseTo(Number(ts) / 1e9, 3);
+    expect(await d.metric('gossip_store_newest_timestamp_seconds')).toBeCloseTo(Number(ts) / 1e9, 3);
+  });
+
+  it('admin - docs/OPERATIONS.md lists every family /metrics serves, with its type, and no two families share a name', async () => {
+    const d = await h.start();
+    const { text } = await d.admin('/metrics');
+    const served = new Map(
+      [...text.matchAll(/^# TYPE (gossip_[a-z_]+) (\w+)$/gm)].map((m) => [m[1] as string, m[2] as string]),
+    );
+    const doc = readFileSync(new URL('../../../docs/OPERATIONS.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('## Metrics'), doc.indexOf('## Durability'));
+    const listed = new Map(
+      [...section.matchAll(/^\| `(gossip_[a-z_]+)` \| (\w+) \|/gm)].map((m) => [m[1] as string, m[2] as string]),
+    );
+    expect(listed.size).toBeGreaterThan(30);
+    expect(Object.fromEntries(listed)).toEqual(Object.fromEntries(served));
+    // OpenMetrics names a counter's family without `_total`: it must not be another family's name
+    const families = [...served].map(([name, type]) => (type === 'counter' ? name.replace(/_total$/, '') : name));
+    expect(new Set(families).size).toBe(families.length);
+    // times are Unix seconds, named so
+    for (const name of served.keys()) if (/_ts_|timestamp/.test(name)) expect(name).toMatch(/_timestamp_seconds$/);
+  });
+
+  it('admin - refusals and disconnects are counted by reason; the histograms take one observation per group commit and per replay', async () => {
+    const d = await h.start({ args: ['--fsync', 'always'] });
+    const a = await h.live(d.port);
+    const ts = now();
+    for (let i = 0; i < 20; i++) a.send(a.enc.publish(i + 1, `k${i}`, ts + BigInt(i), Buffer.from('v')).take());
+    await a.next((f) => f.kind === FrameKind.Ack && f.reqId === 20);
+    a.send(uncheckedEncoder().publish(99, 'x'.repeat(300), ts, Buffer.from('v')).take());
+    await a.next((f) => f.kind === FrameKind.Ack && f.reqId === 99);
+    const b = await h.connect(d.port, { since: ts });
+    expect((await b.replay()).messages).toHaveLength(20);
+    b.socket.destroy();
+    await d.waitLog((l) => l.msg === 'connection closed' && l.reason === 'client_closed');
+    const { text } = await d.admin('/metrics');
+    expect(text).toMatch(/^gossip_refused_total\{reason="id_too_long"\} 1$/m);
+    expect(text).toMatch(/^gossip_disconnects_total\{reason="client_closed"\} 1$/m);
+    const count = (name: string) => Number(new RegExp(`^${name}_count (\\S+)$`, 'm').exec(text)?.[1]);
+    const commits = count('gossip_store_commit_records');
+    const records = Number(/^gossip_store_commit_records_sum (\S+)$/m.exec(text)?.[1]);
+    expect(records).toBe(20);
+    expect(commits).toBeGreaterThanOrEqual(1);
+    expect(commits).toBeLessThanOrEqual(20);
+    expect(count('gossip_publish_ack_seconds')).toBe(commits);
+    expect(count('gossip_store_fsync_seconds')).toBeGreaterThanOrEqual(commits);
+    expect(count('gossip_replay_seconds')).toBe(1);
+    expect(text).toMatch(/^gossip_publish_ack_seconds_bucket\{le="\+Inf"\} \d+$/m);
+    // the log: each connection's open and close with its address, name and reason; the refusal with its code
+    const logs = d.logs;
+    expect(logs.filter((l) => l.msg === 'client connected')).toHaveLength(2);
+    expect(logs.find((l) => l.msg === 'client connected')).toMatchObject({
+      remote: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+    });
+    expect(logs.find((l) => l.msg === 'request refused')).toMatchObject({ code: 'GOSSIP_ERR_ID_TOO_LONG', level: 30 });
+  });
+
+  it('admin - a flood of refused requests writes at most 10 log lines a second, the next one counting what it left out', async () => {
+    const d = await h.start();
+    const a = await h.live(d.port);
+    const raw = uncheckedEncoder();
+    for (let i = 1; i <= 200; i++) a.send(raw.publish(i, '', now(), Buffer.from('v')).take());
+    await a.next((f) => f.kind === FrameKind.Ack && f.reqId === 200);
+    expect(await d.metric('gossip_refused_total')).toBe(200);
+    const lines = () => d.logs.filter((l) => l.msg === 'request refused');
+    expect(lines().length).toBeLessThanOrEqual(10);
+    await new Promise((r) => setTimeout(r, 1100));
+    a.send(raw.publish(201, '', now(), Buffer.from('v')).take());
+    await a.next((f) => f.kind === FrameKind.Ack && f.reqId === 201);
+    const last = await d.waitLog((l) => l.msg === 'request refused' && typeof l.suppressed === 'number');
+    expect(lines().length + (last.suppressed as number)).toBe(201);
   });
 
   it('admin - a copy of the build with no node_modules serves /metrics: prom-client is inside it', async () => {
@@ -197,7 +268,7 @@ describe('admin', () => {
     const d = await h.start({ bin: await copyOfBuild(), env: { NODE_PATH: '' } });
     const { status, text } = await d.admin('/metrics');
     expect(status).toBe(200);
-    for (const name of METRIC_NAMES) expect(text).toMatch(new RegExp(`^${name}(\\{[^}]*\\})? `, 'm'));
+    for (const name of METRIC_NAMES) expect(text).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
     expect(await d.admin('/readyz')).toEqual({ status: 200, text: 'ready\n' });
     const a = await h.live(d.port);
     expect((await a.publish('k', now(), 'v')).status).toBe(AckStatus.Accepted);

@@ -11,6 +11,7 @@ import {
   type UnsubscribeFrame,
 } from '@gossip/protocol';
 import type { ServerContext } from '../context.js';
+import { countReason, reasonOf } from '../events.js';
 import type { PrefixSet, Session } from '../session.js';
 
 /*
@@ -213,6 +214,12 @@ export function refuseUnsubscribe(session: Session, f: UnsubscribeFrame): boolea
 function refused(session: Session, ctx: ServerContext, reqId: number, refusal: Refusal | undefined): boolean {
   if (!refusal) return false;
   ctx.stats.refused++;
+  countReason(ctx.stats.refusedBy, reasonOf(refusal[0]));
+  ctx.refusals.write(
+    'info',
+    { conn: session.id, remote: session.remoteAddress, name: session.name, code: refusal[0], message: refusal[1] },
+    'request refused',
+  );
   return errorAck(session, reqId, refusal);
 }
 

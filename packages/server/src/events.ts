@@ -1,0 +1,57 @@
+import type { ErrorCode } from '@gossip/protocol';
+import type { ServerLogger } from './options.js';
+
+// What the server tells operators about connections and refusals: the `reason` of each
+// metric label and log line, and a log of refusals that a flood cannot turn into a flood
+// of lines. This module imports no connection and no server.
+
+/** A coded error as a metric's `reason` label: GOSSIP_ERR_SLOW_CONSUMER → slow_consumer. */
+export function reasonOf(code: ErrorCode): string {
+  return code.replace(/^GOSSIP_ERR_/, '').toLowerCase();
+}
+
+/** Why a connection ended that no error frame names: the client closed it, or its socket failed. */
+export const CLIENT_CLOSED = 'client_closed';
+export const SOCKET_ERROR = 'socket_error';
+
+/** Adds one to `reason`'s count. */
+export function countReason(counts: Record<string, number>, reason: string): void {
+  counts[reason] = (counts[reason] ?? 0) + 1;
+}
+
+/** Lines per second the refusal log writes at most; the rest are counted into the next line. */
+const LINES_PER_SECOND = 10;
+
+/**
+ * The log of refusals (an error ack: an id too long, a ts too far ahead; a hello without
+ * a valid token): a line each, at most LINES_PER_SECOND a second for all connections
+ * together; past that they are counted, and the next line written says how many were
+ * left out (`suppressed`). A client that sends a flood of bad requests cannot turn it
+ * into a flood of log lines.
+ */
+export class RefusalLog {
+  readonly #log: ServerLogger;
+  #windowStart = Number.NEGATIVE_INFINITY;
+  #written = 0;
+  #suppressed = 0;
+
+  constructor(log: ServerLogger) {
+    this.#log = log;
+  }
+
+  write(level: 'info' | 'warn', fields: Record<string, unknown>, msg: string): void {
+    const now = performance.now();
+    if (now - this.#windowStart >= 1000) {
+      this.#windowStart = now;
+      this.#written = 0;
+    }
+    if (this.#written >= LINES_PER_SECOND) {
+      this.#suppressed++;
+      return;
+    }
+    this.#written++;
+    const suppressed = this.#suppressed;
+    this.#suppressed = 0;
+    this.#log[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
+  }
+}
