@@ -10,6 +10,7 @@ import { type ClientMessage, GossipClient, utf8Codec } from '@gossip/client';
 import type { Gossipd } from '@gossip/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Daemons } from '../src/daemons.js';
+import { iso } from '../src/iso.js';
 
 // End to end: the built `gossip` CLI against the real gossipd.
 
@@ -123,12 +124,6 @@ function subscribe(d: Gossipd, args: string[]) {
       return code;
     },
   };
-}
-
-/** A ts as the CLI's human and JSON forms show it: ISO 8601 in UTC to the nanosecond (from 1970 on). */
-function iso(ts: bigint): string {
-  const ms = new Date(Number(ts / 1_000_000n)).toISOString().slice(0, -1);
-  return `${ms}${(ts % 1_000_000n).toString().padStart(6, '0')}Z`;
 }
 
 /** A loopback port nothing listens on. */

@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { GossipClient, utf8Codec } from '@gossip/client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { iso } from '../src/iso.js';
 import { type Relay, relay } from '../src/relay.js';
 import { harness } from './harness.js';
 
@@ -263,12 +264,12 @@ describe('cli process - gossip sub', () => {
     const sub = run([CLI, 'sub', '--since', 'all'], { GOSSIP_ADDRESS: `127.0.0.1:${port}` });
     sub.child.stdin?.end();
     // The replayed message shows it is connected.
-    await sub.line((l) => l === `${before} before restart`);
+    await sub.line((l) => l === `${iso(before)} before "restart"`);
     await d.kill();
     await sub.errLine((l) => l.startsWith('disconnected:'));
     await h.start({ dataDir: d.dataDir, args: ['--port', String(port)] });
     const after = await publish(port, 'after', 'restart');
-    await sub.line((l) => l === `${after} after restart`);
+    await sub.line((l) => l === `${iso(after)} after "restart"`);
     sub.child.kill('SIGINT');
     expect(await sub.exited).toEqual({ code: 0, signal: null });
   });
@@ -280,13 +281,13 @@ describe('cli process - gossip sub', () => {
     await publish(port, 'c/before', 'not for it');
     const sub = run([CLI, 'sub', 'a/', 'b/'], { GOSSIP_ADDRESS: `127.0.0.1:${port}` });
     sub.child.stdin?.end();
-    await sub.line((l) => l === `${before} a/before restart`);
+    await sub.line((l) => l === `${iso(before)} a/before "restart"`);
     await d.kill();
     await sub.errLine((l) => l.startsWith('disconnected:'));
     await h.start({ dataDir: d.dataDir, args: ['--port', String(port)] });
     await publish(port, 'c/after', 'not for it');
     const after = await publish(port, 'b/after', 'restart');
-    await sub.line((l) => l === `${after} b/after restart`);
+    await sub.line((l) => l === `${iso(after)} b/after "restart"`);
     expect(sub.stdout.filter((l) => l.includes(' c/'))).toEqual([]);
     sub.child.kill('SIGINT');
     expect(await sub.exited).toEqual({ code: 0, signal: null });
