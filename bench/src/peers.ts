@@ -31,11 +31,13 @@
  *   GOSSIP_PEERS_RESULTS=1         also write the output into the "Peers" section of bench/RESULTS.md
  * A missing peer binary is reported with how to install it, and the run goes on without it.
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { fmt, goal, markdownTable } from './measure.js';
 import {
   type Config,
@@ -59,7 +61,18 @@ import { redis } from './peers/redis.js';
 import { Ages, abortable, deferred, PAYLOAD_BYTES, pacedLatency, windowedPublish } from './publish.js';
 import { startGossipd } from './server.js';
 
-type Figure = 'w1' | 'w2rate' | 'w2p50' | 'w2p99' | 'w2p50slow' | 'w2p99slow' | 'w3' | 'w4' | 'listen' | 'nodeStart';
+type Figure =
+  | 'w1'
+  | 'w2rate'
+  | 'w2p50'
+  | 'w2p99'
+  | 'w2p50slow'
+  | 'w2p99slow'
+  | 'w3'
+  | 'w4'
+  | 'listen'
+  | 'listenSea'
+  | 'nodeStart';
 type Outcome = number | Error;
 type Results = Partial<Record<Figure, Outcome>>;
 
@@ -287,36 +300,57 @@ async function latency(
   } else out[keys.p99] = out[keys.p50] as Error;
 }
 
-/**
- * W4's floor: spawn → listening of the gossipd users start (the gossipd package's bin, on
- * an empty folder, with its admin listener), alternated `cfg.starts` times with spawn → exit of `node -e 0`, Node's
- * own start; the best of each.
- */
 /** What users start: the gossipd package's bin, which runs the bundle. */
 const GOSSIPD_BIN = fileURLToPath(new URL('../../apps/gossipd/bin/gossipd.cjs', import.meta.url));
+/** What builds the one-file gossipd (`pnpm build:sea`). */
+const SEA_SCRIPT = fileURLToPath(new URL('../../apps/gossipd/scripts/sea.mjs', import.meta.url));
 
+/** Spawn → listening of gossipd on an empty folder, with its admin listener (which a users' start loads). */
+async function startMs(how: { bin: string } | { executable: string }): Promise<number> {
+  const dir = await tempDir('gossipd-start');
+  try {
+    const d = await startGossipd({ admin: true, dataDir: dir, onSpawn: track, ...how });
+    await d.stop();
+    return d.startMs;
+  } finally {
+    await removeDir(dir);
+  }
+}
+
+/**
+ * W4's floor: spawn → listening of the gossipd users start (the gossipd package's bin, on
+ * an empty folder, with its admin listener) and of the one-file gossipd (built here first,
+ * as `pnpm build:sea` builds it), alternated `cfg.starts` times with spawn → exit of
+ * `node -e 0`, Node's own start; the best of each.
+ */
 async function starts(cfg: Config, out: Results): Promise<void> {
   let gossipdMs = Number.POSITIVE_INFINITY;
+  let seaMs = Number.POSITIVE_INFINITY;
   let nodeMs = Number.POSITIVE_INFINITY;
+  const seaDir = await tempDir('gossipd-sea');
+  const executable = join(seaDir, 'gossipd');
+  let sea: Error | undefined;
+  try {
+    await promisify(execFile)(process.execPath, [SEA_SCRIPT, executable]);
+  } catch (e) {
+    sea = e as Error;
+  }
   for (let i = 0; i < cfg.starts; i++) {
     const t0 = performance.now();
     const node = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
     const [code] = (await once(node, 'exit')) as [number | null];
     if (code !== 0) throw new Error(`node -e 0 exited with ${code}`);
     nodeMs = Math.min(nodeMs, performance.now() - t0);
-    const dir = await tempDir('gossipd-start');
-    try {
-      // As users start it: with its admin listener (/metrics, /readyz), which a start loads.
-      const d = await startGossipd({ admin: true, dataDir: dir, onSpawn: track, bin: GOSSIPD_BIN });
-      gossipdMs = Math.min(gossipdMs, d.startMs);
-      await d.stop();
-    } finally {
-      await removeDir(dir);
-    }
+    gossipdMs = Math.min(gossipdMs, await startMs({ bin: GOSSIPD_BIN }));
+    if (!sea) seaMs = Math.min(seaMs, await startMs({ executable }));
   }
+  await removeDir(seaDir);
   out.listen = gossipdMs;
+  out.listenSea = sea ?? seaMs;
   out.nodeStart = nodeMs;
-  log(`  gossipd spawn → listening ${gossipdMs.toFixed(0)} ms, node -e 0 ${nodeMs.toFixed(0)} ms`);
+  log(
+    `  gossipd spawn → listening ${gossipdMs.toFixed(0)} ms, one-file ${sea ? `FAILED ${sea.message}` : `${seaMs.toFixed(0)} ms`}, node -e 0 ${nodeMs.toFixed(0)} ms`,
+  );
 }
 
 const HIGHER_IS_BETTER: Record<Figure, boolean> = {
@@ -329,6 +363,7 @@ const HIGHER_IS_BETTER: Record<Figure, boolean> = {
   w3: false,
   w4: false,
   listen: false,
+  listenSea: false,
   nodeStart: false,
 };
 
@@ -637,7 +672,19 @@ async function main(): Promise<void> {
       },
     },
     {
-      label: '  beside it: node -e 0, spawn → exit',
+      label: 'W4 the one-file gossipd (pnpm build:sea: Node SEA with its code cache) spawn → listening',
+      unit: 'ms',
+      key: 'listenSea',
+      higher: false,
+      gossipd: gossipdDefault.name,
+      compare: false,
+      goal: (g) => {
+        const node = figureOf(results, gossipdDefault.name, 'nodeStart');
+        return { text: '≤ 1.5× node -e 0', met: node === undefined ? undefined : g <= 1.5 * node };
+      },
+    },
+    {
+      label: '  beside them: node -e 0, spawn → exit',
       unit: 'ms',
       key: 'nodeStart',
       higher: false,
@@ -685,7 +732,7 @@ async function main(): Promise<void> {
     'W2 latency: paced by a 1 ms timer, each payload carries process.hrtime.bigint() at send;',
     `${k(cfg.rate)} msg/s and ${k(cfg.slowRate)} msg/s for ${cfg.latencySeconds} s each, after ${cfg.warmupSeconds} s at that rate that is not measured. W3 runs on the server W1 filled (${k(cfg.messages)} messages over ${k(cfg.ids)} ids);`,
     'W4 stops it (SIGTERM) and restarts it on the same folder, timed from spawn to the client having every id. Beside it, once per run,',
-    `${cfg.starts} starts of the gossipd package's bin on an empty folder with its admin listener (spawn to its "listening" log line), alternated with`,
+    `${cfg.starts} starts of the gossipd package's bin and of the one-file gossipd (built by the run as pnpm build:sea builds it) on an empty folder with its admin listener (spawn to its "listening" log line), alternated with`,
     "`node -e 0` (spawn to exit): Node's own start is the floor of any Node daemon's.",
     'The goal column holds the gossipd figure of its row to the goal set for it (issue 17).',
     '',

@@ -37,6 +37,8 @@ export interface GossipdOptions {
   env?: Record<string, string>;
   /** The entry point to run: another build's `main.cjs` [GOSSIPD]. */
   bin?: string;
+  /** A single executable gossipd (`pnpm build:sea`) to run instead of Node with `bin` [none]. */
+  executable?: string;
   /** Start the admin listener on a free port, read into `adminPort` (`--admin-port 0`), or not at all (`off`) [true]. */
   admin?: boolean;
   /** Start under this descriptor limit: `ulimit -n`, through `sh -c … exec`, so the child is gossipd itself [inherited]. */
@@ -115,8 +117,7 @@ export class Gossipd {
     const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'gossipd-')));
     const admin = options.admin ?? true;
     const command = [
-      process.execPath,
-      options.bin ?? GOSSIPD,
+      ...(options.executable ? [options.executable] : [process.execPath, options.bin ?? GOSSIPD]),
       '--port',
       '0',
       '--admin-port',
