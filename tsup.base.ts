@@ -11,8 +11,8 @@ export const base = {
 } as const;
 
 /**
- * The library packages are ES modules only. Node 20.19 and newer load them with import
- * and require() alike (their `module-sync` export condition); on an older Node, require()
+ * The library packages are ES modules only. Node 20.19+ and 22.12+ load them with import
+ * and require() alike (their `module-sync` export condition); on another Node, require()
  * gets this file (their `require` condition), which says so instead of Node's
  * ERR_REQUIRE_ESM. Written by the build into dist/require.cjs of the package built.
  */
@@ -23,7 +23,7 @@ export const esmOnly = {
     writeFileSync(
       'dist/require.cjs',
       `throw new Error(${JSON.stringify(
-        `${name} is an ES module: require() of it needs Node.js 20.19 or newer, which loads ES modules with require(). Use import, or upgrade Node.js.`,
+        `${name} is an ES module: require() of it needs a Node.js that loads ES modules with require() (20.19 or newer on 20.x, or 22.12 or newer). Use import, or upgrade Node.js.`,
       )} + ' (this is Node.js ' + process.version + ')');\n`,
     );
   },

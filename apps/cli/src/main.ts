@@ -1,4 +1,4 @@
-import { belowNodeFloor, GossipError } from '@gossip/protocol';
+import { GossipError } from '@gossip/protocol';
 import { compact, compactHelp } from './commands/compact.js';
 import { emit, emitHelp } from './commands/emit.js';
 import { fetch, fetchHelp } from './commands/fetch.js';
@@ -42,11 +42,6 @@ const HELPS: Record<string, string> = {
 };
 
 export async function run(argv: string[], io: Io, signal: AbortSignal): Promise<number> {
-  const tooOld = belowNodeFloor('gossip');
-  if (tooOld) {
-    io.err(`gossip: ${tooOld}\n`);
-    return EXIT.failed;
-  }
   const [command, ...args] = argv;
   try {
     switch (command) {
@@ -97,6 +92,12 @@ async function readStdin(): Promise<Buffer> {
   for await (const c of process.stdin) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
 }
+
+// `gossip sub | head -1`: the reader is gone, and so is the need to write: a quiet exit 0.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(EXIT.ok);
+  throw error;
+});
 
 const controller = new AbortController();
 process.once('SIGINT', () => controller.abort());

@@ -33,7 +33,8 @@ export function isoTime(ts: bigint): string {
   return `${iso.slice(0, -1)}${rest.toString().padStart(6, '0')}Z`;
 }
 
-const fatalUtf8 = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a value's leading U+FEFF is part of it, shown, not dropped
+const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** A message's data as text when it is valid UTF-8, else as base64 (marked). */
 export function showData(data: Uint8Array): { text: string; base64: boolean } {
@@ -50,17 +51,33 @@ export function jsonData(data: Uint8Array): { value: string } | { base64: string
   return shown.base64 ? { base64: shown.text } : { value: shown.text };
 }
 
-/** An id as it reads on a human line: as is, or a JSON string when it would not read as one word. */
+/**
+ * Characters a terminal would act on or that reorder what it shows, which a JSON string
+ * leaves as they are: DEL, the C1 controls (U+009B starts an escape sequence on some
+ * terminals) and the bidirectional marks and overrides.
+ */
+const TERMINAL_UNSAFE = /[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+
+/** A JSON string whose every control and bidirectional character is escaped. */
+function quote(text: string): string {
+  return JSON.stringify(text).replace(
+    TERMINAL_UNSAFE,
+    (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/** An id as it reads on a human line: as is, or a quoted string when it would not read as one safe word. */
 export function humanId(id: string): string {
+  TERMINAL_UNSAFE.lastIndex = 0;
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
-  return id === '' || /[\s"\u0000-\u001f\u007f]/u.test(id) ? JSON.stringify(id) : id;
+  return id === '' || /[\s"\u0000-\u001f]/u.test(id) || TERMINAL_UNSAFE.test(id) ? quote(id) : id;
 }
 
 /** A value as it reads on a human line: a JSON string, `base64:…`, or `(deleted)` for a tombstone. */
 export function humanValue(data: Uint8Array | undefined): string {
   if (data === undefined || data.byteLength === 0) return '(deleted)';
   const shown = showData(data);
-  return shown.base64 ? `base64:${shown.text}` : JSON.stringify(shown.text);
+  return shown.base64 ? `base64:${shown.text}` : quote(shown.text);
 }
 
 /** One human line: `<time> <id> <value>[ (transient)]`. */

@@ -20,6 +20,10 @@ describe('cli output', () => {
     expect(humanId('line\nbreak')).toBe('"line\\nbreak"');
     expect(humanId('')).toBe('""');
     expect(humanId('é/ü')).toBe('é/ü');
+    // what a terminal would act on, or show reordered, is escaped
+    expect(humanId('a\u009b2Jb')).toBe('"a\\u009b2Jb"');
+    expect(humanId('x\u202ey')).toBe('"x\\u202ey"');
+    expect(humanId('del\u007f')).toBe('"del\\u007f"');
   });
 
   it('cli output - a value is a JSON string, base64:… or (deleted), never one for another', () => {
@@ -30,6 +34,10 @@ describe('cli output', () => {
     expect(humanValue(Buffer.from('base64:/wA='))).toBe('"base64:/wA="');
     expect(humanValue(new Uint8Array(0))).toBe('(deleted)');
     expect(humanValue(undefined)).toBe('(deleted)');
+    expect(humanValue(Buffer.from('\u001b[31mred'))).toBe('"\\u001b[31mred"');
+    expect(humanValue(Buffer.from('a\u202eb'))).toBe('"a\\u202eb"');
+    // a leading byte order mark is part of the value
+    expect(humanValue(Buffer.from([0xef, 0xbb, 0xbf, 0x61]))).toBe('"\ufeffa"');
     expect(humanLine('a b', 5n, Buffer.from('v'), true)).toBe('1970-01-01T00:00:00.000000005Z "a b" "v" (transient)\n');
   });
 

@@ -140,16 +140,21 @@ describe('cli sub', () => {
     expect(conns[0]?.hello.since).toBe(MIN_TS);
   });
 
-  it('cli sub - a resync of one prefix names it on stderr', async () => {
-    const { address } = await scripted((c) => {
-      c.enc
-        .prefixResync('flags/', ResyncReason.Full, null)
-        .message(MessageFlags.Replayed, 'flags/a', 5n, Buffer.from('on'))
-        .prefixDone('flags/', 1, 5n, true);
-    });
-    const r = await run(['flags/'], address, (o) => o.stdout.includes('\n'));
-    expect(r.stderr).toBe('resync (full) of "flags/": a snapshot of it follows\n');
-    expect(r.stdout).toBe('1970-01-01T00:00:00.000000005Z flags/a "on"\n');
+  it('cli sub - a resync of one prefix names it on stderr; the full snapshot a first --since all asks for does not', async () => {
+    for (const [reason, stderr] of [
+      [ResyncReason.Epoch, 'resync (epoch) of "flags/": a snapshot of it follows\n'],
+      [ResyncReason.Full, ''],
+    ] as const) {
+      const { address } = await scripted((c) => {
+        c.enc
+          .prefixResync('flags/', reason, null)
+          .message(MessageFlags.Replayed, 'flags/a', 5n, Buffer.from('on'))
+          .prefixDone('flags/', 1, 5n, true);
+      });
+      const r = await run(['flags/'], address, (o) => o.stdout.includes('\n'));
+      expect(r.stderr).toBe(stderr);
+      expect(r.stdout).toBe('1970-01-01T00:00:00.000000005Z flags/a "on"\n');
+    }
   });
 
   it('cli sub - a server without prefix subscriptions fails with GOSSIP_ERR_PREFIXES_UNSUPPORTED, exit 1', async () => {

@@ -23,9 +23,12 @@ export const bytesCodec: Codec<Uint8Array> = {
   decode: (data) => Buffer.from(data),
 };
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+/** Keeps a leading U+FEFF: a string the utf8 codec encoded with one decodes with it. */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** Drops a leading byte order mark, as JSON parsers may (RFC 8259, 8.1). */
+const jsonText = new TextDecoder('utf-8', { fatal: true });
 
-/** UTF-8 strings; invalid UTF-8 fails to decode. */
+/** UTF-8 strings, kept as they are (a leading U+FEFF too); invalid UTF-8 fails to decode. */
 export const utf8Codec: Codec<string> = {
   name: 'utf8',
   encode: (value) => {
@@ -33,7 +36,7 @@ export const utf8Codec: Codec<string> = {
       throw new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', 'the utf8 codec takes a string');
     return Buffer.from(value, 'utf8');
   },
-  decode: (data) => decoder.decode(data),
+  decode: (data) => utf8.decode(data),
 };
 
 /** JSON values as UTF-8 text. */
@@ -45,7 +48,7 @@ export function jsonCodec<T = unknown>(): Codec<T> {
       if (text === undefined) throw new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', 'value has no JSON form');
       return Buffer.from(text, 'utf8');
     },
-    decode: (data) => JSON.parse(decoder.decode(data)) as T,
+    decode: (data) => JSON.parse(jsonText.decode(data)) as T,
   };
 }
 

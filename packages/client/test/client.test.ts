@@ -13,6 +13,7 @@ import {
 } from '@gossip/protocol';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
+  type ClientMessage,
   type ClientOptions,
   GossipClient,
   GossipState,
@@ -1079,8 +1080,10 @@ describe('client open values', () => {
     const conn = await server.connection(0);
     // an error code number from a newer server: GOSSIP_ERR_UNKNOWN, the connection stays
     await expect(c.publish('odd-code', 'x')).rejects.toMatchObject({ code: 'GOSSIP_ERR_UNKNOWN' });
-    // flag bits it does not know are ignored
+    // flag bits it does not know are ignored: the message comes, transient as its known bit says
+    const seen = new Promise<ClientMessage<string>>((resolve) => c.on('message', resolve));
     conn.send(conn.enc.message(0x80 | MessageFlags.Transient, 'presence/a', 6n, Buffer.from('on')).take());
+    expect(await seen).toMatchObject({ id: 'presence/a', value: 'on', transient: true, replayed: false });
     const resyncs: string[] = [];
     c.on('resync', (r) => resyncs.push(r.reason));
     server.onHello = (next) =>

@@ -88,5 +88,5 @@ export {
   MIN_TS,
   PROTOCOL_VERSION,
 } from './limits.js';
-export { belowNodeFloor, NODE_FLOOR } from './node-floor.js';
+export { belowNodeFloor, NODE_ENGINES } from './node-floor.js';
 export { checkData, checkId, checkMessageTs, checkPrefix, checkTs } from './validate.js';

@@ -14,7 +14,7 @@ import {
 } from '@gossip/protocol';
 import type { AppendResult } from '@gossip/store';
 import type { Publication, ServerContext } from './context.js';
-import { reasonOf, SOCKET_ERROR } from './events.js';
+import { reasonOf, socketErrorReason } from './events.js';
 import { onEmit } from './handlers/emit.js';
 import { FetchQueue, onFetch } from './handlers/fetch.js';
 import { onHello } from './handlers/hello.js';
@@ -107,7 +107,7 @@ export class Connection implements Session, SubscriptionHost {
   readonly #helloDeadline: number;
   // The socket's listeners, kept so that a legacy connection taking over the socket can remove them.
   readonly #onSocketError = (error: Error) => {
-    this.endReason ??= SOCKET_ERROR;
+    this.endReason ??= socketErrorReason(error);
     this.ctx.log.debug({ conn: this.id, err: error }, 'socket error');
   };
   readonly #onSocketEnd = () => this.#onEnd();
@@ -125,6 +125,8 @@ export class Connection implements Session, SubscriptionHost {
   readonly openedAt = performance.now();
   /** Why it ended, for the metrics and the log (events.ts); the first reason given wins. */
   endReason: string | undefined;
+  /** Its hello was accepted ('client connected' was logged). */
+  welcomed = false;
 
   /** `id` names the connection in logs; the server numbers them. */
   constructor(ctx: ConnectionHost, id: number, socket: Socket, options: ConnectionOptions = {}) {
@@ -159,10 +161,6 @@ export class Connection implements Session, SubscriptionHost {
 
   get closed(): boolean {
     return this.#state === 'closed';
-  }
-
-  get remoteAddress(): string | undefined {
-    return this.socket.remoteAddress;
   }
 
   /** The one place the state changes; the server tracks live-set membership from it. */
@@ -562,6 +560,7 @@ export class Connection implements Session, SubscriptionHost {
   #welcomed(hello: HelloFrame): void {
     this.echo = hello.echo;
     this.name = hello.name;
+    this.welcomed = true;
     this.ctx.log.info(
       {
         conn: this.id,

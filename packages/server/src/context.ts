@@ -55,8 +55,10 @@ export interface ServerContext {
   readonly tokens: TokenSet;
   readonly stats: ServerStats;
   readonly log: ServerLogger;
-  /** Refusals and auth failures, rate-limited (events.ts). */
+  /** Refused requests, rate-limited (events.ts). */
   readonly refusals: RefusalLog;
+  /** Auth failures, rate-limited apart from the refusals, so that a flood of one does not hide the other. */
+  readonly authFailuresLog: RefusalLog;
   readonly maxFrameBytes: number;
   /** Name and version sent in the welcome. */
   readonly serverName: string;

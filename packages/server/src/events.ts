@@ -12,7 +12,16 @@ export function reasonOf(code: ErrorCode): string {
 
 /** Why a connection ended that no error frame names: the client closed it, or its socket failed. */
 export const CLIENT_CLOSED = 'client_closed';
-export const SOCKET_ERROR = 'socket_error';
+
+/**
+ * A socket error as a reason: a reset or a broken pipe is the client going away without
+ * a clean close (a CLI that exits with data unread, a killed process): `client_reset`;
+ * anything else `socket_error`.
+ */
+export function socketErrorReason(error: Error): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'ECONNRESET' || code === 'EPIPE' ? 'client_reset' : 'socket_error';
+}
 
 /** Adds one to `reason`'s count. */
 export function countReason(counts: Record<string, number>, reason: string): void {
@@ -34,6 +43,9 @@ export class RefusalLog {
   #windowStart = Number.NEGATIVE_INFINITY;
   #written = 0;
   #suppressed = 0;
+  /** Left out in the window that ended, kept for the line that says so. */
+  #pending: { level: 'info' | 'warn'; msg: string } | undefined;
+  #flush: NodeJS.Timeout | undefined;
 
   constructor(log: ServerLogger) {
     this.#log = log;
@@ -47,11 +59,28 @@ export class RefusalLog {
     }
     if (this.#written >= LINES_PER_SECOND) {
       this.#suppressed++;
+      this.#pending = { level, msg };
+      // Said at the window's end even when nothing more comes (unref'd: it holds no process up).
+      this.#flush ??= setTimeout(() => this.#said(), 1000 - (now - this.#windowStart)).unref();
       return;
     }
     this.#written++;
     const suppressed = this.#suppressed;
     this.#suppressed = 0;
+    clearTimeout(this.#flush);
+    this.#flush = undefined;
     this.#log[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
+  }
+
+  /** The line for what the window that ended left out, when no line came after it. */
+  #said(): void {
+    this.#flush = undefined;
+    const pending = this.#pending;
+    if (this.#suppressed === 0 || !pending) return;
+    const suppressed = this.#suppressed;
+    this.#suppressed = 0;
+    this.#windowStart = performance.now();
+    this.#written = 1;
+    this.#log[pending.level]({ suppressed }, `${pending.msg}: ${suppressed} more left out of the log`);
   }
 }

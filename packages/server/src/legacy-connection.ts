@@ -13,7 +13,7 @@ import {
 } from '@gossip/protocol';
 import type { AppendResult } from '@gossip/store';
 import type { Publisher, ServerContext } from './context.js';
-import { countReason, reasonOf, SOCKET_ERROR } from './events.js';
+import { countReason, reasonOf, socketErrorReason } from './events.js';
 import { REFUSALS, refusal } from './handlers/check.js';
 import type { Limiter } from './limiter.js';
 import { Outbound } from './outbound.js';
@@ -87,10 +87,6 @@ export class LegacyConnection implements Publisher {
   #heldBytes = 0;
   #handshakeTimer: NodeJS.Timeout | undefined;
 
-  /**
-   * Takes over `socket` from the native connection `id` that read `first`, its first
-   * chunk; the handshake is due by that connection's hello deadline (`performance.now()`).
-   */
   /** The peer's address and port, for logs: read while the socket has them. */
   readonly remote: string;
   /** When it was handed the socket (`performance.now()`). */
@@ -99,7 +95,13 @@ export class LegacyConnection implements Publisher {
   endReason: string | undefined;
   /** The original protocol's handshake names no client. */
   readonly name = undefined;
+  /** Its handshake was accepted ('client connected' was logged). */
+  welcomed = false;
 
+  /**
+   * Takes over `socket` from the native connection `id` that read `first`, its first
+   * chunk; the handshake is due by that connection's hello deadline (`performance.now()`).
+   */
   constructor(ctx: LegacyHost, socket: Socket, id: number, first: Buffer, helloDeadline: number) {
     this.ctx = ctx;
     this.socket = socket;
@@ -117,7 +119,7 @@ export class LegacyConnection implements Publisher {
     ctx.stats.legacyConnections++;
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('error', (error) => {
-      this.endReason ??= SOCKET_ERROR;
+      this.endReason ??= socketErrorReason(error);
       ctx.log.debug({ conn: this.id, err: error }, 'socket error');
     });
     socket.on('end', () => this.#onEnd());
@@ -251,7 +253,7 @@ export class LegacyConnection implements Publisher {
     }
     if (ctx.tokens.enabled && !ctx.options.legacyWithTokens) {
       ctx.stats.authFailures++;
-      ctx.refusals.write('warn', { conn: this.id, remote: this.remote, legacy: true }, 'auth failed');
+      ctx.authFailuresLog.write('warn', { conn: this.id, remote: this.remote, legacy: true }, 'auth failed');
       this.fatal(
         'GOSSIP_ERR_UNAUTHORIZED',
         'this server needs a token and the original gossip protocol cannot carry one: ' +
@@ -267,6 +269,7 @@ export class LegacyConnection implements Publisher {
         'legacy replay from before the tombstone horizon: the client may miss deletes',
       );
     }
+    this.welcomed = true;
     ctx.log.info({ conn: this.id, remote: this.remote, legacy: true, since: String(since) }, 'client connected');
     this.#write(new LegacyEncoder({ slabBytes: 16 }).welcome().take());
     // Join the live stream first, so nothing accepted from here on can be missed.

@@ -33,6 +33,8 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
   readonly stats: ServerStats = emptyStats();
   readonly log: ServerLogger;
   readonly refusals: RefusalLog;
+  readonly authFailuresLog: RefusalLog;
+  readonly #unwelcomedLog: RefusalLog;
   readonly maxFrameBytes: number;
   readonly maxSkewNs: bigint;
   readonly now: () => bigint;
@@ -137,6 +139,10 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
     this.tokens = new TokenSet(options.tokens ?? []);
     this.log = options.logger ?? silent;
     this.refusals = new RefusalLog(this.log);
+    this.authFailuresLog = new RefusalLog(this.log);
+    // Connections that end before their hello was accepted (scanners, refused tokens):
+    // logged as the refusals are, so that a flood of them is no flood of lines.
+    this.#unwelcomedLog = new RefusalLog(this.log);
     this.maxFrameBytes = options.maxFrameBytes ?? this.store.maxDataBytes + FRAME_OVERHEAD_BYTES;
     this.maxSkewNs = BigInt(Math.round(this.options.maxSkewMs)) * 1_000_000n;
     this.now = options.now ?? clockNow;
@@ -364,29 +370,36 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
 
   /**
    * A connection ended: counted by its reason (`gossip_disconnects_total`), and logged
-   * with its address, client name, reason and age, but for one refused at the connection
-   * limit (`gossip_connections_refused_total` counts those; a flood of them writes no
-   * flood of lines).
+   * with its address, client name, reason and age. One whose hello was never accepted is
+   * logged at the refusals' pace (events.ts), and one refused at the connection limit not
+   * at all (`gossip_connections_refused_total` counts those): a flood of either writes
+   * no flood of lines.
    */
   #ended(
-    conn: { id: number; remote: string; name: string | undefined; endReason: string | undefined; openedAt: number },
+    conn: {
+      id: number;
+      remote: string;
+      name: string | undefined;
+      endReason: string | undefined;
+      openedAt: number;
+      welcomed: boolean;
+    },
     legacy: boolean,
     refused: boolean,
   ): void {
     const reason = conn.endReason ?? CLIENT_CLOSED;
     countReason(this.stats.disconnects, reason);
     if (refused) return;
-    this.log.info(
-      {
-        conn: conn.id,
-        remote: conn.remote,
-        name: conn.name,
-        ...(legacy ? { legacy } : {}),
-        reason,
-        ms: Math.round(performance.now() - conn.openedAt),
-      },
-      'connection closed',
-    );
+    const fields = {
+      conn: conn.id,
+      remote: conn.remote,
+      name: conn.name,
+      ...(legacy ? { legacy } : {}),
+      reason,
+      ms: Math.round(performance.now() - conn.openedAt),
+    };
+    if (conn.welcomed) this.log.info(fields, 'connection closed');
+    else this.#unwelcomedLog.write('info', fields, 'connection closed');
   }
 
   // Connections speaking the original protocol (legacy-connection.ts).

@@ -11,7 +11,8 @@ import type { ReadHold } from './read-gate.js';
 export interface Session extends Publisher {
   /** For logs. */
   readonly id: number;
-  readonly remoteAddress: string | undefined;
+  /** The peer's address and port (`127.0.0.1:50412`), read at the accept. */
+  readonly remote: string;
   /** The client's name from its hello (H1). */
   readonly name: string | undefined;
   readonly closed: boolean;

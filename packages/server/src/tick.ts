@@ -105,6 +105,12 @@ export class Tick {
   #open: PublishBatch | undefined;
   /** Batches the store settled, in that order, for the next flush. */
   #settled: PublishBatch[] = [];
+  /**
+   * The store promise last observed in `#ackSeconds`. One group commit may come back as
+   * several batches (its publishes interleaved with stale ones, which share the store's
+   * one stale promise): it is observed once, from its first batch, the earliest.
+   */
+  #observed: Promise<AppendResult> | undefined;
 
   /** `schedule` asks for a flush after this turn's I/O; `ackSeconds` takes each batch's publish → ack time. */
   constructor(schedule: () => void, ackSeconds = new Buckets(SECONDS_BUCKETS)) {
@@ -174,7 +180,11 @@ export class Tick {
     this.#settled = [];
     const now = performance.now();
     for (const batch of settled) {
-      this.#ackSeconds.observe((now - batch.startedAt) / 1000);
+      // a group commit, written or failed, once; stale publishes were never one
+      if (batch.result?.status !== 'stale' && batch.promise !== this.#observed) {
+        this.#observed = batch.promise;
+        this.#ackSeconds.observe((now - batch.startedAt) / 1000);
+      }
       const { publishers, frames, result, error } = batch;
       const accepted = result?.status === 'accepted';
       for (let i = 0; i < frames.length; i++) {

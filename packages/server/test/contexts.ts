@@ -50,6 +50,7 @@ export function testContext(
     stats: emptyStats(),
     log: silent,
     refusals: new RefusalLog(silent),
+    authFailuresLog: new RefusalLog(silent),
     maxFrameBytes: store.maxDataBytes + 65_536,
     serverName: 'gossipd/test',
     maxSkewNs: BigInt(resolved.maxSkewMs) * 1_000_000n,

@@ -81,7 +81,7 @@ class FakePrefixes implements PrefixSet {
 /** A session that records what a handler does to it. */
 class FakeSession implements Session {
   readonly id = 7;
-  readonly remoteAddress = '127.0.0.1';
+  readonly remote = '127.0.0.1:50000';
   readonly name = undefined;
   echo = true;
   closed = false;

@@ -245,7 +245,7 @@ class PrefixSession implements PrefixSet {
     const self = this;
     return {
       id: 1,
-      remoteAddress: '127.0.0.1',
+      remote: '127.0.0.1:50000',
       name: undefined,
       echo: true,
       get closed() {

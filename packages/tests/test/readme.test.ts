@@ -44,11 +44,13 @@ describe('readme', () => {
     expect(commands.map((l) => l.replace(/\s+#.*$/, ''))).toEqual(EXPECTED.map(([c]) => c));
     for (const [i, line] of commands.entries()) {
       const script = `shopt -s expand_aliases\n${alias}\n${line}\n`;
-      const { stdout } = await run('bash', ['-c', script], {
+      const { stdout, stderr } = await run('bash', ['-c', script], {
         cwd: ROOT,
         env: { ...process.env, GOSSIP_ADDRESS: `127.0.0.1:${d.port}` },
       });
       expect(stdout, line).toMatch(EXPECTED[i]?.[1] as RegExp);
+      // nothing a newcomer must wonder about
+      expect(stderr, line).toBe('');
     }
   });
 });

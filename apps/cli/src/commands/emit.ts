@@ -26,6 +26,7 @@ export async function emit(args: string[], io: Io): Promise<number> {
   const [id, value, ...extra] = positionals;
   if (!id || extra.length > 0) throw new UsageError('gossip emit takes an id and at most one value');
   const data = value !== undefined ? Buffer.from(value, 'utf8') : await io.stdin();
+  if (data.byteLength === 0) throw new UsageError('the value is empty: an emit carries a value');
   const client = clientFrom(values, io, 'now');
   try {
     await client.connect();

@@ -107,13 +107,17 @@ export async function sub(args: string[], io: Io, signal: AbortSignal): Promise<
   };
   client.on('message', print);
   client.on('disconnect', (reason) => io.err(`disconnected: ${describeError(reason)}; reconnecting\n`));
-  client.on('resync', (info) =>
+  // Set once the first replay is applied (connect() resolved).
+  let connected = false;
+  client.on('resync', (info) => {
+    // The full snapshot a first `--since all` asks for is no news; any other resync is.
+    if (info.reason === 'full' && !connected) return;
     io.err(
       info.prefix === undefined
         ? `resync (${info.reason}): a full snapshot follows\n`
         : `resync (${info.reason}) of ${JSON.stringify(info.prefix)}: a snapshot of it follows\n`,
-    ),
-  );
+    );
+  });
   // --timeout counts from the start, the connection and its replay included.
   const timer =
     timeoutMs === undefined
@@ -126,7 +130,6 @@ export async function sub(args: string[], io: Io, signal: AbortSignal): Promise<
   // a client that gives up for good (a fatal error: auth, an unsupported prefix) ends the run
   client.on('error', (error) => io.err(`gossip: ${describeError(error)}\n`));
   // (before the first replay is done, connect() fails with the reason instead)
-  let connected = false;
   client.on('state', (state) => state === 'closed' && connected && finish(EXIT.failed));
   const onAbort = () => finish(EXIT.ok);
   signal.addEventListener('abort', onAbort, { once: true });

@@ -217,7 +217,7 @@ function refused(session: Session, ctx: ServerContext, reqId: number, refusal: R
   countReason(ctx.stats.refusedBy, reasonOf(refusal[0]));
   ctx.refusals.write(
     'info',
-    { conn: session.id, remote: session.remoteAddress, name: session.name, code: refusal[0], message: refusal[1] },
+    { conn: session.id, remote: session.remote, name: session.name, code: refusal[0], message: refusal[1] },
     'request refused',
   );
   return errorAck(session, reqId, refusal);

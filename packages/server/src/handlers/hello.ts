@@ -19,7 +19,7 @@ export function onHello(session: Session, ctx: ServerContext, hello: HelloFrame)
   }
   if (!ctx.tokens.verify(hello.token)) {
     ctx.stats.authFailures++;
-    ctx.refusals.write('warn', { conn: session.id, remote: session.remoteAddress, name: hello.name }, 'auth failed');
+    ctx.authFailuresLog.write('warn', { conn: session.id, remote: session.remote, name: hello.name }, 'auth failed');
     session.fatal(
       'GOSSIP_ERR_UNAUTHORIZED',
       hello.token === undefined ? 'this server needs a token' : 'the token is not valid',
