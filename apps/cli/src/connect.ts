@@ -22,7 +22,11 @@ export function clientFrom(
 ): GossipClient<Uint8Array> {
   const ca = flags.ca ?? io.env.GOSSIP_CA;
   return new GossipClient({
-    address: flags.address ?? io.env.GOSSIP_ADDRESS ?? '127.0.0.1:7420',
+    // several, comma-separated: gossipd processes that serve one log, tried in turn
+    address: (flags.address ?? io.env.GOSSIP_ADDRESS ?? '127.0.0.1:7420')
+      .split(',')
+      .map((a) => a.trim())
+      .filter((a) => a !== ''),
     token: flags.token ?? io.env.GOSSIP_TOKEN,
     codec: bytesCodec,
     since,

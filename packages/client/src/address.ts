@@ -8,6 +8,22 @@ export interface Address {
 
 export const DEFAULT_PORT = 7420;
 
+/** The `address` option: one address or several (GOSSIP_ERR_INVALID_ARGUMENT for none, or one that does not parse). */
+export function parseAddresses(option: string | readonly string[]): Address[] {
+  const list = typeof option === 'string' ? [option] : option;
+  if (!Array.isArray(list) || list.length === 0)
+    throw new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', 'address must be an address or a non-empty array of them');
+  return list.map((a) => {
+    if (typeof a !== 'string') throw new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', 'every address must be a string');
+    return parseAddress(a);
+  });
+}
+
+/** `host:port` for events and messages (`[::1]:7420` for IPv6). */
+export function hostPort({ host, port }: Address): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** `host:port`, `gossip://host:port`, `gossips://host:port` (TLS), `[::1]:7420`; the port defaults to 7420. */
 export function parseAddress(text: string): Address {
   let rest = text.trim();

@@ -19,7 +19,7 @@ import {
   type PrefixSpec,
   type WelcomeFrame,
 } from '@gossip/protocol';
-import { type Address, parseAddress } from './address.js';
+import { type Address, hostPort, parseAddresses } from './address.js';
 import { exponentialBackoff, type ReconnectStrategy } from './backoff.js';
 import { asInvalidArgument, closedError } from './errors.js';
 import { dial, HandshakeWatch } from './handshake.js';
@@ -40,9 +40,17 @@ import { clearTimer, setTimer, setUnrefTimer, type Timer } from './timers.js';
 export interface ConnectionEvents {
   state: (state: ClientState, previous: ClientState) => void;
   /** `since`: the hello's (null with prefixes); `prefixes`: what the hello named, for a client with prefixes (B2). */
-  connect: (info: { epoch: string; server: string | undefined; since: bigint | null; prefixes?: PrefixSpec[] }) => void;
+  /** `address`: the `host:port` it connected to, one of the `address` option's. */
+  connect: (info: {
+    epoch: string;
+    server: string | undefined;
+    address: string;
+    since: bigint | null;
+    prefixes?: PrefixSpec[];
+  }) => void;
   disconnect: (reason: GossipError) => void;
-  reconnecting: (info: { attempt: number; delayMs: number }) => void;
+  /** `address`: the `host:port` the next attempt goes to. */
+  reconnecting: (info: { attempt: number; delayMs: number; address: string }) => void;
   synced: (info: SyncedInfo) => void;
   resync: (info: ResyncInfo) => void;
   error: (error: GossipError) => void;
@@ -93,7 +101,11 @@ const HELLO_FIXED_BYTES = 4 + 1 + 30;
  */
 export class Connection implements OutboxLink {
   readonly #opts: ClientOptions<unknown>;
-  readonly #address: Address;
+  /** The `address` option's, in order; `#at` is the one in use or next tried. */
+  readonly #addresses: readonly Address[];
+  #at = 0;
+  /** Addresses a first `connect()` has tried and failed, in its round of each once. */
+  #firstFailures = 0;
   readonly #reconnect: ReconnectStrategy;
   readonly #handler: ConnectionHandler;
   readonly #emit: EmitConnectionEvent;
@@ -144,7 +156,7 @@ export class Connection implements OutboxLink {
     subscriptions?: Subscriptions,
   ) {
     this.#opts = options;
-    this.#address = parseAddress(options.address ?? CLIENT_DEFAULTS.address);
+    this.#addresses = parseAddresses(options.address ?? CLIENT_DEFAULTS.address);
     this.#reconnect = options.reconnect ?? exponentialBackoff();
     this.#handler = handler;
     this.#emit = emit;
@@ -220,6 +232,16 @@ export class Connection implements OutboxLink {
 
   get open(): boolean {
     return this.#socket !== undefined && (this.#state === 'replaying' || this.#state === 'ready');
+  }
+
+  /** The address in use, or tried next. */
+  get #address(): Address {
+    return this.#addresses[this.#at] as Address;
+  }
+
+  /** After a failure: the next address, in turn (the same one when there is one). */
+  #moveOn(): void {
+    this.#at = (this.#at + 1) % this.#addresses.length;
   }
 
   get welcome(): WelcomeFrame | undefined {
@@ -589,6 +611,7 @@ export class Connection implements OutboxLink {
     this.#emit('connect', {
       epoch: w.epoch,
       server: w.server,
+      address: hostPort(this.#address),
       since: this.#helloSince,
       ...(this.#helloPrefixes ? { prefixes: this.#helloPrefixes } : {}),
     });
@@ -628,8 +651,15 @@ export class Connection implements OutboxLink {
       return;
     }
     const first = !this.#everConnected;
+    // A failure or a drop: the next attempt goes to the next address (another edge).
+    this.#moveOn();
     if (first && !this.#opts.waitOnFirstConnect) {
-      // The first connect fails fast, with the reason, and leaves nothing running (as nats.js).
+      // The first connect tries each address once, at once; then it fails fast, with the
+      // last reason, and leaves nothing running (as nats.js).
+      if (++this.#firstFailures < this.#addresses.length) {
+        this.#open();
+        return;
+      }
       this.shutdown(reason);
       return;
     }
@@ -654,7 +684,7 @@ export class Connection implements OutboxLink {
       return;
     }
     this.#setState(first ? 'connecting' : 'reconnecting');
-    this.#emit('reconnecting', { attempt: this.#attempt, delayMs: delay });
+    this.#emit('reconnecting', { attempt: this.#attempt, delayMs: delay, address: hostPort(this.#address) });
     // Ref'd: while it runs the client holds no socket, and a process whose only work is
     // this client must stay alive until it is back (STYLE.md, "Not this").
     this.#reconnectTimer = setTimer(() => this.#open(), delay);

@@ -5,8 +5,15 @@ import type { Codec } from './codecs.js';
 import { invalidOption } from './errors.js';
 
 export interface ClientOptions<T = Uint8Array> {
-  /** `host:port`, `gossip://host:port` or `gossips://host:port` (TLS). Default `gossip://127.0.0.1:7420`. */
-  address?: string;
+  /**
+   * `host:port`, `gossip://host:port` or `gossips://host:port` (TLS); default
+   * `gossip://127.0.0.1:7420`. Or several, gossipd processes that serve one log (the edges of a cluster):
+   * the client connects to the first, and when a connection fails or drops it moves to
+   * the next, in turn, on the `reconnect` delays, carrying its since, epoch, prefixes and
+   * queued publishes across. A first `connect()` tries each once, at once, before it
+   * fails.
+   */
+  address?: string | readonly string[];
   /**
    * Auth token, if the server has tokens. With `name` it goes in the hello's extension,
    * at most 16 KiB: the constructor refuses more (GOSSIP_ERR_INVALID_ARGUMENT).

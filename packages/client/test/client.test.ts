@@ -1099,3 +1099,57 @@ describe('client open values', () => {
     expect(c.state).toBe('ready');
   });
 });
+
+describe('client addresses', () => {
+  // Several addresses: gossipd processes that serve one log (a cluster's edges), tried in turn.
+  it('client addresses - a first connect tries each address once, at once: it connects to the one that answers', async () => {
+    const dead = await closedPort();
+    const c = client({ address: [`127.0.0.1:${dead}`, server.address] });
+    const connected = new Promise<{ address: string }>((resolve) => c.on('connect', resolve));
+    await c.connect();
+    expect((await connected).address).toBe(server.address);
+    expect(c.state).toBe('ready');
+  });
+
+  it('client addresses - a first connect fails with the last reason once every address failed, leaving nothing running', async () => {
+    const [a, b] = [await closedPort(), await closedPort()];
+    const c = client({ address: [`127.0.0.1:${a}`, `127.0.0.1:${b}`] });
+    await expect(c.connect()).rejects.toMatchObject({
+      code: 'GOSSIP_ERR_IO',
+      message: expect.stringContaining(`:${b}`),
+    });
+    expect(c.state).toBe('closed');
+  });
+
+  it('client addresses - a drop moves the client to the next edge, with its since, epoch and queued publish', async () => {
+    const other = await FaultServer.start();
+    try {
+      other.epoch = server.epoch; // two edges of one cluster share the log's identity
+      const c = client({ address: [server.address, other.address], reconnect: () => 10, replayDeltaMs: 0 });
+      await c.connect();
+      const first = await server.connection(0);
+      first.send(first.enc.message(0, 'k', 500n, Buffer.from('v')).take());
+      await vi.waitFor(() => expect(c.lastTs).toBe(500n));
+      const moved = new Promise<{ address: string }>((resolve) => c.on('reconnecting', resolve));
+      first.socket.destroy();
+      expect((await moved).address).toBe(other.address);
+      const published = c.publish('during', 'x');
+      const next = await other.connection(0);
+      expect(next.hello).toMatchObject({ since: 500n, epoch: server.epoch });
+      expect(await published).toMatchObject({ status: 'accepted' });
+      expect(next.frames.some((f) => f.kind === FrameKind.Publish && f.id === 'during')).toBe(true);
+      expect(server.conns).toHaveLength(1);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('client addresses - an empty list or an address that does not parse is refused by the constructor', () => {
+    expect(() => new GossipClient({ address: [] })).toThrow(
+      expect.objectContaining({ code: 'GOSSIP_ERR_INVALID_ARGUMENT' }),
+    );
+    expect(() => new GossipClient({ address: ['127.0.0.1:1', 'nope:port'] })).toThrow(
+      expect.objectContaining({ code: 'GOSSIP_ERR_INVALID_ARGUMENT' }),
+    );
+  });
+});

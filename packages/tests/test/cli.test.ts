@@ -559,6 +559,24 @@ describe('cli - usage and failures', () => {
     }
   });
 
+  it('cli - several comma-separated addresses are tried in turn: a dead first one is passed over', async () => {
+    const d = await start();
+    const dead = await closedPort();
+    const env = { GOSSIP_ADDRESS: `127.0.0.1:${dead}, 127.0.0.1:${d.port}` };
+    expect((await gossip(['pub', 'k', 'v'], { env })).code).toBe(0);
+    expect(await gossip(['fetch', 'k'], { env })).toMatchObject({ code: 0, stdout: 'v\n' });
+    const sub = await gossip([
+      'sub',
+      '--since',
+      'all',
+      '--count',
+      '1',
+      '--address',
+      `127.0.0.1:${dead},127.0.0.1:${d.port}`,
+    ]);
+    expect(sub).toMatchObject({ code: 0, stdout: expect.stringMatching(/ k "v"\n$/) });
+  });
+
   it('cli - a port that is not a gossip server says so and exits 1', async () => {
     const http = createHttpServer((_req, res) => res.end('ok'));
     http.listen(0, '127.0.0.1');

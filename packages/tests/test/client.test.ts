@@ -659,3 +659,38 @@ describe('client - offline queue', () => {
     expect(results.map((r) => replay[`q${results.indexOf(r) + 1}`]?.ts)).toEqual(results.map((r) => r.ts));
   });
 });
+
+describe('e2e addresses', () => {
+  it('e2e addresses - a client of two gossipd moves to the second when the first is SIGKILLed, and its state follows the log it reaches', async () => {
+    const [a, b] = [await start(), await start()];
+    const writer = daemons.keep(
+      new GossipClient<string>({ address: `127.0.0.1:${b.port}`, codec: utf8Codec, since: 'now' }),
+    );
+    await writer.connect();
+    await writer.publish('on-b', 'b');
+    const c = daemons.keep(
+      new GossipClient<string>({
+        address: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
+        codec: utf8Codec,
+        reconnect: () => 20,
+      }),
+    );
+    const state = new GossipState(c);
+    const addresses: string[] = [];
+    c.on('connect', (info) => addresses.push(info.address));
+    await c.connect();
+    expect((await c.publish('on-a', 'a')).status).toBe('accepted');
+    expect(state.toMap()).toEqual(new Map([['on-a', 'a']]));
+    const resynced = new Promise((resolve) => c.once('resync', resolve));
+    await a.kill();
+    // another log (its own epoch): a resync, and the state is the second's
+    expect(await resynced).toMatchObject({ reason: 'epoch' });
+    await new Promise<void>((resolve) => {
+      const check = () => (state.has('on-b') && !state.has('on-a') ? resolve() : setTimeout(check, 10));
+      check();
+    });
+    expect(addresses).toEqual([`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`]);
+    expect((await c.publish('after', 'x')).status).toBe('accepted');
+    expect((await writer.fetch(['after']))[0]).toMatchObject({ found: true, value: 'x' });
+  });
+});
