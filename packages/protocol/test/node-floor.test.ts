@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { belowNodeFloor, NODE_ENGINES } from '@gossip/protocol';
 import { describe, expect, it } from 'vitest';
 
@@ -14,16 +14,21 @@ describe('node floor', () => {
   });
 
   it('node floor - is what every public package states in engines', () => {
-    for (const dir of [
-      'packages/protocol',
-      'packages/store',
-      'packages/server',
-      'packages/client',
-      'apps/cli',
-      'apps/gossipd',
-    ]) {
-      const pkg = JSON.parse(readFileSync(new URL(`../../../${dir}/package.json`, import.meta.url), 'utf8'));
-      expect(pkg.engines, dir).toEqual({ node: NODE_ENGINES });
-    }
+    const root = new URL('../../../', import.meta.url);
+    const manifests = ['packages', 'apps'].flatMap((group) =>
+      readdirSync(new URL(group, root)).map((dir) => new URL(`${group}/${dir}/package.json`, root)),
+    );
+    const published = manifests
+      .map((url) => JSON.parse(readFileSync(url, 'utf8')) as { name: string; private?: boolean; engines?: unknown })
+      .filter((pkg) => !pkg.private);
+    expect(published.map((pkg) => pkg.name).sort()).toEqual([
+      '@gossip/cli',
+      '@gossip/client',
+      '@gossip/protocol',
+      '@gossip/server',
+      '@gossip/store',
+      'gossipd',
+    ]);
+    for (const pkg of published) expect(pkg.engines, pkg.name).toEqual({ node: NODE_ENGINES });
   });
 });
