@@ -20,6 +20,8 @@ export class UsageError extends Error {}
 export interface Io {
   /** Standard output: text, or bytes as they are (--raw). */
   out: (text: string | Uint8Array) => void;
+  /** Whether standard output is a terminal (a person reads it). */
+  tty: boolean;
   err: (text: string) => void;
   stdin: () => Promise<Buffer>;
   env: NodeJS.ProcessEnv;

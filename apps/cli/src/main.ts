@@ -104,6 +104,7 @@ process.once('SIGINT', () => controller.abort());
 process.once('SIGTERM', () => controller.abort());
 const io: Io = {
   out: (t) => process.stdout.write(t),
+  tty: process.stdout.isTTY === true,
   err: (t) => process.stderr.write(t),
   stdin: readStdin,
   env: process.env,

@@ -52,25 +52,30 @@ export function jsonData(data: Uint8Array): { value: string } | { base64: string
 }
 
 /**
- * Characters a terminal would act on or that reorder what it shows, which a JSON string
- * leaves as they are: DEL, the C1 controls (U+009B starts an escape sequence on some
- * terminals) and the bidirectional marks and overrides.
+ * Characters a terminal would act on, or that hide or reorder what it shows, which a JSON
+ * string leaves as they are: the controls past C0 (DEL, the C1 set: U+009B starts an
+ * escape sequence on some terminals), the format characters (bidirectional marks and
+ * overrides, zero-width characters, the BOM), the line and paragraph separators, and
+ * every space but U+0020 (U+00A0 would read as a plain space).
  */
-const TERMINAL_UNSAFE = /[\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/gu;
+const TERMINAL_UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|(?! )\p{Zs}/gu;
 
-/** A JSON string whose every control and bidirectional character is escaped. */
+/** `c` as JSON escapes, one per UTF-16 unit. */
+function escaped(c: string): string {
+  let out = '';
+  for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
+  return out;
+}
+
+/** A JSON string whose every control, format and unusual space character is escaped. */
 function quote(text: string): string {
-  return JSON.stringify(text).replace(
-    TERMINAL_UNSAFE,
-    (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`,
-  );
+  return JSON.stringify(text).replace(TERMINAL_UNSAFE, escaped);
 }
 
 /** An id as it reads on a human line: as is, or a quoted string when it would not read as one safe word. */
 export function humanId(id: string): string {
   TERMINAL_UNSAFE.lastIndex = 0;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
-  return id === '' || /[\s"\u0000-\u001f]/u.test(id) || TERMINAL_UNSAFE.test(id) ? quote(id) : id;
+  return id === '' || /[\s"]/u.test(id) || TERMINAL_UNSAFE.test(id) ? quote(id) : id;
 }
 
 /** A value as it reads on a human line: a JSON string, `base64:…`, or `(deleted)` for a tombstone. */

@@ -24,6 +24,7 @@ describe('cli output', () => {
     expect(humanId('a\u009b2Jb')).toBe('"a\\u009b2Jb"');
     expect(humanId('x\u202ey')).toBe('"x\\u202ey"');
     expect(humanId('del\u007f')).toBe('"del\\u007f"');
+    expect(humanId('a\u200bb')).toBe('"a\\u200bb"');
   });
 
   it('cli output - a value is a JSON string, base64:… or (deleted), never one for another', () => {
@@ -36,8 +37,12 @@ describe('cli output', () => {
     expect(humanValue(undefined)).toBe('(deleted)');
     expect(humanValue(Buffer.from('\u001b[31mred'))).toBe('"\\u001b[31mred"');
     expect(humanValue(Buffer.from('a\u202eb'))).toBe('"a\\u202eb"');
-    // a leading byte order mark is part of the value
-    expect(humanValue(Buffer.from([0xef, 0xbb, 0xbf, 0x61]))).toBe('"\ufeffa"');
+    // a leading byte order mark is part of the value, shown escaped
+    expect(humanValue(Buffer.from([0xef, 0xbb, 0xbf, 0x61]))).toBe('"\\ufeffa"');
+    // what hides or looks like something else: zero-width, no-break space, separators, an Arabic mark, a tag
+    expect(humanValue(Buffer.from('a\u200bb\u00a0c\u2028d\u061ce'))).toBe('"a\\u200bb\\u00a0c\\u2028d\\u061ce"');
+    expect(humanValue(Buffer.from('x\u{e0041}'))).toBe('"x\\udb40\\udc41"');
+    expect(humanValue(Buffer.from('a b'))).toBe('"a b"');
     expect(humanLine('a b', 5n, Buffer.from('v'), true)).toBe('1970-01-01T00:00:00.000000005Z "a b" "v" (transient)\n');
   });
 

@@ -74,6 +74,7 @@ function io(): Io & { stdout: string; stderr: string } {
       out.stderr += t;
     },
     stdin: async () => Buffer.alloc(0),
+    tty: false,
     env: {},
   };
   return out;

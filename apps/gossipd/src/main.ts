@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { isatty } from 'node:tty';
 import { belowNodeFloor, GossipError, PROTOCOL_VERSION } from '@gossip/protocol';
-import { GossipServer, TokenSet } from '@gossip/server';
+import { GossipServer, RefusalLog, TokenSet } from '@gossip/server';
 import { Store } from '@gossip/store';
-import { pino } from 'pino';
+import { type Logger, pino } from 'pino';
 import type { Registry } from 'prom-client';
 import { type Config, checkExposure, helpText, parseConfig } from './config.js';
 import { createMetrics } from './metrics.js';
@@ -21,6 +21,9 @@ const WARM_AFTER_MS = 1_000;
  * gossipd from the terminal and again from a script runner that forwards it (pnpm, npm).
  */
 const REPEATED_SIGNAL_MS = 500;
+
+/** The most JSON log output held for a reader that does not keep up: past it, lines are dropped. */
+const LOG_BUFFER_BYTES = 16 * 1024 * 1024;
 
 /** Exit codes scripts can rely on. */
 const EXIT = { ok: 0, failed: 1, config: 2 } as const;
@@ -54,11 +57,21 @@ async function main(): Promise<void> {
 
   // pino-pretty is run only for pretty logs (a TTY, --log-format pretty): its modules
   // cost milliseconds of every start that does not need them. JSON logs go to fd 1 as
-  // pino's default destination does, without touching process.stdout.
-  const log =
-    config.logFormat === 'pretty'
-      ? pino({ level: config.logLevel }, (await import('pino-pretty')).default({ colorize: true, sync: true }))
-      : pino({ level: config.logLevel }, pino.destination({ dest: 1, sync: false }));
+  // pino's default destination does, without touching process.stdout, through a buffer
+  // of at most LOG_BUFFER_BYTES: when whatever reads gossipd's output stops reading, the
+  // lines it cannot take are dropped and counted (gossip_log_lines_dropped_total) rather
+  // than held in memory without end.
+  let logLinesDropped = 0;
+  let log: Logger;
+  if (config.logFormat === 'pretty') {
+    log = pino({ level: config.logLevel }, (await import('pino-pretty')).default({ colorize: true, sync: true }));
+  } else {
+    const destination = pino.destination({ dest: 1, sync: false, maxLength: LOG_BUFFER_BYTES });
+    destination.on('drop', () => {
+      logLinesDropped++;
+    });
+    log = pino({ level: config.logLevel }, destination);
+  }
 
   let store: Store | undefined;
   let server: GossipServer | undefined;
@@ -96,6 +109,8 @@ async function main(): Promise<void> {
     // Before anything is opened or created: a refused start leaves no data folder behind.
     checkExposure(config);
     let adminAuthFailures = 0;
+    // at most 10 lines a second, as the server's refusals (docs/OPERATIONS.md, "Logs")
+    const adminAuthLog = new RefusalLog(log);
     // Made on the first scrape: prom-client's modules and default metrics cost milliseconds
     // of start-up. A failure stays cached and each scrape answers 500 with it (admin.ts).
     let metrics: Promise<Registry> | undefined;
@@ -104,6 +119,7 @@ async function main(): Promise<void> {
         () => server,
         () => store,
         () => adminAuthFailures,
+        () => logLinesDropped,
       );
       return metrics;
     };
@@ -119,7 +135,7 @@ async function main(): Promise<void> {
         tokens: new TokenSet(config.tokens),
         onAuthFailure: (remote) => {
           adminAuthFailures++;
-          log.warn({ component: 'admin', remote }, 'admin auth failed');
+          adminAuthLog.write('warn', { component: 'admin', remote }, 'admin auth failed');
         },
       });
       admin = started.server;

@@ -14,6 +14,8 @@ export async function createMetrics(
   getStore: () => Store | undefined,
   /** POST /compact requests refused for a missing or wrong token (admin.ts). */
   getAdminAuthFailures: () => number,
+  /** JSON log lines dropped because their reader did not keep up (main.ts). */
+  getLogLinesDropped: () => number,
 ): Promise<Registry> {
   // Run on demand (main.ts makes the registry at the first scrape): prom-client is in the
   // bundle, but running its modules costs milliseconds a start need not spend.
@@ -251,6 +253,12 @@ export async function createMetrics(
     'gossip_store_newest_timestamp_seconds',
     'Newest persisted ts in Unix seconds, 0 if empty',
     store((s) => (s.newestTs === null ? 0 : Number(s.newestTs) / 1e9)),
+  );
+
+  counter(
+    'gossip_log_lines_dropped_total',
+    'JSON log lines dropped because what reads gossipd output did not keep up (16 MiB held at most)',
+    getLogLinesDropped,
   );
 
   histogram(

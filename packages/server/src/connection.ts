@@ -14,7 +14,7 @@ import {
 } from '@gossip/protocol';
 import type { AppendResult } from '@gossip/store';
 import type { Publication, ServerContext } from './context.js';
-import { reasonOf, socketErrorReason } from './events.js';
+import { loggedName, reasonOf, socketErrorReason } from './events.js';
 import { onEmit } from './handlers/emit.js';
 import { FetchQueue, onFetch } from './handlers/fetch.js';
 import { onHello } from './handlers/hello.js';
@@ -434,7 +434,7 @@ export class Connection implements Session, SubscriptionHost {
     if (this.#state === 'closed') return;
     this.ctx.stats.slowConsumers++;
     this.ctx.log.warn(
-      { conn: this.id, name: this.name, pendingBytes: this.pendingBytes },
+      { conn: this.id, client: loggedName(this.name), pendingBytes: this.pendingBytes },
       'slow consumer disconnected: raise --max-outbound or read faster',
     );
     this.fatal(
@@ -565,7 +565,7 @@ export class Connection implements Session, SubscriptionHost {
       {
         conn: this.id,
         remote: this.remote,
-        name: hello.name,
+        client: loggedName(hello.name),
         tls: 'encrypted' in this.socket,
         since: hello.since === null ? null : String(hello.since),
         ...(hello.prefixes === undefined ? {} : { prefixes: hello.prefixes.length }),

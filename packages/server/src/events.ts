@@ -23,6 +23,18 @@ export function socketErrorReason(error: Error): string {
   return code === 'ECONNRESET' || code === 'EPIPE' ? 'client_reset' : 'socket_error';
 }
 
+/** At most this many characters of a client's name go into a log line. */
+const LOGGED_NAME_CHARS = 64;
+
+/**
+ * A client's name (from its hello, up to 16 KiB) as a log field: cut to 64 characters.
+ * Logged as `client`, not `name`, which pino-pretty would print unescaped in the line's
+ * header, where a name with a newline could forge a line.
+ */
+export function loggedName(name: string | undefined): string | undefined {
+  return name === undefined || name.length <= LOGGED_NAME_CHARS ? name : `${name.slice(0, LOGGED_NAME_CHARS)}…`;
+}
+
 /** Adds one to `reason`'s count. */
 export function countReason(counts: Record<string, number>, reason: string): void {
   counts[reason] = (counts[reason] ?? 0) + 1;

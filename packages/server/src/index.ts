@@ -1,5 +1,6 @@
 export { TokenSet } from './auth.js';
 export type { ConnectionState } from './connection.js';
+export { RefusalLog } from './events.js';
 export type { ServerLogger, ServerOptions } from './options.js';
 export { DEFAULTS, MAX_PREFIXES_SETTING } from './options.js';
 export { checkExposure, GossipServer, isLoopback } from './server.js';

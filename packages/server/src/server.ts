@@ -6,7 +6,7 @@ import { TokenSet } from './auth.js';
 import { Connection, type ConnectionHost, type ConnectionState } from './connection.js';
 import type { Origin, Publication, Publisher, ResolvedOptions } from './context.js';
 import { connectionsAllowed, descriptorBudget, REFUSING_SLACK } from './descriptors.js';
-import { CLIENT_CLOSED, countReason, RefusalLog } from './events.js';
+import { CLIENT_CLOSED, countReason, loggedName, RefusalLog } from './events.js';
 import { LegacyConnection, type LegacyHost } from './legacy-connection.js';
 import { Limiter } from './limiter.js';
 import { DEFAULTS, MAX_PREFIXES_SETTING, type ServerLogger, type ServerOptions } from './options.js';
@@ -393,7 +393,7 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
     const fields = {
       conn: conn.id,
       remote: conn.remote,
-      name: conn.name,
+      client: loggedName(conn.name),
       ...(legacy ? { legacy } : {}),
       reason,
       ms: Math.round(performance.now() - conn.openedAt),

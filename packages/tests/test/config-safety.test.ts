@@ -78,6 +78,23 @@ describe('config safety - binding', () => {
 });
 
 describe('config safety - admin auth', () => {
+  it('config safety - a flood of bad POST /compact is counted each and logged at most 10 times a second', async () => {
+    const d = await h.start({ args: ['--token', 's3cret'] });
+    for (let i = 0; i < 40; i++) {
+      const res = await fetch(`http://127.0.0.1:${d.adminPort}/compact`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer wrong' },
+      });
+      expect(res.status).toBe(401);
+      await res.text();
+    }
+    expect(await d.metric('gossip_auth_failures_total')).toBe(40);
+    const summary = await d.waitLog((l) => typeof l.suppressed === 'number' && l.msg.startsWith('admin auth failed'));
+    const lines = d.logs.filter((l) => l.msg === 'admin auth failed');
+    expect(lines.length).toBeLessThanOrEqual(10);
+    expect(lines.length + (summary.suppressed as number)).toBe(40);
+  });
+
   it('config safety - with --token, POST /compact needs Authorization: Bearer <token>; the GETs stay open', async () => {
     const d = await h.start({ args: ['--token', 's3cret'] });
     const compact = (authorization?: string) =>

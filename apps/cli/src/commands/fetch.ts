@@ -1,12 +1,13 @@
 import { parseArgs } from 'node:util';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, type Io, UsageError } from '../common.js';
 import { clientFrom } from '../connect.js';
-import { humanId, humanLine, isoTime, jsonData, outputForm, showData } from '../output.js';
+import { humanId, humanLine, humanValue, isoTime, jsonData, outputForm, showData } from '../output.js';
 
 export const fetchHelp = `Usage: gossip fetch <id> [id...] [--json | --raw]
 
-Prints the newest stored value of each id. For one id, its value alone, as text (or
-base64:... when it is not UTF-8). For several, a line each, "<time> <id> <value>" as
+Prints the newest stored value of each id. For one id, its value alone: on a terminal
+quoted and escaped as sub prints values, into a pipe as text (base64:... when it is not
+UTF-8). For several, a line each, "<time> <id> <value>" as
 gossip sub prints them: the value a JSON string, base64:... or (deleted), and
 "- <id> (not found)" for an id never stored. For scripts, --json: one JSON object per id,
   {"id", "found", "deleted", "ts" (ns, a decimal string, or null), "time" (ISO 8601, or
@@ -56,10 +57,13 @@ export async function fetch(args: string[], io: Io): Promise<number> {
         if (!one && value) io.out('\n');
         if (!value) io.err(`${humanId(r.id)}: ${r.deleted ? 'deleted' : 'not found'}\n`);
       } else if (one) {
-        if (value) {
+        if (!value) io.err(`${humanId(r.id)}: ${r.deleted ? 'deleted' : 'not found'}\n`);
+        // on a terminal quoted and escaped as every human line; into a pipe the text as it is
+        else if (io.tty) io.out(`${humanValue(value)}\n`);
+        else {
           const shown = showData(value);
           io.out(`${shown.base64 ? `base64:${shown.text}` : shown.text}\n`);
-        } else io.err(`${humanId(r.id)}: ${r.deleted ? 'deleted' : 'not found'}\n`);
+        }
       } else if (r.found && r.ts !== undefined) {
         io.out(humanLine(r.id, r.ts, value));
       } else {

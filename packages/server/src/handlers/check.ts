@@ -11,7 +11,7 @@ import {
   type UnsubscribeFrame,
 } from '@gossip/protocol';
 import type { ServerContext } from '../context.js';
-import { countReason, reasonOf } from '../events.js';
+import { countReason, loggedName, reasonOf } from '../events.js';
 import type { PrefixSet, Session } from '../session.js';
 
 /*
@@ -217,7 +217,13 @@ function refused(session: Session, ctx: ServerContext, reqId: number, refusal: R
   countReason(ctx.stats.refusedBy, reasonOf(refusal[0]));
   ctx.refusals.write(
     'info',
-    { conn: session.id, remote: session.remote, name: session.name, code: refusal[0], message: refusal[1] },
+    {
+      conn: session.id,
+      remote: session.remote,
+      client: loggedName(session.name),
+      code: refusal[0],
+      message: refusal[1],
+    },
     'request refused',
   );
   return errorAck(session, reqId, refusal);

@@ -1,5 +1,6 @@
 import { type HelloFrame, MIN_TS, PROTOCOL_VERSION } from '@gossip/protocol';
 import type { ServerContext } from '../context.js';
+import { loggedName } from '../events.js';
 import type { Session } from '../session.js';
 import { announcedLimits, helloPrefixesRefusal } from './check.js';
 
@@ -19,7 +20,11 @@ export function onHello(session: Session, ctx: ServerContext, hello: HelloFrame)
   }
   if (!ctx.tokens.verify(hello.token)) {
     ctx.stats.authFailures++;
-    ctx.authFailuresLog.write('warn', { conn: session.id, remote: session.remote, name: hello.name }, 'auth failed');
+    ctx.authFailuresLog.write(
+      'warn',
+      { conn: session.id, remote: session.remote, client: loggedName(hello.name) },
+      'auth failed',
+    );
     session.fatal(
       'GOSSIP_ERR_UNAUTHORIZED',
       hello.token === undefined ? 'this server needs a token' : 'the token is not valid',
