@@ -165,6 +165,9 @@ describe('admin', () => {
     expect(status).toBe(200);
     for (const name of METRIC_NAMES) expect(text).toMatch(new RegExp(`^# TYPE ${name} `, 'm'));
     expect(text).toMatch(/^process_resident_memory_bytes /m);
+    // the first scrape makes the registry: its event-loop figures are numbers already
+    expect(text).not.toMatch(/ nan$/im);
+    expect(Number(/^nodejs_eventloop_lag_min_seconds (\S+)$/m.exec(text)?.[1])).toBeLessThan(60);
     expect(await d.metric('gossip_publishes_total')).toBe(0);
 
     const c = await h.live(d.port);
