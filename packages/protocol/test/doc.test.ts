@@ -205,10 +205,15 @@ describe('doc rules', () => {
     }
   });
 
-  /** Source files of the repository (no dependencies, no builds). */
+  /**
+   * Source files of the repository (no dependencies, no builds). Not tsup's
+   * `tsup.config.bundled_*.mjs`: a build running beside the tests (turbo) writes and
+   * removes one while this reads the tree.
+   */
   function sources(dir: string, out: string[] = []): string[] {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       if (entry.name === 'node_modules' || entry.name === 'dist' || entry.name.startsWith('.')) continue;
+      if (entry.name.startsWith('tsup.config.bundled_')) continue;
       const path = join(dir, entry.name);
       if (entry.isDirectory()) sources(path, out);
       else if (/\.(?:ts|mts|cts|js|mjs|cjs)$/.test(entry.name)) out.push(path);
