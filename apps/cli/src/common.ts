@@ -29,7 +29,7 @@ export interface Io {
 
 export const CONNECTION_HELP = `Connection (every command that talks to a server):
   -a, --address <addr>  host:port, gossip://host:port or gossips://host:port (env GOSSIP_ADDRESS, default 127.0.0.1:7420);
-                        several, comma-separated (the edges of a cluster): tried in turn, moved on from on a failure
+                        several, comma-separated: tried in turn, the next one when one stops answering
   -t, --token <token>   auth token (env GOSSIP_TOKEN)
       --ca <file>       PEM CA for gossips:// with a private CA (env GOSSIP_CA)`;
 

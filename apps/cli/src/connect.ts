@@ -22,7 +22,7 @@ export function clientFrom(
 ): GossipClient<Uint8Array> {
   const ca = flags.ca ?? io.env.GOSSIP_CA;
   return new GossipClient({
-    // several, comma-separated: gossipd processes that serve one log, tried in turn
+    // several, comma-separated: tried in turn (@gossip/client's `address`)
     address: (flags.address ?? io.env.GOSSIP_ADDRESS ?? '127.0.0.1:7420')
       .split(',')
       .map((a) => a.trim())

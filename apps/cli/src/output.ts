@@ -52,13 +52,17 @@ export function jsonData(data: Uint8Array): { value: string } | { base64: string
 }
 
 /**
- * Characters a terminal would act on, or that hide or reorder what it shows, which a JSON
- * string leaves as they are: the controls past C0 (DEL, the C1 set: U+009B starts an
- * escape sequence on some terminals), the format characters (bidirectional marks and
- * overrides, zero-width characters, the BOM), the line and paragraph separators, and
- * every space but U+0020 (U+00A0 would read as a plain space).
+ * What a human line escapes, which a JSON string leaves as it is: what a terminal would
+ * act on, or that hides or reorders what it shows. The controls past C0 (DEL, the C1 set:
+ * U+009B starts an escape sequence on some terminals), the format characters
+ * (bidirectional marks and overrides, zero-width characters, the BOM, stray tags), the
+ * line and paragraph separators, and every space but U+0020 (U+00A0 would read as a
+ * plain space). Not the joiners that make one emoji of several and write Persian and
+ * Indic words (U+200C, U+200D), nor the tags of a subdivision flag (U+1F3F4, tags,
+ * U+E007F): the first group matches such a flag, kept whole.
  */
-const TERMINAL_UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|(?! )\p{Zs}/gu;
+const ESCAPED =
+  /(\u{1F3F4}[\u{E0020}-\u{E007E}]+\u{E007F})|(?![\u200c\u200d])(?:[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]|(?! )\p{Zs})/gu;
 
 /** `c` as JSON escapes, one per UTF-16 unit. */
 function escaped(c: string): string {
@@ -69,13 +73,12 @@ function escaped(c: string): string {
 
 /** A JSON string whose every control, format and unusual space character is escaped. */
 function quote(text: string): string {
-  return JSON.stringify(text).replace(TERMINAL_UNSAFE, escaped);
+  return JSON.stringify(text).replace(ESCAPED, (c, flag: string | undefined) => flag ?? escaped(c));
 }
 
 /** An id as it reads on a human line: as is, or a quoted string when it would not read as one safe word. */
 export function humanId(id: string): string {
-  TERMINAL_UNSAFE.lastIndex = 0;
-  return id === '' || /[\s"]/u.test(id) || TERMINAL_UNSAFE.test(id) ? quote(id) : id;
+  return id === '' || /[\s"]/u.test(id) || quote(id) !== JSON.stringify(id) ? quote(id) : id;
 }
 
 /** A value as it reads on a human line: a JSON string, `base64:…`, or `(deleted)` for a tombstone. */

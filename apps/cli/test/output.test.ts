@@ -43,6 +43,10 @@ describe('cli output', () => {
     expect(humanValue(Buffer.from('a\u200bb\u00a0c\u2028d\u061ce'))).toBe('"a\\u200bb\\u00a0c\\u2028d\\u061ce"');
     expect(humanValue(Buffer.from('x\u{e0041}'))).toBe('"x\\udb40\\udc41"');
     expect(humanValue(Buffer.from('a b'))).toBe('"a b"');
+    // the joiners of one emoji and of Persian words, and a subdivision flag, stay as they are
+    const kept = '👨\u200d👩\u200d👧 می\u200cخواهم \u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}';
+    expect(humanValue(Buffer.from(kept))).toBe(JSON.stringify(kept));
+    expect(humanId('👨\u200d👩')).toBe('👨\u200d👩');
     expect(humanLine('a b', 5n, Buffer.from('v'), true)).toBe('1970-01-01T00:00:00.000000005Z "a b" "v" (transient)\n');
   });
 

@@ -336,7 +336,7 @@ export class GossipClient<T = Uint8Array> implements MessageSource<T> {
       prefixes = since === null ? [] : [{ prefix: scope, since }];
     }
     const stop = catchUp(
-      this.#opts,
+      { ...this.#opts, address: this.#connection.addressesInTurn },
       this.codec,
       {
         message: (m) => sink.message(m),

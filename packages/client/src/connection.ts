@@ -106,6 +106,10 @@ export class Connection implements OutboxLink {
   #at = 0;
   /** Addresses a first `connect()` has tried and failed, in its round of each once. */
   #firstFailures = 0;
+  /** The first refusal a server sent in that round (an error frame), reported over I/O errors. */
+  #refusal: GossipError | undefined;
+  /** The address of the last welcome read. */
+  #welcomedBy: Address | undefined;
   readonly #reconnect: ReconnectStrategy;
   readonly #handler: ConnectionHandler;
   readonly #emit: EmitConnectionEvent;
@@ -242,6 +246,18 @@ export class Connection implements OutboxLink {
   /** After a failure: the next address, in turn (the same one when there is one). */
   #moveOn(): void {
     this.#at = (this.#at + 1) % this.#addresses.length;
+  }
+
+  /**
+   * The addresses as an `address` option, the one in use first: a connection of its own
+   * (a late view's catch-up) goes where this one is, not back to the first.
+   */
+  get addressesInTurn(): string[] {
+    const n = this.#addresses.length;
+    return Array.from({ length: n }, (_, k) => {
+      const a = this.#addresses[(this.#at + k) % n] as Address;
+      return `${a.tls ? 'gossips' : 'gossip'}://${hostPort(a)}`;
+    });
   }
 
   get welcome(): WelcomeFrame | undefined {
@@ -550,7 +566,8 @@ export class Connection implements OutboxLink {
   }
 
   #unsupportedError(): GossipError {
-    const { host, port } = this.#address;
+    // the server whose welcome said so, which may not be the address tried next
+    const { host, port } = this.#welcomedBy ?? this.#address;
     return new GossipError(
       'GOSSIP_ERR_PREFIXES_UNSUPPORTED',
       this.#subs && !this.#scopedLate
@@ -590,6 +607,7 @@ export class Connection implements OutboxLink {
     clearTimer(this.#connectTimer);
     this.#welcome = w;
     this.#prefixesSupported = w.maxPrefixes !== undefined;
+    this.#welcomedBy = this.#address;
     // The server sends messages up to its max-data plus the frame overhead (docs/PROTOCOL.md, W1).
     if (this.#decoder) {
       this.#decoder.maxFrameBytes = Math.max(
@@ -651,16 +669,21 @@ export class Connection implements OutboxLink {
       return;
     }
     const first = !this.#everConnected;
-    // A failure or a drop: the next attempt goes to the next address (another edge).
-    this.#moveOn();
+    // A failed attempt moves on to the next address (another edge). A drop of a working
+    // connection first tries the same address again, on the first delay: a server that
+    // restarts at once is back sooner than an unanswering other edge's connect timeout.
+    if (!wasConnected) this.#moveOn();
     if (first && !this.#opts.waitOnFirstConnect) {
-      // The first connect tries each address once, at once; then it fails fast, with the
-      // last reason, and leaves nothing running (as nats.js).
+      // The first connect tries each address once, at once; then it fails fast and leaves
+      // nothing running (as nats.js), with a server's own refusal (a token, a version)
+      // rather than another address's I/O error when one came.
+      if (this.#fatal && !isTransport(this.#fatal)) this.#refusal ??= this.#fatal;
       if (++this.#firstFailures < this.#addresses.length) {
+        if (this.#fatal) this.#emit('error', this.#fatal);
         this.#open();
         return;
       }
-      this.shutdown(reason);
+      this.shutdown(this.#refusal ?? reason);
       return;
     }
     if (this.#fatal && !wasConnected) this.#emit('error', this.#fatal);
@@ -689,4 +712,14 @@ export class Connection implements OutboxLink {
     // this client must stay alive until it is back (STYLE.md, "Not this").
     this.#reconnectTimer = setTimer(() => this.#open(), delay);
   }
+}
+
+/** Whether `error` says the address could not be reached or answered (try another), not that a server refused. */
+function isTransport(error: GossipError): boolean {
+  return (
+    error.code === 'GOSSIP_ERR_IO' ||
+    error.code === 'GOSSIP_ERR_TIMEOUT' ||
+    error.code === 'GOSSIP_ERR_CONNECTION_CLOSED' ||
+    error.code === 'GOSSIP_ERR_NOT_GOSSIP_SERVER'
+  );
 }

@@ -7,11 +7,13 @@ import { invalidOption } from './errors.js';
 export interface ClientOptions<T = Uint8Array> {
   /**
    * `host:port`, `gossip://host:port` or `gossips://host:port` (TLS); default
-   * `gossip://127.0.0.1:7420`. Or several, gossipd processes that serve one log (the edges of a cluster):
-   * the client connects to the first, and when a connection fails or drops it moves to
-   * the next, in turn, on the `reconnect` delays, carrying its since, epoch, prefixes and
-   * queued publishes across. A first `connect()` tries each once, at once, before it
-   * fails.
+   * `gossip://127.0.0.1:7420`. Or several: the client connects to the first; an attempt
+   * that fails moves to the next, in turn, on the `reconnect` delays, and a connection
+   * that drops tries its own address once more first. Its since, epoch, prefixes and
+   * queued publishes go along. A first `connect()` tries each once, at once, and fails
+   * with a server's refusal if one came, else the last error. Meant for the edges of one
+   * cluster; two single gossipd are two logs, and a move between them is a resync
+   * (docs/PROTOCOL.md, R3).
    */
   address?: string | readonly string[];
   /**

@@ -1103,12 +1103,61 @@ describe('client open values', () => {
 describe('client addresses', () => {
   // Several addresses: gossipd processes that serve one log (a cluster's edges), tried in turn.
   it('client addresses - a first connect tries each address once, at once: it connects to the one that answers', async () => {
+    // a peer that takes each connection and closes it: how often it was tried is counted
+    const dropper = createServer((s) => s.destroy()).listen(0, '127.0.0.1');
+    await once(dropper, 'listening');
+    let tries = 0;
+    dropper.on('connection', () => tries++);
+    try {
+      const strategy = vi.fn(() => 10);
+      const c = client({
+        address: [`127.0.0.1:${(dropper.address() as AddressInfo).port}`, server.address],
+        reconnect: strategy,
+      });
+      const events: string[] = [];
+      c.on('reconnecting', () => events.push('reconnecting'));
+      const connected = new Promise<{ address: string }>((resolve) => c.on('connect', resolve));
+      await c.connect();
+      expect((await connected).address).toBe(server.address);
+      expect(c.state).toBe('ready');
+      expect(tries).toBe(1);
+      expect(events).toEqual([]);
+      expect(strategy).not.toHaveBeenCalled();
+    } finally {
+      dropper.close();
+    }
+  });
+
+  it("client addresses - a server's refusal in the first round is what connect() fails with, not another address's I/O error", async () => {
+    server.onHello = (conn) => {
+      conn.send(conn.enc.error('GOSSIP_ERR_UNAUTHORIZED', 'the token is not valid').take());
+      conn.socket.end();
+    };
     const dead = await closedPort();
-    const c = client({ address: [`127.0.0.1:${dead}`, server.address] });
-    const connected = new Promise<{ address: string }>((resolve) => c.on('connect', resolve));
-    await c.connect();
-    expect((await connected).address).toBe(server.address);
-    expect(c.state).toBe('ready');
+    for (const address of [
+      [server.address, `127.0.0.1:${dead}`],
+      [`127.0.0.1:${dead}`, server.address],
+    ]) {
+      const c = client({ address });
+      await expect(c.connect()).rejects.toMatchObject({ code: 'GOSSIP_ERR_UNAUTHORIZED' });
+      expect(c.state).toBe('closed');
+    }
+  });
+
+  it('client addresses - a drop of a working connection tries the same address first: a quick restart is not a move', async () => {
+    const other = await FaultServer.start();
+    try {
+      const c = client({ address: [server.address, other.address], reconnect: () => 10 });
+      const addresses: string[] = [];
+      c.on('connect', (info) => addresses.push(info.address));
+      await c.connect();
+      (await server.connection(0)).socket.destroy();
+      await server.connection(1);
+      await vi.waitFor(() => expect(addresses).toEqual([server.address, server.address]));
+      expect(other.conns).toHaveLength(0);
+    } finally {
+      await other.close();
+    }
   });
 
   it('client addresses - a first connect fails with the last reason once every address failed, leaving nothing running', async () => {
@@ -1130,9 +1179,12 @@ describe('client addresses', () => {
       const first = await server.connection(0);
       first.send(first.enc.message(0, 'k', 500n, Buffer.from('v')).take());
       await vi.waitFor(() => expect(c.lastTs).toBe(500n));
-      const moved = new Promise<{ address: string }>((resolve) => c.on('reconnecting', resolve));
-      first.socket.destroy();
-      expect((await moved).address).toBe(other.address);
+      const moved = new Promise<void>((resolve) =>
+        c.on('reconnecting', (info) => info.address === other.address && resolve()),
+      );
+      // the first edge goes away: its address is tried again once, then the next one
+      await server.close();
+      await moved;
       const published = c.publish('during', 'x');
       const next = await other.connection(0);
       expect(next.hello).toMatchObject({ since: 500n, epoch: server.epoch });
@@ -1151,5 +1203,25 @@ describe('client addresses', () => {
     expect(() => new GossipClient({ address: ['127.0.0.1:1', 'nope:port'] })).toThrow(
       expect.objectContaining({ code: 'GOSSIP_ERR_INVALID_ARGUMENT' }),
     );
+  });
+});
+
+describe('client addresses and late views', () => {
+  it('client addresses - a view made late catches up from the address the client is on, not the first', async () => {
+    const first = await FaultServer.start();
+    try {
+      first.onHello = (conn) => conn.socket.destroy(); // down when the client connects
+      const c = client({ address: [first.address, server.address], reconnect: () => 10 });
+      await c.connect();
+      const triedFirst = first.conns.length;
+      first.onHello = (conn) => first.welcome(conn, true); // back up: a catch-up going there would be answered
+      const view = new GossipState(c);
+      await new Promise<void>((resolve) => view.once('synced', () => resolve()));
+      expect(server.conns).toHaveLength(2);
+      expect(server.conns[1]?.hello.epoch).toBeNull();
+      expect(first.conns).toHaveLength(triedFirst);
+    } finally {
+      await first.close();
+    }
   });
 });

@@ -32,7 +32,9 @@ const LOGGED_NAME_CHARS = 64;
  * header, where a name with a newline could forge a line.
  */
 export function loggedName(name: string | undefined): string | undefined {
-  return name === undefined || name.length <= LOGGED_NAME_CHARS ? name : `${name.slice(0, LOGGED_NAME_CHARS)}…`;
+  if (name === undefined || name.length <= LOGGED_NAME_CHARS) return name;
+  // by code points: a cut never splits a surrogate pair
+  return `${Array.from(name).slice(0, LOGGED_NAME_CHARS).join('')}…`;
 }
 
 /** Adds one to `reason`'s count. */
