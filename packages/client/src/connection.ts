@@ -161,6 +161,13 @@ export class Connection implements OutboxLink {
   ) {
     this.#opts = options;
     this.#addresses = parseAddresses(options.address ?? CLIENT_DEFAULTS.address);
+    // A token goes in every hello: with gossips:// and gossip:// addresses mixed, it would
+    // go in the clear to the plain ones, when the TLS ones do not answer.
+    if (options.token !== undefined && new Set(this.#addresses.map((a) => a.tls)).size > 1)
+      throw new GossipError(
+        'GOSSIP_ERR_INVALID_ARGUMENT',
+        'a token with both gossips:// and gossip:// addresses would be sent in the clear to the gossip:// ones: use one scheme',
+      );
     this.#reconnect = options.reconnect ?? exponentialBackoff();
     this.#handler = handler;
     this.#emit = emit;

@@ -1196,6 +1196,17 @@ describe('client addresses', () => {
     }
   });
 
+  it('client addresses - a token with gossips:// and gossip:// addresses mixed is refused: it would go in the clear', () => {
+    expect(() => new GossipClient({ address: ['gossips://127.0.0.1:1', 'gossip://127.0.0.1:2'], token: 't' })).toThrow(
+      expect.objectContaining({
+        code: 'GOSSIP_ERR_INVALID_ARGUMENT',
+        message: expect.stringContaining('in the clear'),
+      }),
+    );
+    expect(() => new GossipClient({ address: ['gossips://127.0.0.1:1', 'gossip://127.0.0.1:2'] })).not.toThrow();
+    expect(() => new GossipClient({ address: ['gossip://127.0.0.1:1', '127.0.0.1:2'], token: 't' })).not.toThrow();
+  });
+
   it('client addresses - an empty list or an address that does not parse is refused by the constructor', () => {
     expect(() => new GossipClient({ address: [] })).toThrow(
       expect.objectContaining({ code: 'GOSSIP_ERR_INVALID_ARGUMENT' }),

@@ -86,6 +86,12 @@ export class RefusalLog {
     this.#log[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
   }
 
+  /** Says what is left out now, and writes nothing more on a timer: at the server's close. */
+  close(): void {
+    clearTimeout(this.#flush);
+    this.#said();
+  }
+
   /** The line for what the window that ended left out, when no line came after it. */
   #said(): void {
     this.#flush = undefined;

@@ -250,6 +250,8 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
       clearTimeout(timer);
       for (const s of sockets) s.destroy();
       await closed;
+      // what the rate-limited logs left out so far, said now rather than lost
+      for (const l of [this.refusals, this.authFailuresLog, this.#unwelcomedLog]) l.close();
     })();
     return this.#closing;
   }
