@@ -3,7 +3,7 @@
  * with no store, no index and no fan-out; its output is corked per turn of the event loop,
  * as gossipd's is. Driven by @gossip/client beside gossipd, it shows how fast the SDK's
  * publishes can be acknowledged by any server on this machine: what no gossipd can exceed.
- * Prints "listening on <port>" once it accepts connections; stops at SIGTERM.
+ * Listens on the loopback port its one argument names; stops at SIGTERM.
  */
 import { createServer } from 'node:net';
 import { AckStatus, Durability, FrameDecoder, FrameEncoder, FrameKind, MIN_TS, newEpoch } from '@gossip/protocol';
@@ -46,8 +46,5 @@ const server = createServer((socket) => {
   socket.on('error', () => socket.destroy());
 });
 
-server.listen(0, '127.0.0.1', () => {
-  const address = server.address();
-  if (address && typeof address === 'object') process.stdout.write(`listening on ${address.port}\n`);
-});
+server.listen(Number(process.argv[2]), '127.0.0.1');
 process.once('SIGTERM', () => process.exit(0));

@@ -317,24 +317,27 @@ async function startMs(how: { bin: string } | { executable: string }): Promise<n
   }
 }
 
+/** The one-file gossipd, built once per run into `dir` as `pnpm build:sea` builds it; or why it could not be. */
+async function buildSea(dir: string): Promise<string | Error> {
+  const executable = join(dir, 'gossipd');
+  try {
+    await promisify(execFile)(process.execPath, [SEA_SCRIPT, executable]);
+    return executable;
+  } catch (e) {
+    return e as Error;
+  }
+}
+
 /**
  * W4's floor: spawn → listening of the gossipd users start (the gossipd package's bin, on
- * an empty folder, with its admin listener) and of the one-file gossipd (built here first,
- * as `pnpm build:sea` builds it), alternated `cfg.starts` times with spawn → exit of
- * `node -e 0`, Node's own start; the best of each.
+ * an empty folder, with its admin listener) and of the one-file gossipd (`sea`),
+ * alternated `cfg.starts` times with spawn → exit of `node -e 0`, Node's own start; the
+ * best of each.
  */
-async function starts(cfg: Config, out: Results): Promise<void> {
+async function starts(cfg: Config, sea: string | Error, out: Results): Promise<void> {
   let gossipdMs = Number.POSITIVE_INFINITY;
   let seaMs = Number.POSITIVE_INFINITY;
   let nodeMs = Number.POSITIVE_INFINITY;
-  const seaDir = await tempDir('gossipd-sea');
-  const executable = join(seaDir, 'gossipd');
-  let sea: Error | undefined;
-  try {
-    await promisify(execFile)(process.execPath, [SEA_SCRIPT, executable]);
-  } catch (e) {
-    sea = e as Error;
-  }
   for (let i = 0; i < cfg.starts; i++) {
     const t0 = performance.now();
     const node = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
@@ -342,14 +345,13 @@ async function starts(cfg: Config, out: Results): Promise<void> {
     if (code !== 0) throw new Error(`node -e 0 exited with ${code}`);
     nodeMs = Math.min(nodeMs, performance.now() - t0);
     gossipdMs = Math.min(gossipdMs, await startMs({ bin: GOSSIPD_BIN }));
-    if (!sea) seaMs = Math.min(seaMs, await startMs({ executable }));
+    if (typeof sea === 'string') seaMs = Math.min(seaMs, await startMs({ executable: sea }));
   }
-  await removeDir(seaDir);
   out.listen = gossipdMs;
-  out.listenSea = sea ?? seaMs;
+  out.listenSea = typeof sea === 'string' ? seaMs : sea;
   out.nodeStart = nodeMs;
   log(
-    `  gossipd spawn → listening ${gossipdMs.toFixed(0)} ms, one-file ${sea ? `FAILED ${sea.message}` : `${seaMs.toFixed(0)} ms`}, node -e 0 ${nodeMs.toFixed(0)} ms`,
+    `  gossipd spawn → listening ${gossipdMs.toFixed(0)} ms, one-file ${typeof sea === 'string' ? `${seaMs.toFixed(0)} ms` : `FAILED ${sea.message}`}, node -e 0 ${nodeMs.toFixed(0)} ms`,
   );
 }
 
@@ -515,20 +517,28 @@ async function main(): Promise<void> {
   });
   for (const sys of runnable) results.set(sys.name, {});
   const t0 = performance.now();
-  // interleaved, so that a busy spell on the machine does not fall on one system's runs only
-  for (let r = 1; r <= cfg.repeats; r++) {
-    for (const sys of runnable) {
-      log(`${sys.name} (run ${r} of ${cfg.repeats}): ${sys.versions()}`);
-      const out: Results = {};
-      await durableChain(cfg, sys, ids, out);
-      if (runs(sys, 'w2 fan-out')) await fanout(cfg, sys, ids, out);
-      if (runs(sys, 'w2 latency')) {
-        await latency(cfg, sys, ids, out, cfg.rate, { p50: 'w2p50', p99: 'w2p99' });
-        await latency(cfg, sys, ids, out, cfg.slowRate, { p50: 'w2p50slow', p99: 'w2p99slow' });
+  // the one-file gossipd whose start W4 times beside the bin's: built once for every repeat
+  const seaDir = runnable.includes(gossipdDefault) ? await tempDir('gossipd-sea') : undefined;
+  const sea = seaDir ? await buildSea(seaDir) : undefined;
+  try {
+    // interleaved, so that a busy spell on the machine does not fall on one system's runs only
+    for (let r = 1; r <= cfg.repeats; r++) {
+      for (const sys of runnable) {
+        log(`${sys.name} (run ${r} of ${cfg.repeats}): ${sys.versions()}`);
+        const out: Results = {};
+        await durableChain(cfg, sys, ids, out);
+        if (runs(sys, 'w2 fan-out')) await fanout(cfg, sys, ids, out);
+        if (runs(sys, 'w2 latency')) {
+          await latency(cfg, sys, ids, out, cfg.rate, { p50: 'w2p50', p99: 'w2p99' });
+          await latency(cfg, sys, ids, out, cfg.slowRate, { p50: 'w2p50slow', p99: 'w2p99slow' });
+        }
+        if (sys === gossipdDefault && sea)
+          await starts(cfg, sea, out).catch((e: Error) => log(`  start times: FAILED ${e.message}`));
+        merge(results.get(sys.name) as Results, out);
       }
-      if (sys === gossipdDefault) await starts(cfg, out).catch((e: Error) => log(`  start times: FAILED ${e.message}`));
-      merge(results.get(sys.name) as Results, out);
     }
+  } finally {
+    if (seaDir) await removeDir(seaDir);
   }
   const elapsed = (performance.now() - t0) / 1000;
 

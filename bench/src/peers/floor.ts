@@ -3,37 +3,11 @@
  * acks (../ack-server.ts: no store, no index, no fan-out). Its figure is the most any gossipd
  * could reach through the SDK on this machine; the W1 goals are read against it.
  */
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { clientPublisher } from '../client-publisher.js';
-import { HOST, packageVersion, type Server, type System, track } from './common.js';
+import { freePort, HOST, Proc, packageVersion, type System } from './common.js';
 
 const ACK_SERVER = fileURLToPath(new URL('./ack-server.js', import.meta.url));
-
-async function start(): Promise<Server> {
-  const child = spawn(process.execPath, [ACK_SERVER], { stdio: ['ignore', 'pipe', 'inherit'] });
-  track(child);
-  let out = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /listening on (\d+)/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.once('exit', (code, signal) =>
-      reject(new Error(`the ack-only server exited (${code ?? signal}) before listening`)),
-    );
-  });
-  return {
-    port,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      await once(child, 'exit');
-    },
-  };
-}
 
 export function ackFloor(): System {
   const client = () => `@gossip/client ${packageVersion('@gossip/client')}`;
@@ -45,7 +19,10 @@ export function ackFloor(): System {
     client,
     missing: () => null,
     versions: () => `bench/src/ack-server.ts over @gossip/protocol ${packageVersion('@gossip/protocol')}, ${client()}`,
-    start: () => start(),
+    start: async () => {
+      const port = await freePort();
+      return Proc.serve('the ack-only floor', process.execPath, [ACK_SERVER, String(port)], port);
+    },
     publisher: (port) => clientPublisher(HOST, port, { codec: 'bytes' }),
     subscribe: () => Promise.reject(new Error('the ack-only floor runs W1 only')),
     catchUp: () => Promise.reject(new Error('the ack-only floor runs W1 only')),
