@@ -135,7 +135,7 @@ async function main(): Promise<void> {
         tokens: new TokenSet(config.tokens),
         onAuthFailure: (remote) => {
           adminAuthFailures++;
-          adminAuthLog.write('warn', { component: 'admin', remote }, 'admin auth failed');
+          adminAuthLog.write('warn', () => ({ component: 'admin', remote }), 'admin auth failed');
         },
       });
       admin = started.server;

@@ -117,7 +117,7 @@ export async function createMetrics(
   );
   counterByReason(
     'gossip_disconnects_total',
-    'Connections ended, by reason: the error code that ended it, or client_closed, socket_error',
+    'Connections ended, by reason: the error code that ended it, or client_closed, client_reset, socket_error',
     () => getServer()?.stats.disconnects ?? {},
   );
   counter(

@@ -1,5 +1,7 @@
 import { GossipError } from '@gossip/protocol';
 
+export { hostPort } from '@gossip/protocol';
+
 export interface Address {
   host: string;
   port: number;
@@ -17,11 +19,6 @@ export function parseAddresses(option: string | readonly string[]): Address[] {
     if (typeof a !== 'string') throw new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', 'every address must be a string');
     return parseAddress(a);
   });
-}
-
-/** `host:port` for events and messages (`[::1]:7420` for IPv6). */
-export function hostPort({ host, port }: Address): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** `host:port`, `gossip://host:port`, `gossips://host:port` (TLS), `[::1]:7420`; the port defaults to 7420. */

@@ -48,6 +48,7 @@ export type {
   WelcomeFrame,
   WelcomeOptions,
 } from './frames.js';
+export { hostPort } from './host-port.js';
 export type {
   LegacyDecoderOptions,
   LegacyEncoderOptions,

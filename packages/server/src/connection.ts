@@ -9,6 +9,7 @@ import {
   FrameKind,
   GossipError,
   type HelloFrame,
+  hostPort,
   LEGACY_FIRST_BYTE,
   MAX_HELLO_FRAME_BYTES,
 } from '@gossip/protocol';
@@ -84,6 +85,7 @@ export class Connection implements Session, SubscriptionHost {
   /** Whether the client gets its own publishes and emits back (hello option). */
   echo = true;
   name: string | undefined;
+  client: string | undefined;
   #state: ConnectionState = 'hello';
   #tlsPending: boolean;
   readonly #decoder: FrameDecoder;
@@ -133,7 +135,7 @@ export class Connection implements Session, SubscriptionHost {
     this.ctx = ctx;
     this.id = id;
     this.socket = socket;
-    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.remote = hostPort({ host: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 });
     this.#tlsPending = options.tlsPending ?? false;
     this.#helloDeadline = performance.now() + ctx.options.helloTimeoutMs;
     this.out = new Outbound(socket, (bytes) => {
@@ -434,7 +436,7 @@ export class Connection implements Session, SubscriptionHost {
     if (this.#state === 'closed') return;
     this.ctx.stats.slowConsumers++;
     this.ctx.log.warn(
-      { conn: this.id, client: loggedName(this.name), pendingBytes: this.pendingBytes },
+      { conn: this.id, client: this.client, pendingBytes: this.pendingBytes },
       'slow consumer disconnected: raise --max-outbound or read faster',
     );
     this.fatal(
@@ -560,12 +562,13 @@ export class Connection implements Session, SubscriptionHost {
   #welcomed(hello: HelloFrame): void {
     this.echo = hello.echo;
     this.name = hello.name;
+    this.client = loggedName(hello.name);
     this.welcomed = true;
     this.ctx.log.info(
       {
         conn: this.id,
         remote: this.remote,
-        client: loggedName(hello.name),
+        client: this.client,
         tls: 'encrypted' in this.socket,
         since: hello.since === null ? null : String(hello.since),
         ...(hello.prefixes === undefined ? {} : { prefixes: hello.prefixes.length }),

@@ -1,13 +1,18 @@
 import type { ErrorCode } from '@gossip/protocol';
 import type { ServerLogger } from './options.js';
+import type { ServerStats } from './stats.js';
 
 // What the server tells operators about connections and refusals: the `reason` of each
 // metric label and log line, and a log of refusals that a flood cannot turn into a flood
 // of lines. This module imports no connection and no server.
 
-/** A coded error as a metric's `reason` label: GOSSIP_ERR_SLOW_CONSUMER → slow_consumer. */
+const REASONS = new Map<ErrorCode, string>();
+
+/** A coded error as a metric's `reason` label: GOSSIP_ERR_SLOW_CONSUMER → slow_consumer (made once per code). */
 export function reasonOf(code: ErrorCode): string {
-  return code.replace(/^GOSSIP_ERR_/, '').toLowerCase();
+  let reason = REASONS.get(code);
+  if (reason === undefined) REASONS.set(code, (reason = code.replace(/^GOSSIP_ERR_/, '').toLowerCase()));
+  return reason;
 }
 
 /** Why a connection ended that no error frame names: the client closed it, or its socket failed. */
@@ -33,8 +38,14 @@ const LOGGED_NAME_CHARS = 64;
  */
 export function loggedName(name: string | undefined): string | undefined {
   if (name === undefined || name.length <= LOGGED_NAME_CHARS) return name;
-  // by code points: a cut never splits a surrogate pair
-  return `${Array.from(name).slice(0, LOGGED_NAME_CHARS).join('')}…`;
+  // by code points, so that a cut never splits a surrogate pair; no further than the cut
+  let cut = '';
+  let n = 0;
+  for (const c of name) {
+    if (n++ === LOGGED_NAME_CHARS) break;
+    cut += c;
+  }
+  return `${cut}…`;
 }
 
 /** Adds one to `reason`'s count. */
@@ -65,7 +76,11 @@ export class RefusalLog {
     this.#log = log;
   }
 
-  write(level: 'info' | 'warn', fields: Record<string, unknown>, msg: string): void {
+  /**
+   * One line, or one more counted as left out. `fields` is only called for a line that is
+   * written: a flood that is dropped builds nothing per request.
+   */
+  write(level: 'info' | 'warn', fields: () => Record<string, unknown>, msg: string): void {
     const now = performance.now();
     if (now - this.#windowStart >= 1000) {
       this.#windowStart = now;
@@ -83,7 +98,7 @@ export class RefusalLog {
     this.#suppressed = 0;
     clearTimeout(this.#flush);
     this.#flush = undefined;
-    this.#log[level](suppressed > 0 ? { ...fields, suppressed } : fields, msg);
+    this.#log[level](suppressed > 0 ? { ...fields(), suppressed } : fields(), msg);
   }
 
   /** Says what is left out now, and writes nothing more on a timer: at the server's close. */
@@ -103,4 +118,36 @@ export class RefusalLog {
     this.#written = 1;
     this.#log[pending.level]({ suppressed }, `${pending.msg}: ${suppressed} more left out of the log`);
   }
+}
+
+/** What a connection, native or legacy, tells the log and the metrics of itself. */
+export interface Ending {
+  readonly id: number;
+  /** The peer's address and port, read at the accept (`hostPort`). */
+  readonly remote: string;
+  /** The client's name as logged (`loggedName`), once its hello gave one. */
+  readonly client: string | undefined;
+  /** When it was accepted (`performance.now()`). */
+  readonly openedAt: number;
+  /** Why it ended; the first reason given wins. */
+  endReason: string | undefined;
+  /** Its hello (or legacy handshake) was accepted. */
+  readonly welcomed: boolean;
+}
+
+/** A request refused with `code`: counted by reason and logged at the refusals' pace (docs/OPERATIONS.md, Logs). */
+export function refused(
+  ctx: { stats: ServerStats; refusals: RefusalLog },
+  by: Pick<Ending, 'id' | 'remote' | 'client'>,
+  code: ErrorCode,
+  message: string,
+  legacy = false,
+): void {
+  ctx.stats.refused++;
+  countReason(ctx.stats.refusedBy, reasonOf(code));
+  ctx.refusals.write(
+    'info',
+    () => ({ conn: by.id, remote: by.remote, client: by.client, ...(legacy ? { legacy } : {}), code, message }),
+    'request refused',
+  );
 }

@@ -13,7 +13,7 @@ import {
 } from '@gossip/protocol';
 import type { AppendResult } from '@gossip/store';
 import type { Publisher, ServerContext } from './context.js';
-import { countReason, reasonOf, socketErrorReason } from './events.js';
+import { type Ending, reasonOf, refused, socketErrorReason } from './events.js';
 import { REFUSALS, refusal } from './handlers/check.js';
 import type { Limiter } from './limiter.js';
 import { Outbound } from './outbound.js';
@@ -87,14 +87,13 @@ export class LegacyConnection implements Publisher {
   #heldBytes = 0;
   #handshakeTimer: NodeJS.Timeout | undefined;
 
-  /** The peer's address and port, for logs: read while the socket has them. */
+  /** The peer's address and port, and when it was accepted: the native connection's, which read them. */
   readonly remote: string;
-  /** When it was handed the socket (`performance.now()`). */
-  readonly openedAt = performance.now();
+  readonly openedAt: number;
   /** Why it ended, for the metrics and the log (events.ts); the first reason given wins. */
   endReason: string | undefined;
   /** The original protocol's handshake names no client. */
-  readonly name = undefined;
+  readonly client = undefined;
   /** Its handshake was accepted ('client connected' was logged). */
   welcomed = false;
 
@@ -102,11 +101,18 @@ export class LegacyConnection implements Publisher {
    * Takes over `socket` from the native connection `id` that read `first`, its first
    * chunk; the handshake is due by that connection's hello deadline (`performance.now()`).
    */
-  constructor(ctx: LegacyHost, socket: Socket, id: number, first: Buffer, helloDeadline: number) {
+  constructor(
+    ctx: LegacyHost,
+    socket: Socket,
+    from: Pick<Ending, 'id' | 'remote' | 'openedAt'>,
+    first: Buffer,
+    helloDeadline: number,
+  ) {
     this.ctx = ctx;
     this.socket = socket;
-    this.id = id;
-    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.id = from.id;
+    this.remote = from.remote;
+    this.openedAt = from.openedAt;
     this.out = new Outbound(socket, (bytes) => {
       ctx.stats.bytesOut += bytes;
     });
@@ -163,15 +169,7 @@ export class LegacyConnection implements Publisher {
     if (this.#state === 'closed') return;
     this.endReason ??= reasonOf(code);
     if (PROTOCOL_ERRORS.has(code)) this.ctx.stats.protocolErrors++;
-    else if (REFUSALS.has(code)) {
-      this.ctx.stats.refused++;
-      countReason(this.ctx.stats.refusedBy, reasonOf(code));
-      this.ctx.refusals.write(
-        'info',
-        { conn: this.id, remote: this.remote, legacy: true, code, message },
-        'request refused',
-      );
-    }
+    else if (REFUSALS.has(code)) refused(this.ctx, this, code, message, true);
     this.ctx.log.debug({ conn: this.id, code, message, legacy: true }, 'closing connection');
     this.#held = [];
     this.#heldBytes = 0;
@@ -253,7 +251,7 @@ export class LegacyConnection implements Publisher {
     }
     if (ctx.tokens.enabled && !ctx.options.legacyWithTokens) {
       ctx.stats.authFailures++;
-      ctx.authFailuresLog.write('warn', { conn: this.id, remote: this.remote, legacy: true }, 'auth failed');
+      ctx.authFailuresLog.write('warn', () => ({ conn: this.id, remote: this.remote, legacy: true }), 'auth failed');
       this.fatal(
         'GOSSIP_ERR_UNAUTHORIZED',
         'this server needs a token and the original gossip protocol cannot carry one: ' +

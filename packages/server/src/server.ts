@@ -6,7 +6,11 @@ import { TokenSet } from './auth.js';
 import { Connection, type ConnectionHost, type ConnectionState } from './connection.js';
 import type { Origin, Publication, Publisher, ResolvedOptions } from './context.js';
 import { connectionsAllowed, descriptorBudget, REFUSING_SLACK } from './descriptors.js';
-import { CLIENT_CLOSED, countReason, loggedName, RefusalLog } from './events.js';
+import { CLIENT_CLOSED, countReason, type Ending, RefusalLog, reasonOf } from './events.js';
+
+/** The reason of a connection refused at the limit, as `gossip_disconnects_total` counts it. */
+const TOO_MANY_CONNECTIONS = reasonOf('GOSSIP_ERR_TOO_MANY_CONNECTIONS');
+
 import { LegacyConnection, type LegacyHost } from './legacy-connection.js';
 import { Limiter } from './limiter.js';
 import { DEFAULTS, MAX_PREFIXES_SETTING, type ServerLogger, type ServerOptions } from './options.js';
@@ -362,7 +366,7 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
   }
 
   closed(conn: Connection): void {
-    this.#ended(conn, false, this.#refusing.has(conn));
+    this.#ended(conn, false);
     this.#conns.delete(conn);
     this.#live.delete(conn);
     this.#scoped.delete(conn);
@@ -377,30 +381,19 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
    * at all (`gossip_connections_refused_total` counts those): a flood of either writes
    * no flood of lines.
    */
-  #ended(
-    conn: {
-      id: number;
-      remote: string;
-      name: string | undefined;
-      endReason: string | undefined;
-      openedAt: number;
-      welcomed: boolean;
-    },
-    legacy: boolean,
-    refused: boolean,
-  ): void {
+  #ended(conn: Ending, legacy: boolean): void {
     const reason = conn.endReason ?? CLIENT_CLOSED;
     countReason(this.stats.disconnects, reason);
-    if (refused) return;
-    const fields = {
+    if (reason === TOO_MANY_CONNECTIONS) return;
+    const fields = () => ({
       conn: conn.id,
       remote: conn.remote,
-      client: loggedName(conn.name),
+      client: conn.client,
       ...(legacy ? { legacy } : {}),
       reason,
       ms: Math.round(performance.now() - conn.openedAt),
-    };
-    if (conn.welcomed) this.log.info(fields, 'connection closed');
+    });
+    if (conn.welcomed) this.log.info(fields(), 'connection closed');
     else this.#unwelcomedLog.write('info', fields, 'connection closed');
   }
 
@@ -408,7 +401,7 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
 
   adoptLegacy(conn: Connection, first: Buffer, helloDeadline: number): void {
     this.#conns.delete(conn);
-    this.#conns.add(new LegacyConnection(this, conn.socket, conn.id, first, helloDeadline));
+    this.#conns.add(new LegacyConnection(this, conn.socket, conn, first, helloDeadline));
   }
 
   legacyStateChanged(conn: LegacyConnection, live: boolean): void {
@@ -417,7 +410,7 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
   }
 
   legacyClosed(conn: LegacyConnection): void {
-    this.#ended(conn, true, false);
+    this.#ended(conn, true);
     this.#conns.delete(conn);
     this.#legacyLive.delete(conn);
     this.stats.connections = this.#conns.size;

@@ -15,6 +15,8 @@ export interface Session extends Publisher {
   readonly remote: string;
   /** The client's name from its hello (H1). */
   readonly name: string | undefined;
+  /** That name as the log shows it (events.ts `loggedName`), made once at the hello. */
+  readonly client: string | undefined;
   readonly closed: boolean;
   /**
    * The connection's own frames (acks, pongs, the welcome) are encoded here; `touch`

@@ -82,6 +82,7 @@ class FakePrefixes implements PrefixSet {
 class FakeSession implements Session {
   readonly id = 7;
   readonly remote = '127.0.0.1:50000';
+  readonly client = undefined;
   readonly name = undefined;
   echo = true;
   closed = false;

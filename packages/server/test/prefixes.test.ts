@@ -246,6 +246,7 @@ class PrefixSession implements PrefixSet {
     return {
       id: 1,
       remote: '127.0.0.1:50000',
+      client: undefined,
       name: undefined,
       echo: true,
       get closed() {

@@ -203,6 +203,10 @@ describe('limits (fatal)', () => {
     while ((await d.metric('gossip_connections')) > 1);
     const c = await h.live(d.port);
     await stillOpen(c);
+    // the refused one also ended: counted by its reason, and not logged (a flood of them writes no lines)
+    const { text } = await d.admin('/metrics');
+    expect(text).toMatch(/^gossip_disconnects_total\{reason="too_many_connections"\} 1$/m);
+    expect(d.logs.filter((l) => l.reason === 'too_many_connections')).toEqual([]);
   });
 
   it('limits - no hello within --hello-timeout is fatal with GOSSIP_ERR_HELLO_TIMEOUT', async () => {

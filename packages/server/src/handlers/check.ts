@@ -11,7 +11,7 @@ import {
   type UnsubscribeFrame,
 } from '@gossip/protocol';
 import type { ServerContext } from '../context.js';
-import { countReason, loggedName, reasonOf } from '../events.js';
+import { refused as countRefusal } from '../events.js';
 import type { PrefixSet, Session } from '../session.js';
 
 /*
@@ -213,19 +213,7 @@ export function refuseUnsubscribe(session: Session, f: UnsubscribeFrame): boolea
 
 function refused(session: Session, ctx: ServerContext, reqId: number, refusal: Refusal | undefined): boolean {
   if (!refusal) return false;
-  ctx.stats.refused++;
-  countReason(ctx.stats.refusedBy, reasonOf(refusal[0]));
-  ctx.refusals.write(
-    'info',
-    {
-      conn: session.id,
-      remote: session.remote,
-      client: loggedName(session.name),
-      code: refusal[0],
-      message: refusal[1],
-    },
-    'request refused',
-  );
+  countRefusal(ctx, session, refusal[0], refusal[1]);
   return errorAck(session, reqId, refusal);
 }
 

@@ -22,7 +22,7 @@ export function onHello(session: Session, ctx: ServerContext, hello: HelloFrame)
     ctx.stats.authFailures++;
     ctx.authFailuresLog.write(
       'warn',
-      { conn: session.id, remote: session.remote, client: loggedName(hello.name) },
+      () => ({ conn: session.id, remote: session.remote, client: loggedName(hello.name) }),
       'auth failed',
     );
     session.fatal(
