@@ -1,4 +1,5 @@
 import { GossipError } from '@gossip/protocol';
+import { invalidOption } from './errors.js';
 
 export { hostPort } from '@gossip/protocol';
 
@@ -14,9 +15,9 @@ export const DEFAULT_PORT = 7420;
 export function parseAddresses(option: string | readonly string[]): Address[] {
   const list = typeof option === 'string' ? [option] : option;
   if (!Array.isArray(list) || list.length === 0)
-    throw new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', 'address must be an address or a non-empty array of them');
+    throw invalidOption('address must be an address or a non-empty array of them');
   return list.map((a) => {
-    if (typeof a !== 'string') throw new GossipError('GOSSIP_ERR_INVALID_ARGUMENT', 'every address must be a string');
+    if (typeof a !== 'string') throw invalidOption('every address must be a string');
     return parseAddress(a);
   });
 }

@@ -104,8 +104,6 @@ export class Connection implements OutboxLink {
   /** The `address` option's, in order; `#at` is the one in use or next tried. */
   readonly #addresses: readonly Address[];
   #at = 0;
-  /** Addresses a first `connect()` has tried and failed, in its round of each once. */
-  #firstFailures = 0;
   /** The first refusal a server sent in that round (an error frame), reported over I/O errors. */
   #refusal: GossipError | undefined;
   /** The address of the last welcome read. */
@@ -161,13 +159,6 @@ export class Connection implements OutboxLink {
   ) {
     this.#opts = options;
     this.#addresses = parseAddresses(options.address ?? CLIENT_DEFAULTS.address);
-    // A token goes in every hello: with gossips:// and gossip:// addresses mixed, it would
-    // go in the clear to the plain ones, when the TLS ones do not answer.
-    if (options.token !== undefined && new Set(this.#addresses.map((a) => a.tls)).size > 1)
-      throw new GossipError(
-        'GOSSIP_ERR_INVALID_ARGUMENT',
-        'a token with both gossips:// and gossip:// addresses would be sent in the clear to the gossip:// ones: use one scheme',
-      );
     this.#reconnect = options.reconnect ?? exponentialBackoff();
     this.#handler = handler;
     this.#emit = emit;
@@ -685,7 +676,8 @@ export class Connection implements OutboxLink {
       // nothing running (as nats.js), with a server's own refusal (a token, a version)
       // rather than another address's I/O error when one came.
       if (this.#fatal && !isTransport(this.#fatal)) this.#refusal ??= this.#fatal;
-      if (++this.#firstFailures < this.#addresses.length) {
+      // back at the first address: each has been tried once
+      if (this.#at !== 0) {
         if (this.#fatal) this.#emit('error', this.#fatal);
         this.#open();
         return;

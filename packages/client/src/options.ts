@@ -1,5 +1,6 @@
 import type { ConnectionOptions } from 'node:tls';
 import { checkPrefix, FrameEncoder, MAX_PREFIX_FIELD_BYTES, MAX_TS, MIN_TS } from '@gossip/protocol';
+import { parseAddresses } from './address.js';
 import type { ReconnectStrategy } from './backoff.js';
 import type { Codec } from './codecs.js';
 import { invalidOption } from './errors.js';
@@ -133,6 +134,13 @@ export function checkHelloOptions(options: ClientOptions<unknown>): void {
     if (new Set(prefixes).size !== prefixes.length) throw invalidOption('prefixes names a prefix twice');
   }
   checkSince(options.since ?? CLIENT_DEFAULTS.since, 'since');
+  // A token goes in every hello: with gossips:// and gossip:// addresses mixed, it would
+  // go in the clear to the plain ones, when the TLS ones do not answer.
+  const addresses = parseAddresses(options.address ?? CLIENT_DEFAULTS.address);
+  if (options.token !== undefined && new Set(addresses.map((a) => a.tls)).size > 1)
+    throw invalidOption(
+      'a token with both gossips:// and gossip:// addresses would be sent in the clear to the gossip:// ones: use one scheme',
+    );
   const delta = options.replayDeltaMs;
   if (delta !== undefined && !(typeof delta === 'number' && Number.isFinite(delta) && delta >= 0)) {
     throw invalidOption(`replayDeltaMs must be a finite number of ms, 0 or more, got ${String(delta)}`);

@@ -1214,6 +1214,9 @@ describe('client addresses', () => {
     expect(() => new GossipClient({ address: ['127.0.0.1:1', 'nope:port'] })).toThrow(
       expect.objectContaining({ code: 'GOSSIP_ERR_INVALID_ARGUMENT' }),
     );
+    expect(() => new GossipClient({ address: ['127.0.0.1:1', 7420 as unknown as string] })).toThrow(
+      expect.objectContaining({ code: 'GOSSIP_ERR_INVALID_ARGUMENT', message: 'every address must be a string' }),
+    );
   });
 });
 
