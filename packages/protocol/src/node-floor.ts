@@ -1,15 +1,24 @@
 /**
- * The Node.js versions gossip runs on, as every package's `engines` states them: the ones
- * that load ES modules with require() (20.19 and newer on 20.x, 22.12 and newer), which
- * also have `zlib.crc32` (20.15) that the store needs.
+ * The Node.js versions gossip runs on: those that load ES modules with require() (which
+ * also have the `zlib.crc32` the store needs, from 20.15). The oldest of each line that
+ * does; every major after the last is new enough. `NODE_ENGINES` (every package's
+ * `engines`) and `belowNodeFloor` are made from it.
  */
-export const NODE_ENGINES = '^20.19.0 || >=22.12.0';
+const FLOORS = [
+  [20, 19],
+  [22, 12],
+] as const;
+const LAST = FLOORS.length - 1;
+
+export const NODE_ENGINES = FLOORS.map(([major, minor], i) => `${i < LAST ? '^' : '>='}${major}.${minor}.0`).join(
+  ' || ',
+);
 
 /** Why `version` (`process.version` by default) is not one gossip runs on, for a program to print and exit; undefined when it is. */
 export function belowNodeFloor(program: string, version: string = process.version): string | undefined {
   const [major = 0, minor = 0] = version.replace(/^v/, '').split('.').map(Number);
-  const fits = (major === 20 && minor >= 19) || (major === 22 && minor >= 12) || major >= 23;
-  return fits
-    ? undefined
-    : `${program} needs Node.js 20.19 or newer on 20.x, or 22.12 or newer; this is Node.js ${version}`;
+  const fits = major > FLOORS[LAST][0] || FLOORS.some(([m, n]) => major === m && minor >= n);
+  if (fits) return undefined;
+  const needed = FLOORS.map(([m, n], i) => `${m}.${n} or newer${i < LAST ? ` on ${m}.x` : ''}`).join(', or ');
+  return `${program} needs Node.js ${needed}; this is Node.js ${version}`;
 }

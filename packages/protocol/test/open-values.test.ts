@@ -62,4 +62,18 @@ describe('open values', () => {
       expect.objectContaining({ code: 'GOSSIP_ERR_MALFORMED_FRAME' }),
     );
   });
+
+  it('open values - an encoder still writes them in one byte: 256, -1 or 1.5 is refused', () => {
+    for (const bad of [256, -1, 1.5]) {
+      expect(() => new FrameEncoder().ack(1, AckStatus.Accepted, bad as Durability)).toThrow(
+        expect.objectContaining({ code: 'GOSSIP_ERR_INVALID_ARGUMENT' }),
+      );
+      expect(() => new FrameEncoder().resync(bad as ResyncReason, null)).toThrow(
+        expect.objectContaining({ code: 'GOSSIP_ERR_INVALID_ARGUMENT' }),
+      );
+      expect(() => new FrameEncoder().prefixResync('p/', bad as ResyncReason, null)).toThrow(
+        expect.objectContaining({ code: 'GOSSIP_ERR_INVALID_ARGUMENT' }),
+      );
+    }
+  });
 });
