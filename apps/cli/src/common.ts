@@ -1,4 +1,5 @@
 import { GossipError, now } from '@gossip/protocol';
+import { NS_PER_MS } from './output.js';
 
 /** Exit codes scripts can rely on (docs/OPERATIONS.md, "The gossip CLI"). */
 export const EXIT = {
@@ -39,8 +40,6 @@ export const CONNECTION_OPTIONS = {
   ca: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
-
-const NS_PER_MS = 1_000_000n;
 
 const UNITS: Record<string, bigint> = {
   ns: 1n,

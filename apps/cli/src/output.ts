@@ -17,7 +17,7 @@ export function outputForm(flags: { json?: boolean | undefined; raw?: boolean | 
   return flags.json ? 'json' : flags.raw ? 'raw' : 'human';
 }
 
-const NS_PER_MS = 1_000_000n;
+export const NS_PER_MS = 1_000_000n;
 
 /**
  * A ts (nanoseconds since the Unix epoch, signed 64-bit) as an ISO 8601 UTC time with all
@@ -79,6 +79,12 @@ function quote(text: string): string {
 /** An id as it reads on a human line: as is, or a quoted string when it would not read as one safe word. */
 export function humanId(id: string): string {
   return id === '' || /[\s"]/u.test(id) || quote(id) !== JSON.stringify(id) ? quote(id) : id;
+}
+
+/** A value as it is, for a pipe: its text, or `base64:…` when it is not UTF-8. */
+export function plainValue(data: Uint8Array): string {
+  const shown = showData(data);
+  return shown.base64 ? `base64:${shown.text}` : shown.text;
 }
 
 /** A value as it reads on a human line: a JSON string, `base64:…`, or `(deleted)` for a tombstone. */

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { CONNECTION_HELP, CONNECTION_OPTIONS, EXIT, type Io, UsageError } from '../common.js';
 import { clientFrom } from '../connect.js';
-import { humanId, humanLine, humanValue, isoTime, jsonData, outputForm, showData } from '../output.js';
+import { humanId, humanLine, humanValue, isoTime, jsonData, outputForm, plainValue } from '../output.js';
 
 export const fetchHelp = `Usage: gossip fetch <id> [id...] [--json | --raw]
 
@@ -60,10 +60,7 @@ export async function fetch(args: string[], io: Io): Promise<number> {
         if (!value) io.err(`${humanId(r.id)}: ${r.deleted ? 'deleted' : 'not found'}\n`);
         // on a terminal quoted and escaped as every human line; into a pipe the text as it is
         else if (io.tty) io.out(`${humanValue(value)}\n`);
-        else {
-          const shown = showData(value);
-          io.out(`${shown.base64 ? `base64:${shown.text}` : shown.text}\n`);
-        }
+        else io.out(`${plainValue(value)}\n`);
       } else if (r.found && r.ts !== undefined) {
         io.out(humanLine(r.id, r.ts, value));
       } else {
