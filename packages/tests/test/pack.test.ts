@@ -86,6 +86,13 @@ describe('pack', () => {
       expect(pkg.engines, tarball).toEqual({ node: '^20.19.0 || >=22.12.0' });
       expect(pkg.repository, tarball).toMatchObject({ type: 'git', url: expect.stringContaining('gossip') });
       expect(pkg.homepage, tarball).toEqual(expect.any(String));
+      // a library: require() on a Node that has require(esm) reaches the module itself, on another the stub
+      if (String(pkg.name).startsWith('@gossip/') && pkg.name !== '@gossip/cli') {
+        const root = (pkg.exports as Record<string, Record<string, string>>)['.'];
+        expect(Object.keys(root ?? {}), tarball).toEqual(['types', 'module-sync', 'import', 'require', 'default']);
+        expect(root?.require, tarball).toBe('./dist/require.cjs');
+        expect(files.split('\n'), tarball).toContain('package/dist/require.cjs');
+      }
     }
   });
 
