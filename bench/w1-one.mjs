@@ -11,7 +11,13 @@ const d = await Gossipd.start({
   args: ['--fsync', process.env.FSYNC ?? 'interval'],
   ...(process.env.GOSSIPD_MAIN ? { bin: process.env.GOSSIPD_MAIN } : {}),
 });
-const c = new GossipClient({ address: `127.0.0.1:${d.port}`, codec: bytesCodec, echo: false, since: 'now', reconnect: () => null });
+const c = new GossipClient({
+  address: `127.0.0.1:${d.port}`,
+  codec: bytesCodec,
+  echo: false,
+  since: 'now',
+  reconnect: () => null,
+});
 await c.connect();
 const ids = Array.from({ length: 20_000 }, (_, i) => `id-${i}`);
 const data = new Uint8Array(100);
