@@ -35,6 +35,8 @@ export interface GossipdOptions {
   dataDir?: string;
   /** Variables added to this process's environment [none]. */
   env?: Record<string, string>;
+  /** Start with `env` alone, none of this process's environment (a program that must need none) [false]. */
+  cleanEnv?: boolean;
   /** The entry point to run: another build's `main.cjs` [GOSSIPD]. */
   bin?: string;
   /** A single executable gossipd (`pnpm build:sea`) to run instead of Node with `bin` [none]. */
@@ -136,7 +138,7 @@ export class Gossipd {
     const t0 = performance.now();
     const child = spawn(file, args, {
       stdio: ['ignore', 'pipe', options.stderr ?? 'pipe'],
-      env: { ...process.env, ...options.env },
+      env: options.cleanEnv ? { ...options.env } : { ...process.env, ...options.env },
     });
     options.onSpawn?.(child);
     const d = new Gossipd(child, dataDir, options, t0);

@@ -1,11 +1,10 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Gossipd } from '@gossip/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // The public packages as users get them: packed with pnpm (workspace and catalog versions
@@ -54,22 +53,15 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-/** Starts the installed gossipd on a free port; resolves with its port once it listens. */
-async function startInstalled(): Promise<{ port: number; child: ChildProcess }> {
-  const child = spawn(
-    join(project, 'node_modules/.bin/gossipd'),
-    ['--port', '0', '--admin-port', 'off', '--data-dir', join(work, 'data'), '--log-format', 'json'],
-    { cwd: project, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  children.push(child);
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('exit', (code) => reject(new Error(`the installed gossipd exited (${code}) before listening`)));
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      const m = /listening on gossip:\/\/127\.0\.0\.1:(\d+)/.exec(line);
-      if (m) resolve(Number(m[1]));
-    });
+/** The installed gossipd (the npm-made bin of the packed gossipd), started on a free port. */
+async function startInstalled(): Promise<Gossipd> {
+  const d = await Gossipd.start({
+    executable: join(project, 'node_modules/.bin/gossipd'),
+    admin: false,
+    dataDir: join(work, 'data'),
+    onSpawn: (child) => children.push(child),
   });
-  return { port, child };
+  return d;
 }
 
 describe('pack', () => {
@@ -102,8 +94,8 @@ describe('pack', () => {
     const { stdout: help } = await run('npx', ['gossip', '--help'], { cwd: project, env: npmEnv() });
     expect(help).toContain('Usage: gossip <command>');
 
-    const { port, child } = await startInstalled();
-    const address = `127.0.0.1:${port}`;
+    const d = await startInstalled();
+    const address = `127.0.0.1:${d.port}`;
     await writeFile(
       join(project, 'flags.mjs'),
       `import { GossipClient, GossipState, jsonCodec } from '@gossip/client';
@@ -130,9 +122,7 @@ await client.close();
       { cwd: project },
     );
     expect(required).toBe('function function\n');
-    child.kill('SIGTERM');
-    const [code] = (await once(child, 'exit')) as [number | null];
-    expect(code).toBe(0);
+    expect(await d.stop()).toEqual({ code: 0, signal: null });
   });
 
   it('pack - on a Node without require() of ES modules, require() of a library says what it needs instead of ERR_REQUIRE_ESM', async () => {

@@ -1,12 +1,11 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { type ChildProcess, execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { GossipClient, utf8Codec } from '@gossip/client';
+import { Gossipd } from '@gossip/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // gossipd as one executable file (apps/gossipd/scripts/sea.mjs, `pnpm build:sea`): built
@@ -38,37 +37,21 @@ describe('single executable', () => {
     const { stdout: version } = await run(exe, ['--version'], { cwd: work, env: {} });
     expect(version).toMatch(/^gossipd 0\.1\.0 \(protocol 1\)\n$/);
     // an empty environment and no node_modules on its way up: only the file
-    const child = spawn(
-      exe,
-      ['--port', '0', '--admin-port', '0', '--data-dir', join(work, 'data'), '--log-format', 'json'],
-      { cwd: work, env: {}, stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    children.push(child);
-    const ports = { gossip: 0, admin: 0 };
-    await new Promise<void>((resolve, reject) => {
-      child.once('exit', (code) => reject(new Error(`the executable exited (${code}) before listening`)));
-      createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-        const admin = /admin listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(line);
-        if (admin) ports.admin = Number(admin[1]);
-        const gossip = /listening on gossip:\/\/127\.0\.0\.1:(\d+)/.exec(line);
-        if (gossip) {
-          ports.gossip = Number(gossip[1]);
-          resolve();
-        }
-      });
+    const d = await Gossipd.start({
+      executable: exe,
+      cleanEnv: true,
+      dataDir: join(work, 'data'),
+      onSpawn: (child) => children.push(child),
     });
-    const c = new GossipClient<string>({ address: `127.0.0.1:${ports.gossip}`, codec: utf8Codec, since: 'now' });
+    const c = new GossipClient<string>({ address: `127.0.0.1:${d.port}`, codec: utf8Codec, since: 'now' });
     clients.push(c);
     await c.connect();
     expect(await c.publish('k', 'v', { ts: 5n })).toMatchObject({ status: 'accepted', durability: 'written' });
     expect(await c.fetch(['k'])).toEqual([{ id: 'k', found: true, ts: 5n, deleted: false, value: 'v' }]);
-    const metrics = await (await fetch(`http://127.0.0.1:${ports.admin}/metrics`)).text();
-    expect(metrics).toMatch(/^gossip_publishes_total\b.* 1$/m);
-    expect((await fetch(`http://127.0.0.1:${ports.admin}/readyz`)).status).toBe(200);
+    expect(await d.metric('gossip_publishes_total')).toBe(1);
+    expect(await d.admin('/readyz')).toEqual({ status: 200, text: 'ready\n' });
     await c.close();
-    child.kill('SIGTERM');
-    const [code] = (await once(child, 'exit')) as [number | null];
-    expect(code).toBe(0);
+    expect(await d.stop()).toEqual({ code: 0, signal: null });
   });
 
   it('sea - the systemd unit, its ExecStart pointed at the built file, passes systemd-analyze verify', async () => {
