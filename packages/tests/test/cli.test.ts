@@ -9,30 +9,28 @@ import { fileURLToPath } from 'node:url';
 import { type ClientMessage, GossipClient, utf8Codec } from '@gossip/client';
 import type { Gossipd } from '@gossip/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Daemons } from '../src/daemons.js';
 import { iso } from '../src/iso.js';
+import { harness } from './harness.js';
 
 // End to end: the built `gossip` CLI against the real gossipd.
 
 /** The built CLI: turbo builds it before these tests run. */
 const CLI = fileURLToPath(new URL('../../../apps/cli/dist/main.js', import.meta.url));
 
-const daemons = new Daemons();
+const h = harness();
 const children: ChildProcess[] = [];
 
-afterEach(async () => {
-  await daemons.closeClients();
+afterEach(() => {
   for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  await daemons.stopServers();
 });
 
 function start(args: string[] = [], dataDir?: string): Promise<Gossipd> {
-  return daemons.start(args, dataDir);
+  return h.start({ args, ...(dataDir ? { dataDir } : {}) });
 }
 
 async function client(d: Gossipd, since: 'all' | 'now' = 'now'): Promise<GossipClient<string>> {
   const c = new GossipClient<string>({ address: `127.0.0.1:${d.port}`, codec: utf8Codec, since });
-  daemons.keep(c);
+  h.keep(c);
   await c.connect();
   return c;
 }

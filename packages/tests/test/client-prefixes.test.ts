@@ -1,21 +1,16 @@
 import { type ClientMessage, type ClientOptions, GossipClient, GossipState, utf8Codec } from '@gossip/client';
 import type { PrefixSpec } from '@gossip/protocol';
 import type { Gossipd } from '@gossip/testing';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Daemons } from '../src/daemons.js';
+import { describe, expect, it } from 'vitest';
+import { harness } from './harness.js';
 
 // End to end: @gossip/client with prefixes against the real gossipd (docs/PROTOCOL.md,
 // "Subscriptions by prefix"). The wire itself is held to the page by prefixes.test.ts.
 
-const daemons = new Daemons();
-
-afterEach(async () => {
-  await daemons.closeClients();
-  await daemons.stopServers();
-});
+const h = harness();
 
 function start(args: string[] = [], dataDir?: string): Promise<Gossipd> {
-  return daemons.start(args, dataDir);
+  return h.start({ args, ...(dataDir ? { dataDir } : {}) });
 }
 
 function client(port: number, options: ClientOptions<string> = {}): GossipClient<string> {
@@ -25,7 +20,7 @@ function client(port: number, options: ClientOptions<string> = {}): GossipClient
     reconnect: () => 5,
     ...options,
   });
-  daemons.keep(c);
+  h.keep(c);
   return c;
 }
 

@@ -18,24 +18,22 @@ import {
 import { FrameDecoder, FrameKind, type GossipError } from '@gossip/protocol';
 import type { Gossipd } from '@gossip/testing';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { Daemons } from '../src/daemons.js';
 import { type Relay, relay } from '../src/relay.js';
+import { harness } from './harness.js';
 
 // End to end: the real gossipd process and the real @gossip/client over TCP (and TLS).
 
-const daemons = new Daemons();
+const h = harness();
 const relays: Relay[] = [];
 const gates: CatchUpGate[] = [];
 
-afterEach(async () => {
-  await daemons.closeClients();
+afterEach(() => {
   for (const r of relays.splice(0)) r.close();
   for (const g of gates.splice(0)) g.close();
-  await daemons.stopServers();
 });
 
 function start(args: string[] = [], dataDir?: string): Promise<Gossipd> {
-  return daemons.start(args, dataDir);
+  return h.start({ args, ...(dataDir ? { dataDir } : {}) });
 }
 
 /** Starts gossipd again on a folder and a port (the helper passes `--port 0` first; the last `--port` wins). */
@@ -45,7 +43,7 @@ function restart(dataDir: string, port: number, args: string[] = []): Promise<Go
 
 function client<T>(port: number, options: ClientOptions<T> = {}): GossipClient<T> {
   const c = new GossipClient<T>({ address: `127.0.0.1:${port}`, reconnect: () => 5, ...options });
-  daemons.keep(c);
+  h.keep(c);
   return c;
 }
 
@@ -663,12 +661,10 @@ describe('client - offline queue', () => {
 describe('e2e addresses', () => {
   it('e2e addresses - a client of two gossipd moves to the second when the first is SIGKILLed, and its state follows the log it reaches', async () => {
     const [a, b] = [await start(), await start()];
-    const writer = daemons.keep(
-      new GossipClient<string>({ address: `127.0.0.1:${b.port}`, codec: utf8Codec, since: 'now' }),
-    );
+    const writer = h.keep(new GossipClient<string>({ address: `127.0.0.1:${b.port}`, codec: utf8Codec, since: 'now' }));
     await writer.connect();
     await writer.publish('on-b', 'b');
-    const c = daemons.keep(
+    const c = h.keep(
       new GossipClient<string>({
         address: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
         codec: utf8Codec,

@@ -1,18 +1,14 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Daemons } from '../src/daemons.js';
+import { describe, expect, it } from 'vitest';
+import { harness } from './harness.js';
 
 // Every program of examples/ runs to its end against a real gossipd, as examples/README.md says.
 
 const EXAMPLES = fileURLToPath(new URL('../../../examples/', import.meta.url));
 const run = promisify(execFile);
-const daemons = new Daemons();
-
-afterEach(async () => {
-  await daemons.stopServers();
-});
+const h = harness();
 
 async function example(file: string, port?: number): Promise<string> {
   const { stdout } = await run(process.execPath, [`${EXAMPLES}${file}`], {
@@ -25,7 +21,7 @@ async function example(file: string, port?: number): Promise<string> {
 
 describe('examples', () => {
   it('examples - feature-flags keeps the flags in a GossipState and sees its own flip, run after run', async () => {
-    const d = await daemons.start();
+    const d = await h.start();
     const first = await example('feature-flags.mjs', d.port);
     expect(first).toContain('0 flags known; checkout off');
     expect(first).toContain('publish: accepted (written)');
@@ -37,7 +33,7 @@ describe('examples', () => {
   });
 
   it('examples - presence reaches a connected client as transient and stores nothing', async () => {
-    const d = await daemons.start();
+    const d = await h.start();
     const out = await example('presence.mjs', d.port);
     expect(out).toBe('bob saw presence/alice online (transient: true)\nstored: false\n');
   });

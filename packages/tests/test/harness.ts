@@ -25,10 +25,13 @@ export interface Run {
 export function harness() {
   const daemons: Gossipd[] = [];
   const clients: RawClient[] = [];
+  /** Clients of @gossip/client a test keeps (`keep`): closed at once, before the daemons go. */
+  const kept: { close(options: { timeoutMs: number }): Promise<void> }[] = [];
   const dirs = new Set<string>();
   const children: { kill(): void; exited: Promise<unknown> }[] = [];
 
   afterEach(async () => {
+    await Promise.all(kept.splice(0).map((c) => c.close({ timeoutMs: 0 })));
     for (const c of clients.splice(0)) c.close();
     await Promise.all(daemons.splice(0).map((d) => d.kill()));
     const spawned = children.splice(0);
@@ -39,6 +42,12 @@ export function harness() {
   });
 
   const h = {
+    /** Keeps a client of @gossip/client (or anything closed so) to close after the test. */
+    keep<C extends { close(options: { timeoutMs: number }): Promise<void> }>(client: C): C {
+      kept.push(client);
+      return client;
+    },
+
     /** A temporary folder removed after the test. */
     async tmp(prefix = 'gossip-e2e-'): Promise<string> {
       const dir = await mkdtemp(join(tmpdir(), prefix));

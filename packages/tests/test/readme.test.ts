@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
-import { Daemons } from '../src/daemons.js';
+import { describe, expect, it } from 'vitest';
+import { harness } from './harness.js';
 
 // The README's 30-second tour, run as written: each line of its first sh block in bash,
 // from the repository's root, after the alias line, against a real gossipd (GOSSIP_ADDRESS
@@ -11,11 +11,7 @@ import { Daemons } from '../src/daemons.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const run = promisify(execFile);
-const daemons = new Daemons();
-
-afterEach(async () => {
-  await daemons.stopServers();
-});
+const h = harness();
 
 /** The lines of the tour's sh block, comments kept. */
 function tourLines(): string[] {
@@ -38,7 +34,7 @@ const EXPECTED: [command: string, output: RegExp][] = [
 
 describe('readme', () => {
   it('readme - every command of the 30-second tour runs as written, in order, and prints what its comment says', async () => {
-    const d = await daemons.start();
+    const d = await h.start();
     const [alias, ...commands] = tourLines();
     expect(alias).toMatch(/^alias gossip="node \$PWD\/apps\/cli\/bin\/gossip\.js"/);
     expect(commands.map((l) => l.replace(/\s+#.*$/, ''))).toEqual(EXPECTED.map(([c]) => c));
