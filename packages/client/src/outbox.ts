@@ -26,7 +26,7 @@ export interface PublishResult {
    * How far the write had got (docs/PROTOCOL.md, A3); `unknown` for a level a newer server
    * added that this client does not know (the field is open to new values).
    */
-  durability: 'none' | 'written' | 'synced' | 'unknown';
+  durability: 'none' | 'written' | 'synced' | 'replicated' | 'unknown';
   ts: bigint;
   /** Sent again after a reconnect: if the first attempt was stored, this one reports `stale`. */
   retried: boolean;
@@ -75,6 +75,7 @@ const DURABILITY: Readonly<Record<number, PublishResult['durability']>> = {
   [Durability.None]: 'none',
   [Durability.Written]: 'written',
   [Durability.Synced]: 'synced',
+  [Durability.Replicated]: 'replicated',
 };
 
 /**

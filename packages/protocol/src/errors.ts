@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   GOSSIP_ERR_PREFIX_TOO_LONG: 23,
   GOSSIP_ERR_ALREADY_SUBSCRIBED: 24,
   GOSSIP_ERR_NOT_SUBSCRIBED: 25,
+  GOSSIP_ERR_CLUSTER_UNAVAILABLE: 26,
   // Local conditions below never cross the wire; they still get numbers so the
   // registry stays one table.
   GOSSIP_ERR_STORE_LOCKED: 100,

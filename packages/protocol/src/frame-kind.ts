@@ -45,6 +45,11 @@ export const Durability = {
   Written: 1,
   /** fsynced: survives `kill -9` and power loss. */
   Synced: 2,
+  /**
+   * Held by the quorum of a cluster's replicated log (cluster mode, docs/CLUSTER.md):
+   * survives the loss of any minority of its servers and of any edge.
+   */
+  Replicated: 3,
 } as const;
 export type Durability = (typeof Durability)[keyof typeof Durability];
 

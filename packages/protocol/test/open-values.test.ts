@@ -22,7 +22,7 @@ function frame(kind: number, body: Buffer): Buffer {
 
 describe('open values', () => {
   it('open values - an ack durability of any byte is handed on as its number', () => {
-    for (const durability of [Durability.Synced + 1, 7, 255]) {
+    for (const durability of [Durability.Replicated + 1, 7, 255]) {
       const bytes = new FrameEncoder().ack(3, AckStatus.Accepted, durability as Durability).take();
       expect(decodeFrame(bytes)).toMatchObject({ kind: FrameKind.Ack, reqId: 3, durability });
     }
