@@ -23,6 +23,8 @@ export interface CompactorOptions extends StoreParts {
   checkMs: number;
   retentionMs: number;
   now: () => bigint;
+  /** Overrides now − retention (StoreOptions `tombstoneCutoff`). */
+  cutoff?: () => bigint;
 }
 
 const NS_PER_MS = 1_000_000n;
@@ -152,7 +154,7 @@ export class Compactor {
     const gen = Math.max(...run.map((s) => s.gen)) + 1;
     const name = segmentName(first, last, gen);
     const tmpPath = `${dir}/${name}.tmp`;
-    const cutoff = this.#o.now() - this.#retentionNs;
+    const cutoff = this.#o.cutoff?.() ?? this.#o.now() - this.#retentionNs;
     let cleanAsOf = segments.nextSeq;
     for (const s of segments.all) if (!s.sealed) cleanAsOf = Math.min(cleanAsOf, s.first);
     const moves: { slot: number; from: number; fromOff: number; toOff: number; size: number }[] = [];

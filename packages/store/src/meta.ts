@@ -55,11 +55,27 @@ function lengths(raw: unknown): Record<string, number> {
   return out;
 }
 
-export function freshMeta(): Meta {
-  return { epoch: newEpoch(), horizon: null, validLengths: {}, closedLengths: {} };
+/** A new data folder's meta: a new epoch, unless the folder takes an identity it is given. */
+export function freshMeta(epoch: string = newEpoch()): Meta {
+  return { epoch, horizon: null, validLengths: {}, closedLengths: {} };
 }
 
-export async function saveMeta(fs: StoreFs, dir: string, meta: Meta): Promise<void> {
+/** Saves of one meta in progress: each waits for the one before, and writes what the meta holds then. */
+const saving = new WeakMap<Meta, Promise<void>>();
+
+/**
+ * Replaces the meta file with what `meta` holds. Saves of the same meta (by compaction,
+ * a close, a raised horizon) run one after another: two at once would share the
+ * temporary file.
+ */
+export function saveMeta(fs: StoreFs, dir: string, meta: Meta): Promise<void> {
+  const before = saving.get(meta) ?? Promise.resolve();
+  const save = before.catch(() => undefined).then(() => writeMeta(fs, dir, meta));
+  saving.set(meta, save);
+  return save;
+}
+
+async function writeMeta(fs: StoreFs, dir: string, meta: Meta): Promise<void> {
   const json = {
     format: 1,
     epoch: meta.epoch,

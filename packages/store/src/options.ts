@@ -69,6 +69,19 @@ export interface StoreOptions {
   compactCheckMs?: number;
   /** Tombstones whose ts is older than this are dropped by compaction. Default 24 h. */
   tombstoneRetentionMs?: number;
+  /**
+   * Instead of the retention: compaction drops the tombstones whose ts is below what this
+   * returns when it runs. A store kept as a copy of a log of record elsewhere (a gossipd
+   * cluster edge) passes one above the horizon that log set (`raiseHorizon`), so that its
+   * horizon is the log's, not its own.
+   */
+  tombstoneCutoff?: () => bigint;
+  /**
+   * The identity a new data folder takes, instead of a new random one: a copy of a log
+   * of record elsewhere takes that log's, so that its clients see one log. A folder that
+   * exists keeps its own; compare `epoch` after the open.
+   */
+  epoch?: string;
   /** On a corrupt record inside an older segment: `skip` it and report (default), or `fail` to open. */
   corruption?: 'skip' | 'fail';
   /** The filesystem seam; tests pass a simulated disk. */

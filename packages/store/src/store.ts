@@ -1,4 +1,13 @@
-import { checkData, checkId, checkTs, now as clockNow, type Epoch, GossipError, MAX_ID_BYTES } from '@gossip/protocol';
+import {
+  checkData,
+  checkId,
+  checkTs,
+  now as clockNow,
+  type Epoch,
+  GossipError,
+  isEpoch,
+  MAX_ID_BYTES,
+} from '@gossip/protocol';
 import type { Buckets } from './buckets.js';
 import { writeCheckpoint } from './checkpoint.js';
 import { type CompactionResult, Compactor } from './compaction.js';
@@ -96,6 +105,7 @@ export class Store {
       threshold: options.compactThreshold ?? DEFAULTS.compactThreshold,
       checkMs: options.compactCheckMs ?? DEFAULTS.compactCheckMs,
       retentionMs: options.tombstoneRetentionMs ?? DEFAULTS.tombstoneRetentionMs,
+      cutoff: options.tombstoneCutoff,
       now: options.now ?? clockNow,
     });
     this.#writer = new Writer({
@@ -122,7 +132,13 @@ export class Store {
     try {
       let meta = await loadMeta(fs, options.dir);
       if (!meta) {
-        meta = freshMeta();
+        if (options.epoch !== undefined && !isEpoch(options.epoch)) {
+          throw new GossipError(
+            'GOSSIP_ERR_INVALID_ARGUMENT',
+            `epoch must be 32 lowercase hex digits, got ${options.epoch}`,
+          );
+        }
+        meta = freshMeta(options.epoch);
         await saveMeta(fs, options.dir, meta);
       }
       store = new Store(options, meta);
@@ -179,6 +195,19 @@ export class Store {
   /** Newest ts of a tombstone compaction dropped, or null. A client whose since is older may have missed a delete. */
   get horizon(): bigint | null {
     return this.#meta.horizon;
+  }
+
+  /**
+   * Raises the horizon to `ts` (no lower), durably, for a store kept as a copy of a log
+   * of record whose tombstones below `ts` are gone there (a gossipd cluster edge): its
+   * clients whose since is older get the resync they would get from that log.
+   */
+  async raiseHorizon(ts: bigint): Promise<void> {
+    this.#assertOpen();
+    const h = this.#meta.horizon;
+    if (h !== null && h >= ts) return;
+    this.#meta.horizon = ts;
+    await saveMeta(this.#fs, this.dir, this.#meta);
   }
 
   /** Newest ts of any persisted message, or null while the log is empty. */

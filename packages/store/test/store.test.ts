@@ -1316,4 +1316,43 @@ describe('stats', () => {
     expect(store.tsOf('young')).toBe(999_999_999n);
     expect(store.stats()).toMatchObject({ tombstones: 1, horizon: 1n });
   });
+
+  it('copy of a log - a tombstone cutoff, not the retention, decides which tombstones compaction drops', async () => {
+    let cutoff = 0n;
+    const opts = { segmentBytes: 1024, compactThreshold: 0, tombstoneRetentionMs: 1, tombstoneCutoff: () => cutoff };
+    const store = await openStore(opts);
+    await store.append('a', 5n, EMPTY);
+    await store.append('b', 9n, EMPTY);
+    for (let i = 0; i < 30; i++) await store.append(`k${i}`, 100n + BigInt(i), d('v'.repeat(80)));
+    expect((await store.compact()).tombstonesDropped).toBe(0); // the retention alone would drop both
+    cutoff = 6n;
+    for (let i = 0; i < 30; i++) await store.append(`k${i}`, 200n + BigInt(i), d('w'.repeat(80)));
+    expect((await store.compact()).tombstonesDropped).toBe(1);
+    expect(store.tsOf('a')).toBeUndefined();
+    expect(store.tsOf('b')).toBe(9n);
+    expect(store.horizon).toBe(5n);
+  });
+
+  it('copy of a log - raiseHorizon raises it durably and never lowers it', async () => {
+    const store = await openStore();
+    expect(store.horizon).toBeNull();
+    await store.raiseHorizon(50n);
+    await store.raiseHorizon(20n);
+    expect(store.horizon).toBe(50n);
+    await store.close();
+    const again = await openStore();
+    expect(again.horizon).toBe(50n);
+  });
+
+  it('copy of a log - a new folder takes the epoch it is given; one that exists keeps its own', async () => {
+    const epoch = '0123456789abcdef0123456789abcdef';
+    const store = await openStore({ epoch });
+    expect(store.epoch).toBe(epoch);
+    await store.close();
+    const again = await openStore({ epoch: 'fedcba9876543210fedcba9876543210' });
+    expect(again.epoch).toBe(epoch);
+    await again.close();
+    await rm(join(dir, 'gossip.meta'));
+    await expectCode(openStore({ epoch: 'not-an-epoch' }), 'GOSSIP_ERR_INVALID_ARGUMENT');
+  });
 });
