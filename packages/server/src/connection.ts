@@ -13,7 +13,6 @@ import {
   LEGACY_FIRST_BYTE,
   MAX_HELLO_FRAME_BYTES,
 } from '@gossip/protocol';
-import type { AppendResult } from '@gossip/store';
 import type { Publication, ServerContext } from './context.js';
 import { loggedName, reasonOf, socketErrorReason } from './events.js';
 import { onEmit } from './handlers/emit.js';
@@ -25,6 +24,7 @@ import { onSubscribe, onUnsubscribe } from './handlers/subscribe.js';
 import { HeldMessages } from './held.js';
 import { Outbound } from './outbound.js';
 import { InflightBytes, publishWindow, ReadGate, type ReadHold } from './read-gate.js';
+import type { PublishOutcome } from './record-log.js';
 import type { Session } from './session.js';
 import { PROTOCOL_ERRORS } from './stats.js';
 import { type Subscription, type SubscriptionHost, Subscriptions } from './subscriptions.js';
@@ -212,7 +212,7 @@ export class Connection implements Session, SubscriptionHost {
   }
 
   /** A publish of this connection the store settled, from the server's tick: its ack. */
-  settled(f: Publication, result: AppendResult | undefined, error: unknown): void {
+  settled(f: Publication, result: PublishOutcome | undefined, error: unknown): void {
     settlePublish(this, this.ctx, f, result, error);
   }
 

@@ -1,7 +1,8 @@
-import type { AppendResult, Store } from '@gossip/store';
+import type { Store } from '@gossip/store';
 import type { TokenSet } from './auth.js';
 import type { RefusalLog } from './events.js';
 import type { ServerLogger } from './options.js';
+import type { PublishOutcome } from './record-log.js';
 import type { ServerStats } from './stats.js';
 
 // The server as its connections and handlers see it. This module imports no connection
@@ -45,7 +46,7 @@ export interface Publisher extends Origin {
    * The store settled `f`: `result`, or the failure `error` (result undefined). Called by
    * the tick once per publish, after an accepted one was broadcast.
    */
-  settled(f: Publication, result: AppendResult | undefined, error: unknown): void;
+  settled(f: Publication, result: PublishOutcome | undefined, error: unknown): void;
 }
 
 /** What handlers need of the server (and connections, beside their own host interface). */
@@ -71,5 +72,10 @@ export interface ServerContext {
    * `publisher`'s publish `f`, whose append to the store is `stored`: the tick broadcasts
    * it if accepted, in the store's order, and tells the publisher (tick.ts).
    */
-  stored(publisher: Publisher, f: Publication, stored: Promise<AppendResult>): void;
+  stored(publisher: Publisher, f: Publication, stored: Promise<PublishOutcome>): void;
+  /**
+   * Appends a publish to the log of record: the store, or the cluster when the server has
+   * a `RecordLog` (record-log.ts).
+   */
+  append(id: string, ts: bigint, data: Uint8Array): Promise<PublishOutcome>;
 }

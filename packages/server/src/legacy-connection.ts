@@ -11,7 +11,6 @@ import {
   LegacyTag,
   unwrapLegacyPayload,
 } from '@gossip/protocol';
-import type { AppendResult } from '@gossip/store';
 import type { Publisher, ServerContext } from './context.js';
 import { type Ending, reasonOf, refused, socketErrorReason } from './events.js';
 import { REFUSALS, refusal } from './handlers/check.js';
@@ -19,6 +18,7 @@ import type { Limiter } from './limiter.js';
 import { Outbound } from './outbound.js';
 import { pacedReplay } from './pacing.js';
 import { InflightBytes, publishCost, publishWindow, ReadGate } from './read-gate.js';
+import type { PublishOutcome } from './record-log.js';
 import { PROTOCOL_ERRORS } from './stats.js';
 
 /** What a legacy connection needs of its server beyond what native handlers see. */
@@ -401,10 +401,10 @@ export class LegacyConnection implements Publisher {
     }
     const cost = publishCost(f.id.length, data.byteLength);
     this.#publishing.add(cost);
-    const stored = ctx.store.append(f.id, f.ts, data);
+    const stored = ctx.append(f.id, f.ts, data);
     // The tick broadcasts it if accepted, in the store's order with native publishes.
     ctx.stored(this, { reqId: 0, id: f.id, ts: f.ts, data }, stored);
-    let result: AppendResult;
+    let result: PublishOutcome;
     try {
       result = await stored;
     } catch (error) {

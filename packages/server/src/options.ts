@@ -1,6 +1,7 @@
 import type { SecureContextOptions } from 'node:tls';
 import { DEFAULT_MAX_PREFIXES } from '@gossip/protocol';
 import type { Store } from '@gossip/store';
+import type { RecordLog } from './record-log.js';
 
 /** pino-compatible: `logger.info({ fields }, 'message')`. */
 export interface ServerLogger {
@@ -13,6 +14,11 @@ export interface ServerLogger {
 export interface ServerOptions {
   /** An open store. The server does not close it. */
   store: Store;
+  /**
+   * The log of record, when it is not `store`: publishes go to it, and `store` is the
+   * copy it keeps up to date (cluster mode, docs/CLUSTER.md). Default: `store` itself.
+   */
+  recordLog?: RecordLog;
   /** Address to listen on. Default `127.0.0.1`. */
   host?: string;
   /** Port; 0 picks a free one. Default 7420. */

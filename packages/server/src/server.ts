@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { type AddressInfo, createServer as createTcpServer, isIP, type Server, type Socket } from 'node:net';
 import { now as clockNow, FRAME_OVERHEAD_BYTES, GossipError, MAX_FETCH_IDS } from '@gossip/protocol';
-import type { AppendResult, Store } from '@gossip/store';
+import type { Store } from '@gossip/store';
 import { TokenSet } from './auth.js';
 import { Connection, type ConnectionHost, type ConnectionState } from './connection.js';
 import type { Origin, Publication, Publisher, ResolvedOptions } from './context.js';
@@ -16,12 +16,16 @@ import { Limiter } from './limiter.js';
 import { DEFAULTS, MAX_PREFIXES_SETTING, type ServerLogger, type ServerOptions } from './options.js';
 import type { Outbound } from './outbound.js';
 import { PrefixIndex } from './prefix-index.js';
+import type { PublishOutcome, RecordLog } from './record-log.js';
 import { warmReplayFrames } from './replay-frames.js';
 import { emptyStats, type ServerStats } from './stats.js';
 import type { Subscription, SubscriptionHost } from './subscriptions.js';
 import { Tick, type TickMessages, withoutOrigin } from './tick.js';
 
 const noop = () => undefined;
+
+/** The origin of relayed messages: no connection of this server, so every connection gets them. */
+const RELAYED: Origin = Object.freeze({ echo: true });
 /** How long a legacy connection waits, at most, for subscribers after an amplified payload. */
 const AMPLIFIED_PACE_MS = 1_000;
 const silent: ServerLogger = { debug: noop, info: noop, warn: noop, error: noop };
@@ -99,12 +103,15 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
   /** Resolved at the end of the next flush (`flushed`), made when someone waits for it. */
   #afterFlush: { promise: Promise<void>; resolve: () => void } | undefined;
   #closing: Promise<void> | undefined;
+  /** The log of record when it is not `store` (cluster mode). */
+  readonly #record: RecordLog | undefined;
   #allowedAtMs = -1;
   #allowedTs = 0n;
 
   constructor(options: ServerOptions) {
     super();
     this.store = options.store;
+    this.#record = options.recordLog;
     // Connections never take the descriptors the store needs (descriptors.ts).
     const budget = descriptorBudget();
     const allowed = budget ? connectionsAllowed(budget) : Number.POSITIVE_INFINITY;
@@ -295,10 +302,26 @@ export class GossipServer extends EventEmitter implements ConnectionHost, Legacy
 
   broadcast(origin: Origin, transient: boolean, id: string, ts: bigint, data: Uint8Array): void {
     this.#tick.broadcast(origin, transient, id, ts, data);
+    // The emits of this server's clients reach the other edges' clients too; never stored.
+    if (transient) this.#record?.emit(id, ts, data);
   }
 
-  stored(publisher: Publisher, f: Publication, stored: Promise<AppendResult>): void {
+  stored(publisher: Publisher, f: Publication, stored: Promise<PublishOutcome>): void {
     this.#tick.stored(publisher, f, stored);
+  }
+
+  append(id: string, ts: bigint, data: Uint8Array): Promise<PublishOutcome> {
+    const record = this.#record;
+    return record === undefined ? this.store.append(id, ts, data) : record.append(id, ts, data);
+  }
+
+  /**
+   * A message of the log of record that did not come from this server's own publishes:
+   * another edge's publish applied to the store, or another edge's emit (`transient`).
+   * Broadcast to this server's connections like their own (cluster mode, docs/CLUSTER.md).
+   */
+  relay(transient: boolean, id: string, ts: bigint, data: Uint8Array): void {
+    this.#tick.broadcast(RELAYED, transient, id, ts, data);
   }
 
   async paceAmplified(): Promise<void> {

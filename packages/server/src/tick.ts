@@ -1,6 +1,7 @@
 import { FrameEncoder, LegacyEncoder, LegacyKind, MessageFlags } from '@gossip/protocol';
-import { type AppendResult, Buckets, SECONDS_BUCKETS } from '@gossip/store';
+import { Buckets, SECONDS_BUCKETS } from '@gossip/store';
 import type { Origin, Publication, Publisher } from './context.js';
+import type { PublishOutcome } from './record-log.js';
 
 /** An entry's place once its tick is over: what it pointed at may be collected. */
 const NOBODY: Origin = Object.freeze({ echo: true });
@@ -62,15 +63,15 @@ export class TickMessages {
 
 /** The publishes waiting for one store promise: one group commit, as parallel arrays. */
 class PublishBatch {
-  readonly promise: Promise<AppendResult>;
+  readonly promise: Promise<PublishOutcome>;
   readonly publishers: Publisher[] = [];
   readonly frames: Publication[] = [];
-  result: AppendResult | undefined;
+  result: PublishOutcome | undefined;
   error: unknown;
   /** When its first publish was handed to the store. */
   readonly startedAt = performance.now();
 
-  constructor(promise: Promise<AppendResult>) {
+  constructor(promise: Promise<PublishOutcome>) {
     this.promise = promise;
   }
 }
@@ -110,7 +111,7 @@ export class Tick {
    * several batches (its publishes interleaved with stale ones, which share the store's
    * one stale promise): it is observed once, from its first batch, the earliest.
    */
-  #observed: Promise<AppendResult> | undefined;
+  #observed: Promise<PublishOutcome> | undefined;
 
   /** `schedule` asks for a flush after this turn's I/O; `ackSeconds` takes each batch's publish → ack time. */
   constructor(schedule: () => void, ackSeconds = new Buckets(SECONDS_BUCKETS)) {
@@ -130,7 +131,7 @@ export class Tick {
   }
 
   /** `publisher`'s publish `f`, settled by the flush after the store settles `stored`. */
-  stored(publisher: Publisher, f: Publication, stored: Promise<AppendResult>): void {
+  stored(publisher: Publisher, f: Publication, stored: Promise<PublishOutcome>): void {
     let batch = this.#open;
     if (batch === undefined || batch.promise !== stored) {
       const b = new PublishBatch(stored);
@@ -144,7 +145,7 @@ export class Tick {
     batch.frames.push(f);
   }
 
-  #ready(batch: PublishBatch, result: AppendResult | undefined, error: unknown): void {
+  #ready(batch: PublishBatch, result: PublishOutcome | undefined, error: unknown): void {
     // A settled batch takes no more publishes: the next append of its promise (the
     // store's shared stale promise, say) starts a new one.
     if (this.#open === batch) this.#open = undefined;

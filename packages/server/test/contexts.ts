@@ -57,6 +57,7 @@ export function testContext(
     latestAllowedTs: () => 1_000_000n,
     broadcast: () => undefined,
     stored: () => undefined,
+    append: (id, ts, data) => store.append(id, ts, data),
     ...parts,
   };
 }

@@ -1,9 +1,16 @@
 import { AckStatus, Durability, GossipError, type PublishFrame } from '@gossip/protocol';
-import type { AppendResult } from '@gossip/store';
 import type { Publication, ServerContext } from '../context.js';
 import { publishCost } from '../read-gate.js';
+import type { PublishOutcome } from '../record-log.js';
 import type { Session } from '../session.js';
 import { refuse } from './check.js';
+
+const ACCEPTED_DURABILITY = {
+  none: Durability.None,
+  written: Durability.Written,
+  synced: Durability.Synced,
+  replicated: Durability.Replicated,
+} as const;
 
 /**
  * Publish: limits, then store; the server's tick broadcasts and acks it once the store
@@ -14,7 +21,7 @@ export function onPublish(session: Session, ctx: ServerContext, f: PublishFrame)
   ctx.stats.publishes++;
   if (refuse(session, ctx, f.reqId, f.id, f.ts, f.data)) return;
   session.publishing.add(publishCost(f.id.length, f.data.byteLength));
-  ctx.stored(session, f, ctx.store.append(f.id, f.ts, f.data));
+  ctx.stored(session, f, ctx.append(f.id, f.ts, f.data));
 }
 
 /**
@@ -26,7 +33,7 @@ export function settlePublish(
   session: Session,
   ctx: ServerContext,
   f: Publication,
-  result: AppendResult | undefined,
+  result: PublishOutcome | undefined,
   error: unknown,
 ): void {
   session.publishing.done(publishCost(f.id.length, f.data.byteLength));
@@ -41,7 +48,7 @@ export function settlePublish(
       error instanceof Error ? error.message : String(error),
     );
   } else if (result.status === 'accepted') {
-    session.ack(f.reqId, AckStatus.Accepted, result.durability === 'synced' ? Durability.Synced : Durability.Written);
+    session.ack(f.reqId, AckStatus.Accepted, ACCEPTED_DURABILITY[result.durability]);
   } else {
     ctx.stats.publishesStale++;
     session.ack(f.reqId, AckStatus.Stale, Durability.None);
