@@ -15,6 +15,8 @@ const ADMIN_TIMEOUT_CHECK_MS = 1_000;
 
 export interface AdminHooks {
   isReady(): boolean;
+  /** What /readyz says while not ready. Default `recovering`. */
+  notReadyReason?(): string;
   /** Runs a compaction now; resolves with its result as JSON-able fields. */
   compact(): Promise<object>;
   /** gossipd's auth tokens: with any set, POST /compact needs one (the GETs stay open). */
@@ -70,7 +72,9 @@ export async function startAdmin(
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
       } else if (path === '/readyz') {
         const ready = hooks.isReady();
-        res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'recovering\n');
+        res
+          .writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' })
+          .end(ready ? 'ready\n' : `${hooks.notReadyReason?.() ?? 'recovering'}\n`);
       } else if (path === '/metrics') {
         registry()
           .then(async (r) => ({ text: await r.metrics(), type: r.contentType }))

@@ -47,6 +47,12 @@ export interface Config {
   adminPort: number | null;
   logLevel: string;
   logFormat: 'json' | 'pretty';
+  /** NATS server URLs: run as an edge of that cluster (docs/CLUSTER.md). Empty: one node. */
+  cluster: string[];
+  /** The cluster's name: its JetStream stream is GOSSIP_<name>. */
+  clusterName: string;
+  /** Replicas of the stream, when this edge creates it. */
+  clusterReplicas: number;
 }
 
 type Kind = 'string' | 'int' | 'bytes' | 'ms' | 'ratio' | 'bool' | 'list';
@@ -278,6 +284,27 @@ export const SETTINGS: Setting[] = [
     help: 'admin HTTP port (/healthz, /readyz, /metrics, POST /compact); 0 picks one; off disables',
   },
   {
+    flag: 'cluster',
+    env: 'GOSSIP_CLUSTER',
+    kind: 'list',
+    default: undefined,
+    help: 'NATS URLs of a JetStream cluster, comma-separated: run as an edge of it (docs/CLUSTER.md)',
+  },
+  {
+    flag: 'cluster-name',
+    env: 'GOSSIP_CLUSTER_NAME',
+    kind: 'string',
+    default: 'gossip',
+    help: 'the cluster log: its JetStream stream is GOSSIP_<name>',
+  },
+  {
+    flag: 'cluster-replicas',
+    env: 'GOSSIP_CLUSTER_REPLICAS',
+    kind: 'int',
+    default: '3',
+    help: 'replicas of the stream, when an edge creates it (1 to 5)',
+  },
+  {
     flag: 'log-level',
     env: 'GOSSIP_LOG_LEVEL',
     kind: 'string',
@@ -403,6 +430,17 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
   const maxFrame = get('max-frame') === undefined ? undefined : bytes('max-frame');
   if (maxFrame !== undefined && maxFrame > 2 ** 32 - 1) throw new ConfigError('--max-frame is at most 4GiB - 1');
 
+  const cluster = [...((raw(setting('cluster')) as string[] | undefined) ?? [])].flatMap((u) =>
+    u
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+  );
+  for (const u of cluster) {
+    if (!/^(nats|tls):\/\/[^/\s]+$/.test(u) && !/^[^/:\s]+:\d+$/.test(u))
+      throw new ConfigError(`--cluster takes NATS URLs such as nats://10.0.0.1:4222, got ${JSON.stringify(u)}`);
+  }
+
   return {
     kind: 'run',
     config: {
@@ -435,6 +473,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
       adminPort: adminPort === 'off' ? null : parseInt10(adminPort, setting('admin-port'), 0, 65535),
       logLevel,
       logFormat,
+      cluster,
+      clusterName: get('cluster-name') as string,
+      clusterReplicas: int('cluster-replicas', 1, 5),
     },
   };
 }

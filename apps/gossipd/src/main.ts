@@ -3,9 +3,10 @@ import type { Server } from 'node:http';
 import { isatty } from 'node:tty';
 import { belowNodeFloor, GossipError, PROTOCOL_VERSION } from '@gossip/protocol';
 import { GossipServer, RefusalLog, TokenSet } from '@gossip/server';
-import { Store } from '@gossip/store';
+import { type RecoveryProgress, Store } from '@gossip/store';
 import { type Logger, pino } from 'pino';
 import type { Registry } from 'prom-client';
+import type { ClusterEdge } from './cluster/edge.js';
 import { type Config, checkExposure, helpText, parseConfig } from './config.js';
 import { createMetrics } from './metrics.js';
 
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
   }
 
   let store: Store | undefined;
+  let edge: ClusterEdge | undefined;
   let server: GossipServer | undefined;
   let admin: Server | undefined;
   let ready = false;
@@ -92,7 +94,8 @@ async function main(): Promise<void> {
       ready = false;
       try {
         await server?.close();
-        await store?.close();
+        // an edge closes its copy's store itself, after its last applied message
+        await (edge ?? store)?.close();
         log.info('stopped cleanly');
       } catch (error) {
         log.error({ err: error }, 'error while stopping');
@@ -127,7 +130,8 @@ async function main(): Promise<void> {
       // Loaded only when the admin listener is on, as node:http with it.
       const { startAdmin } = await import('./admin.js');
       const started = await startAdmin(config.adminHost, config.adminPort, registry, {
-        isReady: () => ready,
+        isReady: () => ready && (edge === undefined || edge.ready),
+        notReadyReason: () => (ready ? (edge?.notReadyReason() ?? 'ready') : edge ? 'starting' : 'recovering'),
         compact: async () => {
           if (!store || !ready) throw new Error('not ready: the store is recovering');
           return await store.compact();
@@ -147,23 +151,46 @@ async function main(): Promise<void> {
 
     let lastProgress = 0;
     const t0 = Date.now();
-    store = await Store.open({
+    const storeOptions = {
       // Warmed after it listens (WARM_AFTER_MS): spawn to listening is what a restart waits for.
       warm: false,
-      dir: config.dataDir,
       fsync: config.fsync,
       fsyncIntervalMs: config.fsyncIntervalMs,
       segmentBytes: config.segmentSize,
       maxDataBytes: config.maxData,
       compactThreshold: config.compactThreshold,
-      tombstoneRetentionMs: config.tombstoneRetentionMs,
-      logger: log.child({ component: 'store' }),
-      onRecoveryProgress: (p) => {
+      onRecoveryProgress: (p: RecoveryProgress) => {
         if (Date.now() - lastProgress < 1000) return;
         lastProgress = Date.now();
         log.info({ ...p, elapsedMs: Date.now() - t0 }, 'recovering');
       },
-    });
+    };
+    if (config.cluster.length > 0) {
+      // Loaded only for an edge: the NATS client costs milliseconds of every start that does not use it.
+      const { ClusterEdge } = await import('./cluster/edge.js');
+      edge = new ClusterEdge({
+        servers: config.cluster,
+        name: config.clusterName,
+        replicas: config.clusterReplicas,
+        dataDir: config.dataDir,
+        store: storeOptions,
+        tombstoneRetentionMs: config.tombstoneRetentionMs,
+        log: log.child({ component: 'cluster' }),
+        onFatal: () => {
+          process.exitCode = EXIT.failed;
+          stop('cluster');
+        },
+      });
+      await edge.start();
+      store = edge.store;
+    } else {
+      store = await Store.open({
+        ...storeOptions,
+        dir: config.dataDir,
+        tombstoneRetentionMs: config.tombstoneRetentionMs,
+        logger: log.child({ component: 'store' }),
+      });
+    }
     if (stopping) return;
 
     server = new GossipServer({
@@ -194,7 +221,9 @@ async function main(): Promise<void> {
         : {}),
       logger: log.child({ component: 'server' }),
       serverName: `gossipd/${VERSION}`,
+      ...(edge ? { recordLog: edge } : {}),
     });
+    edge?.attach(server);
     const address = await server.listen();
     ready = true;
     const scheme = config.tlsCert ? 'gossips' : 'gossip';
@@ -207,6 +236,7 @@ async function main(): Promise<void> {
         legacy: config.legacy,
         dataDir: config.dataDir,
         fsync: config.fsync,
+        ...(edge ? { cluster: config.cluster, clusterName: config.clusterName, applied: edge.applied } : {}),
         epoch: store.epoch,
         ids: store.stats().ids,
         maxConnections: server.options.maxConnections,
@@ -229,7 +259,7 @@ async function main(): Promise<void> {
   } catch (error) {
     const code = error instanceof GossipError ? error.code : undefined;
     log.fatal({ err: error, code }, `gossipd could not start: ${(error as Error).message}`);
-    await store?.close().catch(() => undefined);
+    await (edge ?? store)?.close().catch(() => undefined);
     admin?.close();
     process.exitCode = code === 'GOSSIP_ERR_INSECURE' || code === 'GOSSIP_ERR_CONFIG' ? EXIT.config : EXIT.failed;
   }

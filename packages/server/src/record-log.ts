@@ -11,6 +11,13 @@ export interface Replicated {
 
 export const REPLICATED: Replicated = Object.freeze({ status: 'accepted', durability: 'replicated' });
 
+/**
+ * A publish the log of record took, and replaced with a newer one of the same id before
+ * it reached this server's store: acked as accepted, never broadcast (its clients have,
+ * or will have, the newer one).
+ */
+export const SUPERSEDED: Replicated = Object.freeze({ status: 'accepted', durability: 'replicated' });
+
 /** How a publish settled: by the server's own store, or by a log of record outside it. */
 export type PublishOutcome = AppendResult | Replicated;
 

@@ -1,7 +1,7 @@
 import { FrameEncoder, LegacyEncoder, LegacyKind, MessageFlags } from '@gossip/protocol';
 import { Buckets, SECONDS_BUCKETS } from '@gossip/store';
 import type { Origin, Publication, Publisher } from './context.js';
-import type { PublishOutcome } from './record-log.js';
+import { type PublishOutcome, SUPERSEDED } from './record-log.js';
 
 /** An entry's place once its tick is over: what it pointed at may be collected. */
 const NOBODY: Origin = Object.freeze({ echo: true });
@@ -187,7 +187,7 @@ export class Tick {
         this.#ackSeconds.observe((now - batch.startedAt) / 1000);
       }
       const { publishers, frames, result, error } = batch;
-      const accepted = result?.status === 'accepted';
+      const accepted = result?.status === 'accepted' && result !== SUPERSEDED;
       for (let i = 0; i < frames.length; i++) {
         const f = frames[i] as Publication;
         const publisher = publishers[i] as Publisher;

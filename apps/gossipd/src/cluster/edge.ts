@@ -1,0 +1,984 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { now as clockNow, GossipError, MAX_ID_BYTES, MIN_TS, newEpoch } from '@gossip/protocol';
+import { type PublishOutcome, REPLICATED, type RecordLog, SUPERSEDED } from '@gossip/server';
+import { Store, type StoreLogger, type StoreOptions } from '@gossip/store';
+import {
+  type Consumer,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+} from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Queue } from './fifo.js';
+import { loadPosition, POSITION_FILE, type Position, savePosition } from './position.js';
+import { StreamError, StreamPublisher, WRONG_LAST_SEQUENCE } from './publisher.js';
+import {
+  decodeEmit,
+  decodeHorizon,
+  decodeRecord,
+  encodeEmit,
+  encodeHorizon,
+  encodeRecord,
+  type HorizonRecord,
+  RECORD_HEADER_BYTES,
+} from './record.js';
+import { type Subjects, subjects } from './subjects.js';
+
+/** pino-compatible. */
+export interface EdgeLogger extends StoreLogger {
+  debug(fields: object, message: string): void;
+}
+
+export interface EdgeOptions {
+  /** NATS server URLs of the cluster. */
+  servers: string[];
+  /** The cluster's name: its stream is `GOSSIP_<name>`. */
+  name: string;
+  /** Replicas of the stream when this edge creates it. */
+  replicas: number;
+  /** The edge's data folder: its copy of the log (`copy/`) and its position (`cluster.json`). */
+  dataDir: string;
+  /** Options of the copy's store, but its folder, epoch and tombstone rule. */
+  store: Omit<StoreOptions, 'dir' | 'epoch' | 'tombstoneCutoff' | 'logger'>;
+  /** Tombstones older than this (by ts and by the time the stream took them) leave the stream. */
+  tombstoneRetentionMs: number;
+  /** How long a publish keeps trying while the cluster does not answer, before it is refused. */
+  publishDeadlineMs?: number;
+  /** How long to wait for one answer of the cluster. */
+  requestTimeoutMs?: number;
+  log: EdgeLogger;
+  /** The edge cannot go on (its copy cannot be brought up to date while it serves it): gossipd stops. */
+  onFatal?: (error: unknown) => void;
+}
+
+/** What the edge needs of the server in front of it. */
+export interface EdgeServer {
+  relay(transient: boolean, id: string, ts: bigint, data: Uint8Array): void;
+}
+
+/** The folder under the edge's data folder that holds its copy of the log. */
+export const COPY_DIR = 'copy';
+
+const STALE: PublishOutcome = Object.freeze({ status: 'stale', durability: 'none' }) as PublishOutcome;
+const STALE_NOW = Promise.resolve(STALE);
+/** How often the position is saved while the copy moves. */
+const POSITION_EVERY_MS = 200;
+/** Backoff between attempts while the cluster cannot be reached: doubled from the first to the last. */
+const BACKOFF_FIRST_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+const NS_PER_MS = 1_000_000n;
+/** How often the follower is watched, and how long a stall it is given before it is made again. */
+const WATCH_EVERY_MS = 500;
+const STALL_MS = 2_000;
+
+interface Pending {
+  readonly id: string;
+  readonly ts: bigint;
+  readonly tag: bigint;
+  readonly subject: string;
+  readonly body: Uint8Array;
+  readonly deadline: number;
+  attempts: number;
+  /** The stream sequence the stream took it at, once it said so. */
+  seq: number;
+  /** When the stream said so (performance.now()). */
+  takenAt: number;
+  resolve(outcome: PublishOutcome): void;
+  reject(error: Error): void;
+}
+
+/** A tombstone the stream holds, known to this edge: a candidate for removal past the retention. */
+interface Tombstone {
+  ts: bigint;
+  /** Its stream sequence; 0 when only the copy knows it (it came before this process). */
+  seq: number;
+}
+
+/** A cluster error, coded for the client's ack. */
+function unavailable(why: string): GossipError {
+  return new GossipError(
+    'GOSSIP_ERR_CLUSTER_UNAVAILABLE',
+    `the cluster cannot take the publish now (${why}): nothing was written; retry, or use another edge`,
+  );
+}
+
+function backoff(attempt: number): number {
+  const ms = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(attempt, 16));
+  return ms / 2 + Math.random() * (ms / 2);
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A gossipd edge of a cluster (docs/CLUSTER.md): the log of record is a JetStream stream
+ * replicated across a NATS cluster, one subject per id whose last message is the id's
+ * newest value. The edge keeps a copy of it in its own store, applied in the stream's
+ * order, from which the server serves replay, snapshot, fetch and the horizon; it takes
+ * its clients' publishes to the stream with a compare-and-set on the id's last sequence,
+ * so that the newest ts wins exactly whichever edge takes them; and it carries emits to
+ * and from the other edges over core NATS.
+ */
+export class ClusterEdge implements RecordLog {
+  readonly #o: EdgeOptions;
+  readonly #log: EdgeLogger;
+  readonly #subjects: Subjects;
+  readonly #copyDir: string;
+  readonly #edgeTag = BigInt(randomBytes(4).readUInt32BE(0)) << 32n;
+  readonly #publishDeadlineMs: number;
+  readonly #requestTimeoutMs: number;
+  #count = 0;
+  #store: Store | undefined;
+  #server: EdgeServer | undefined;
+  #nc: NatsConnection | undefined;
+  #js: JetStreamClient | undefined;
+  #jsm: JetStreamManager | undefined;
+  #publisher: StreamPublisher | undefined;
+  #epoch = '';
+  /** The last stream sequence the store has taken (settled); the position. */
+  #applied = 0;
+  #savedApplied = 0;
+  /** The sequence the copy must reach before the edge serves: the stream's last at start. */
+  #catchUpTo = 0;
+  #caughtUp = false;
+  /** Connected to NATS. */
+  #connected = false;
+  /** The stream did not answer lately: publishes are refused until it does. */
+  #streamDown: string | undefined;
+  #closed = false;
+  readonly #pending = new Map<bigint, Pending>();
+  /** Publishes the stream took, by the order it said so, until the copy is past their sequence. */
+  readonly #taken = new Queue<Pending>();
+  /** Last stream sequence per id, as far as this edge knows: the compare-and-set's guess. */
+  readonly #seqs = new Map<string, number>();
+  readonly #tombstones = new Map<string, Tombstone>();
+  #horizonThrough = 0;
+  #lastApply: Promise<unknown> = Promise.resolve();
+  #timers: NodeJS.Timeout[] = [];
+  #consuming: Promise<void> | undefined;
+  #stopConsuming: (() => void) | undefined;
+
+  constructor(o: EdgeOptions) {
+    this.#o = o;
+    this.#log = o.log;
+    this.#subjects = subjects(o.name);
+    this.#copyDir = join(o.dataDir, COPY_DIR);
+    this.#publishDeadlineMs = o.publishDeadlineMs ?? 10_000;
+    this.#requestTimeoutMs = o.requestTimeoutMs ?? 2_000;
+  }
+
+  /**
+   * Starts an edge: opens its copy at once when it has one (served while the cluster is
+   * away, publishes refused), or waits for the cluster for a first copy, whose identity
+   * is the cluster's. Resolves with the edge and its store; `whenReady` says when the
+   * copy has caught up with the stream.
+   */
+  static async open(o: EdgeOptions): Promise<ClusterEdge> {
+    const edge = new ClusterEdge(o);
+    await edge.start();
+    return edge;
+  }
+
+  /** `open`'s work, for a caller that must be able to close the edge while it waits for the cluster. */
+  async start(): Promise<void> {
+    await this.#open();
+    if (this.#closed) throw unavailable('the edge was closed while it started');
+  }
+
+  get store(): Store {
+    return this.#store as Store;
+  }
+
+  /** Why the edge is not ready, for /readyz; undefined when it is. */
+  notReadyReason(): string | undefined {
+    if (this.ready) return undefined;
+    if (this.#closed) return 'closing';
+    if (!this.#connected) return 'cluster unreachable';
+    if (this.#streamDown !== undefined) return 'cluster stream unavailable';
+    return 'catching up with the cluster';
+  }
+
+  get epoch(): string {
+    return this.#epoch;
+  }
+
+  /** Caught up with the stream and connected: what /readyz says. */
+  get ready(): boolean {
+    return this.#caughtUp && this.#connected && this.#streamDown === undefined && !this.#closed;
+  }
+
+  /** The position: the last stream sequence applied to the copy. */
+  get applied(): number {
+    return this.#applied;
+  }
+
+  stats(): { applied: number; pending: number; connected: boolean; ready: boolean } {
+    return { applied: this.#applied, pending: this.#pending.size, connected: this.#connected, ready: this.ready };
+  }
+
+  /** The server the copy's new messages are relayed to. */
+  attach(server: EdgeServer): void {
+    this.#server = server;
+  }
+
+  async #open(): Promise<void> {
+    const { dataDir } = this.#o;
+    await mkdir(dataDir, { recursive: true });
+    const entries = await readdir(dataDir);
+    if (entries.includes('gossip.meta')) {
+      throw new GossipError(
+        'GOSSIP_ERR_CONFIG',
+        `${dataDir} holds a single-node log; a cluster edge needs a data folder of its own (--data-dir)`,
+      );
+    }
+    const stream = this.#subjects.stream;
+    let position = await loadPosition(dataDir);
+    if (position?.stream !== stream) position = undefined;
+    // With a copy, one try: an edge whose cluster is away serves its copy meanwhile
+    // (publishes refused) and joins in the background. Without one, the cluster's epoch
+    // is needed first: the edge waits for it.
+    const joined = await this.#connect(position === undefined ? Number.POSITIVE_INFINITY : 1);
+    if (!joined) {
+      await this.#openCopy(position as Position);
+      void this.#connect(Number.POSITIVE_INFINITY)
+        .then(() => this.#join(position as Position))
+        .catch((error: unknown) => this.#fatal(error));
+      return;
+    }
+    await this.#ensureStream();
+    const epoch = await this.#clusterEpoch();
+    const horizon = await this.#clusterHorizon();
+    if (position && (epoch !== position.epoch || (horizon !== undefined && horizon.through > position.applied))) {
+      // The stream was made anew, or removed tombstones this copy never took: the copy
+      // cannot be brought up to date from the stream's tail. It is rebuilt from the stream.
+      this.#log.warn(
+        { stream, epoch, copyEpoch: position.epoch, applied: position.applied, through: horizon?.through },
+        'cluster edge: the copy is out of date beyond the stream; rebuilding it from the stream',
+      );
+      position = undefined;
+    }
+    if (position === undefined) {
+      await rm(this.#copyDir, { recursive: true, force: true });
+      position = { stream, epoch, applied: 0 };
+      await savePosition(dataDir, position);
+    }
+    await this.#openCopy(position);
+    if (horizon) await this.#takeHorizon(horizon, 0);
+    this.#follow();
+  }
+
+  async #openCopy(p: Position): Promise<void> {
+    const store = await Store.open({
+      ...this.#o.store,
+      dir: this.#copyDir,
+      epoch: p.epoch,
+      // The copy drops only the tombstones the cluster's horizon covers (docs/CLUSTER.md, "Horizon").
+      tombstoneCutoff: () => (store.horizon ?? MIN_TS) + 1n,
+      logger: this.#log,
+    });
+    if (store.epoch !== p.epoch) {
+      await store.close();
+      throw new GossipError(
+        'GOSSIP_ERR_STORE_CORRUPT',
+        `${this.#copyDir} holds another log than ${POSITION_FILE} says`,
+      );
+    }
+    this.#store = store;
+    this.#epoch = p.epoch;
+    this.#applied = this.#savedApplied = p.applied;
+  }
+
+  /**
+   * Joins the cluster after serving the copy without it: follows the stream from the
+   * position, unless the copy can no longer be brought up to date from it, which this
+   * process cannot mend while it serves that copy (onFatal).
+   */
+  async #join(p: Position): Promise<void> {
+    await this.#ensureStream();
+    const epoch = await this.#clusterEpoch();
+    const horizon = await this.#clusterHorizon();
+    if (epoch !== p.epoch || (horizon !== undefined && horizon.through > this.#applied)) {
+      throw new GossipError(
+        'GOSSIP_ERR_STORE_CORRUPT',
+        `the copy in ${this.#copyDir} is out of date beyond the stream ${this.#subjects.stream} ` +
+          '(it was made anew, or removed tombstones the copy never took); restart gossipd to rebuild the copy',
+      );
+    }
+    if (horizon) await this.#takeHorizon(horizon, 0);
+    this.#follow();
+  }
+
+  #fatal(error: unknown): void {
+    if (this.#closed) return;
+    this.#log.error({ err: error }, 'cluster edge: cannot go on');
+    this.#o.onFatal?.(error);
+  }
+
+  /** Connects to NATS, trying up to `tries` times with backoff; false when it could not. */
+  async #connect(tries: number): Promise<boolean> {
+    for (let attempt = 0; attempt < tries && !this.#closed; attempt++) {
+      try {
+        const nc = await connect({
+          servers: this.#o.servers,
+          name: `gossipd edge ${this.#subjects.stream}`,
+          noEcho: true,
+          // no Error (with its stack) made per request: a third of a publish's cost otherwise
+          noAsyncTraces: true,
+          maxReconnectAttempts: -1,
+          reconnectDelayHandler: () => backoff(2),
+          timeout: this.#requestTimeoutMs,
+        });
+        this.#nc = nc;
+        this.#js = jetstream(nc, { timeout: this.#requestTimeoutMs });
+        this.#jsm = await jetstreamManager(nc, { timeout: this.#requestTimeoutMs, checkAPI: false });
+        this.#publisher = new StreamPublisher(nc, this.#requestTimeoutMs);
+        this.#connected = true;
+        this.#log.info({ server: nc.getServer(), servers: this.#o.servers }, 'cluster edge: connected to NATS');
+        this.#watch(nc);
+        nc.subscribe(this.#subjects.emit, { callback: (_e, m) => this.#onEmit(m.data) });
+        return true;
+      } catch (error) {
+        const wait = backoff(attempt);
+        this.#log.warn(
+          {
+            err: (error as Error).message,
+            attempt: attempt + 1,
+            retryInMs: Math.round(wait),
+            servers: this.#o.servers,
+          },
+          'cluster edge: cannot reach the cluster; retrying',
+        );
+        if (attempt + 1 < tries) await sleep(wait);
+      }
+    }
+    return false;
+  }
+
+  #watch(nc: NatsConnection): void {
+    void (async () => {
+      let attempts = 0;
+      for await (const s of nc.status()) {
+        switch (s.type) {
+          case 'disconnect':
+            this.#connected = false;
+            this.#log.warn({ server: s.server }, 'cluster edge: lost the NATS connection; reconnecting');
+            break;
+          case 'reconnecting':
+            attempts++;
+            this.#log.warn({ attempt: attempts }, 'cluster edge: reconnecting to the cluster');
+            break;
+          case 'reconnect':
+            attempts = 0;
+            this.#connected = true;
+            this.#log.info({ server: s.server }, 'cluster edge: reconnected to the cluster');
+            break;
+          default:
+            break;
+        }
+      }
+    })();
+  }
+
+  /** Creates the stream if it is missing; one that exists is taken as it is. */
+  async #ensureStream(): Promise<void> {
+    const jsm = this.#jsm as JetStreamManager;
+    const name = this.#subjects.stream;
+    for (let attempt = 0; !this.#closed; attempt++) {
+      try {
+        try {
+          await jsm.streams.info(name);
+          return;
+        } catch (error) {
+          if (!(error instanceof JetStreamApiError) || error.code !== 10059) throw error;
+        }
+        await jsm.streams.add({
+          name,
+          subjects: this.#subjects.filters,
+          retention: RetentionPolicy.Limits,
+          max_msgs_per_subject: 1,
+          num_replicas: this.#o.replicas,
+          storage: StorageType.File,
+          discard: DiscardPolicy.Old,
+          allow_direct: true,
+        });
+        this.#log.info({ stream: name, replicas: this.#o.replicas }, 'cluster edge: created the stream');
+        return;
+      } catch (error) {
+        if (error instanceof JetStreamApiError && error.code === 10058) return; // another edge made it first
+        const wait = backoff(attempt);
+        this.#log.warn(
+          { err: (error as Error).message, attempt: attempt + 1, retryInMs: Math.round(wait) },
+          'cluster edge: the cluster has no stream to give yet; retrying',
+        );
+        await sleep(wait);
+      }
+    }
+  }
+
+  /** The cluster's epoch: written once by the first edge (compare-and-set on an empty subject). */
+  async #clusterEpoch(): Promise<string> {
+    const jsm = this.#jsm as JetStreamManager;
+    const js = this.#js as JetStreamClient;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const last = await jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: this.#subjects.epoch });
+        if (last) return Buffer.from(last.data).toString('utf8');
+        await js.publish(this.#subjects.epoch, Buffer.from(newEpoch()), { expect: { lastSubjectSequence: 0 } });
+      } catch (error) {
+        if (error instanceof JetStreamApiError && error.code === 10071) continue; // another edge wrote it
+        if (this.#closed) throw error;
+        await sleep(backoff(attempt));
+      }
+    }
+  }
+
+  async #clusterHorizon(): Promise<HorizonRecord | undefined> {
+    const jsm = this.#jsm as JetStreamManager;
+    const last = await jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: this.#subjects.horizon });
+    return last ? decodeHorizon(last.data) : undefined;
+  }
+
+  /** Applies the stream from the position on, for as long as the edge runs. */
+  #follow(): void {
+    const run = async () => {
+      const js = this.#js as JetStreamClient;
+      const jsm = this.#jsm as JetStreamManager;
+      for (let attempt = 0; !this.#closed; attempt++) {
+        try {
+          if (!this.#caughtUp) {
+            const info = await jsm.streams.info(this.#subjects.stream);
+            this.#catchUpTo = info.state.last_seq;
+            if (this.#applied >= this.#catchUpTo) this.#setCaughtUp();
+          }
+          // wait for what is being applied: the position is where the new consumer starts
+          await this.#lastApply.catch(() => undefined);
+          const consumer: Consumer = await js.consumers.get(this.#subjects.stream, {
+            deliver_policy: DeliverPolicy.StartSequence,
+            opt_start_seq: this.#applied + 1,
+          });
+          const messages = await consumer.consume({ max_messages: 4096 });
+          this.#stopConsuming = () => messages.stop();
+          for await (const m of messages) {
+            attempt = 0;
+            this.#apply(m);
+            if (this.#closed) break;
+          }
+          if (this.#closed) return;
+          this.#log.warn({ applied: this.#applied }, "cluster edge: the stream's consumer ended; following again");
+        } catch (error) {
+          if (this.#closed) return;
+          this.#log.warn(
+            { err: (error as Error).message, attempt: attempt + 1 },
+            'cluster edge: cannot follow the stream; retrying',
+          );
+        }
+        await sleep(backoff(attempt));
+      }
+    };
+    this.#consuming = run();
+    this.#timers.push(setInterval(() => void this.#savePosition(), POSITION_EVERY_MS));
+    this.#timers.push(setInterval(() => void this.#watchFollowing(), WATCH_EVERY_MS));
+    const reapMs = Math.min(60_000, Math.max(1_000, this.#o.tombstoneRetentionMs / 2));
+    this.#timers.push(setInterval(() => void this.#reap(), reapMs));
+  }
+
+  #watchedApplied = -1;
+  #watchTicks = 0;
+
+  /**
+   * The consumer that follows the stream can stall (after the whole NATS cluster
+   * restarted, say) without ending: a publish the stream took then never comes back to
+   * the copy. When the copy has not moved for a while and the stream holds more, the
+   * consumer is made again from the position.
+   */
+  async #watchFollowing(): Promise<void> {
+    if (this.#closed || !this.#connected || !this.#stopConsuming) return;
+    const moved = this.#applied !== this.#watchedApplied;
+    this.#watchedApplied = this.#applied;
+    if (moved) {
+      this.#watchTicks = 0;
+      return;
+    }
+    const head = this.#taken.peek();
+    let behind = head !== undefined && performance.now() - head.takenAt > STALL_MS;
+    if (!behind && ++this.#watchTicks * WATCH_EVERY_MS >= STALL_MS) {
+      this.#watchTicks = 0;
+      try {
+        const info = await (this.#jsm as JetStreamManager).streams.info(this.#subjects.stream);
+        behind = info.state.last_seq > this.#applied && this.#applied === this.#watchedApplied;
+      } catch {
+        return; // the stream does not answer: nothing to follow now
+      }
+    }
+    if (!behind) return;
+    this.#log.warn({ applied: this.#applied }, "cluster edge: the stream's consumer stalled; following again");
+    this.#stopConsuming?.();
+  }
+
+  #setCaughtUp(): void {
+    if (this.#caughtUp) return;
+    this.#caughtUp = true;
+    this.#log.info({ applied: this.#applied, ids: this.store.stats().ids }, 'cluster edge: caught up with the stream');
+    this.#learnTombstones().catch((error: unknown) =>
+      this.#log.warn({ err: (error as Error).message }, "cluster edge: could not list the copy's tombstones"),
+    );
+    for (const w of this.#waiting.splice(0)) w();
+  }
+
+  readonly #waiting: (() => void)[] = [];
+
+  /** Resolves once the copy has caught up with the stream as it was when the edge joined. */
+  whenCaughtUp(): Promise<void> {
+    return this.#caughtUp ? Promise.resolve() : new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /** One message of the stream, in the stream's order. */
+  #apply(m: JsMsg): void {
+    const seq = m.seq;
+    const id = this.#subjects.idOf(m.subject);
+    const store = this.store;
+    if (id === undefined) {
+      // a meta record: the horizon (the epoch was read at the join)
+      if (m.subject === this.#subjects.horizon) {
+        const h = decodeHorizon(m.data);
+        if (h) this.#lastApply = this.#takeHorizon(h, seq);
+      }
+      this.#settledThrough(seq, m.info.pending);
+      return;
+    }
+    const rec = decodeRecord(m.data);
+    if (rec === undefined || Buffer.byteLength(id) > MAX_ID_BYTES || rec.data.byteLength > store.maxDataBytes) {
+      this.#log.warn({ seq, subject: m.subject }, 'cluster edge: skipped a stream message no edge wrote');
+      this.#settledThrough(seq, m.info.pending);
+      return;
+    }
+    this.#seqs.set(id, seq);
+    if (rec.data.byteLength === 0) this.#tombstones.set(id, { ts: rec.ts, seq });
+    else this.#tombstones.delete(id);
+    const mine = (rec.tag & 0xffffffff00000000n) === this.#edgeTag ? this.#pending.get(rec.tag) : undefined;
+    if (mine) this.#pending.delete(rec.tag);
+    // A copy: the message's bytes are a view of the connection's read buffer.
+    const data = Uint8Array.prototype.slice.call(rec.data);
+    const pending = m.info.pending;
+    const { ts } = rec;
+    // Newest ts wins by the stream's order: every copy applies the same messages in the
+    // same order with the same rule, so they agree, whatever the stream took.
+    const held = store.tsOf(id);
+    this.#lastApply = store.append(id, ts, data).then(
+      (result) => {
+        if (mine) {
+          if (result.status === 'accepted') mine.resolve(REPLICATED);
+          else if (held === ts) this.#settleEqual(mine, id, data);
+          else mine.resolve(STALE);
+        } else if (result.status === 'accepted') this.#server?.relay(false, id, ts, data);
+        // An older ts landed after a newer one (nats-server 2.9's compare-and-set can let
+        // two racing writes through), and the stream, which keeps one message per
+        // subject, now holds the older: it is given the newer back (docs/CLUSTER.md).
+        if (held !== undefined && held > ts) this.#repair(id, seq);
+        this.#settledThrough(seq, pending);
+      },
+      (error: unknown) => {
+        mine?.reject(error as Error);
+        this.#log.error(
+          { err: error, seq },
+          'cluster edge: the copy could not take a message; the edge stops following',
+        );
+        this.#stopConsuming?.();
+      },
+    );
+  }
+
+  /**
+   * Settles a publish whose ts the copy already holds: accepted (not broadcast again)
+   * when the copy holds its very value, which an edge's repair gave back to the stream
+   * ahead of it; stale when it holds another value of the same ts.
+   */
+  #settleEqual(p: Pending, id: string, data: Uint8Array): void {
+    this.store.get(id).then(
+      (m) => p.resolve(m && Buffer.from(m.data).equals(data) ? SUPERSEDED : STALE),
+      () => p.resolve(STALE),
+    );
+  }
+
+  /**
+   * Settles a publish the stream took and replaced before the copy reached it: accepted,
+   * not broadcast, when the copy holds a ts as new or newer for its id; when it holds an
+   * older one, an older write replaced it, and it is sent again (#conflict).
+   */
+  #supersede(p: Pending): void {
+    if (!this.#pending.has(p.tag)) return;
+    const held = this.store.tsOf(p.id);
+    if (held === undefined || held < p.ts) {
+      this.#conflict(p);
+      return;
+    }
+    this.#pending.delete(p.tag);
+    p.resolve(SUPERSEDED);
+  }
+
+  /**
+   * Gives the stream back the copy's value of `id`, which a message with an older ts
+   * replaced at `seq`: published with a compare-and-set until the stream's last message
+   * for the id is as new as it, by this edge or another.
+   */
+  #repair(id: string, seq: number): void {
+    const run = async () => {
+      const m = await this.store.get(id);
+      if (!m) return;
+      const subject = this.#subjects.idSubject(id);
+      // tag count 0: no publish of this edge, so no pending entry matches it
+      const body = encodeRecord(m.ts, this.#edgeTag, m.data);
+      let expected = seq;
+      for (let attempt = 0; attempt < 20 && !this.#closed; attempt++) {
+        try {
+          await (this.#publisher as StreamPublisher).publish(subject, body, expected);
+          this.#log.debug(
+            { id, seq, ts: String(m.ts) },
+            'cluster edge: gave the stream back the newest value of an id',
+          );
+          return;
+        } catch (error) {
+          if (!(error instanceof StreamError && error.code === WRONG_LAST_SEQUENCE)) await sleep(backoff(attempt));
+          const last = await (this.#jsm as JetStreamManager).streams.getMessage(this.#subjects.stream, {
+            last_by_subj: subject,
+          });
+          const rec = last ? decodeRecord(last.data) : undefined;
+          if (rec !== undefined && rec.ts >= m.ts) return; // the stream holds as new
+          expected = last?.seq ?? 0;
+        }
+      }
+    };
+    run().catch((error: unknown) =>
+      this.#log.warn(
+        { err: (error as Error).message, id },
+        "cluster edge: could not give the stream back an id's value",
+      ),
+    );
+  }
+
+  #settledThrough(seq: number, pending: number): void {
+    if (seq > this.#applied) this.#applied = seq;
+    const taken = this.#taken;
+    while (taken.length > 0 && (taken.peek() as Pending).seq <= this.#applied)
+      this.#supersede(taken.shift() as Pending);
+    if (!this.#caughtUp && (pending === 0 || this.#applied >= this.#catchUpTo)) this.#setCaughtUp();
+  }
+
+  async #savePosition(): Promise<void> {
+    const applied = this.#applied;
+    if (applied === this.#savedApplied || this.#closed || !this.#store || this.#saving) return;
+    this.#saving = true;
+    try {
+      await this.#store.flush();
+      await savePosition(this.#o.dataDir, { stream: this.#subjects.stream, epoch: this.#epoch, applied });
+      this.#savedApplied = applied;
+    } catch (error) {
+      this.#log.error({ err: error }, 'cluster edge: could not save the position');
+    } finally {
+      this.#saving = false;
+    }
+  }
+
+  #saving = false;
+
+  async #takeHorizon(h: HorizonRecord, seq: number): Promise<void> {
+    if (h.through > this.#horizonThrough) this.#horizonThrough = h.through;
+    await this.store.raiseHorizon(h.horizon);
+    if (seq > 0) this.#log.info({ horizon: String(h.horizon), seq }, 'cluster edge: the cluster raised its horizon');
+  }
+
+  // --- publishes -------------------------------------------------------------------
+
+  append(id: string, ts: bigint, data: Uint8Array): Promise<PublishOutcome> {
+    if (!this.ready) {
+      return Promise.reject(
+        unavailable(
+          !this.#connected
+            ? 'no connection to the cluster'
+            : this.#streamDown !== undefined
+              ? `the stream does not answer: ${this.#streamDown}`
+              : 'the edge is still catching up',
+        ),
+      );
+    }
+    // The copy holds a prefix of the stream, whose ts only rise per id: an equal or newer
+    // ts here is one the stream holds or held (docs/CLUSTER.md, "Newest ts wins").
+    const local = this.store.tsOf(id);
+    if (local !== undefined && local >= ts) return STALE_NOW;
+    this.#count = (this.#count + 1) >>> 0;
+    const tag = this.#edgeTag | BigInt(this.#count);
+    return new Promise<PublishOutcome>((resolve, reject) => {
+      const p: Pending = {
+        id,
+        ts,
+        tag,
+        subject: this.#subjects.idSubject(id),
+        body: encodeRecord(ts, tag, data),
+        deadline: performance.now() + this.#publishDeadlineMs,
+        attempts: 0,
+        seq: 0,
+        takenAt: 0,
+        resolve,
+        reject,
+      };
+      this.#pending.set(tag, p);
+      this.#send(p, this.#seqs.get(id) ?? 0);
+    });
+  }
+
+  /** One attempt: publishes if the id's last sequence is still `expected`. */
+  #send(p: Pending, expected: number): void {
+    p.attempts++;
+    (this.#publisher as StreamPublisher).publish(p.subject, p.body, expected).then(
+      (seq) => {
+        // Settled when the stream brings it back to the copy (#apply): then the server
+        // broadcasts it and acks it, in the copy's order. Unless a newer publish of the
+        // id replaced it in the stream before the copy got that far: then it is settled
+        // once the copy is past its sequence (#settledThrough).
+        if (this.#streamDown !== undefined) this.#streamUp();
+        if (!this.#pending.has(p.tag)) return;
+        p.seq = seq;
+        p.takenAt = performance.now();
+        if (seq <= this.#applied) this.#supersede(p);
+        else this.#taken.push(p);
+      },
+      (error: unknown) => {
+        if (!this.#pending.has(p.tag)) return;
+        if (error instanceof StreamError && error.code === WRONG_LAST_SEQUENCE) {
+          this.#conflict(p);
+          return;
+        }
+        this.#retry(p, expected, error);
+      },
+    );
+  }
+
+  /** Retries an attempt whose outcome is unknown (a timeout, no leader), until the deadline. */
+  #retry(p: Pending, expected: number, error: unknown): void {
+    const why = error instanceof Error ? error.message : String(error);
+    this.#streamFailing(why);
+    if (performance.now() + backoff(p.attempts) > p.deadline || this.#closed) {
+      this.#pending.delete(p.tag);
+      p.reject(unavailable(why));
+      return;
+    }
+    // The same compare-and-set again: if the first attempt was stored after all, this one
+    // fails it, and the conflict finds the edge's own tag.
+    setTimeout(() => {
+      if (this.#pending.has(p.tag)) this.#send(p, expected);
+    }, backoff(p.attempts));
+  }
+
+  /** The id's last sequence was not the guess: the stream's last message for it decides. */
+  #conflict(p: Pending): void {
+    const jsm = this.#jsm as JetStreamManager;
+    jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: p.subject }).then(
+      (last) => {
+        if (!this.#pending.has(p.tag)) return;
+        if (last === null) {
+          this.#send(p, 0);
+          return;
+        }
+        const rec = decodeRecord(last.data);
+        if (rec?.tag === p.tag) return; // an earlier attempt was stored: #apply settles it
+        this.#seqs.set(p.id, last.seq);
+        if (
+          rec !== undefined &&
+          rec.ts === p.ts &&
+          Buffer.from(rec.data).equals(p.body.subarray(RECORD_HEADER_BYTES))
+        ) {
+          // its own value, given back to the stream by an edge's repair: it was taken
+          this.#pending.delete(p.tag);
+          p.resolve(SUPERSEDED);
+          return;
+        }
+        if (rec !== undefined && rec.ts >= p.ts) {
+          this.#pending.delete(p.tag);
+          p.resolve(STALE);
+          return;
+        }
+        this.#send(p, last.seq);
+      },
+      (error: unknown) => {
+        // Never sent again without knowing the id's last sequence: read it again.
+        if (!this.#pending.has(p.tag)) return;
+        const why = error instanceof Error ? error.message : String(error);
+        this.#streamFailing(why);
+        if (performance.now() + backoff(p.attempts) > p.deadline || this.#closed) {
+          this.#pending.delete(p.tag);
+          p.reject(unavailable(why));
+          return;
+        }
+        p.attempts++;
+        setTimeout(() => {
+          if (this.#pending.has(p.tag)) this.#conflict(p);
+        }, backoff(p.attempts));
+      },
+    );
+  }
+
+  #streamFailing(why: string): void {
+    if (this.#streamDown !== undefined) return;
+    this.#streamDown = why;
+    this.#log.warn({ err: why }, 'cluster edge: the stream does not answer; publishes are refused until it does');
+    void this.#probe();
+  }
+
+  #streamUp(): void {
+    if (this.#streamDown === undefined) return;
+    this.#streamDown = undefined;
+    this.#log.info({}, 'cluster edge: the stream answers again');
+  }
+
+  /** While the stream does not answer: asks it again, with backoff, logging each try. */
+  async #probe(): Promise<void> {
+    const jsm = this.#jsm as JetStreamManager;
+    for (let attempt = 0; this.#streamDown !== undefined && !this.#closed; attempt++) {
+      const wait = backoff(attempt);
+      await sleep(wait);
+      try {
+        await jsm.streams.info(this.#subjects.stream);
+        this.#streamUp();
+        return;
+      } catch (error) {
+        this.#streamDown = (error as Error).message;
+        this.#log.warn(
+          { err: this.#streamDown, attempt: attempt + 1, retryInMs: Math.round(wait) },
+          'cluster edge: the stream still does not answer; retrying',
+        );
+      }
+    }
+  }
+
+  // --- emits -----------------------------------------------------------------------
+
+  emit(id: string, ts: bigint, data: Uint8Array): void {
+    if (!this.#connected || !this.#nc) return; // transient: never queued for later
+    this.#nc.publish(this.#subjects.emit, encodeEmit(id, ts, data));
+  }
+
+  #onEmit(body: Uint8Array): void {
+    const e = decodeEmit(body);
+    if (!e || Buffer.byteLength(e.id) > MAX_ID_BYTES || e.data.byteLength > this.store.maxDataBytes) return;
+    this.#server?.relay(true, e.id, e.ts, Uint8Array.prototype.slice.call(e.data));
+  }
+
+  // --- tombstones and the horizon -----------------------------------------------------
+
+  /**
+   * Removes from the stream the tombstones past the retention, by ts and by the time the
+   * stream took them, once the cluster's horizon covers them (docs/CLUSTER.md, "Horizon").
+   * Any edge may do it; they agree through the horizon's compare-and-set, and a removal
+   * that another edge made first is no error.
+   */
+  async #reap(): Promise<void> {
+    if (!this.ready || this.#reaping) return;
+    this.#reaping = true;
+    try {
+      const cutoff = clockNow() - BigInt(Math.round(this.#o.tombstoneRetentionMs)) * NS_PER_MS;
+      const jsm = this.#jsm as JetStreamManager;
+      const stream = this.#subjects.stream;
+      const chosen: { id: string; seq: number; ts: bigint }[] = [];
+      for (const [id, t] of this.#tombstones) {
+        if (t.ts >= cutoff) continue;
+        const last = await jsm.streams.getMessage(stream, { last_by_subj: this.#subjects.idSubject(id) });
+        const rec = last ? decodeRecord(last.data) : undefined;
+        if (!last || !rec || rec.data.byteLength > 0) {
+          this.#tombstones.delete(id);
+          continue;
+        }
+        // taken by the stream within the retention: a lagging edge may not have it yet
+        if (BigInt(last.time.getTime()) * NS_PER_MS >= cutoff) continue;
+        chosen.push({ id, seq: last.seq, ts: rec.ts });
+        if (chosen.length >= 10_000) break;
+      }
+      if (chosen.length === 0) return;
+      let horizon = MIN_TS;
+      let through = 0;
+      for (const c of chosen) {
+        if (c.ts > horizon) horizon = c.ts;
+        if (c.seq > through) through = c.seq;
+      }
+      await this.#raiseClusterHorizon({ horizon, through });
+      for (const c of chosen) {
+        try {
+          await jsm.streams.deleteMessage(stream, c.seq, false);
+        } catch (error) {
+          if (!(error instanceof JetStreamApiError) || (error.code !== 10043 && error.code !== 10057)) throw error;
+        }
+        this.#tombstones.delete(c.id);
+      }
+      this.#log.info(
+        { removed: chosen.length, horizon: String(horizon) },
+        'cluster edge: removed tombstones from the stream',
+      );
+    } catch (error) {
+      this.#log.warn({ err: (error as Error).message }, 'cluster edge: tombstone removal failed; tried again later');
+    } finally {
+      this.#reaping = false;
+    }
+  }
+
+  #reaping = false;
+
+  /** Raises the cluster's horizon record to at least `h`, by compare-and-set on its subject. */
+  async #raiseClusterHorizon(h: HorizonRecord): Promise<void> {
+    const jsm = this.#jsm as JetStreamManager;
+    const js = this.#js as JetStreamClient;
+    for (;;) {
+      const last = await jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: this.#subjects.horizon });
+      const current = last ? decodeHorizon(last.data) : undefined;
+      const next: HorizonRecord = {
+        horizon: current && current.horizon > h.horizon ? current.horizon : h.horizon,
+        through: current && current.through > h.through ? current.through : h.through,
+      };
+      if (current && current.horizon === next.horizon && current.through === next.through) return;
+      try {
+        await js.publish(this.#subjects.horizon, encodeHorizon(next), {
+          expect: { lastSubjectSequence: last?.seq ?? 0 },
+        });
+        return;
+      } catch (error) {
+        if (!(error instanceof JetStreamApiError) || error.code !== 10071) throw error;
+      }
+    }
+  }
+
+  /** Tombstones of the copy that came before this process: candidates for removal too. */
+  async #learnTombstones(): Promise<void> {
+    for await (const batch of this.store.replayBatches(null)) {
+      for (const m of batch)
+        if (m.data.byteLength === 0 && !this.#tombstones.has(m.id)) this.#tombstones.set(m.id, { ts: m.ts, seq: 0 });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#stopConsuming?.();
+    await this.#consuming?.catch(() => undefined);
+    await this.#lastApply.catch(() => undefined);
+    this.#publisher?.close();
+    for (const p of this.#pending.values()) p.reject(unavailable('the edge is closing'));
+    this.#pending.clear();
+    while (this.#saving) await sleep(10);
+    if (this.#store) {
+      const applied = this.#applied;
+      await this.#store.flush().catch(() => undefined);
+      await savePosition(this.#o.dataDir, { stream: this.#subjects.stream, epoch: this.#epoch, applied }).catch(
+        () => undefined,
+      );
+      await this.#store.close();
+    }
+    await this.#nc?.close().catch(() => undefined);
+  }
+}

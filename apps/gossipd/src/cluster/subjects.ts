@@ -1,0 +1,50 @@
+import { GossipError } from '@gossip/protocol';
+
+/**
+ * Where a cluster keeps its log in NATS (docs/CLUSTER.md, "Mapping"). One JetStream
+ * stream per cluster name; in it, one subject per id, whose last message is the id's
+ * newest value (the stream keeps one message per subject), and the cluster's own
+ * records (its epoch, its horizon). Emits go over core NATS, outside the stream: they
+ * are never stored.
+ */
+export interface Subjects {
+  /** The JetStream stream: `GOSSIP_<name>`. */
+  readonly stream: string;
+  /** What the stream takes: the ids' subjects and the meta subjects. */
+  readonly filters: string[];
+  /** The subject the cluster's epoch is written to, once. */
+  readonly epoch: string;
+  /** The subject of the cluster's tombstone horizon: its last message is the horizon. */
+  readonly horizon: string;
+  /** Emits: core NATS, never in the stream. */
+  readonly emit: string;
+  /** The subject of `id`. */
+  idSubject(id: string): string;
+  /** The id of an id subject, or undefined for a meta subject. */
+  idOf(subject: string): string | undefined;
+}
+
+/** A cluster name: a NATS subject token and a stream name at once. */
+const NAME = /^[A-Za-z0-9_-]{1,32}$/;
+
+export function subjects(name: string): Subjects {
+  if (!NAME.test(name)) {
+    throw new GossipError(
+      'GOSSIP_ERR_CONFIG',
+      `--cluster-name must be 1 to 32 letters, digits, _ or -, got ${JSON.stringify(name)}`,
+    );
+  }
+  const base = `gossip.${name}`;
+  const idBase = `${base}.id.`;
+  return {
+    stream: `GOSSIP_${name}`,
+    filters: [`${base}.id.>`, `${base}.meta.>`],
+    epoch: `${base}.meta.epoch`,
+    horizon: `${base}.meta.horizon`,
+    emit: `${base}.emit`,
+    // base64url: an id is any UTF-8, a subject token may not hold '.', '*', '>' or spaces.
+    idSubject: (id) => idBase + Buffer.from(id, 'utf8').toString('base64url'),
+    idOf: (subject) =>
+      subject.startsWith(idBase) ? Buffer.from(subject.slice(idBase.length), 'base64url').toString('utf8') : undefined,
+  };
+}
