@@ -1,0 +1,96 @@
+/**
+ * What the cluster test files share: per test, a real 3-node nats-server JetStream
+ * cluster (NatsCluster), gossipd edges over it, @gossip/client clients of them, and,
+ * when a test fails, what its edges warned of.
+ */
+import { GossipClient } from '@gossip/client';
+import { type Gossipd, NatsCluster } from '@gossip/testing';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { afterEach } from 'vitest';
+import { harness } from './harness.js';
+
+/** Polls `check` until it returns something other than undefined, or fails after `ms`. */
+export async function eventually<T>(
+  what: string,
+  check: () => Promise<T | undefined> | T | undefined,
+  ms = 30_000,
+): Promise<T> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export const bytes = (s: string) => Buffer.from(s);
+export const text = (v: Uint8Array | undefined) => (v === undefined ? undefined : Buffer.from(v).toString());
+
+export function clusterKit() {
+  const h = harness();
+  const clusters: NatsCluster[] = [];
+  /** What this test's edges logged at warn and above, from their start: shown when the test fails. */
+  let warned: string[] = [];
+  afterEach(async (ctx) => {
+    if (ctx.task.result?.state === 'fail' || process.env.GOSSIP_TEST_TRACE)
+      for (const l of warned.slice(-30)) console.log(l);
+    warned = [];
+    await Promise.all(clusters.splice(0).map((c) => c.close()));
+  });
+
+  let names = 0;
+  /** A cluster name of its own per test: each test's log is its own stream. */
+  const clusterName = () => `t${process.pid}x${++names}`;
+
+  async function natsCluster(): Promise<NatsCluster> {
+    const c = await NatsCluster.start({ dir: await h.tmp('gossip-nats-') });
+    clusters.push(c);
+    return c;
+  }
+
+  async function readyz(d: Gossipd): Promise<{ status: number; text: string }> {
+    return d.admin('/readyz');
+  }
+
+  /** Starts an edge of `nats` (a new data folder unless given) and waits until it has caught up. */
+  async function edge(nats: NatsCluster, name: string, dataDir?: string, args: string[] = []): Promise<Gossipd> {
+    const d = await h.start({
+      ...(dataDir ? { dataDir } : {}),
+      args: ['--cluster', nats.urls.join(','), '--cluster-name', name, ...args],
+      onLog: (l) => {
+        if ((l.level ?? 0) < 40) return;
+        const { msg, time, pid, hostname, ...fields } = l as typeof l & Record<string, unknown>;
+        warned.push(`edge of ${name}: ${msg} ${JSON.stringify(fields).slice(0, 300)}`);
+      },
+    });
+    await eventually(`edge on ${d.port} ready`, async () => ((await readyz(d)).status === 200 ? true : undefined));
+    return d;
+  }
+
+  function client(...edges: Gossipd[]): GossipClient {
+    return h.keep(
+      new GossipClient({
+        address: edges.map((e) => `127.0.0.1:${e.port}`),
+        since: 'all',
+        reconnect: (attempt) => Math.min(50 * 2 ** attempt, 500),
+        publishTimeoutMs: 30_000,
+      }),
+    );
+  }
+
+  /** What JetStream holds of a cluster's stream. */
+  async function streamState(nats: NatsCluster, name: string) {
+    const nc = await connect({ servers: nats.urls });
+    try {
+      const jsm = await jetstreamManager(nc);
+      const info = await jsm.streams.info(`GOSSIP_${name}`);
+      return { ...info.state, leader: info.cluster?.leader, replicas: info.config.num_replicas };
+    } finally {
+      await nc.close();
+    }
+  }
+
+  return { h, natsCluster, clusterName, readyz, edge, client, streamState };
+}
