@@ -65,7 +65,12 @@ export function clusterKit() {
         warned.push(`edge of ${name}: ${msg} ${JSON.stringify(fields).slice(0, 300)}`);
       },
     });
-    await eventually(`edge on ${d.port} ready`, async () => ((await readyz(d)).status === 200 ? true : undefined));
+    // a new edge catches up before it is ready: under a loaded CI machine that may take a while
+    await eventually(
+      `edge on ${d.port} ready`,
+      async () => ((await readyz(d)).status === 200 ? true : undefined),
+      120_000,
+    );
     return d;
   }
 

@@ -435,7 +435,12 @@ export class ClusterEdge implements RecordLog {
       } catch (error) {
         if (error instanceof JetStreamApiError && error.code === 10071) continue; // another edge wrote it
         if (this.#closed) throw error;
-        await sleep(backoff(attempt));
+        const wait = backoff(attempt);
+        this.#log.warn(
+          { err: (error as Error).message, attempt: attempt + 1, retryInMs: Math.round(wait) },
+          'cluster edge: cannot read or write the cluster\'s epoch yet; retrying',
+        );
+        await sleep(wait);
       }
     }
   }
