@@ -4,6 +4,7 @@
  */
 import { cpus } from 'node:os';
 import { clientBench } from './client.js';
+import { clusterBench } from './cluster.js';
 import { edgesBench } from './edges.js';
 import { printTable, type Row } from './measure.js';
 import { prefixesBench } from './prefixes.js';
@@ -18,6 +19,7 @@ const suites: Record<string, () => Row[] | Promise<Row[]>> = {
   client: clientBench,
   edges: edgesBench,
   prefixes: prefixesBench,
+  cluster: clusterBench,
 };
 
 const wanted = (process.env.GOSSIP_BENCH ?? Object.keys(suites).join(',')).split(',');

@@ -438,7 +438,7 @@ export class ClusterEdge implements RecordLog {
         const wait = backoff(attempt);
         this.#log.warn(
           { err: (error as Error).message, attempt: attempt + 1, retryInMs: Math.round(wait) },
-          'cluster edge: cannot read or write the cluster\'s epoch yet; retrying',
+          "cluster edge: cannot read or write the cluster's epoch yet; retrying",
         );
         await sleep(wait);
       }

@@ -1,0 +1,224 @@
+/**
+ * Cluster mode (docs/CLUSTER.md), every process on this machine: a 3-node nats-server
+ * JetStream cluster, streams of 3 replicas, gossipd edges over it.
+ *
+ * - acked publishes through one edge with @gossip/client, beside nats.js publishing
+ *   into a stream of the same replication (and one message kept per subject), with the
+ *   same window, payload and ids, in the same run (goal: the edge ≥ 0.8× nats.js);
+ *   one-node gossipd (its defaults) beside both;
+ * - fan-out: one publisher on one edge, a subscriber on each of 3 edges;
+ * - failover: a subscriber given two edges' addresses, its edge SIGKILLed while another
+ *   edge's publisher goes on: kill → first message on the other edge (goal: < 1 s);
+ * - catch-up: a new edge joining a stream of GOSSIP_CLUSTER_IDS ids (default 1 M),
+ *   spawn → /readyz 200.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GossipClient } from '@gossip/client';
+import { Gossipd, NatsCluster } from '@gossip/testing';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { clientPublisher } from './client-publisher.js';
+import { goal, type Row, sleep } from './measure.js';
+import { deferred, PAYLOAD_BYTES, type Publisher, windowedPublish } from './publish.js';
+
+const WINDOW = 1_000;
+const TOTAL = Number(process.env.GOSSIP_CLUSTER_PUBLISHES ?? 30_000);
+const CATCH_UP_IDS = Number(process.env.GOSSIP_CLUSTER_IDS ?? 1_000_000);
+const DATA = Buffer.alloc(PAYLOAD_BYTES, 0x61);
+const IDS = Array.from({ length: 10_000 }, (_, i) => `id:${i}`);
+
+/** nats.js's own JetStream publish, one per message, as a `Publisher` for windowedPublish. */
+function natsPublisher(nc: NatsConnection, prefix: string): Publisher {
+  const js = jetstream(nc);
+  const pub: Publisher = {
+    send: (id, data) =>
+      void js.publish(`${prefix}.${Buffer.from(id).toString('base64url')}`, data).then(
+        () => pub.onAck(1),
+        (e: Error) => pub.onError(e),
+      ),
+    flush: () => undefined,
+    onAck: () => undefined,
+    onError: () => undefined,
+    close: async () => undefined,
+  };
+  return pub;
+}
+
+async function readyEdge(nats: NatsCluster, name: string, dataDir?: string): Promise<Gossipd> {
+  const dir = dataDir ?? (await mkdtemp(join(tmpdir(), 'gossip-bench-edge-')));
+  const d = await Gossipd.start({
+    dataDir: dir,
+    stderr: 'inherit',
+    args: ['--cluster', nats.urls.join(','), '--cluster-name', name],
+  });
+  for (;;) {
+    if ((await d.admin('/readyz')).status === 200) return d;
+    await sleep(20);
+  }
+}
+
+export async function clusterBench(): Promise<Row[]> {
+  const rows: Row[] = [];
+  const nats = await NatsCluster.start();
+  const edges: Gossipd[] = [];
+  const nc = await connect({ servers: nats.urls, noAsyncTraces: true });
+  try {
+    // --- throughput: one edge, nats.js, one node, in turn, twice -------------------------
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: 'BENCH', subjects: ['bench.>'], num_replicas: 3, max_msgs_per_subject: 1 });
+    const edge = await readyEdge(nats, 'bench');
+    edges.push(edge);
+    const single = await Gossipd.start({ stderr: 'inherit', admin: false });
+    const rates = { edge: [] as number[], nats: [] as number[], single: [] as number[] };
+    for (let round = 0; round < 2; round++) {
+      const e = await clientPublisher('127.0.0.1', edge.port);
+      rates.edge.push(await windowedPublish(e, TOTAL, IDS, WINDOW, DATA));
+      await e.close();
+      rates.nats.push(await windowedPublish(natsPublisher(nc, 'bench.id'), TOTAL, IDS, WINDOW, DATA));
+      const s = await clientPublisher('127.0.0.1', single.port);
+      rates.single.push(await windowedPublish(s, TOTAL, IDS, WINDOW, DATA));
+      await s.close();
+    }
+    await single.cleanup();
+    const best = (xs: number[]) => Math.max(...xs);
+    const ratio = best(rates.edge) / best(rates.nats);
+    rows.push({
+      bench: 'cluster',
+      case: `acked publishes through one edge (@gossip/client, ${WINDOW} in flight, R3)`,
+      value: best(rates.edge),
+      unit: 'msgs/s',
+      baseline: `nats.js into an R3 stream: ${Math.round(best(rates.nats))}/s`,
+      ratio,
+      goal: goal('≥ 0.8× nats.js', ratio >= 0.8),
+    });
+    rows.push({
+      bench: 'cluster',
+      case: `nats.js publishes into an R3 stream (${WINDOW} in flight)`,
+      value: best(rates.nats),
+      unit: 'msgs/s',
+    });
+    rows.push({
+      bench: 'cluster',
+      case: `one-node gossipd (@gossip/client, ${WINDOW} in flight, --fsync interval)`,
+      value: best(rates.single),
+      unit: 'msgs/s',
+      baseline: 'the edge',
+      ratio: best(rates.single) / best(rates.edge),
+    });
+
+    // --- fan-out across 3 edges ---------------------------------------------------------
+    const fan = [edge, await readyEdge(nats, 'bench'), await readyEdge(nats, 'bench')];
+    edges.push(fan[1] as Gossipd, fan[2] as Gossipd);
+    const subs = await Promise.all(
+      fan.map(async (d) => {
+        const c = new GossipClient({ address: `127.0.0.1:${d.port}`, since: 'now' });
+        await c.connect();
+        return c;
+      }),
+    );
+    const fanTotal = TOTAL;
+    const allIn = deferred();
+    let received = 0;
+    for (const c of subs)
+      c.on('message', () => {
+        if (++received === fanTotal * subs.length) allIn.resolve();
+      });
+    const t0 = performance.now();
+    const p = await clientPublisher('127.0.0.1', edge.port);
+    await windowedPublish(
+      p,
+      fanTotal,
+      IDS.map((id) => `fan:${id}`),
+      WINDOW,
+      DATA,
+    );
+    await allIn.promise;
+    const fanRate = (fanTotal * subs.length) / ((performance.now() - t0) / 1000);
+    await p.close();
+    await Promise.all(subs.map((c) => c.close()));
+    rows.push({
+      bench: 'cluster',
+      case: `fan-out: 1 publisher on one edge, a subscriber on each of 3 edges (${fanTotal} msgs)`,
+      value: fanRate,
+      unit: 'deliveries/s',
+    });
+
+    // --- failover -----------------------------------------------------------------------
+    const [a, b] = [fan[1] as Gossipd, fan[2] as Gossipd];
+    const sub = new GossipClient({ address: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`], since: 'now' });
+    await sub.connect();
+    const writer = new GossipClient({ address: `127.0.0.1:${b.port}` });
+    await writer.connect();
+    let stop = false;
+    let n = 0;
+    const writing = (async () => {
+      while (!stop) {
+        await writer.publish(`beat:${n++ % 100}`, DATA);
+        await sleep(2);
+      }
+    })();
+    await sleep(200);
+    let killedAt = 0;
+    let moved = false;
+    const back = deferred<number>();
+    // the first message through the other edge: what the subscriber waited for
+    sub.on('connect', () => {
+      moved = killedAt > 0;
+    });
+    sub.on('message', () => {
+      if (moved) back.resolve(performance.now() - killedAt);
+    });
+    killedAt = performance.now();
+    await a.kill();
+    const failoverMs = await back.promise;
+    stop = true;
+    await writing;
+    await sub.close();
+    await writer.close();
+    rows.push({
+      bench: 'cluster',
+      case: 'failover: edge SIGKILLed → its subscriber receives on another edge (default reconnect)',
+      value: failoverMs,
+      unit: 'ms',
+      goal: goal('< 1 s', failoverMs < 1000),
+    });
+
+    // --- catch-up of a new edge -----------------------------------------------------------
+    // the ids written straight into the stream in the edge's record format (docs/CLUSTER.md, "Records")
+    const fill = await readyEdge(nats, 'catchup'); // creates the stream and its epoch
+    edges.push(fill);
+    const js = jetstream(nc);
+    const body = Buffer.alloc(17 + PAYLOAD_BYTES, 0x61);
+    body[0] = 1;
+    body.writeBigUInt64BE(0n, 9);
+    const ts0 = BigInt(Date.now()) * 1_000_000n;
+    const t1 = performance.now();
+    for (let i = 0; i < CATCH_UP_IDS; i += WINDOW) {
+      const batch: Promise<unknown>[] = [];
+      for (let j = i; j < Math.min(i + WINDOW, CATCH_UP_IDS); j++) {
+        const b2 = Buffer.from(body);
+        b2.writeBigInt64BE(ts0 + BigInt(j), 1);
+        batch.push(js.publish(`gossip.catchup.id.${Buffer.from(`c:${j}`).toString('base64url')}`, b2));
+      }
+      await Promise.all(batch);
+    }
+    const fillS = (performance.now() - t1) / 1000;
+    const spawned = performance.now();
+    const late = await readyEdge(nats, 'catchup');
+    edges.push(late);
+    const catchUpMs = performance.now() - spawned;
+    rows.push({
+      bench: 'cluster',
+      case: `a new edge catches up on ${CATCH_UP_IDS} ids: spawn → /readyz 200 (filled in ${fillS.toFixed(0)} s)`,
+      value: catchUpMs,
+      unit: 'ms',
+    });
+  } finally {
+    await nc.close();
+    await Promise.all(edges.map((d) => d.kill().then(() => rm(d.dataDir, { recursive: true, force: true }))));
+    await nats.close();
+  }
+  return rows;
+}
