@@ -642,7 +642,9 @@ export class ClusterEdge implements RecordLog {
       // tag count 0: no publish of this edge, so no pending entry matches it
       const body = encodeRecord(m.ts, this.#edgeTag, m.data);
       let expected = seq;
-      for (let attempt = 0; attempt < 20 && !this.#closed; attempt++) {
+      // Until the stream holds a value as new: a repair given up would leave an edge that
+      // never saw the newer value (and every new edge) on the older one.
+      for (let attempt = 0; !this.#closed; attempt++) {
         try {
           await (this.#publisher as StreamPublisher).publish(subject, body, expected);
           this.#log.debug(
@@ -651,13 +653,25 @@ export class ClusterEdge implements RecordLog {
           );
           return;
         } catch (error) {
-          if (!(error instanceof StreamError && error.code === WRONG_LAST_SEQUENCE)) await sleep(backoff(attempt));
-          const last = await (this.#jsm as JetStreamManager).streams.getMessage(this.#subjects.stream, {
-            last_by_subj: subject,
-          });
-          const rec = last ? decodeRecord(last.data) : undefined;
-          if (rec !== undefined && rec.ts >= m.ts) return; // the stream holds as new
-          expected = last?.seq ?? 0;
+          if (!(error instanceof StreamError && error.code === WRONG_LAST_SEQUENCE) || attempt >= 3) {
+            await sleep(backoff(attempt));
+          }
+          if (attempt > 0 && attempt % 10 === 0) {
+            this.#log.warn(
+              { id, attempt, err: (error as Error).message },
+              "cluster edge: still giving an id's newest value back to the stream",
+            );
+          }
+          try {
+            const last = await (this.#jsm as JetStreamManager).streams.getMessage(this.#subjects.stream, {
+              last_by_subj: subject,
+            });
+            const rec = last ? decodeRecord(last.data) : undefined;
+            if (rec !== undefined && rec.ts >= m.ts) return; // the stream holds as new
+            expected = last?.seq ?? 0;
+          } catch {
+            // no answer now: the next attempt asks again
+          }
         }
       }
     };
