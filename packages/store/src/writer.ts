@@ -176,30 +176,39 @@ export class Writer {
    * segment; the writer seals it before its next batch (docs/STORAGE.md, S6).
    */
   syncAll(): Promise<void> {
-    this.#syncing ??= (async () => {
-      try {
-        for (const seg of [...this.#o.segments.all]) {
-          if (!seg.dirty) continue;
-          try {
-            const t0 = performance.now();
-            await seg.sync();
-            this.fsyncSeconds.observe((performance.now() - t0) / 1000);
-            seg.syncFailed = undefined;
-          } catch (error) {
-            if (!seg.sealPending) {
-              seg.sealPending = true;
-              this.ioErrors++;
-              this.#o.log.error({ err: error, segment: seg.name }, 'background fsync failed; rolling to a new segment');
-              this.#kick();
-            }
-            seg.syncFailed = error;
-          }
-        }
-      } finally {
-        this.#syncing = undefined;
-      }
-    })();
+    if (this.#syncing === undefined) {
+      const pass = this.#syncPass();
+      this.#syncing = pass;
+      // Cleared after it settles, never inside it: a pass with nothing dirty finishes
+      // before this assignment, and clearing there would leave its settled promise in
+      // #syncing for good (no fsync again, and a flush() waiting on it forever).
+      const clear = () => {
+        if (this.#syncing === pass) this.#syncing = undefined;
+      };
+      pass.then(clear, clear);
+    }
     return this.#syncing;
+  }
+
+  /** One pass of syncAll: fsyncs every dirty segment; a failure seals its segment (S6). */
+  async #syncPass(): Promise<void> {
+    for (const seg of [...this.#o.segments.all]) {
+      if (!seg.dirty) continue;
+      try {
+        const t0 = performance.now();
+        await seg.sync();
+        this.fsyncSeconds.observe((performance.now() - t0) / 1000);
+        seg.syncFailed = undefined;
+      } catch (error) {
+        if (!seg.sealPending) {
+          seg.sealPending = true;
+          this.ioErrors++;
+          this.#o.log.error({ err: error, segment: seg.name }, 'background fsync failed; rolling to a new segment');
+          this.#kick();
+        }
+        seg.syncFailed = error;
+      }
+    }
   }
 
   /** The open batch, or a new one; rolls to a new segment when this record would overflow the tail. */

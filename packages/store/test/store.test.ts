@@ -1355,4 +1355,21 @@ describe('stats', () => {
     await rm(join(dir, 'gossip.meta'));
     await expectCode(openStore({ epoch: 'not-an-epoch' }), 'GOSSIP_ERR_INVALID_ARGUMENT');
   });
+
+  it('flush - a flush with nothing to fsync leaves later flushes and background fsyncs working', async () => {
+    // A fsync pass that found nothing dirty once stayed cached as settled: every later
+    // flush() spun on it without end, and the background fsync never ran again.
+    const store = await openStore({ fsync: 'interval', fsyncIntervalMs: 10 });
+    await store.flush(); // nothing written: nothing to fsync
+    for (let i = 0; i < 5; i++) {
+      await store.append(`k${i}`, BigInt(i + 1), d('v'));
+      // two at once: the second waits for the first's pass, then finds nothing dirty
+      await Promise.all([store.flush(), store.flush()]);
+    }
+    await store.append('last', 100n, d('v'));
+    // the background pass fsyncs it too, without a flush
+    await new Promise((r) => setTimeout(r, 100));
+    expect(store.stats()).toMatchObject({ ids: 6 });
+    await store.flush();
+  });
 });
