@@ -506,6 +506,7 @@ export class ClusterEdge implements RecordLog {
    */
   async #watchFollowing(): Promise<void> {
     if (this.#closed || !this.#connected || !this.#stopConsuming) return;
+    this.#retryRepairs();
     const moved = this.#applied !== this.#watchedApplied;
     this.#watchedApplied = this.#applied;
     if (moved) {
@@ -526,6 +527,19 @@ export class ClusterEdge implements RecordLog {
     if (!behind) return;
     this.#log.warn({ applied: this.#applied }, "cluster edge: the stream's consumer stalled; following again");
     this.#stopConsuming?.();
+  }
+
+  /** Ids whose newer value this edge gives back to the stream, until the stream brings one back. */
+  readonly #repairs = new Map<string, { ts: bigint; at: number }>();
+
+  /** Repairs the stream has not confirmed for a while: started again from the id's last known sequence. */
+  #retryRepairs(): void {
+    const before = performance.now() - STALL_MS;
+    for (const [id, r] of this.#repairs) {
+      if (r.at > before) continue;
+      r.at = performance.now();
+      this.#repair(id, this.#seqs.get(id) ?? 0);
+    }
   }
 
   #setCaughtUp(): void {
@@ -566,6 +580,8 @@ export class ClusterEdge implements RecordLog {
       return;
     }
     this.#seqs.set(id, seq);
+    const repair = this.#repairs.get(id);
+    if (repair !== undefined && rec.ts >= repair.ts) this.#repairs.delete(id);
     if (rec.data.byteLength === 0) this.#tombstones.set(id, { ts: rec.ts, seq });
     else this.#tombstones.delete(id);
     const mine = (rec.tag & 0xffffffff00000000n) === this.#edgeTag ? this.#pending.get(rec.tag) : undefined;
@@ -638,6 +654,9 @@ export class ClusterEdge implements RecordLog {
     const run = async () => {
       const m = await this.store.get(id);
       if (!m) return;
+      // Done only when the stream brings a value as new back to this copy (#apply): an
+      // answer that the stream holds one is not taken for it (#retryRepairs).
+      this.#repairs.set(id, { ts: m.ts, at: performance.now() });
       const subject = this.#subjects.idSubject(id);
       // tag count 0: no publish of this edge, so no pending entry matches it
       const body = encodeRecord(m.ts, this.#edgeTag, m.data);
