@@ -160,7 +160,6 @@ export class ClusterEdge implements RecordLog {
   /** Last stream sequence per id, as far as this edge knows: the compare-and-set's guess. */
   readonly #seqs = new Map<string, number>();
   readonly #tombstones = new Map<string, Tombstone>();
-  #horizonThrough = 0;
   #lastApply: Promise<unknown> = Promise.resolve();
   #timers: NodeJS.Timeout[] = [];
   #consuming: Promise<void> | undefined;
@@ -176,18 +175,10 @@ export class ClusterEdge implements RecordLog {
   }
 
   /**
-   * Starts an edge: opens its copy at once when it has one (served while the cluster is
+   * Starts the edge: opens its copy at once when it has one (served while the cluster is
    * away, publishes refused), or waits for the cluster for a first copy, whose identity
-   * is the cluster's. Resolves with the edge and its store; `whenReady` says when the
-   * copy has caught up with the stream.
+   * is the cluster's. `close()` ends the wait.
    */
-  static async open(o: EdgeOptions): Promise<ClusterEdge> {
-    const edge = new ClusterEdge(o);
-    await edge.start();
-    return edge;
-  }
-
-  /** `open`'s work, for a caller that must be able to close the edge while it waits for the cluster. */
   async start(): Promise<void> {
     await this.#open();
     if (this.#closed) throw unavailable('the edge was closed while it started');
@@ -218,10 +209,6 @@ export class ClusterEdge implements RecordLog {
   /** The position: the last stream sequence applied to the copy. */
   get applied(): number {
     return this.#applied;
-  }
-
-  stats(): { applied: number; pending: number; connected: boolean; ready: boolean } {
-    return { applied: this.#applied, pending: this.#pending.size, connected: this.#connected, ready: this.ready };
   }
 
   /** The server the copy's new messages are relayed to. */
@@ -549,14 +536,6 @@ export class ClusterEdge implements RecordLog {
     this.#learnTombstones().catch((error: unknown) =>
       this.#log.warn({ err: (error as Error).message }, "cluster edge: could not list the copy's tombstones"),
     );
-    for (const w of this.#waiting.splice(0)) w();
-  }
-
-  readonly #waiting: (() => void)[] = [];
-
-  /** Resolves once the copy has caught up with the stream as it was when the edge joined. */
-  whenCaughtUp(): Promise<void> {
-    return this.#caughtUp ? Promise.resolve() : new Promise((resolve) => this.#waiting.push(resolve));
   }
 
   /** One message of the stream, in the stream's order. */
@@ -728,7 +707,6 @@ export class ClusterEdge implements RecordLog {
   #saving = false;
 
   async #takeHorizon(h: HorizonRecord, seq: number): Promise<void> {
-    if (h.through > this.#horizonThrough) this.#horizonThrough = h.through;
     await this.store.raiseHorizon(h.horizon);
     if (seq > 0) this.#log.info({ horizon: String(h.horizon), seq }, 'cluster edge: the cluster raised its horizon');
   }
@@ -801,18 +779,27 @@ export class ClusterEdge implements RecordLog {
 
   /** Retries an attempt whose outcome is unknown (a timeout, no leader), until the deadline. */
   #retry(p: Pending, expected: number, error: unknown): void {
+    // The same compare-and-set again: if the first attempt was stored after all, this one
+    // fails it, and the conflict finds the edge's own tag.
+    this.#later(p, error, () => this.#send(p, expected));
+  }
+
+  /**
+   * After a failure the stream may mend (no leader, a timeout): runs `next` after the
+   * backoff while `p` waits and its deadline allows, else refuses `p` with the cause.
+   */
+  #later(p: Pending, error: unknown, next: () => void): void {
     const why = error instanceof Error ? error.message : String(error);
     this.#streamFailing(why);
-    if (performance.now() + backoff(p.attempts) > p.deadline || this.#closed) {
+    const wait = backoff(p.attempts);
+    if (performance.now() + wait > p.deadline || this.#closed) {
       this.#pending.delete(p.tag);
       p.reject(unavailable(why));
       return;
     }
-    // The same compare-and-set again: if the first attempt was stored after all, this one
-    // fails it, and the conflict finds the edge's own tag.
     setTimeout(() => {
-      if (this.#pending.has(p.tag)) this.#send(p, expected);
-    }, backoff(p.attempts));
+      if (this.#pending.has(p.tag)) next();
+    }, wait);
   }
 
   /** The id's last sequence was not the guess: the stream's last message for it decides. */
@@ -848,17 +835,8 @@ export class ClusterEdge implements RecordLog {
       (error: unknown) => {
         // Never sent again without knowing the id's last sequence: read it again.
         if (!this.#pending.has(p.tag)) return;
-        const why = error instanceof Error ? error.message : String(error);
-        this.#streamFailing(why);
-        if (performance.now() + backoff(p.attempts) > p.deadline || this.#closed) {
-          this.#pending.delete(p.tag);
-          p.reject(unavailable(why));
-          return;
-        }
         p.attempts++;
-        setTimeout(() => {
-          if (this.#pending.has(p.tag)) this.#conflict(p);
-        }, backoff(p.attempts));
+        this.#later(p, error, () => this.#conflict(p));
       },
     );
   }
