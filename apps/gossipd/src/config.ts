@@ -320,6 +320,13 @@ export const SETTINGS: Setting[] = [
   },
 ];
 
+/** A cluster name: a NATS subject token and a stream name at once (docs/CLUSTER.md). */
+function checkClusterName(name: string): string {
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(name))
+    throw new ConfigError(`--cluster-name must be 1 to 32 letters, digits, _ or -, got ${JSON.stringify(name)}`);
+  return name;
+}
+
 export class ConfigError extends GossipError {
   constructor(message: string) {
     super('GOSSIP_ERR_CONFIG', message);
@@ -474,7 +481,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
       logLevel,
       logFormat,
       cluster,
-      clusterName: get('cluster-name') as string,
+      clusterName: checkClusterName(get('cluster-name') as string),
       clusterReplicas: int('cluster-replicas', 1, 5),
     },
   };

@@ -157,6 +157,31 @@ describe('config', () => {
     }
   });
 
+  it('config - cluster mode: NATS URLs from --cluster or GOSSIP_CLUSTER, a checked name and replicas', () => {
+    expect(run([])).toMatchObject({ cluster: [], clusterName: 'gossip', clusterReplicas: 3 });
+    expect(run(['--cluster', 'nats://10.0.0.1:4222,nats://10.0.0.2:4222']).cluster).toEqual([
+      'nats://10.0.0.1:4222',
+      'nats://10.0.0.2:4222',
+    ]);
+    expect(run([], { GOSSIP_CLUSTER: 'nats://a:4222, b:4222', GOSSIP_CLUSTER_NAME: 'flags' })).toMatchObject({
+      cluster: ['nats://a:4222', 'b:4222'],
+      clusterName: 'flags',
+    });
+    const bad: [string[], RegExp][] = [
+      [['--cluster', 'http://a:4222'], /--cluster takes NATS URLs/],
+      [['--cluster', 'nats://a:4222/x'], /--cluster takes NATS URLs/],
+      [['--cluster-name', 'a.b'], /--cluster-name/],
+      [['--cluster-name', 'x'.repeat(33)], /--cluster-name/],
+      [['--cluster-replicas', '0'], /--cluster-replicas/],
+      [['--cluster-replicas', '6'], /--cluster-replicas/],
+    ];
+    for (const [argv, message] of bad) {
+      expect(() => parseConfig(argv, {}, false)).toThrow(
+        expect.objectContaining({ code: 'GOSSIP_ERR_CONFIG', message: expect.stringMatching(message) }),
+      );
+    }
+  });
+
   it('config - the original protocol is served by default, and --legacy / GOSSIP_LEGACY turn it off', () => {
     expect(run([])).toMatchObject({ legacy: true, legacyWithTokens: false });
     expect(run(['--legacy', 'off']).legacy).toBe(false);

@@ -97,5 +97,14 @@ export function clusterKit() {
     }
   }
 
-  return { h, natsCluster, clusterName, readyz, edge, client, streamState };
+  /** A cluster of its own, a log name of its own, and two ready edges of that log. */
+  async function twoEdges(args: string[] = []) {
+    const nats = await natsCluster();
+    const name = clusterName();
+    const a = await edge(nats, name, undefined, args);
+    const b = await edge(nats, name, undefined, args);
+    return { nats, name, a, b };
+  }
+
+  return { h, natsCluster, clusterName, readyz, edge, twoEdges, client, streamState };
 }

@@ -8,14 +8,11 @@ import { GossipClient, GossipState, type PublishResult } from '@gossip/client';
 import { describe, expect, it } from 'vitest';
 import { bytes, clusterKit, eventually, text } from './cluster-kit.js';
 
-const { h, natsCluster, clusterName, readyz, edge, client, streamState } = clusterKit();
+const { h, natsCluster, clusterName, readyz, edge, twoEdges, client, streamState } = clusterKit();
 
 describe('cluster', () => {
   it('cluster - edges share one log: one epoch, writes and emits reach every edge, stale is exact across edges, acks say replicated', async () => {
-    const nats = await natsCluster();
-    const name = clusterName();
-    const a = await edge(nats, name);
-    const b = await edge(nats, name);
+    const { nats, name, a, b } = await twoEdges();
     const ca = client(a);
     const cb = client(b);
     const onB = new GossipState(cb);
@@ -56,10 +53,7 @@ describe('cluster', () => {
   });
 
   it('cluster - subscriptions by prefix work on every edge', async () => {
-    const nats = await natsCluster();
-    const name = clusterName();
-    const a = await edge(nats, name);
-    const b = await edge(nats, name);
+    const { a, b } = await twoEdges();
     const sub = h.keep(new GossipClient({ address: `127.0.0.1:${b.port}`, prefixes: ['cfg/'], since: 'all' }));
     const seen: string[] = [];
     sub.on('message', (m) => seen.push(m.id));
@@ -80,10 +74,7 @@ describe('cluster', () => {
   it.runIf(process.env.GOSSIP_CLUSTER_RACE === '1')(
     'cluster - two edges racing on the same ids converge with every client to the newest ts per id',
     async () => {
-      const nats = await natsCluster();
-      const name = clusterName();
-      const a = await edge(nats, name);
-      const b = await edge(nats, name);
+      const { a, b } = await twoEdges();
       const ca = client(a);
       const cb = client(b);
       const views = [new GossipState(ca), new GossipState(cb)];
@@ -140,12 +131,8 @@ describe('cluster', () => {
   );
 
   it('cluster - killing an edge moves its clients to another with no snapshot and nothing missed, also after both edges compacted', async () => {
-    const nats = await natsCluster();
-    const name = clusterName();
     // tombstones older than 1 s leave the stream; compaction runs whenever asked (POST /compact)
-    const args = ['--tombstone-retention', '1s', '--compact-threshold', '0'];
-    const a = await edge(nats, name, undefined, args);
-    const b = await edge(nats, name, undefined, args);
+    const { nats, name, a, b } = await twoEdges(['--tombstone-retention', '1s', '--compact-threshold', '0']);
     const writer = client(b);
     await writer.connect();
     const oracle = new Map<string, string | undefined>();
@@ -193,10 +180,7 @@ describe('cluster', () => {
   });
 
   it('cluster - an edge restarted catches up from its last position, not from zero', async () => {
-    const nats = await natsCluster();
-    const name = clusterName();
-    const a = await edge(nats, name);
-    const b = await edge(nats, name);
+    const { nats, name, a, b } = await twoEdges();
     const w = client(a);
     await w.connect();
     for (let i = 0; i < 100; i++) await w.publish(`k${i}`, bytes('1'));
@@ -222,10 +206,7 @@ describe('cluster', () => {
   });
 
   it('cluster - killing one NATS server under publish load loses no acked write, and publishing resumes', async () => {
-    const nats = await natsCluster();
-    const name = clusterName();
-    const a = await edge(nats, name);
-    const b = await edge(nats, name);
+    const { nats, name, a, b } = await twoEdges();
     const w = client(a, b);
     await w.connect();
     const acked = new Map<string, bigint>();
@@ -315,5 +296,26 @@ describe('cluster', () => {
       return r?.status === 'accepted' ? r : undefined;
     });
     expect(after.durability).toBe('replicated');
+    // and a stop while the cluster is away again is a clean one (SIGTERM, exit 0)
+    await Promise.all([0, 1, 2].map((i) => nats.kill(i)));
+    await eventually('503 again', async () => ((await readyz(a)).status === 503 ? true : undefined));
+    expect(await a.stop()).toMatchObject({ code: 0 });
+  });
+
+  it('cluster - a data folder that holds a single-node log is refused (exit 2), before any NATS server is asked', async () => {
+    const single = await h.start();
+    await single.stop();
+    const run = await h.spawn([
+      '--data-dir',
+      single.dataDir,
+      '--port',
+      '0',
+      '--admin-port',
+      'off',
+      '--cluster',
+      'nats://127.0.0.1:1',
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.logs.some((l) => /holds a single-node log/.test(l.msg))).toBe(true);
   });
 });

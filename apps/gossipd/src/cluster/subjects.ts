@@ -1,5 +1,3 @@
-import { GossipError } from '@gossip/protocol';
-
 /**
  * Where a cluster keeps its log in NATS (docs/CLUSTER.md, "Mapping"). One JetStream
  * stream per cluster name; in it, one subject per id, whose last message is the id's
@@ -24,16 +22,8 @@ export interface Subjects {
   idOf(subject: string): string | undefined;
 }
 
-/** A cluster name: a NATS subject token and a stream name at once. */
-const NAME = /^[A-Za-z0-9_-]{1,32}$/;
-
+/** The subjects of the cluster `name`, a name gossipd's config has checked (config.ts `checkClusterName`). */
 export function subjects(name: string): Subjects {
-  if (!NAME.test(name)) {
-    throw new GossipError(
-      'GOSSIP_ERR_CONFIG',
-      `--cluster-name must be 1 to 32 letters, digits, _ or -, got ${JSON.stringify(name)}`,
-    );
-  }
   const base = `gossip.${name}`;
   const idBase = `${base}.id.`;
   return {
