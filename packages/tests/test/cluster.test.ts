@@ -4,6 +4,8 @@
  * client-side oracle of every acked write.
  */
 
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { GossipClient, GossipState, type PublishResult } from '@gossip/client';
 import { describe, expect, it } from 'vitest';
 import { bytes, clusterKit, eventually, text } from './cluster-kit.js';
@@ -191,7 +193,14 @@ describe('cluster', () => {
       await c.close();
       return f[0]?.found ? true : undefined;
     });
-    await b.kill(); // a crash: its position may lag what its copy holds, never run ahead
+    // once it has written a position (every 200 ms), a crash: the position may lag what
+    // the copy holds, never run ahead
+    const saved = async () => {
+      const text = await readFile(join(b.dataDir, 'cluster.json'), 'utf8').catch(() => '{}');
+      return (JSON.parse(text) as { applied?: number }).applied ?? 0;
+    };
+    await eventually('edge B saved a position', async () => ((await saved()) > 0 ? true : undefined));
+    await b.kill();
     for (let i = 0; i < 100; i++) await w.publish(`k${i}`, bytes('2'));
     await w.publish('while-down', bytes('x'));
     const again = await edge(nats, name, b.dataDir);
