@@ -20,7 +20,7 @@ import {
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Queue } from './fifo.js';
 import { loadPosition, POSITION_FILE, type Position, savePosition } from './position.js';
-import { StreamError, StreamPublisher, WRONG_LAST_SEQUENCE } from './publisher.js';
+import { DEDUP_WINDOW_MS, StreamError, StreamPublisher, WRONG_LAST_SEQUENCE } from './publisher.js';
 import {
   decodeEmit,
   decodeHorizon,
@@ -76,6 +76,14 @@ const POSITION_EVERY_MS = 200;
 const BACKOFF_FIRST_MS = 100;
 const BACKOFF_MAX_MS = 5_000;
 const NS_PER_MS = 1_000_000n;
+const DEDUP_WINDOW_NS = DEDUP_WINDOW_MS * 1_000_000;
+/**
+ * A tombstone leaves the stream no sooner than this after the stream took it: by then the
+ * stream has forgotten the message id of the id's first publish (expected sequence 0,
+ * which a publish after the removal uses again); the stream keeps ids up to about twice
+ * its window.
+ */
+const REMOVE_AFTER_MS = 3 * DEDUP_WINDOW_MS;
 /** How often the follower is watched, and how long a stall it is given before it is made again. */
 const WATCH_EVERY_MS = 500;
 const STALL_MS = 2_000;
@@ -381,7 +389,12 @@ export class ClusterEdge implements RecordLog {
     for (let attempt = 0; !this.#closed; attempt++) {
       try {
         try {
-          await jsm.streams.info(name);
+          const info = await jsm.streams.info(name);
+          if (info.config.duplicate_window !== DEDUP_WINDOW_NS) {
+            // a stream made before the edges named their compare-and-sets: the window they need
+            await jsm.streams.update(name, { duplicate_window: DEDUP_WINDOW_NS });
+            this.#log.info({ stream: name }, "cluster edge: set the stream's duplicate window");
+          }
           return;
         } catch (error) {
           if (!(error instanceof JetStreamApiError) || error.code !== 10059) throw error;
@@ -395,6 +408,7 @@ export class ClusterEdge implements RecordLog {
           storage: StorageType.File,
           discard: DiscardPolicy.Old,
           allow_direct: true,
+          duplicate_window: DEDUP_WINDOW_NS,
         });
         this.#log.info({ stream: name, replicas: this.#o.replicas }, 'cluster edge: created the stream');
         return;
@@ -913,6 +927,7 @@ export class ClusterEdge implements RecordLog {
         }
         // taken by the stream within the retention: a lagging edge may not have it yet
         if (BigInt(last.time.getTime()) * NS_PER_MS >= cutoff) continue;
+        if (Date.now() - last.time.getTime() < REMOVE_AFTER_MS) continue;
         chosen.push({ id, seq: last.seq, ts: rec.ts });
         if (chosen.length >= 10_000) break;
       }

@@ -3,6 +3,15 @@ import { headers, type Msg, type MsgHdrs, type NatsConnection, nuid } from '@nat
 /** JetStream's error code for a compare-and-set that found another last sequence. */
 export const WRONG_LAST_SEQUENCE = 10071;
 
+/**
+ * How long the stream remembers a publish's message id (its `duplicate_window`). The id
+ * names the subject and the expected sequence, so two publishes that race with the same
+ * compare-and-set store only one: nats-server 2.9 at several replicas checks the
+ * expected sequence before the write is committed and lets both through otherwise
+ * (docs/CLUSTER.md, "Racing writes"). It need only outlast a commit.
+ */
+export const DEDUP_WINDOW_MS = 2_000;
+
 /** An error the stream answered with: `code` is JetStream's `err_code`. */
 export class StreamError extends Error {
   readonly code: number;
@@ -49,11 +58,17 @@ export class StreamPublisher {
     this.#sweep.unref();
   }
 
-  /** Publishes `body` to `subject` if the subject's last sequence is `expected` (0: none); resolves with its sequence. */
+  /**
+   * Publishes `body` to `subject` if the subject's last sequence is `expected` (0: none);
+   * resolves with its sequence. Fails with WRONG_LAST_SEQUENCE when it is not, or when a
+   * publish with the same expectation was stored first (this one's or another's).
+   */
   publish(subject: string, body: Uint8Array, expected: number): Promise<number> {
     const token = (++this.#count).toString(36);
     const h: MsgHdrs = headers();
     h.set('Nats-Expected-Last-Subject-Sequence', String(expected));
+    // the subject's last token names it within the stream (an id, in base64url)
+    h.set('Nats-Msg-Id', `${expected}@${subject.slice(subject.lastIndexOf('.') + 1)}`);
     return new Promise<number>((resolve, reject) => {
       this.#waiting.set(token, { resolve, reject, at: performance.now() });
       try {
@@ -76,7 +91,7 @@ export class StreamPublisher {
       w.reject(new StreamError(0, `no responders (${code}): the stream has no leader now`));
       return;
     }
-    let answer: { seq?: unknown; error?: { err_code?: unknown; description?: unknown } };
+    let answer: { seq?: unknown; duplicate?: unknown; error?: { err_code?: unknown; description?: unknown } };
     try {
       answer = JSON.parse(Buffer.from(msg.data).toString('utf8'));
     } catch {
@@ -86,6 +101,8 @@ export class StreamPublisher {
     if (answer.error) {
       const code = typeof answer.error.err_code === 'number' ? answer.error.err_code : 0;
       w.reject(new StreamError(code, String(answer.error.description ?? 'stream error')));
+    } else if (answer.duplicate === true) {
+      w.reject(new StreamError(WRONG_LAST_SEQUENCE, 'a publish with the same expected sequence was stored first'));
     } else if (typeof answer.seq === 'number') {
       w.resolve(answer.seq);
     } else {
