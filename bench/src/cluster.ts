@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GossipClient } from '@gossip/client';
 import { Gossipd, NatsCluster, natsServerBinary } from '@gossip/testing';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { clientPublisher } from './client-publisher.js';
 import { goal, type Row, sleep } from './measure.js';
@@ -42,6 +42,49 @@ function natsPublisher(nc: NatsConnection, prefix: string): Publisher {
     onAck: () => undefined,
     onError: () => undefined,
     close: async () => undefined,
+  };
+  return pub;
+}
+
+/**
+ * nats.js doing the stream work an edge does per publish, with nothing of gossip: a
+ * compare-and-set on the subject's last sequence with the message id the edges send,
+ * into a stream an ordered consumer follows (an edge's copy). What the edge's layer
+ * costs is its distance from this; the rest is the stream's.
+ */
+async function natsEdgeWorkPublisher(
+  nc: NatsConnection,
+  stream: string,
+  prefix: string,
+  /** Each subject's last sequence, known from the publishes before (an edge's copy knows it). */
+  last: Map<string, number>,
+): Promise<Publisher> {
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.New });
+  const messages = await consumer.consume({ max_messages: 4096 });
+  const following = (async () => {
+    for await (const m of messages) void m.seq;
+  })();
+  const pub: Publisher = {
+    send: (id, data) => {
+      const token = Buffer.from(id).toString('base64url');
+      const subject = `${prefix}.${token}`;
+      const expected = last.get(subject) ?? 0;
+      void js.publish(subject, data, { expect: { lastSubjectSequence: expected }, msgID: `${expected}@${token}` }).then(
+        (ack) => {
+          last.set(subject, ack.seq);
+          pub.onAck(1);
+        },
+        (e: Error) => pub.onError(e),
+      );
+    },
+    flush: () => undefined,
+    onAck: () => undefined,
+    onError: () => undefined,
+    close: async () => {
+      messages.stop();
+      await following;
+    },
   };
   return pub;
 }
@@ -78,15 +121,28 @@ export async function clusterBench(): Promise<Row[]> {
     // --- throughput: one edge, nats.js, one node, in turn, twice -------------------------
     const jsm = await jetstreamManager(nc);
     await jsm.streams.add({ name: 'BENCH', subjects: ['bench.>'], num_replicas: 3, max_msgs_per_subject: 1 });
+    // as an edge makes its stream (apps/gossipd/src/cluster/edge.ts)
+    await jsm.streams.add({
+      name: 'WORK',
+      subjects: ['work.>'],
+      num_replicas: 3,
+      max_msgs_per_subject: 1,
+      duplicate_window: 2e9,
+      allow_direct: true,
+    });
     const edge = await readyEdge(nats, 'bench');
     edges.push(edge);
     const single = await Gossipd.start({ stderr: 'inherit', admin: false });
-    const rates = { edge: [] as number[], nats: [] as number[], single: [] as number[] };
+    const rates = { edge: [] as number[], nats: [] as number[], work: [] as number[], single: [] as number[] };
+    const workLast = new Map<string, number>();
     for (let round = 0; round < 2; round++) {
       const e = await clientPublisher('127.0.0.1', edge.port);
       rates.edge.push(await windowedPublish(e, TOTAL, IDS, WINDOW, DATA));
       await e.close();
       rates.nats.push(await windowedPublish(natsPublisher(nc, 'bench.id'), TOTAL, IDS, WINDOW, DATA));
+      const w = await natsEdgeWorkPublisher(nc, 'WORK', 'work.id', workLast);
+      rates.work.push(await windowedPublish(w, TOTAL, IDS, WINDOW, DATA));
+      await w.close();
       const s = await clientPublisher('127.0.0.1', single.port);
       rates.single.push(await windowedPublish(s, TOTAL, IDS, WINDOW, DATA));
       await s.close();
@@ -108,6 +164,14 @@ export async function clusterBench(): Promise<Row[]> {
       case: `nats.js publishes into an R3 stream (${WINDOW} in flight)`,
       value: best(rates.nats),
       unit: 'msgs/s',
+    });
+    rows.push({
+      bench: 'cluster',
+      case: `nats.js doing the edge's stream work: compare-and-set + message id, an ordered consumer following (${WINDOW} in flight)`,
+      value: best(rates.work),
+      unit: 'msgs/s',
+      baseline: 'the edge',
+      ratio: best(rates.work) / best(rates.edge),
     });
     rows.push({
       bench: 'cluster',
