@@ -315,9 +315,11 @@ export class NatsCluster {
     const nodeDir = this.nodeDir(i);
     await mkdir(nodeDir, { recursive: true });
     const routes = this.#ports.map((p) => `nats://127.0.0.1:${p.route}`).join(',');
-    // flags are enough on 2.9.10: JetStream clustering needs the server name, the cluster name and the routes
+    // flags are enough on 2.9.10: JetStream clustering needs the server name, the cluster name and the routes;
+    // clients know only the servers they are given (a test can put a proxy between one and the cluster)
     const args = [
       ...['--addr', '127.0.0.1', '--port', String(ports.client), '--http_port', String(ports.monitor)],
+      '--no_advertise',
       ...['--server_name', name, '--jetstream', '--store_dir', join(nodeDir, 'store')],
       ...['--cluster', `nats://127.0.0.1:${ports.route}`, '--cluster_name', 'gossip-test', '--routes', routes],
     ];

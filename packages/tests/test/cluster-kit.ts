@@ -3,6 +3,7 @@
  * cluster (NatsCluster), gossipd edges over it, @gossip/client clients of them, and,
  * when a test fails, what its edges warned of.
  */
+import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { GossipClient } from '@gossip/client';
 import { type Gossipd, NatsCluster } from '@gossip/testing';
 import { jetstreamManager } from '@nats-io/jetstream';
@@ -54,11 +55,20 @@ export function clusterKit() {
     return d.admin('/readyz');
   }
 
-  /** Starts an edge of `nats` (a new data folder unless given) and waits until it has caught up. */
-  async function edge(nats: NatsCluster, name: string, dataDir?: string, args: string[] = []): Promise<Gossipd> {
+  /**
+   * Starts an edge of `nats` (a new data folder unless given) and waits until it has
+   * caught up; `servers` instead of the cluster's own addresses (a proxy's).
+   */
+  async function edge(
+    nats: NatsCluster,
+    name: string,
+    dataDir?: string,
+    args: string[] = [],
+    servers: string[] = nats.urls,
+  ): Promise<Gossipd> {
     const d = await h.start({
       ...(dataDir ? { dataDir } : {}),
-      args: ['--cluster', nats.urls.join(','), '--cluster-name', name, ...args],
+      args: ['--cluster', servers.join(','), '--cluster-name', name, ...args],
       onLog: (l) => {
         if ((l.level ?? 0) < 40) return;
         const { msg, time, pid, hostname, ...fields } = l as typeof l & Record<string, unknown>;
@@ -85,6 +95,54 @@ export function clusterKit() {
     );
   }
 
+  /**
+   * A TCP proxy to one NATS server, whose link can be cut (its connections closed, new
+   * ones refused) and restored: an edge behind it is cut off from the cluster while the
+   * rest goes on.
+   */
+  async function natsProxy(target: string) {
+    const { hostname, port } = new URL(target);
+    const sockets = new Set<Socket>();
+    let cut = false;
+    const server = createServer((inbound) => {
+      if (cut) {
+        inbound.destroy();
+        return;
+      }
+      const outbound = netConnect(Number(port), hostname);
+      for (const [s, other] of [
+        [inbound, outbound],
+        [outbound, inbound],
+      ] as const) {
+        sockets.add(s);
+        s.pipe(other);
+        s.on('error', () => other.destroy());
+        s.on('close', () => {
+          sockets.delete(s);
+          other.destroy();
+        });
+      }
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address() as { port: number };
+    h.keep({
+      close: async () => {
+        for (const s of sockets) s.destroy();
+        server.close();
+      },
+    });
+    return {
+      url: `nats://127.0.0.1:${address.port}`,
+      cut() {
+        cut = true;
+        for (const s of sockets) s.destroy();
+      },
+      restore() {
+        cut = false;
+      },
+    };
+  }
+
   /** What JetStream holds of a cluster's stream. */
   async function streamState(nats: NatsCluster, name: string) {
     const nc = await connect({ servers: nats.urls });
@@ -106,5 +164,5 @@ export function clusterKit() {
     return { nats, name, a, b };
   }
 
-  return { h, natsCluster, clusterName, readyz, edge, twoEdges, client, streamState };
+  return { h, natsCluster, clusterName, readyz, edge, twoEdges, client, streamState, natsProxy };
 }

@@ -10,7 +10,7 @@ import { GossipClient, GossipState, type PublishResult } from '@gossip/client';
 import { describe, expect, it } from 'vitest';
 import { bytes, clusterKit, eventually, text } from './cluster-kit.js';
 
-const { h, natsCluster, clusterName, readyz, edge, twoEdges, client, streamState } = clusterKit();
+const { h, natsCluster, clusterName, readyz, edge, twoEdges, client, streamState, natsProxy } = clusterKit();
 
 describe('cluster', () => {
   it('cluster - edges share one log: one epoch, writes and emits reach every edge, stale is exact across edges, acks say replicated', async () => {
@@ -216,6 +216,45 @@ describe('cluster', () => {
     await r.connect();
     const got = await r.fetch(['k0', 'k99', 'while-down']);
     expect(got.map((f) => text(f.value))).toEqual(['2', '2', 'x']);
+  });
+
+  it('cluster - an edge cut off while a tombstone it never took leaves the stream stops (exit 1), and its next start rebuilds its copy', async () => {
+    const nats = await natsCluster();
+    const name = clusterName();
+    const retention = ['--tombstone-retention', '1s'];
+    const a = await edge(nats, name, undefined, retention);
+    const proxy = await natsProxy(nats.urls[0] as string);
+    const b = await edge(nats, name, undefined, retention, [proxy.url]);
+    const w = client(a);
+    await w.connect();
+    expect((await w.publish('doomed', bytes('x'), { ts: 1_000n })).status).toBe('accepted');
+    const fetchB = async (d: typeof b) => {
+      const c = client(d);
+      await c.connect();
+      const [f] = await c.fetch(['doomed']);
+      await c.close();
+      return f;
+    };
+    await eventually('edge B has the value', async () => ((await fetchB(b))?.found ? true : undefined));
+
+    proxy.cut();
+    await eventually('edge B lost the cluster', async () => ((await readyz(b)).status === 503 ? true : undefined));
+    // deleted with an old ts: past the retention at once; the stream drops it some seconds later
+    expect((await w.delete('doomed', { ts: 2_000n })).status).toBe('accepted');
+    await eventually('the stream removed the tombstone', () =>
+      a.logs.some((l) => l.msg.includes('removed tombstones from the stream')) ? true : undefined,
+    );
+    proxy.restore();
+    const exit = await b.exited;
+    expect(exit.code).toBe(1);
+    expect(
+      b.logs.some((l) => String((l as { err?: { message?: string } }).err?.message).includes('had not taken')),
+    ).toBe(true);
+
+    // its next start rebuilds the copy from the stream: the id is gone there too
+    const again = await edge(nats, name, b.dataDir, retention);
+    expect((await fetchB(again))?.found).toBe(false);
+    expect(again.logs.some((l) => l.msg.includes('out of date beyond the stream'))).toBe(true);
   });
 
   it('cluster - killing one NATS server under publish load loses no acked write, and publishing resumes', async () => {

@@ -267,6 +267,7 @@ export class ClusterEdge implements RecordLog {
     }
     await this.#openCopy(position);
     if (horizon) await this.#takeHorizon(horizon, 0);
+    this.#checked = { through: horizon?.through ?? 0, applied: this.#applied };
     this.#follow();
   }
 
@@ -308,7 +309,47 @@ export class ClusterEdge implements RecordLog {
       );
     }
     if (horizon) await this.#takeHorizon(horizon, 0);
+    this.#checked = { through: horizon?.through ?? 0, applied: this.#applied };
     this.#follow();
+  }
+
+  /** The cluster horizon's `through` at the last check, and the position then (#checkHorizon). */
+  #checked = { through: 0, applied: 0 };
+  /** Once the copy is found out of date beyond the stream: the position saved, whatever is applied after. */
+  #keptPosition: number | undefined;
+
+  /**
+   * Tombstones leave the stream once the retention is past (#reap). An edge that had not
+   * taken one by then (cut off from NATS, or behind, for longer than the retention)
+   * skips it, and would serve its id as live: when the cluster's horizon has passed the
+   * position this edge held at the check before, which is less than the retention ago,
+   * its copy cannot be brought up to date from the stream, and the edge stops (onFatal:
+   * exit 1); its next start rebuilds the copy (docs/CLUSTER.md, "An edge's copy").
+   */
+  async #checkHorizon(): Promise<void> {
+    // not before the edge follows the stream: #checked is set just before
+    if (this.#closed || !this.#connected || this.#consuming === undefined) return;
+    const applied = this.#applied;
+    let h: HorizonRecord | undefined;
+    try {
+      h = await this.#clusterHorizon();
+    } catch {
+      return; // no answer now: the next check asks again
+    }
+    const through = h?.through ?? 0;
+    if (through > this.#checked.through && through > this.#checked.applied) {
+      // the position saved from now on is the last one known whole: the next start sees the gap and rebuilds
+      this.#keptPosition = this.#checked.applied;
+      this.#fatal(
+        new GossipError(
+          'GOSSIP_ERR_STORE_CORRUPT',
+          `the stream ${this.#subjects.stream} removed tombstones through sequence ${through} that the copy in ` +
+            `${this.#copyDir} had not taken (it was at ${this.#checked.applied}); restart gossipd to rebuild the copy`,
+        ),
+      );
+      return;
+    }
+    this.#checked = { through: Math.max(through, this.#checked.through), applied };
   }
 
   #fatal(error: unknown): void {
@@ -374,6 +415,7 @@ export class ClusterEdge implements RecordLog {
             attempts = 0;
             this.#connected = true;
             this.#log.info({ server: s.server }, 'cluster edge: reconnected to the cluster');
+            void this.#checkHorizon(); // before the follower has gone far past what it missed
             break;
           default:
             break;
@@ -494,6 +536,8 @@ export class ClusterEdge implements RecordLog {
     this.#timers.push(setInterval(() => void this.#watchFollowing(), WATCH_EVERY_MS));
     const reapMs = Math.min(60_000, Math.max(1_000, this.#o.tombstoneRetentionMs / 2));
     this.#timers.push(setInterval(() => void this.#reap(), reapMs));
+    // less than the retention apart, and less than the least age of a removed tombstone
+    this.#timers.push(setInterval(() => void this.#checkHorizon(), reapMs));
   }
 
   #watchedApplied = -1;
@@ -704,7 +748,7 @@ export class ClusterEdge implements RecordLog {
   }
 
   async #savePosition(): Promise<void> {
-    const applied = this.#applied;
+    const applied = this.#keptPosition ?? this.#applied;
     if (applied === this.#savedApplied || this.#closed || !this.#store || this.#saving) return;
     this.#saving = true;
     try {
@@ -1003,7 +1047,7 @@ export class ClusterEdge implements RecordLog {
     this.#pending.clear();
     while (this.#saving) await sleep(10);
     if (this.#store) {
-      const applied = this.#applied;
+      const applied = this.#keptPosition ?? this.#applied;
       await this.#store.flush().catch(() => undefined);
       await savePosition(this.#o.dataDir, { stream: this.#subjects.stream, epoch: this.#epoch, applied }).catch(
         () => undefined,
