@@ -123,6 +123,7 @@ async function main(): Promise<void> {
         () => store,
         () => adminAuthFailures,
         () => logLinesDropped,
+        config.cluster.length > 0 ? () => edge?.stats() : undefined,
       );
       return metrics;
     };

@@ -1,6 +1,7 @@
 import type { GossipServer } from '@gossip/server';
 import type { Buckets, Store } from '@gossip/store';
 import type { Metric, Registry } from 'prom-client';
+import type { EdgeStats } from './cluster/edge.js';
 
 /** How often prom-client's default metrics sample the event loop's delay (its own default). */
 const EVENT_LOOP_PRECISION_MS = 10;
@@ -19,6 +20,8 @@ export async function createMetrics(
   getAdminAuthFailures: () => number,
   /** JSON log lines dropped because their reader did not keep up (main.ts). */
   getLogLinesDropped: () => number,
+  /** A cluster edge's state (docs/CLUSTER.md); undefined on one node: no cluster families then. */
+  getCluster?: () => EdgeStats | undefined,
 ): Promise<Registry> {
   // Run on demand (main.ts makes the registry at the first scrape): prom-client is in the
   // bundle, but running its modules costs milliseconds a start need not spend.
@@ -284,6 +287,53 @@ export async function createMetrics(
     'Fsync duration: of each group commit under --fsync always, of each segment in a background pass',
     () => getStore()?.stats().fsyncSeconds,
   );
+  if (getCluster) {
+    // docs/CLUSTER.md, "What to monitor" lists them (a cluster test holds the two together)
+    const cluster = (f: (s: EdgeStats) => number) => () => {
+      const s = getCluster();
+      return s ? f(s) : 0;
+    };
+    gauge(
+      'gossip_cluster_connected',
+      'Connected to the NATS cluster (1) or not (0)',
+      cluster((s) => (s.connected ? 1 : 0)),
+    );
+    gauge(
+      'gossip_cluster_ready',
+      'Caught up, connected and the stream answering (1): what /readyz says',
+      cluster((s) => (s.ready ? 1 : 0)),
+    );
+    gauge(
+      'gossip_cluster_applied_sequence',
+      "The last stream sequence the edge's copy has applied (its position)",
+      cluster((s) => s.applied),
+    );
+    gauge(
+      'gossip_cluster_behind_messages',
+      'Messages the stream holds past the last one the copy applied, as the stream last said',
+      cluster((s) => s.behind),
+    );
+    gauge(
+      'gossip_cluster_publishes_in_flight',
+      'Publishes sent to the stream and not settled yet',
+      cluster((s) => s.inFlight),
+    );
+    counter(
+      'gossip_cluster_conflicts_total',
+      'Compare-and-sets that found another last sequence for their id (racing writes, or a guess out of date)',
+      cluster((s) => s.conflicts),
+    );
+    counter(
+      'gossip_cluster_repairs_total',
+      'Newer values given back to the stream after an older write replaced them',
+      cluster((s) => s.repairs),
+    );
+    counter(
+      'gossip_cluster_stream_failures_total',
+      'Stream requests that failed without an answer (a timeout, no leader), retried until the deadline',
+      cluster((s) => s.streamFailures),
+    );
+  }
   // The registry is made at the first scrape: its event-loop monitor has sampled nothing
   // yet, and would answer that scrape with a mean of NaN and a minimum of 2^63 ns. Two of
   // its samples first.

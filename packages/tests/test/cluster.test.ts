@@ -4,6 +4,7 @@
  * client-side oracle of every acked write.
  */
 
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GossipClient, GossipState, type PublishResult } from '@gossip/client';
@@ -52,6 +53,38 @@ describe('cluster', () => {
     expect((await ca.fetch(['presence']))[0]?.found).toBe(false);
     const state = await streamState(nats, name);
     expect(state.replicas).toBe(3);
+  });
+
+  it("cluster - an edge's /metrics serves the cluster families docs/CLUSTER.md lists, beside docs/OPERATIONS.md's", async () => {
+    const nats = await natsCluster();
+    const name = clusterName();
+    const a = await edge(nats, name);
+    const w = client(a);
+    await w.connect();
+    for (let i = 0; i < 5; i++) await w.publish(`m/${i}`, bytes('v'));
+    const { text: metrics } = await a.admin('/metrics');
+    const served = new Map(
+      [...metrics.matchAll(/^# TYPE (gossip_[a-z_]+) (\w+)$/gm)].map((m) => [m[1] as string, m[2] as string]),
+    );
+    const listed = (file: string, from: string, to: string) => {
+      const doc = readFileSync(new URL(`../../../docs/${file}`, import.meta.url), 'utf8');
+      const section = doc.slice(doc.indexOf(from), doc.indexOf(to));
+      return [...section.matchAll(/^ *\| `(gossip_[a-z_]+)` \| (\w+) \|/gm)].map((m) => [
+        m[1] as string,
+        m[2] as string,
+      ]);
+    };
+    const cluster = listed('CLUSTER.md', '## Operations', '## Not in this version');
+    expect(cluster.length).toBe(8);
+    expect(Object.fromEntries(served)).toEqual(
+      Object.fromEntries([...listed('OPERATIONS.md', '## Metrics', '## Durability'), ...cluster]),
+    );
+    const value = (family: string) => Number(new RegExp(`^${family} (\\S+)$`, 'm').exec(metrics)?.[1]);
+    expect(value('gossip_cluster_connected')).toBe(1);
+    expect(value('gossip_cluster_ready')).toBe(1);
+    // the epoch record, then the five publishes
+    expect(value('gossip_cluster_applied_sequence')).toBeGreaterThanOrEqual(6);
+    expect(value('gossip_cluster_publishes_in_flight')).toBe(0);
   });
 
   it('cluster - subscriptions by prefix work on every edge', async () => {
@@ -129,6 +162,13 @@ describe('cluster', () => {
     for (const c of [ca, cb]) {
       for (const f of await c.fetch(ids)) expect(f.ts).toBe(newest.get(f.id));
     }
+    // the races were seen as such
+    const conflicts = await Promise.all(
+      [a, b].map(async (e) =>
+        Number(/^gossip_cluster_conflicts_total (\S+)$/m.exec((await e.admin('/metrics')).text)?.[1]),
+      ),
+    );
+    expect((conflicts[0] as number) + (conflicts[1] as number)).toBeGreaterThan(0);
     // No client was given a value whose publish was acked stale: the edges agree on the winners.
     for (const { id, ts } of received) expect(accepted.get(id) ?? []).toContain(ts);
   });

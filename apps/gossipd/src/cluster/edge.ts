@@ -60,6 +60,24 @@ export interface EdgeOptions {
   onFatal?: (error: unknown) => void;
 }
 
+/** An edge's counters and state, for its metrics (docs/CLUSTER.md, "What to monitor"). */
+export interface EdgeStats {
+  connected: boolean;
+  ready: boolean;
+  /** The last stream sequence the copy has applied. */
+  applied: number;
+  /** Messages the stream holds past the last one applied, as the stream last said. */
+  behind: number;
+  /** Publishes sent to the stream and not yet settled. */
+  inFlight: number;
+  /** Compare-and-sets that found another last sequence for their id (racing writes, or a guess out of date). */
+  conflicts: number;
+  /** Newer values given back to the stream after an older write replaced them. */
+  repairs: number;
+  /** Stream requests that failed without an answer (a timeout, no leader), retried. */
+  streamFailures: number;
+}
+
 /** What the edge needs of the server in front of it. */
 export interface EdgeServer {
   relay(transient: boolean, id: string, ts: bigint, data: Uint8Array): void;
@@ -169,6 +187,10 @@ export class ClusterEdge implements RecordLog {
   readonly #seqs = new Map<string, number>();
   readonly #tombstones = new Map<string, Tombstone>();
   #lastApply: Promise<unknown> = Promise.resolve();
+  #behind = 0;
+  #conflicts = 0;
+  #repairCount = 0;
+  #streamFailures = 0;
   #timers: NodeJS.Timeout[] = [];
   #consuming: Promise<void> | undefined;
   #stopConsuming: (() => void) | undefined;
@@ -212,6 +234,19 @@ export class ClusterEdge implements RecordLog {
   /** Caught up with the stream and connected: what /readyz says. */
   get ready(): boolean {
     return this.#caughtUp && this.#connected && this.#streamDown === undefined && !this.#closed;
+  }
+
+  stats(): EdgeStats {
+    return {
+      connected: this.#connected,
+      ready: this.ready,
+      applied: this.#applied,
+      behind: this.#behind,
+      inFlight: this.#pending.size,
+      conflicts: this.#conflicts,
+      repairs: this.#repairCount,
+      streamFailures: this.#streamFailures,
+    };
   }
 
   /** The position: the last stream sequence applied to the copy. */
@@ -688,6 +723,7 @@ export class ClusterEdge implements RecordLog {
    * for the id is as new as it, by this edge or another.
    */
   #repair(id: string, seq: number): void {
+    this.#repairCount++;
     const run = async () => {
       const m = await this.store.get(id);
       if (!m) return;
@@ -741,6 +777,7 @@ export class ClusterEdge implements RecordLog {
 
   #settledThrough(seq: number, pending: number): void {
     if (seq > this.#applied) this.#applied = seq;
+    this.#behind = pending;
     const taken = this.#taken;
     while (taken.length > 0 && (taken.peek() as Pending).seq <= this.#applied)
       this.#supersede(taken.shift() as Pending);
@@ -847,6 +884,7 @@ export class ClusterEdge implements RecordLog {
    * backoff while `p` waits and its deadline allows, else refuses `p` with the cause.
    */
   #later(p: Pending, error: unknown, next: () => void): void {
+    this.#streamFailures++;
     const why = error instanceof Error ? error.message : String(error);
     this.#streamFailing(why);
     const wait = backoff(p.attempts);
@@ -862,6 +900,7 @@ export class ClusterEdge implements RecordLog {
 
   /** The id's last sequence was not the guess: the stream's last message for it decides. */
   #conflict(p: Pending): void {
+    this.#conflicts++;
     const jsm = this.#jsm as JetStreamManager;
     jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: p.subject }).then(
       (last) => {
