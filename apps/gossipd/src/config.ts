@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { FRAME_OVERHEAD_BYTES, GossipError, MAX_FETCH_IDS } from '@gossip/protocol';
 import {
@@ -53,6 +53,10 @@ export interface Config {
   clusterName: string;
   /** Replicas of the stream, when this edge creates it. */
   clusterReplicas: number;
+  /** How the edge proves itself to NATS: a user and password, or a token; none by default. */
+  clusterAuth: { user?: string; pass?: string; token?: string };
+  /** TLS to NATS: the CA that signed the servers' certificates, and the edge's own (mutual TLS). */
+  clusterTls: { caFile?: string; certFile?: string; keyFile?: string } | undefined;
 }
 
 type Kind = 'string' | 'int' | 'bytes' | 'ms' | 'ratio' | 'bool' | 'list';
@@ -305,6 +309,48 @@ export const SETTINGS: Setting[] = [
     help: 'replicas of the stream, when an edge creates it (1 to 5)',
   },
   {
+    flag: 'cluster-user',
+    env: 'GOSSIP_CLUSTER_USER',
+    kind: 'string',
+    default: undefined,
+    help: 'NATS user of the edge (with --cluster-password)',
+  },
+  {
+    flag: 'cluster-password',
+    env: 'GOSSIP_CLUSTER_PASSWORD',
+    kind: 'string',
+    default: undefined,
+    help: 'NATS password of --cluster-user (better in the environment than on the command line)',
+  },
+  {
+    flag: 'cluster-token',
+    env: 'GOSSIP_CLUSTER_TOKEN',
+    kind: 'string',
+    default: undefined,
+    help: 'NATS token of the edge, instead of a user',
+  },
+  {
+    flag: 'cluster-tls-ca',
+    env: 'GOSSIP_CLUSTER_TLS_CA',
+    kind: 'string',
+    default: undefined,
+    help: "PEM CA bundle that signed the NATS servers' certificates: TLS to NATS",
+  },
+  {
+    flag: 'cluster-tls-cert',
+    env: 'GOSSIP_CLUSTER_TLS_CERT',
+    kind: 'string',
+    default: undefined,
+    help: "the edge's PEM certificate, for NATS servers that verify clients (with --cluster-tls-key)",
+  },
+  {
+    flag: 'cluster-tls-key',
+    env: 'GOSSIP_CLUSTER_TLS_KEY',
+    kind: 'string',
+    default: undefined,
+    help: 'PEM private key of --cluster-tls-cert',
+  },
+  {
     flag: 'log-level',
     env: 'GOSSIP_LOG_LEVEL',
     kind: 'string',
@@ -321,6 +367,15 @@ export const SETTINGS: Setting[] = [
 ];
 
 /** A cluster name: a NATS subject token and a stream name at once (docs/CLUSTER.md). */
+function readable(file: string): boolean {
+  try {
+    accessSync(file, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function checkClusterName(name: string): string {
   if (!/^[A-Za-z0-9_-]{1,32}$/.test(name))
     throw new ConfigError(`--cluster-name must be 1 to 32 letters, digits, _ or -, got ${JSON.stringify(name)}`);
@@ -447,6 +502,31 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
     if (!/^(nats|tls):\/\/[^/\s]+$/.test(u) && !/^[^/:\s]+:\d+$/.test(u))
       throw new ConfigError(`--cluster takes NATS URLs such as nats://10.0.0.1:4222, got ${JSON.stringify(u)}`);
   }
+  const clusterAuth = {
+    ...(get('cluster-user') !== undefined ? { user: get('cluster-user') } : {}),
+    ...(get('cluster-password') !== undefined ? { pass: get('cluster-password') } : {}),
+    ...(get('cluster-token') !== undefined ? { token: get('cluster-token') } : {}),
+  };
+  if ((clusterAuth.user === undefined) !== (clusterAuth.pass === undefined))
+    throw new ConfigError('--cluster-user and --cluster-password go together');
+  if (clusterAuth.user !== undefined && clusterAuth.token !== undefined)
+    throw new ConfigError('--cluster-token is instead of --cluster-user, not with it');
+  const clusterTlsFiles = {
+    ...(get('cluster-tls-ca') !== undefined ? { caFile: get('cluster-tls-ca') } : {}),
+    ...(get('cluster-tls-cert') !== undefined ? { certFile: get('cluster-tls-cert') } : {}),
+    ...(get('cluster-tls-key') !== undefined ? { keyFile: get('cluster-tls-key') } : {}),
+  };
+  if ((clusterTlsFiles.certFile === undefined) !== (clusterTlsFiles.keyFile === undefined))
+    throw new ConfigError('--cluster-tls-cert and --cluster-tls-key go together');
+  for (const [flag, file] of [
+    ['cluster-tls-ca', clusterTlsFiles.caFile],
+    ['cluster-tls-cert', clusterTlsFiles.certFile],
+    ['cluster-tls-key', clusterTlsFiles.keyFile],
+  ] as const) {
+    if (file !== undefined && !readable(file)) throw new ConfigError(`--${flag}: cannot read ${file}`);
+  }
+  if (cluster.length === 0 && (Object.keys(clusterAuth).length > 0 || Object.keys(clusterTlsFiles).length > 0))
+    throw new ConfigError('the --cluster-user, --cluster-token and --cluster-tls-* flags need --cluster');
 
   return {
     kind: 'run',
@@ -482,6 +562,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
       logFormat,
       cluster,
       clusterName: checkClusterName(get('cluster-name') as string),
+      clusterAuth,
+      clusterTls: Object.keys(clusterTlsFiles).length > 0 ? clusterTlsFiles : undefined,
       clusterReplicas: int('cluster-replicas', 1, 5),
     },
   };

@@ -171,6 +171,8 @@ async function main(): Promise<void> {
       const { ClusterEdge } = await import('./cluster/edge.js');
       edge = new ClusterEdge({
         servers: config.cluster,
+        auth: config.clusterAuth,
+        tls: config.clusterTls,
         name: config.clusterName,
         replicas: config.clusterReplicas,
         dataDir: config.dataDir,

@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DEFAULTS as SERVER } from '@gossip/server';
 import { DEFAULTS as STORE } from '@gossip/store';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -158,6 +159,7 @@ describe('config', () => {
   });
 
   it('config - cluster mode: NATS URLs from --cluster or GOSSIP_CLUSTER, a checked name and replicas', () => {
+    const here = fileURLToPath(import.meta.url); // a file that can be read
     expect(run([])).toMatchObject({ cluster: [], clusterName: 'gossip', clusterReplicas: 3 });
     expect(run(['--cluster', 'nats://10.0.0.1:4222,nats://10.0.0.2:4222']).cluster).toEqual([
       'nats://10.0.0.1:4222',
@@ -167,6 +169,13 @@ describe('config', () => {
       cluster: ['nats://a:4222', 'b:4222'],
       clusterName: 'flags',
     });
+    // credentials and TLS to NATS; the password from the environment
+    expect(
+      run(['--cluster', 'a:4222', '--cluster-user', 'edge', '--cluster-tls-ca', here], {
+        GOSSIP_CLUSTER_PASSWORD: 'secret',
+      }),
+    ).toMatchObject({ clusterAuth: { user: 'edge', pass: 'secret' }, clusterTls: { caFile: here } });
+    expect(run(['--cluster', 'a:4222'])).toMatchObject({ clusterAuth: {}, clusterTls: undefined });
     const bad: [string[], RegExp][] = [
       [['--cluster', 'http://a:4222'], /--cluster takes NATS URLs/],
       [['--cluster', 'nats://a:4222/x'], /--cluster takes NATS URLs/],
@@ -174,6 +183,14 @@ describe('config', () => {
       [['--cluster-name', 'x'.repeat(33)], /--cluster-name/],
       [['--cluster-replicas', '0'], /--cluster-replicas/],
       [['--cluster-replicas', '6'], /--cluster-replicas/],
+      [['--cluster', 'a:4222', '--cluster-user', 'u'], /--cluster-user and --cluster-password go together/],
+      [
+        ['--cluster', 'a:4222', '--cluster-user', 'u', '--cluster-password', 'p', '--cluster-token', 't'],
+        /instead of --cluster-user/,
+      ],
+      [['--cluster', 'a:4222', '--cluster-tls-cert', here], /--cluster-tls-cert and --cluster-tls-key go together/],
+      [['--cluster', 'a:4222', '--cluster-tls-ca', '/nonexistent/ca.pem'], /--cluster-tls-ca: cannot read/],
+      [['--cluster-token', 't'], /need --cluster/],
     ];
     for (const [argv, message] of bad) {
       expect(() => parseConfig(argv, {}, false)).toThrow(

@@ -16,6 +16,8 @@ export interface NatsClusterOptions {
   binary?: string;
   /** How long `start()` and `restart()` wait for the nodes to be healthy before they give up [20 s]. */
   timeoutMs?: number;
+  /** More flags for every node, about its clients (`--user`, `--pass`, `--tls`, …) [none]. */
+  args?: string[];
 }
 
 /** What a node's `/healthz` answered. */
@@ -93,6 +95,7 @@ export class NatsCluster {
   readonly #ports: NodePorts[];
   readonly #lives: (Life | undefined)[];
   #closed = false;
+  #args: string[] = [];
 
   private constructor(dir: string, madeDir: boolean, binary: string, timeoutMs: number, ports: NodePorts[]) {
     this.dir = dir;
@@ -130,6 +133,7 @@ export class NatsCluster {
         monitor: flat[i * 3 + 2] as number,
       }));
       const cluster = new NatsCluster(dir, madeDir, binary, timeoutMs, ports);
+      cluster.#args = options.args ?? [];
       try {
         const all = cluster.names.map((_, i) => i);
         for (const i of all) await cluster.#spawn(i);
@@ -320,6 +324,7 @@ export class NatsCluster {
     const args = [
       ...['--addr', '127.0.0.1', '--port', String(ports.client), '--http_port', String(ports.monitor)],
       '--no_advertise',
+      ...this.#args,
       ...['--server_name', name, '--jetstream', '--store_dir', join(nodeDir, 'store')],
       ...['--cluster', `nats://127.0.0.1:${ports.route}`, '--cluster_name', 'gossip-test', '--routes', routes],
     ];

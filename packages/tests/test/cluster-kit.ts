@@ -45,8 +45,9 @@ export function clusterKit() {
   /** A cluster name of its own per test: each test's log is its own stream. */
   const clusterName = () => `t${process.pid}x${++names}`;
 
-  async function natsCluster(): Promise<NatsCluster> {
-    const c = await NatsCluster.start({ dir: await h.tmp('gossip-nats-') });
+  /** A 3-node cluster of this test; `args`: more flags for every node (auth, TLS). */
+  async function natsCluster(args: string[] = []): Promise<NatsCluster> {
+    const c = await NatsCluster.start({ dir: await h.tmp('gossip-nats-'), args });
     clusters.push(c);
     return c;
   }
@@ -65,9 +66,11 @@ export function clusterKit() {
     dataDir?: string,
     args: string[] = [],
     servers: string[] = nats.urls,
+    env: Record<string, string> = {},
   ): Promise<Gossipd> {
     const d = await h.start({
       ...(dataDir ? { dataDir } : {}),
+      env,
       args: ['--cluster', servers.join(','), '--cluster-name', name, ...args],
       onLog: (l) => {
         if ((l.level ?? 0) < 40) return;

@@ -4,10 +4,14 @@
  * client-side oracle of every acked write.
  */
 
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { GossipClient, GossipState, type PublishResult } from '@gossip/client';
+import { GOSSIPD } from '@gossip/testing';
 import { describe, expect, it } from 'vitest';
 import { bytes, clusterKit, eventually, text } from './cluster-kit.js';
 
@@ -85,6 +89,54 @@ describe('cluster', () => {
     // the epoch record, then the five publishes
     expect(value('gossip_cluster_applied_sequence')).toBeGreaterThanOrEqual(6);
     expect(value('gossip_cluster_publishes_in_flight')).toBe(0);
+  });
+
+  it('cluster - edges prove themselves to NATS servers that ask (user and password, over TLS); one without credentials waits, logging why', async () => {
+    const fixture = (f: string) => fileURLToPath(new URL(`../fixtures/${f}`, import.meta.url));
+    // TEST-ONLY self-signed certificate for 127.0.0.1 (security.test.ts): it is its own CA
+    const cert = fixture('tls-cert.pem');
+    const nats = await natsCluster([
+      '--user',
+      'edge',
+      '--pass',
+      'secret',
+      '--tls',
+      '--tlscert',
+      cert,
+      '--tlskey',
+      fixture('tls-key.pem'),
+    ]);
+    const name = clusterName();
+    // an edge without credentials: no copy yet, so it waits for the cluster before it listens
+    const waiting = spawn(
+      process.execPath,
+      [GOSSIPD, '--port', '0', '--admin-port', 'off', '--data-dir', await h.tmp(), '--log-format', 'json'].concat([
+        '--cluster',
+        nats.urls.join(','),
+        '--cluster-name',
+        name,
+        '--cluster-tls-ca',
+        cert,
+      ]),
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const lines: string[] = [];
+    createInterface({ input: waiting.stdout }).on('line', (l) => lines.push(l));
+    try {
+      await eventually('the edge without credentials says why it waits', () =>
+        lines.some((l) => l.includes('cannot reach the cluster') && /authorization/i.test(l)) ? true : undefined,
+      );
+    } finally {
+      waiting.kill('SIGKILL');
+    }
+
+    const a = await edge(nats, name, undefined, ['--cluster-user', 'edge', '--cluster-tls-ca', cert], undefined, {
+      GOSSIP_CLUSTER_PASSWORD: 'secret',
+    });
+    const w = client(a);
+    await w.connect();
+    const r = await w.publish('k', bytes('v'));
+    expect(r).toMatchObject({ status: 'accepted', durability: 'replicated' });
   });
 
   it('cluster - subscriptions by prefix work on every edge', async () => {

@@ -41,6 +41,10 @@ export interface EdgeLogger extends StoreLogger {
 export interface EdgeOptions {
   /** NATS server URLs of the cluster. */
   servers: string[];
+  /** A user and password, or a token, when the NATS servers ask for one. */
+  auth?: { user?: string; pass?: string; token?: string };
+  /** TLS to NATS: CA, and the edge's own certificate and key for mutual TLS (PEM files). */
+  tls?: { caFile?: string; certFile?: string; keyFile?: string } | undefined;
   /** The cluster's name: its stream is `GOSSIP_<name>`. */
   name: string;
   /** Replicas of the stream when this edge creates it. */
@@ -399,6 +403,8 @@ export class ClusterEdge implements RecordLog {
       try {
         const nc = await connect({
           servers: this.#o.servers,
+          ...this.#o.auth,
+          ...(this.#o.tls ? { tls: this.#o.tls } : {}),
           name: `gossipd edge ${this.#subjects.stream}`,
           noEcho: true,
           // no Error (with its stack) made per request: a third of a publish's cost otherwise
