@@ -6,12 +6,14 @@
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { GossipClient, GossipState, type PublishResult } from '@gossip/client';
-import { GOSSIPD } from '@gossip/testing';
+import { GOSSIPD, type Gossipd } from '@gossip/testing';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { bytes, clusterKit, eventually, text } from './cluster-kit.js';
 
@@ -444,6 +446,83 @@ describe('cluster', () => {
     await Promise.all([0, 1, 2].map((i) => nats.kill(i)));
     await eventually('503 again', async () => ((await readyz(a)).status === 503 ? true : undefined));
     expect(await a.stop()).toMatchObject({ code: 0 });
+  });
+
+  it('cluster - with the quorum lost, an edge still connected refuses publishes with a code once its deadline passes, answers 503 and serves reads; then takes publishes again', async () => {
+    const nats = await natsCluster();
+    const name = clusterName();
+    // connected to the node that stays
+    const a = await edge(nats, name, undefined, [], [nats.urls[0] as string]);
+    const c = client(a);
+    await c.connect();
+    await c.publish('before', bytes('1'));
+    await Promise.all([1, 2].map((i) => nats.kill(i)));
+    const refused = await c.publish('during', bytes('2')).then(
+      (r) => r.status,
+      (e: { code?: string }) => e.code,
+    );
+    expect(refused).toBe('GOSSIP_ERR_CLUSTER_UNAVAILABLE');
+    expect(a.logs.some((l) => l.msg.includes('the stream does not answer'))).toBe(true);
+    const notReady = await eventually('503', async () => {
+      const r = await readyz(a);
+      return r.status === 503 ? r : undefined;
+    });
+    expect(notReady.text).toMatch(/cluster stream unavailable/);
+    expect(text((await c.fetch(['before']))[0]?.value)).toBe('1');
+    expect((await c.fetch(['during']))[0]?.found).toBe(false);
+    await Promise.all([1, 2].map((i) => nats.restart(i)));
+    const after = await eventually(
+      'a publish accepted again',
+      async () => {
+        const r = await c.publish('after', bytes('3')).catch(() => undefined);
+        return r?.status === 'accepted' ? r : undefined;
+      },
+      60_000,
+    );
+    expect(after.durability).toBe('replicated');
+    await eventually('ready again', async () => ((await readyz(a)).status === 200 ? true : undefined));
+  });
+
+  it('cluster - an edge rebuilds its copy from the stream when its position is torn, and when the stream was made anew (a new epoch)', async () => {
+    const nats = await natsCluster();
+    const name = clusterName();
+    const a = await edge(nats, name);
+    const epochOf = async (d: Gossipd) => {
+      const c = client(d);
+      const info = new Promise<{ epoch: string }>((resolve) => c.once('connect', resolve));
+      await c.connect();
+      const { epoch } = await info;
+      const [f] = await c.fetch(['k']);
+      await c.close();
+      return { epoch, value: f?.found ? text(f.value) : undefined };
+    };
+    const w = client(a);
+    await w.connect();
+    await w.publish('k', bytes('v'));
+    await w.close();
+    const first = await epochOf(a);
+    expect(first.value).toBe('v');
+
+    // a torn position: the copy is made again from the stream, from sequence 1
+    expect((await a.stop()).code).toBe(0);
+    await writeFile(join(a.dataDir, 'cluster.json'), '{"format":1,"stream":"GOSS');
+    const b = await edge(nats, name, a.dataDir);
+    const listening = b.logs.find((l) => l.msg.startsWith('gossipd') && l.msg.includes('listening on')) as {
+      applied?: number;
+    };
+    expect(listening.applied).toBe(0);
+    expect(await epochOf(b)).toEqual(first);
+
+    // the stream removed and made anew by the edge itself: a new log, with a new epoch
+    expect((await b.stop()).code).toBe(0);
+    const nc = await connect({ servers: nats.urls });
+    await (await jetstreamManager(nc)).streams.delete(`GOSSIP_${name}`);
+    await nc.close();
+    const c = await edge(nats, name, a.dataDir);
+    expect(c.logs.some((l) => l.msg.includes('out of date beyond the stream'))).toBe(true);
+    const anew = await epochOf(c);
+    expect(anew.epoch).not.toBe(first.epoch);
+    expect(anew.value).toBeUndefined();
   });
 
   it('cluster - a data folder that holds a single-node log is refused (exit 2), before any NATS server is asked', async () => {
