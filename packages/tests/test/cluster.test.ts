@@ -277,6 +277,25 @@ describe('cluster', () => {
     expect(addresses.at(-1)).toBe(`127.0.0.1:${b.port}`);
     expect(resyncs).toEqual([]);
     for (const [id, v] of oracle) expect(text(view.get(id))).toBe(v === undefined ? undefined : v);
+
+    // a since older than the cluster's horizon (the deletes' ts, 2,000 to 2,019): the resync, as on one node
+    const late = h.keep(new GossipClient({ address: `127.0.0.1:${b.port}`, since: 1_500n }));
+    const lateResyncs: unknown[] = [];
+    late.on('resync', (r) => lateResyncs.push(r));
+    const lateView = new GossipState(late);
+    await late.connect();
+    await eventually('the late client resynced', () =>
+      lateResyncs.length > 0 && lateView.has('new/1') ? true : undefined,
+    );
+    for (const [id, v] of oracle) expect(text(lateView.get(id))).toBe(v === undefined ? undefined : v);
+    // one newer than the horizon: no resync, a replay from there
+    const recent = h.keep(new GossipClient({ address: `127.0.0.1:${b.port}`, since: 2_500n }));
+    const recentResyncs: unknown[] = [];
+    recent.on('resync', (r) => recentResyncs.push(r));
+    const recentView = new GossipState(recent);
+    await recent.connect();
+    await eventually('the recent client replayed', () => (recentView.has('new/1') ? true : undefined));
+    expect(recentResyncs).toEqual([]);
   });
 
   it('cluster - an edge restarted catches up from its last position, not from zero', async () => {
