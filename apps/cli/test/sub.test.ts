@@ -53,7 +53,7 @@ async function scripted(answer: (c: Conn) => void, options: { prefixes?: boolean
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   servers.push(server);
-  return { conns, address: `127.0.0.1:${(server.address() as AddressInfo).port}` };
+  return { conns, server, address: `127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
 const servers: Server[] = [];
@@ -156,6 +156,22 @@ describe('cli sub', () => {
       expect(r.stderr).toBe(stderr);
       expect(r.stdout).toBe('1970-01-01T00:00:00.000000005Z flags/a "on"\n');
     }
+  });
+
+  it('cli sub - an address that dies is left for the next, each failed attempt a "reconnecting" line, not an error', async () => {
+    const second = await scripted(() => undefined);
+    const first = await scripted((c) => {
+      // the first server dies after its welcome: its port refuses from then on
+      setTimeout(() => {
+        first.server.close();
+        c.socket.destroy();
+      }, 20);
+    });
+    const r = await run([], `${first.address},${second.address}`, () => second.conns.length > 0);
+    expect(r.code).toBe(EXIT.ok);
+    expect(r.stderr).toMatch(/^disconnected: GOSSIP_ERR_CONNECTION_CLOSED: .*; reconnecting$/m);
+    expect(r.stderr).toMatch(/^reconnecting: GOSSIP_ERR_IO: .*ECONNREFUSED/m);
+    expect(r.stderr).not.toMatch(/^gossip: /m);
   });
 
   it('cli sub - a server without prefix subscriptions fails with GOSSIP_ERR_PREFIXES_UNSUPPORTED, exit 1', async () => {

@@ -14,6 +14,9 @@ import {
 import { clientFrom } from '../connect.js';
 import { humanLine, isoTime, jsonData, outputForm } from '../output.js';
 
+/** Errors of an address that could not be reached or answered: the client tries the next. */
+const TRANSPORT = new Set(['GOSSIP_ERR_IO', 'GOSSIP_ERR_TIMEOUT', 'GOSSIP_ERR_CONNECTION_CLOSED']);
+
 export const subHelp = `Usage: gossip sub [prefix...] [--since all|now|10m|<ns>] [--json | --raw]
                 [--count <n>] [--timeout <duration>] [--no-transient]
 
@@ -127,8 +130,11 @@ export async function sub(args: string[], io: Io, signal: AbortSignal): Promise<
             io.err(`gossip: --timeout ${values.timeout}: ${printed} of ${count} messages printed\n`);
           finish(count === undefined ? EXIT.ok : EXIT.timeout);
         }, timeoutMs);
-  // a client that gives up for good (a fatal error: auth, an unsupported prefix) ends the run
-  client.on('error', (error) => io.err(`gossip: ${describeError(error)}\n`));
+  // An address that cannot be reached is passed over for the next (the client goes on);
+  // a refusal by a server (auth, an unsupported prefix) ends the run.
+  client.on('error', (error) =>
+    io.err(`${TRANSPORT.has(error.code) ? 'reconnecting' : 'gossip'}: ${describeError(error)}\n`),
+  );
   // (before the first replay is done, connect() fails with the reason instead)
   client.on('state', (state) => state === 'closed' && connected && finish(EXIT.failed));
   const onAbort = () => finish(EXIT.ok);
