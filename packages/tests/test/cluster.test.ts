@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { GossipClient, GossipState, type PublishResult } from '@gossip/client';
 import { GOSSIPD, type Gossipd } from '@gossip/testing';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { bytes, clusterKit, eventually, text } from './cluster-kit.js';
@@ -542,6 +542,64 @@ describe('cluster', () => {
     const anew = await epochOf(c);
     expect(anew.epoch).not.toBe(first.epoch);
     expect(anew.value).toBeUndefined();
+  });
+
+  it('cluster - hostile input from NATS: an edge skips stream messages and emits no edge wrote, and goes on; a stream whose epoch record is not one stops a new edge', async () => {
+    const nats = await natsCluster();
+    const name = clusterName();
+    const a = await edge(nats, name, undefined, ['--max-data', '1KiB']);
+    const sub = client(a);
+    const got: string[] = [];
+    sub.on('message', (m) => got.push(m.id));
+    await sub.connect();
+    const nc = await connect({ servers: nats.urls });
+    const js = jetstream(nc);
+    const idSubject = (id: string) => `gossip.${name}.id.${Buffer.from(id).toString('base64url')}`;
+    const record = (ts: bigint, data: Buffer) => {
+      const b = Buffer.alloc(17 + data.length);
+      b[0] = 1;
+      b.writeBigInt64BE(ts, 1);
+      data.copy(b, 17);
+      return b;
+    };
+    const hostile: [string, Uint8Array][] = [
+      [idSubject('short'), Buffer.from([1, 2, 3])],
+      [idSubject('format'), Buffer.concat([Buffer.from([99]), Buffer.alloc(20)])],
+      [idSubject('reserved-ts'), record(-(2n ** 63n), Buffer.from('v'))],
+      [idSubject('x'.repeat(2_000)), record(5n, Buffer.from('v'))],
+      [idSubject('big'), record(5n, Buffer.alloc(2_000))],
+      [`gossip.${name}.meta.horizon`, Buffer.from('{"horizon":"x"}')],
+      [`gossip.${name}.meta.other`, Buffer.from('?')],
+    ];
+    for (const [subject, body] of hostile) await js.publish(subject, body);
+    for (const body of [
+      Buffer.from([1]),
+      Buffer.alloc(11, 1),
+      Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0x61]),
+    ])
+      nc.publish(`gossip.${name}.emit`, body);
+    await nc.flush();
+    // then a write of its own: it comes after all of them, and it is all the subscriber gets
+    const w = client(a);
+    await w.connect();
+    expect(await w.publish('good', bytes('v'))).toMatchObject({ status: 'accepted', durability: 'replicated' });
+    await eventually('the write after them', () => (got.includes('good') ? true : undefined));
+    expect(got).toEqual(['good']);
+    const fetched = await w.fetch(['short', 'format', 'reserved-ts', 'big']);
+    expect(fetched.map((f) => f.found)).toEqual([false, false, false, false]);
+    expect(a.logs.filter((l) => l.msg.includes('skipped a stream message no edge wrote')).length).toBe(5);
+    expect(a.alive).toBe(true);
+    expect((await readyz(a)).status).toBe(200);
+
+    // an epoch record that is not one (an edge writes it once): a new edge refuses to start
+    await js.publish(`gossip.${name}.meta.epoch`, Buffer.from('not an epoch'));
+    await nc.close();
+    const run = await h.spawn([
+      ...['--port', '0', '--admin-port', 'off', '--data-dir', await h.tmp(), '--log-format', 'json'],
+      ...['--cluster', nats.urls.join(','), '--cluster-name', name],
+    ]);
+    expect(run.code).not.toBe(0);
+    expect(run.stdout + run.stderr).toMatch(/is not an epoch/);
   });
 
   it('cluster - a data folder that holds a single-node log is refused (exit 2), before any NATS server is asked', async () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { now as clockNow, GossipError, MAX_ID_BYTES, MIN_TS, newEpoch } from '@gossip/protocol';
+import { now as clockNow, GossipError, isEpoch, MAX_ID_BYTES, MIN_TS, newEpoch } from '@gossip/protocol';
 import { type PublishOutcome, REPLICATED, type RecordLog, SUPERSEDED } from '@gossip/server';
 import { Store, type StoreLogger, type StoreOptions } from '@gossip/store';
 import {
@@ -514,9 +514,18 @@ export class ClusterEdge implements RecordLog {
     for (let attempt = 0; ; attempt++) {
       try {
         const last = await jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: this.#subjects.epoch });
-        if (last) return Buffer.from(last.data).toString('utf8');
+        if (last) {
+          const epoch = Buffer.from(last.data).toString('utf8');
+          if (isEpoch(epoch)) return epoch;
+          // written by something other than an edge: no copy can take it as its identity
+          throw new GossipError(
+            'GOSSIP_ERR_STORE_CORRUPT',
+            `the last message of ${this.#subjects.epoch} in ${this.#subjects.stream} is not an epoch (32 hex digits)`,
+          );
+        }
         await js.publish(this.#subjects.epoch, Buffer.from(newEpoch()), { expect: { lastSubjectSequence: 0 } });
       } catch (error) {
+        if (error instanceof GossipError) throw error;
         if (error instanceof JetStreamApiError && error.code === 10071) continue; // another edge wrote it
         if (this.#closed) throw error;
         const wait = backoff(attempt);
@@ -652,7 +661,12 @@ export class ClusterEdge implements RecordLog {
       return;
     }
     const rec = decodeRecord(m.data);
-    if (rec === undefined || Buffer.byteLength(id) > MAX_ID_BYTES || rec.data.byteLength > store.maxDataBytes) {
+    if (
+      rec === undefined ||
+      rec.ts === MIN_TS || // the wire's "no message": no publish has it
+      Buffer.byteLength(id) > MAX_ID_BYTES ||
+      rec.data.byteLength > store.maxDataBytes
+    ) {
       this.#log.warn({ seq, subject: m.subject }, 'cluster edge: skipped a stream message no edge wrote');
       this.#settledThrough(seq, m.info.pending);
       return;
@@ -986,7 +1000,8 @@ export class ClusterEdge implements RecordLog {
 
   #onEmit(body: Uint8Array): void {
     const e = decodeEmit(body);
-    if (!e || Buffer.byteLength(e.id) > MAX_ID_BYTES || e.data.byteLength > this.store.maxDataBytes) return;
+    if (!e || e.ts === MIN_TS || Buffer.byteLength(e.id) > MAX_ID_BYTES || e.data.byteLength > this.store.maxDataBytes)
+      return;
     this.#server?.relay(true, e.id, e.ts, Uint8Array.prototype.slice.call(e.data));
   }
 
