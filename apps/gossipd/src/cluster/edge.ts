@@ -141,8 +141,15 @@ function unavailable(why: string): GossipError {
   );
 }
 
-function backoff(attempt: number): number {
-  const ms = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(attempt, 16));
+/**
+ * While the stream has no leader (an election after its leader's server died), a publish
+ * is retried and the stream asked again at most this far apart: the election itself takes
+ * nats-server 4 to 9 s, and a longer wait would only add to it.
+ */
+const STREAM_BACKOFF_MAX_MS = 1_000;
+
+function backoff(attempt: number, max = BACKOFF_MAX_MS): number {
+  const ms = Math.min(max, BACKOFF_FIRST_MS * 2 ** Math.min(attempt, 16));
   return ms / 2 + Math.random() * (ms / 2);
 }
 
@@ -907,7 +914,7 @@ export class ClusterEdge implements RecordLog {
     this.#streamFailures++;
     const why = error instanceof Error ? error.message : String(error);
     this.#streamFailing(why);
-    const wait = backoff(p.attempts);
+    const wait = backoff(p.attempts, STREAM_BACKOFF_MAX_MS);
     if (performance.now() + wait > p.deadline || this.#closed) {
       this.#pending.delete(p.tag);
       p.reject(unavailable(why));
@@ -975,7 +982,7 @@ export class ClusterEdge implements RecordLog {
   async #probe(): Promise<void> {
     const jsm = this.#jsm as JetStreamManager;
     for (let attempt = 0; this.#streamDown !== undefined && !this.#closed; attempt++) {
-      const wait = backoff(attempt);
+      const wait = backoff(attempt, STREAM_BACKOFF_MAX_MS);
       await sleep(wait);
       try {
         await jsm.streams.info(this.#subjects.stream);
@@ -983,6 +990,8 @@ export class ClusterEdge implements RecordLog {
         return;
       } catch (error) {
         this.#streamDown = (error as Error).message;
+        // every try for the first ten, then one in ten: a lost quorum may last
+        if (attempt >= 10 && attempt % 10 !== 0) continue;
         this.#log.warn(
           { err: this.#streamDown, attempt: attempt + 1, retryInMs: Math.round(wait) },
           'cluster edge: the stream still does not answer; retrying',
