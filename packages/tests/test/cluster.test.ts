@@ -244,6 +244,10 @@ describe('cluster', () => {
     for (let i = 0; i < 20; i++) await put(`gone/${i}`, undefined, BigInt(2_000 + i));
     for (let i = 0; i < 20; i++) await put(`kept/${i}`, `v${i}`);
 
+    // a new edge, started before the stream removes the tombstones: it never held their
+    // ids' older values, so the removal is no gap for it (it must not stop)
+    const fresh = await edge(nats, name, undefined, ['--tombstone-retention', '1s']);
+
     const reader = client(a, b);
     const view = new GossipState(reader);
     const addresses: string[] = [];
@@ -255,8 +259,11 @@ describe('cluster', () => {
     reader.on('resync', (r) => resyncs.push(r));
 
     // The cluster removes the tombstones and raises its horizon; both edges take it and compact.
-    await eventually('the cluster horizon', async () =>
-      (await streamState(nats, name)).messages <= 20 + 2 ? true : undefined,
+    // (no sooner than 20 s after the stream took them, whatever the retention)
+    await eventually(
+      'the cluster horizon',
+      async () => ((await streamState(nats, name)).messages <= 20 + 2 ? true : undefined),
+      90_000,
     );
     for (const e of [a, b]) {
       await eventually('the edge took the horizon', () =>
@@ -264,6 +271,14 @@ describe('cluster', () => {
       );
       expect((await e.admin('/compact', 'POST')).status).toBe(200);
     }
+
+    // the new edge took the horizon and went on checking it (every second here): still up
+    await eventually('the new edge took the horizon', () =>
+      fresh.logs.some((l) => l.msg.includes('raised its horizon')) ? true : undefined,
+    );
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(fresh.alive).toBe(true);
+    expect((await readyz(fresh)).status).toBe(200);
 
     await a.kill();
     await put('kept/0', 'after');
@@ -354,8 +369,10 @@ describe('cluster', () => {
     await eventually('edge B lost the cluster', async () => ((await readyz(b)).status === 503 ? true : undefined));
     // deleted with an old ts: past the retention at once; the stream drops it some seconds later
     expect((await w.delete('doomed', { ts: 2_000n })).status).toBe('accepted');
-    await eventually('the stream removed the tombstone', () =>
-      a.logs.some((l) => l.msg.includes('removed tombstones from the stream')) ? true : undefined,
+    await eventually(
+      'the stream removed the tombstone',
+      () => (a.logs.some((l) => l.msg.includes('removed tombstones from the stream')) ? true : undefined),
+      90_000,
     );
     proxy.restore();
     const exit = await b.exited;

@@ -100,12 +100,15 @@ const BACKOFF_MAX_MS = 5_000;
 const NS_PER_MS = 1_000_000n;
 const DEDUP_WINDOW_NS = DEDUP_WINDOW_MS * 1_000_000;
 /**
- * A tombstone leaves the stream no sooner than this after the stream took it: by then the
- * stream has forgotten the message id of the id's first publish (expected sequence 0,
- * which a publish after the removal uses again); the stream keeps ids up to about twice
- * its window.
+ * A tombstone leaves the stream no sooner than this after the stream took it, whatever
+ * the retention: by then the stream has long forgotten the message id of the id's first
+ * publish (expected sequence 0, which a publish after the removal uses again; it keeps
+ * ids up to about twice its window), and every edge that follows the stream has checked
+ * the horizon several times over (#checkHorizon).
  */
-const REMOVE_AFTER_MS = 3 * DEDUP_WINDOW_MS;
+const REMOVE_AFTER_MS = 20_000;
+/** How often an edge reads the cluster's horizon (#checkHorizon), at most. */
+const CHECK_EVERY_MAX_MS = 5_000;
 /** How often the follower is watched, and how long a stall it is given before it is made again. */
 const WATCH_EVERY_MS = 500;
 const STALL_MS = 2_000;
@@ -306,14 +309,18 @@ export class ClusterEdge implements RecordLog {
       );
       position = undefined;
     }
+    // A new copy cannot miss a tombstone the stream holds now: the id's older values went
+    // when it came. Only later ones can slip past it (#checkHorizon).
+    let whole = 0;
     if (position === undefined) {
       await rm(this.#copyDir, { recursive: true, force: true });
       position = { stream, epoch, applied: 0 };
       await savePosition(dataDir, position);
+      whole = (await (this.#jsm as JetStreamManager).streams.info(stream)).state.last_seq;
     }
     await this.#openCopy(position);
     if (horizon) await this.#takeHorizon(horizon, 0);
-    this.#checked = { through: horizon?.through ?? 0, applied: this.#applied };
+    this.#checked = { through: horizon?.through ?? 0, applied: Math.max(this.#applied, whole) };
     this.#follow();
   }
 
@@ -359,10 +366,11 @@ export class ClusterEdge implements RecordLog {
     this.#follow();
   }
 
-  /** The cluster horizon's `through` at the last check, and the position then (#checkHorizon). */
+  /**
+   * The cluster horizon's `through` at the last check that passed, and the position then
+   * (#checkHorizon): a position known whole, the furthest one saved.
+   */
   #checked = { through: 0, applied: 0 };
-  /** Once the copy is found out of date beyond the stream: the position saved, whatever is applied after. */
-  #keptPosition: number | undefined;
 
   /**
    * Tombstones leave the stream once the retention is past (#reap). An edge that had not
@@ -370,22 +378,28 @@ export class ClusterEdge implements RecordLog {
    * skips it, and would serve its id as live: when the cluster's horizon has passed the
    * position this edge held at the check before, which is less than the retention ago,
    * its copy cannot be brought up to date from the stream, and the edge stops (onFatal:
-   * exit 1); its next start rebuilds the copy (docs/CLUSTER.md, "An edge's copy").
+   * exit 1); its next start rebuilds the copy (docs/CLUSTER.md, "An edge's copy"). The
+   * position saved never passes the one a passing check took, so a stop or a crash before
+   * the check that finds a gap cannot hide it.
    */
   async #checkHorizon(): Promise<void> {
     // not before the edge follows the stream: #checked is set just before
-    if (this.#closed || !this.#connected || this.#consuming === undefined) return;
+    if (this.#closed || this.#failed || this.#checking || !this.#connected || this.#consuming === undefined) return;
     const applied = this.#applied;
     let h: HorizonRecord | undefined;
+    this.#checking = true;
     try {
       h = await this.#clusterHorizon();
     } catch {
-      return; // no answer now: the next check asks again
+      // no answer now: asked again soon, not a whole period later
+      setTimeout(() => void this.#checkHorizon(), 1_000).unref();
+      return;
+    } finally {
+      this.#checking = false;
     }
+    if (this.#failed || this.#closed) return;
     const through = h?.through ?? 0;
     if (through > this.#checked.through && through > this.#checked.applied) {
-      // the position saved from now on is the last one known whole: the next start sees the gap and rebuilds
-      this.#keptPosition = this.#checked.applied;
       this.#fatal(
         new GossipError(
           'GOSSIP_ERR_STORE_CORRUPT',
@@ -398,8 +412,13 @@ export class ClusterEdge implements RecordLog {
     this.#checked = { through: Math.max(through, this.#checked.through), applied };
   }
 
+  /** The edge found it cannot go on (#fatal): it says so once, and checks no more. */
+  #failed = false;
+  #checking = false;
+
   #fatal(error: unknown): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#failed) return;
+    this.#failed = true;
     this.#log.error({ err: error }, 'cluster edge: cannot go on');
     this.#o.onFatal?.(error);
   }
@@ -530,7 +549,12 @@ export class ClusterEdge implements RecordLog {
             `the last message of ${this.#subjects.epoch} in ${this.#subjects.stream} is not an epoch (32 hex digits)`,
           );
         }
-        await js.publish(this.#subjects.epoch, Buffer.from(newEpoch()), { expect: { lastSubjectSequence: 0 } });
+        // the message id: of edges racing to write it, one is stored (docs/CLUSTER.md, "Racing writes")
+        const ack = await js.publish(this.#subjects.epoch, Buffer.from(newEpoch()), {
+          expect: { lastSubjectSequence: 0 },
+          msgID: '0@epoch',
+        });
+        if (ack.duplicate) await sleep(backoff(0)); // another edge's: read it
       } catch (error) {
         if (error instanceof GossipError) throw error;
         if (error instanceof JetStreamApiError && error.code === 10071) continue; // another edge wrote it
@@ -593,8 +617,9 @@ export class ClusterEdge implements RecordLog {
     this.#timers.push(setInterval(() => void this.#watchFollowing(), WATCH_EVERY_MS));
     const reapMs = Math.min(60_000, Math.max(1_000, this.#o.tombstoneRetentionMs / 2));
     this.#timers.push(setInterval(() => void this.#reap(), reapMs));
-    // less than the retention apart, and less than the least age of a removed tombstone
-    this.#timers.push(setInterval(() => void this.#checkHorizon(), reapMs));
+    // far less than the least age of a removed tombstone
+    const checkMs = Math.min(CHECK_EVERY_MAX_MS, reapMs);
+    this.#timers.push(setInterval(() => void this.#checkHorizon(), checkMs));
   }
 
   #watchedApplied = -1;
@@ -648,6 +673,7 @@ export class ClusterEdge implements RecordLog {
     if (this.#caughtUp) return;
     this.#caughtUp = true;
     this.#log.info({ applied: this.#applied, ids: this.store.stats().ids }, 'cluster edge: caught up with the stream');
+    void this.#checkHorizon();
     this.#learnTombstones().catch((error: unknown) =>
       this.#log.warn({ err: (error as Error).message }, "cluster edge: could not list the copy's tombstones"),
     );
@@ -812,7 +838,7 @@ export class ClusterEdge implements RecordLog {
   }
 
   async #savePosition(): Promise<void> {
-    const applied = this.#keptPosition ?? this.#applied;
+    const applied = Math.min(this.#applied, this.#checked.applied);
     if (applied === this.#savedApplied || this.#closed || !this.#store || this.#saving) return;
     this.#saving = true;
     try {
@@ -882,16 +908,12 @@ export class ClusterEdge implements RecordLog {
         // id replaced it in the stream before the copy got that far: then it is settled
         // once the copy is past its sequence (#settledThrough).
         if (this.#streamDown !== undefined) this.#streamUp();
-        if (!this.#pending.has(p.tag)) return;
-        p.seq = seq;
-        p.takenAt = performance.now();
-        if (seq <= this.#applied) this.#supersede(p);
-        else this.#taken.push(p);
+        if (this.#pending.has(p.tag)) this.#took(p, seq);
       },
       (error: unknown) => {
         if (!this.#pending.has(p.tag)) return;
         if (error instanceof StreamError && error.code === WRONG_LAST_SEQUENCE) {
-          this.#conflict(p);
+          this.#conflict(p, expected);
           return;
         }
         this.#retry(p, expected, error);
@@ -925,20 +947,56 @@ export class ClusterEdge implements RecordLog {
     }, wait);
   }
 
-  /** The id's last sequence was not the guess: the stream's last message for it decides. */
-  #conflict(p: Pending): void {
+  /** The stream took `p` at `seq`: settled when the copy gets there (#apply), or past it (#settledThrough). */
+  #took(p: Pending, seq: number): void {
+    p.seq = seq;
+    p.takenAt = performance.now();
+    if (seq <= this.#applied) this.#supersede(p);
+    else this.#taken.push(p);
+  }
+
+  /**
+   * The id's last sequence was not the guess (`tried`, when a compare-and-set failed),
+   * or the copy passed `p` without it: the stream's last message for the id decides.
+   */
+  #conflict(p: Pending, tried?: number): void {
     this.#conflicts++;
     const jsm = this.#jsm as JetStreamManager;
     jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: p.subject }).then(
       (last) => {
         if (!this.#pending.has(p.tag)) return;
+        const lastSeq = last?.seq ?? 0;
+        if (tried !== undefined && lastSeq === tried) {
+          // The stream still ends where this publish expected, yet refused it: it remembers
+          // a publish with the same expectation (its message id) that it no longer holds.
+          // Tried again with backoff until it forgets it, or the deadline.
+          this.#later(p, new Error('the stream remembers a publish with the same expectation'), () =>
+            this.#send(p, lastSeq),
+          );
+          return;
+        }
         if (last === null) {
           this.#send(p, 0);
           return;
         }
         const rec = decodeRecord(last.data);
-        if (rec?.tag === p.tag) return; // an earlier attempt was stored: #apply settles it
+        if (rec?.tag === p.tag) {
+          // an earlier attempt was stored (its answer was lost): settled as any taken publish
+          if (last.seq > this.#applied || p.seq !== last.seq) this.#took(p, last.seq);
+          else {
+            this.#pending.delete(p.tag);
+            p.resolve(SUPERSEDED);
+          }
+          return;
+        }
         this.#seqs.set(p.id, last.seq);
+        if (p.seq > 0 && last.seq > p.seq && rec !== undefined && rec.ts >= p.ts) {
+          // taken at p.seq, then replaced by a write as new or newer before the copy read it:
+          // it was the newest when taken, so accepted (and superseded)
+          this.#pending.delete(p.tag);
+          p.resolve(SUPERSEDED);
+          return;
+        }
         if (
           rec !== undefined &&
           rec.ts === p.ts &&
@@ -960,7 +1018,7 @@ export class ClusterEdge implements RecordLog {
         // Never sent again without knowing the id's last sequence: read it again.
         if (!this.#pending.has(p.tag)) return;
         p.attempts++;
-        this.#later(p, error, () => this.#conflict(p));
+        this.#later(p, error, () => this.#conflict(p, tried));
       },
     );
   }
@@ -1040,7 +1098,7 @@ export class ClusterEdge implements RecordLog {
         }
         // taken by the stream within the retention: a lagging edge may not have it yet
         if (BigInt(last.time.getTime()) * NS_PER_MS >= cutoff) continue;
-        if (Date.now() - last.time.getTime() < REMOVE_AFTER_MS) continue;
+        if (Date.now() - last.time.getTime() < REMOVE_AFTER_MS) continue; // (#checkHorizon)
         chosen.push({ id, seq: last.seq, ts: rec.ts });
         if (chosen.length >= 10_000) break;
       }
@@ -1085,11 +1143,15 @@ export class ClusterEdge implements RecordLog {
         through: current && current.through > h.through ? current.through : h.through,
       };
       if (current && current.horizon === next.horizon && current.through === next.through) return;
+      const expected = last?.seq ?? 0;
       try {
-        await js.publish(this.#subjects.horizon, encodeHorizon(next), {
-          expect: { lastSubjectSequence: last?.seq ?? 0 },
+        // with the message id, as every compare-and-set of the edges: one of two racing is stored
+        const ack = await js.publish(this.#subjects.horizon, encodeHorizon(next), {
+          expect: { lastSubjectSequence: expected },
+          msgID: `${expected}@horizon`,
         });
-        return;
+        if (!ack.duplicate) return;
+        await sleep(backoff(0)); // another edge's, stored: read it again
       } catch (error) {
         if (!(error instanceof JetStreamApiError) || error.code !== 10071) throw error;
       }
@@ -1116,7 +1178,7 @@ export class ClusterEdge implements RecordLog {
     this.#pending.clear();
     while (this.#saving) await sleep(10);
     if (this.#store) {
-      const applied = this.#keptPosition ?? this.#applied;
+      const applied = Math.min(this.#applied, this.#checked.applied);
       await this.#store.flush().catch(() => undefined);
       await savePosition(this.#o.dataDir, { stream: this.#subjects.stream, epoch: this.#epoch, applied }).catch(
         () => undefined,
