@@ -665,7 +665,7 @@ export class ClusterEdge implements RecordLog {
     for (const [id, r] of this.#repairs) {
       if (r.at > before) continue;
       r.at = performance.now();
-      this.#repair(id, this.#seqs.get(id) ?? 0);
+      this.#repair(id, this.#seqs.get(id) ?? 0, true);
     }
   }
 
@@ -773,10 +773,11 @@ export class ClusterEdge implements RecordLog {
   /**
    * Gives the stream back the copy's value of `id`, which a message with an older ts
    * replaced at `seq`: published with a compare-and-set until the stream's last message
-   * for the id is as new as it, by this edge or another.
+   * for the id is as new as it, by this edge or another. `again`: a repair not confirmed
+   * yet, started over (#retryRepairs), not counted twice.
    */
-  #repair(id: string, seq: number): void {
-    this.#repairCount++;
+  #repair(id: string, seq: number, again = false): void {
+    if (!again) this.#repairCount++;
     const run = async () => {
       const m = await this.store.get(id);
       if (!m) return;
@@ -913,6 +914,7 @@ export class ClusterEdge implements RecordLog {
       (error: unknown) => {
         if (!this.#pending.has(p.tag)) return;
         if (error instanceof StreamError && error.code === WRONG_LAST_SEQUENCE) {
+          this.#conflicts++;
           this.#conflict(p, expected);
           return;
         }
@@ -960,7 +962,6 @@ export class ClusterEdge implements RecordLog {
    * or the copy passed `p` without it: the stream's last message for the id decides.
    */
   #conflict(p: Pending, tried?: number): void {
-    this.#conflicts++;
     const jsm = this.#jsm as JetStreamManager;
     jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: p.subject }).then(
       (last) => {
