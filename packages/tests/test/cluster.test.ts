@@ -172,7 +172,8 @@ describe('cluster', () => {
     // Both edges take every id at the same time, with ts drawn so that either may win.
     const results: { id: string; ts: bigint; r: PublishResult }[] = [];
     const newest = new Map<string, bigint>();
-    const rounds = 20;
+    // GOSSIP_RACE_ROUNDS=80 races harder (8,000 publishes at once, past the follower's batch)
+    const rounds = Number(process.env.GOSSIP_RACE_ROUNDS ?? 20);
     const work: Promise<void>[] = [];
     for (let round = 0; round < rounds; round++) {
       for (const id of ids) {
