@@ -540,8 +540,11 @@ describe('cluster', () => {
     const first = await epochOf(a);
     expect(first.value).toBe('v');
 
-    // a torn position: the copy is made again from the stream, from sequence 1
+    // a clean stop saves all the copy applied: the stream's last sequence
     expect((await a.stop()).code).toBe(0);
+    const saved = JSON.parse(await readFile(join(a.dataDir, 'cluster.json'), 'utf8')) as { applied: number };
+    expect(saved.applied).toBe((await streamState(nats, name)).last_seq);
+    // a torn position: the copy is made again from the stream, from sequence 1
     await writeFile(join(a.dataDir, 'cluster.json'), '{"format":1,"stream":"GOSS');
     const b = await edge(nats, name, a.dataDir);
     const listening = b.logs.find((l) => l.msg.startsWith('gossipd') && l.msg.includes('listening on')) as {

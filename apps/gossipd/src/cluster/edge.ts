@@ -385,19 +385,25 @@ export class ClusterEdge implements RecordLog {
   async #checkHorizon(): Promise<void> {
     // not before the edge follows the stream: #checked is set just before
     if (this.#closed || this.#failed || this.#checking || !this.#connected || this.#consuming === undefined) return;
-    const applied = this.#applied;
-    let h: HorizonRecord | undefined;
     this.#checking = true;
     try {
-      h = await this.#clusterHorizon();
-    } catch {
       // no answer now: asked again soon, not a whole period later
-      setTimeout(() => void this.#checkHorizon(), 1_000).unref();
-      return;
+      if (!(await this.#checkOnce())) setTimeout(() => void this.#checkHorizon(), 1_000).unref();
     } finally {
       this.#checking = false;
     }
-    if (this.#failed || this.#closed) return;
+  }
+
+  /** One read of the horizon and its verdict (#checkHorizon); false when the cluster did not answer. */
+  async #checkOnce(): Promise<boolean> {
+    const applied = this.#applied;
+    let h: HorizonRecord | undefined;
+    try {
+      h = await this.#clusterHorizon();
+    } catch {
+      return false;
+    }
+    if (this.#failed) return true;
     const through = h?.through ?? 0;
     if (through > this.#checked.through && through > this.#checked.applied) {
       this.#fatal(
@@ -407,9 +413,10 @@ export class ClusterEdge implements RecordLog {
             `${this.#copyDir} had not taken (it was at ${this.#checked.applied}); restart gossipd to rebuild the copy`,
         ),
       );
-      return;
+      return true;
     }
     this.#checked = { through: Math.max(through, this.#checked.through), applied };
+    return true;
   }
 
   /** The edge found it cannot go on (#fatal): it says so once, and checks no more. */
@@ -1179,6 +1186,8 @@ export class ClusterEdge implements RecordLog {
     this.#pending.clear();
     while (this.#saving) await sleep(10);
     if (this.#store) {
+      // a last check, so that a clean stop saves all it applied and the next start replays nothing
+      if (this.#consuming !== undefined && this.#connected && !this.#failed) await this.#checkOnce();
       const applied = Math.min(this.#applied, this.#checked.applied);
       await this.#store.flush().catch(() => undefined);
       await savePosition(this.#o.dataDir, { stream: this.#subjects.stream, epoch: this.#epoch, applied }).catch(
