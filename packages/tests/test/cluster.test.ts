@@ -623,6 +623,30 @@ describe('cluster', () => {
     expect(run.stdout + run.stderr).toMatch(/is not an epoch/);
   });
 
+  it('cluster - an edge started with its copy while the cluster is away serves it, and a clean stop keeps its position', async () => {
+    const nats = await natsCluster();
+    const name = clusterName();
+    const a = await edge(nats, name);
+    const c = client(a);
+    await c.connect();
+    for (let i = 0; i < 20; i++) await c.publish(`k${i}`, bytes('1'));
+    await c.close();
+    expect(await a.stop()).toMatchObject({ code: 0 });
+    const saved = async () =>
+      (JSON.parse(await readFile(join(a.dataDir, 'cluster.json'), 'utf8')) as { applied: number }).applied;
+    const before = await saved();
+    expect(before).toBeGreaterThan(20);
+    await Promise.all([0, 1, 2].map((i) => nats.kill(i)));
+    const b = await h.start({ dataDir: a.dataDir, args: ['--cluster', nats.urls.join(','), '--cluster-name', name] });
+    expect((await readyz(b)).status).toBe(503);
+    const r = client(b);
+    await r.connect();
+    expect(text((await r.fetch(['k19']))[0]?.value)).toBe('1');
+    await r.close();
+    expect(await b.stop()).toMatchObject({ code: 0 });
+    expect(await saved()).toBe(before);
+  });
+
   it('cluster - a data folder that holds a single-node log is refused (exit 2), before any NATS server is asked', async () => {
     const single = await h.start();
     await single.stop();

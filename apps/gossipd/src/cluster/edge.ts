@@ -343,6 +343,8 @@ export class ClusterEdge implements RecordLog {
     this.#store = store;
     this.#epoch = p.epoch;
     this.#applied = this.#savedApplied = p.applied;
+    // a saved position never passed a check: it is known whole (#checkHorizon)
+    this.#checked = { through: 0, applied: p.applied };
   }
 
   /**
@@ -415,7 +417,11 @@ export class ClusterEdge implements RecordLog {
       );
       return true;
     }
-    this.#checked = { through: Math.max(through, this.#checked.through), applied };
+    // a position known whole stays so: never moved back (a check that read its `applied` earlier)
+    this.#checked = {
+      through: Math.max(through, this.#checked.through),
+      applied: Math.max(applied, this.#checked.applied),
+    };
     return true;
   }
 
@@ -424,7 +430,13 @@ export class ClusterEdge implements RecordLog {
   #checking = false;
 
   #fatal(error: unknown): void {
-    if (this.#closed || this.#failed) return;
+    if (this.#failed) return;
+    if (this.#closed) {
+      // found while stopping: the position saved holds back, and the next start rebuilds
+      this.#failed = true;
+      this.#log.warn({ err: error }, 'cluster edge: cannot go on (found while stopping)');
+      return;
+    }
     this.#failed = true;
     this.#log.error({ err: error }, 'cluster edge: cannot go on');
     this.#o.onFatal?.(error);
@@ -941,10 +953,12 @@ export class ClusterEdge implements RecordLog {
    * After a failure the stream may mend (no leader, a timeout): runs `next` after the
    * backoff while `p` waits and its deadline allows, else refuses `p` with the cause.
    */
-  #later(p: Pending, error: unknown, next: () => void): void {
-    this.#streamFailures++;
+  #later(p: Pending, error: unknown, next: () => void, outage = true): void {
     const why = error instanceof Error ? error.message : String(error);
-    this.#streamFailing(why);
+    if (outage) {
+      this.#streamFailures++;
+      this.#streamFailing(why);
+    }
     const wait = backoff(p.attempts, STREAM_BACKOFF_MAX_MS);
     if (performance.now() + wait > p.deadline || this.#closed) {
       this.#pending.delete(p.tag);
@@ -978,8 +992,12 @@ export class ClusterEdge implements RecordLog {
           // The stream still ends where this publish expected, yet refused it: it remembers
           // a publish with the same expectation (its message id) that it no longer holds.
           // Tried again with backoff until it forgets it, or the deadline.
-          this.#later(p, new Error('the stream remembers a publish with the same expectation'), () =>
-            this.#send(p, lastSeq),
+          // (no outage: the stream answers, for this id alone)
+          this.#later(
+            p,
+            new Error('the stream remembers a publish with the same expectation'),
+            () => this.#send(p, lastSeq),
+            false,
           );
           return;
         }
@@ -999,10 +1017,10 @@ export class ClusterEdge implements RecordLog {
         }
         this.#seqs.set(p.id, last.seq);
         if (p.seq > 0 && last.seq > p.seq && rec !== undefined && rec.ts >= p.ts) {
-          // taken at p.seq, then replaced by a write as new or newer before the copy read it:
-          // it was the newest when taken, so accepted (and superseded)
-          this.#pending.delete(p.tag);
-          p.resolve(SUPERSEDED);
+          // Taken at p.seq, then replaced by a write as new or newer before the copy read it:
+          // it was the newest when taken, so accepted (and superseded), once the copy holds
+          // that write too (read-your-writes on this edge).
+          this.#took(p, last.seq);
           return;
         }
         if (
@@ -1107,6 +1125,8 @@ export class ClusterEdge implements RecordLog {
         // taken by the stream within the retention: a lagging edge may not have it yet
         if (BigInt(last.time.getTime()) * NS_PER_MS >= cutoff) continue;
         if (Date.now() - last.time.getTime() < REMOVE_AFTER_MS) continue; // (#checkHorizon)
+        // a newer tombstone this copy has not applied yet: not this edge's to remove now
+        if (last.seq > this.#applied) continue;
         chosen.push({ id, seq: last.seq, ts: rec.ts });
         if (chosen.length >= 10_000) break;
       }
