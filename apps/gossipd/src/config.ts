@@ -502,20 +502,20 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
     if (!/^(nats|tls):\/\/[^/\s]+$/.test(u) && !/^[^/:\s]+:\d+$/.test(u))
       throw new ConfigError(`--cluster takes NATS URLs such as nats://10.0.0.1:4222, got ${JSON.stringify(u)}`);
   }
-  const clusterAuth = {
-    ...(get('cluster-user') !== undefined ? { user: get('cluster-user') } : {}),
-    ...(get('cluster-password') !== undefined ? { pass: get('cluster-password') } : {}),
-    ...(get('cluster-token') !== undefined ? { token: get('cluster-token') } : {}),
-  };
+  // only the flags given: nats.js takes an absent key as unset, and `Object.keys` counts them below
+  const given = <K extends string>(flags: Record<K, string>): Partial<Record<K, string>> =>
+    Object.fromEntries(
+      Object.entries<string>(flags).flatMap(([key, flag]) => {
+        const value = get(flag);
+        return value === undefined ? [] : [[key, value]];
+      }),
+    ) as Partial<Record<K, string>>;
+  const clusterAuth = given({ user: 'cluster-user', pass: 'cluster-password', token: 'cluster-token' });
   if ((clusterAuth.user === undefined) !== (clusterAuth.pass === undefined))
     throw new ConfigError('--cluster-user and --cluster-password go together');
   if (clusterAuth.user !== undefined && clusterAuth.token !== undefined)
     throw new ConfigError('--cluster-token is instead of --cluster-user, not with it');
-  const clusterTlsFiles = {
-    ...(get('cluster-tls-ca') !== undefined ? { caFile: get('cluster-tls-ca') } : {}),
-    ...(get('cluster-tls-cert') !== undefined ? { certFile: get('cluster-tls-cert') } : {}),
-    ...(get('cluster-tls-key') !== undefined ? { keyFile: get('cluster-tls-key') } : {}),
-  };
+  const clusterTlsFiles = given({ caFile: 'cluster-tls-ca', certFile: 'cluster-tls-cert', keyFile: 'cluster-tls-key' });
   if ((clusterTlsFiles.certFile === undefined) !== (clusterTlsFiles.keyFile === undefined))
     throw new ConfigError('--cluster-tls-cert and --cluster-tls-key go together');
   for (const [flag, file] of [

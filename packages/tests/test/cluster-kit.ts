@@ -57,16 +57,19 @@ export function clusterKit() {
   }
 
   /**
-   * Starts an edge of `nats` (a new data folder unless given) and waits until it has
-   * caught up; `servers` instead of the cluster's own addresses (a proxy's).
+   * Starts an edge of `nats` and waits until it has caught up: in `dataDir` (a new folder
+   * unless given), with more `args`, given `servers` instead of the cluster's own
+   * addresses (a proxy's), and `env` added to its environment.
    */
   async function edge(
     nats: NatsCluster,
     name: string,
-    dataDir?: string,
-    args: string[] = [],
-    servers: string[] = nats.urls,
-    env: Record<string, string> = {},
+    {
+      dataDir,
+      args = [],
+      servers = nats.urls,
+      env = {},
+    }: { dataDir?: string; args?: string[]; servers?: string[]; env?: Record<string, string> } = {},
   ): Promise<Gossipd> {
     const d = await h.start({
       ...(dataDir ? { dataDir } : {}),
@@ -162,8 +165,8 @@ export function clusterKit() {
   async function twoEdges(args: string[] = []) {
     const nats = await natsCluster();
     const name = clusterName();
-    const a = await edge(nats, name, undefined, args);
-    const b = await edge(nats, name, undefined, args);
+    const a = await edge(nats, name, { args });
+    const b = await edge(nats, name, { args });
     return { nats, name, a, b };
   }
 

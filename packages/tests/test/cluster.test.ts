@@ -132,8 +132,9 @@ describe('cluster', () => {
       waiting.kill('SIGKILL');
     }
 
-    const a = await edge(nats, name, undefined, ['--cluster-user', 'edge', '--cluster-tls-ca', cert], undefined, {
-      GOSSIP_CLUSTER_PASSWORD: 'secret',
+    const a = await edge(nats, name, {
+      args: ['--cluster-user', 'edge', '--cluster-tls-ca', cert],
+      env: { GOSSIP_CLUSTER_PASSWORD: 'secret' },
     });
     const w = client(a);
     await w.connect();
@@ -247,7 +248,7 @@ describe('cluster', () => {
 
     // a new edge, started before the stream removes the tombstones: it never held their
     // ids' older values, so the removal is no gap for it (it must not stop)
-    const fresh = await edge(nats, name, undefined, ['--tombstone-retention', '1s']);
+    const fresh = await edge(nats, name, { args: ['--tombstone-retention', '1s'] });
 
     const reader = client(a, b);
     const view = new GossipState(reader);
@@ -294,24 +295,23 @@ describe('cluster', () => {
     expect(resyncs).toEqual([]);
     for (const [id, v] of oracle) expect(text(view.get(id))).toBe(v === undefined ? undefined : v);
 
+    // a new client of edge B from `since`: its view, and the resyncs it was sent
+    const fromSince = async (since: bigint) => {
+      const c = h.keep(new GossipClient({ address: `127.0.0.1:${b.port}`, since }));
+      const resyncs: unknown[] = [];
+      c.on('resync', (r) => resyncs.push(r));
+      const view = new GossipState(c);
+      await c.connect();
+      await eventually(`the client from ${since} has the writes`, () => (view.has('new/1') ? true : undefined));
+      return { view, resyncs };
+    };
     // a since older than the cluster's horizon (the deletes' ts, 2,000 to 2,019): the resync, as on one node
-    const late = h.keep(new GossipClient({ address: `127.0.0.1:${b.port}`, since: 1_500n }));
-    const lateResyncs: unknown[] = [];
-    late.on('resync', (r) => lateResyncs.push(r));
-    const lateView = new GossipState(late);
-    await late.connect();
-    await eventually('the late client resynced', () =>
-      lateResyncs.length > 0 && lateView.has('new/1') ? true : undefined,
-    );
-    for (const [id, v] of oracle) expect(text(lateView.get(id))).toBe(v === undefined ? undefined : v);
+    const late = await fromSince(1_500n);
+    await eventually('the late client resynced', () => (late.resyncs.length > 0 ? true : undefined));
+    for (const [id, v] of oracle) expect(text(late.view.get(id))).toBe(v === undefined ? undefined : v);
     // one newer than the horizon: no resync, a replay from there
-    const recent = h.keep(new GossipClient({ address: `127.0.0.1:${b.port}`, since: 2_500n }));
-    const recentResyncs: unknown[] = [];
-    recent.on('resync', (r) => recentResyncs.push(r));
-    const recentView = new GossipState(recent);
-    await recent.connect();
-    await eventually('the recent client replayed', () => (recentView.has('new/1') ? true : undefined));
-    expect(recentResyncs).toEqual([]);
+    const recent = await fromSince(2_500n);
+    expect(recent.resyncs).toEqual([]);
   });
 
   it('cluster - an edge restarted catches up from its last position, not from zero', async () => {
@@ -336,7 +336,7 @@ describe('cluster', () => {
     await b.kill();
     for (let i = 0; i < 100; i++) await w.publish(`k${i}`, bytes('2'));
     await w.publish('while-down', bytes('x'));
-    const again = await edge(nats, name, b.dataDir);
+    const again = await edge(nats, name, { dataDir: b.dataDir });
     const listening = again.logs.find((l) => l.msg.startsWith('gossipd') && l.msg.includes('listening on')) as {
       applied?: number;
     };
@@ -351,9 +351,9 @@ describe('cluster', () => {
     const nats = await natsCluster();
     const name = clusterName();
     const retention = ['--tombstone-retention', '1s'];
-    const a = await edge(nats, name, undefined, retention);
+    const a = await edge(nats, name, { args: retention });
     const proxy = await natsProxy(nats.urls[0] as string);
-    const b = await edge(nats, name, undefined, retention, [proxy.url]);
+    const b = await edge(nats, name, { args: retention, servers: [proxy.url] });
     const w = client(a);
     await w.connect();
     expect((await w.publish('doomed', bytes('x'), { ts: 1_000n })).status).toBe('accepted');
@@ -383,7 +383,7 @@ describe('cluster', () => {
     ).toBe(true);
 
     // its next start rebuilds the copy from the stream: the id is gone there too
-    const again = await edge(nats, name, b.dataDir, retention);
+    const again = await edge(nats, name, { dataDir: b.dataDir, args: retention });
     expect((await fetchB(again))?.found).toBe(false);
     expect(again.logs.some((l) => l.msg.includes('out of date beyond the stream'))).toBe(true);
   });
@@ -489,7 +489,7 @@ describe('cluster', () => {
     const nats = await natsCluster();
     const name = clusterName();
     // connected to the node that stays
-    const a = await edge(nats, name, undefined, [], [nats.urls[0] as string]);
+    const a = await edge(nats, name, { servers: [nats.urls[0] as string] });
     const c = client(a);
     await c.connect();
     await c.publish('before', bytes('1'));
@@ -546,7 +546,7 @@ describe('cluster', () => {
     expect(saved.applied).toBe((await streamState(nats, name)).last_seq);
     // a torn position: the copy is made again from the stream, from sequence 1
     await writeFile(join(a.dataDir, 'cluster.json'), '{"format":1,"stream":"GOSS');
-    const b = await edge(nats, name, a.dataDir);
+    const b = await edge(nats, name, { dataDir: a.dataDir });
     const listening = b.logs.find((l) => l.msg.startsWith('gossipd') && l.msg.includes('listening on')) as {
       applied?: number;
     };
@@ -558,7 +558,7 @@ describe('cluster', () => {
     const nc = await connect({ servers: nats.urls });
     await (await jetstreamManager(nc)).streams.delete(`GOSSIP_${name}`);
     await nc.close();
-    const c = await edge(nats, name, a.dataDir);
+    const c = await edge(nats, name, { dataDir: a.dataDir });
     expect(c.logs.some((l) => l.msg.includes('out of date beyond the stream'))).toBe(true);
     const anew = await epochOf(c);
     expect(anew.epoch).not.toBe(first.epoch);
@@ -568,7 +568,7 @@ describe('cluster', () => {
   it('cluster - hostile input from NATS: an edge skips stream messages and emits no edge wrote, and goes on; a stream whose epoch record is not one stops a new edge', async () => {
     const nats = await natsCluster();
     const name = clusterName();
-    const a = await edge(nats, name, undefined, ['--max-data', '1KiB']);
+    const a = await edge(nats, name, { args: ['--max-data', '1KiB'] });
     const sub = client(a);
     const got: string[] = [];
     sub.on('message', (m) => got.push(m.id));
