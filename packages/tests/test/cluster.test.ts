@@ -647,6 +647,29 @@ describe('cluster', () => {
     expect(await saved()).toBe(before);
   });
 
+  it("cluster - an edge given a stream made without the edges' duplicate window sets it (the racing compare-and-sets need it)", async () => {
+    const nats = await natsCluster();
+    const name = clusterName();
+    const nc = await connect({ servers: nats.urls });
+    const jsm = await jetstreamManager(nc);
+    const stream = `GOSSIP_${name}`;
+    // as an operator might make it: JetStream's default window (2 min)
+    await jsm.streams.add({
+      name: stream,
+      subjects: [`gossip.${name}.id.>`, `gossip.${name}.meta.>`],
+      num_replicas: 3,
+      max_msgs_per_subject: 1,
+    });
+    expect((await jsm.streams.info(stream)).config.duplicate_window).toBe(120e9);
+    const a = await edge(nats, name);
+    expect((await jsm.streams.info(stream)).config.duplicate_window).toBe(2e9);
+    expect(a.logs.some((l) => l.msg.includes("set the stream's duplicate window"))).toBe(true);
+    await nc.close();
+    const w = client(a);
+    await w.connect();
+    expect(await w.publish('k', bytes('v'))).toMatchObject({ status: 'accepted', durability: 'replicated' });
+  });
+
   it('cluster - a data folder that holds a single-node log is refused (exit 2), before any NATS server is asked', async () => {
     const single = await h.start();
     await single.stop();

@@ -129,13 +129,6 @@ interface Pending {
   reject(error: Error): void;
 }
 
-/** A tombstone the stream holds, known to this edge: a candidate for removal past the retention. */
-interface Tombstone {
-  ts: bigint;
-  /** Its stream sequence; 0 when only the copy knows it (it came before this process). */
-  seq: number;
-}
-
 /** A cluster error, coded for the client's ack. */
 function unavailable(why: string): GossipError {
   return new GossipError(
@@ -199,7 +192,8 @@ export class ClusterEdge implements RecordLog {
   readonly #taken = new Queue<Pending>();
   /** Last stream sequence per id, as far as this edge knows: the compare-and-set's guess. */
   readonly #seqs = new Map<string, number>();
-  readonly #tombstones = new Map<string, Tombstone>();
+  /** Tombstones the copy holds, by id, with their ts: candidates for removal from the stream past the retention (#reap). */
+  readonly #tombstones = new Map<string, bigint>();
   #lastApply: Promise<unknown> = Promise.resolve();
   #behind = 0;
   #conflicts = 0;
@@ -555,7 +549,6 @@ export class ClusterEdge implements RecordLog {
   /** The cluster's epoch: written once by the first edge (compare-and-set on an empty subject). */
   async #clusterEpoch(): Promise<string> {
     const jsm = this.#jsm as JetStreamManager;
-    const js = this.#js as JetStreamClient;
     for (let attempt = 0; ; attempt++) {
       try {
         const last = await jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: this.#subjects.epoch });
@@ -568,15 +561,14 @@ export class ClusterEdge implements RecordLog {
             `the last message of ${this.#subjects.epoch} in ${this.#subjects.stream} is not an epoch (32 hex digits)`,
           );
         }
-        // the message id: of edges racing to write it, one is stored (docs/CLUSTER.md, "Racing writes")
-        const ack = await js.publish(this.#subjects.epoch, Buffer.from(newEpoch()), {
-          expect: { lastSubjectSequence: 0 },
-          msgID: '0@epoch',
-        });
-        if (ack.duplicate) await sleep(backoff(0)); // another edge's: read it
+        // the compare-and-set of every publish: of edges racing to write it, one is stored
+        await (this.#publisher as StreamPublisher).publish(this.#subjects.epoch, Buffer.from(newEpoch()), 0);
       } catch (error) {
         if (error instanceof GossipError) throw error;
-        if (error instanceof JetStreamApiError && error.code === 10071) continue; // another edge wrote it
+        if (error instanceof StreamError && error.code === WRONG_LAST_SEQUENCE) {
+          await sleep(backoff(0)); // another edge's went first: read it
+          continue;
+        }
         if (this.#closed) throw error;
         const wait = backoff(attempt);
         this.#log.warn(
@@ -726,7 +718,7 @@ export class ClusterEdge implements RecordLog {
     this.#seqs.set(id, seq);
     const repair = this.#repairs.get(id);
     if (repair !== undefined && rec.ts >= repair.ts) this.#repairs.delete(id);
-    if (rec.data.byteLength === 0) this.#tombstones.set(id, { ts: rec.ts, seq });
+    if (rec.data.byteLength === 0) this.#tombstones.set(id, rec.ts);
     else this.#tombstones.delete(id);
     const mine = (rec.tag & 0xffffffff00000000n) === this.#edgeTag ? this.#pending.get(rec.tag) : undefined;
     if (mine) this.#pending.delete(rec.tag);
@@ -1114,8 +1106,8 @@ export class ClusterEdge implements RecordLog {
       const jsm = this.#jsm as JetStreamManager;
       const stream = this.#subjects.stream;
       const chosen: { id: string; seq: number; ts: bigint }[] = [];
-      for (const [id, t] of this.#tombstones) {
-        if (t.ts >= cutoff) continue;
+      for (const [id, ts] of this.#tombstones) {
+        if (ts >= cutoff) continue;
         const last = await jsm.streams.getMessage(stream, { last_by_subj: this.#subjects.idSubject(id) });
         const rec = last ? decodeRecord(last.data) : undefined;
         if (!last || !rec || rec.data.byteLength > 0) {
@@ -1162,7 +1154,6 @@ export class ClusterEdge implements RecordLog {
   /** Raises the cluster's horizon record to at least `h`, by compare-and-set on its subject. */
   async #raiseClusterHorizon(h: HorizonRecord): Promise<void> {
     const jsm = this.#jsm as JetStreamManager;
-    const js = this.#js as JetStreamClient;
     for (;;) {
       const last = await jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: this.#subjects.horizon });
       const current = last ? decodeHorizon(last.data) : undefined;
@@ -1171,17 +1162,13 @@ export class ClusterEdge implements RecordLog {
         through: current && current.through > h.through ? current.through : h.through,
       };
       if (current && current.horizon === next.horizon && current.through === next.through) return;
-      const expected = last?.seq ?? 0;
       try {
-        // with the message id, as every compare-and-set of the edges: one of two racing is stored
-        const ack = await js.publish(this.#subjects.horizon, encodeHorizon(next), {
-          expect: { lastSubjectSequence: expected },
-          msgID: `${expected}@horizon`,
-        });
-        if (!ack.duplicate) return;
-        await sleep(backoff(0)); // another edge's, stored: read it again
+        // the compare-and-set of every publish, message id included: one of two racing is stored
+        await (this.#publisher as StreamPublisher).publish(this.#subjects.horizon, encodeHorizon(next), last?.seq ?? 0);
+        return;
       } catch (error) {
-        if (!(error instanceof JetStreamApiError) || error.code !== 10071) throw error;
+        if (!(error instanceof StreamError) || error.code !== WRONG_LAST_SEQUENCE) throw error;
+        await sleep(backoff(0)); // another edge's went first: read it again
       }
     }
   }
@@ -1190,7 +1177,7 @@ export class ClusterEdge implements RecordLog {
   async #learnTombstones(): Promise<void> {
     for await (const batch of this.store.replayBatches(null)) {
       for (const m of batch)
-        if (m.data.byteLength === 0 && !this.#tombstones.has(m.id)) this.#tombstones.set(m.id, { ts: m.ts, seq: 0 });
+        if (m.data.byteLength === 0 && !this.#tombstones.has(m.id)) this.#tombstones.set(m.id, m.ts);
     }
   }
 
