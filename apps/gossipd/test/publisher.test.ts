@@ -1,0 +1,79 @@
+import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node';
+import { describe, expect, it } from 'vitest';
+import { type StreamError, StreamPublisher, WRONG_LAST_SEQUENCE } from '../src/cluster/publisher.js';
+
+/** Just the two calls the publisher makes of a NATS connection, recorded; `answer` plays the stream. */
+function fakeConnection() {
+  const sent: { subject: string; reply: string; headers: MsgHdrs }[] = [];
+  let inbox: ((error: unknown, msg: Msg) => void) | undefined;
+  const nc = {
+    subscribe: (_subject: string, opts: { callback: (error: unknown, msg: Msg) => void }) => {
+      inbox = opts.callback;
+      return {};
+    },
+    publish: (subject: string, _body: Uint8Array, opts: { reply: string; headers: MsgHdrs }) => {
+      sent.push({ subject, reply: opts.reply, headers: opts.headers });
+    },
+  } as unknown as NatsConnection;
+  const answer = (i: number, body: string | Uint8Array, code?: number) =>
+    inbox?.(null, {
+      subject: sent[i]?.reply as string,
+      data: typeof body === 'string' ? Buffer.from(body) : body,
+      headers: code === undefined ? undefined : { code },
+    } as unknown as Msg);
+  return { nc, sent, answer };
+}
+
+describe('cluster StreamPublisher', () => {
+  it("publisher - each publish names its expectation twice (the header and the message id), and the stream's answers settle it", async () => {
+    const { nc, sent, answer } = fakeConnection();
+    const p = new StreamPublisher(nc, 60_000);
+    const results = [
+      p.publish('gossip.x.id.aWQ', Buffer.from('a'), 7),
+      p.publish('gossip.x.id.aWQ', Buffer.from('b'), 7),
+      p.publish('gossip.x.id.aWQ', Buffer.from('c'), 8),
+      p.publish('gossip.x.meta.horizon', Buffer.from('d'), 0),
+      p.publish('gossip.x.id.aWQ', Buffer.from('e'), 9),
+      p.publish('gossip.x.id.aWQ', Buffer.from('f'), 9),
+    ].map((r) =>
+      r.then(
+        (seq) => ({ seq }),
+        (e: StreamError) => ({ code: e.code, message: e.message }),
+      ),
+    );
+    expect(sent[0]?.headers.get('Nats-Expected-Last-Subject-Sequence')).toBe('7');
+    expect(sent[0]?.headers.get('Nats-Msg-Id')).toBe('7@aWQ');
+    expect(sent[3]?.headers.get('Nats-Msg-Id')).toBe('0@horizon');
+    expect(new Set(sent.map((s) => s.reply)).size).toBe(sent.length);
+    answer(0, '{"stream":"GOSSIP_x","seq":12}');
+    answer(1, '{"stream":"GOSSIP_x","seq":12,"duplicate":true}');
+    answer(2, '{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 12"}}');
+    answer(3, new Uint8Array(0), 503); // no responders: no stream leader now
+    answer(4, 'not json');
+    answer(5, '{"stream":"GOSSIP_x"}');
+    answer(0, '{"seq":99}'); // an answer twice: the first settled it
+    expect(await Promise.all(results)).toEqual([
+      { seq: 12 },
+      { code: WRONG_LAST_SEQUENCE, message: expect.stringMatching(/same expected sequence/) },
+      { code: WRONG_LAST_SEQUENCE, message: 'wrong last sequence: 12' },
+      { code: 0, message: expect.stringMatching(/no responders \(503\)/) },
+      { code: 0, message: expect.stringMatching(/other than JSON/) },
+      { code: 0, message: expect.stringMatching(/without a sequence/) },
+    ]);
+    p.close();
+  });
+
+  it('publisher - an answer that does not come in time fails the publish, and close() fails those still waiting', async () => {
+    const { nc } = fakeConnection();
+    const p = new StreamPublisher(nc, 50);
+    await expect(p.publish('gossip.x.id.aWQ', Buffer.from('a'), 0)).rejects.toMatchObject({
+      code: 0,
+      message: expect.stringMatching(/timeout/),
+    });
+    const slow = new StreamPublisher(nc, 60_000);
+    const waiting = slow.publish('gossip.x.id.aWQ', Buffer.from('a'), 0);
+    slow.close();
+    await expect(waiting).rejects.toMatchObject({ message: expect.stringMatching(/closing/) });
+    p.close();
+  });
+});
