@@ -619,7 +619,7 @@ describe('cluster', () => {
       ...['--port', '0', '--admin-port', 'off', '--data-dir', await h.tmp(), '--log-format', 'json'],
       ...['--cluster', nats.urls.join(','), '--cluster-name', name],
     ]);
-    expect(run.code).not.toBe(0);
+    expect(run.code).toBe(1);
     expect(run.stdout + run.stderr).toMatch(/is not an epoch/);
   });
 
