@@ -670,6 +670,36 @@ describe('cluster', () => {
     expect(await w.publish('k', bytes('v'))).toMatchObject({ status: 'accepted', durability: 'replicated' });
   });
 
+  it("cluster - a publish past the NATS servers' max_payload is refused as too large at once (the stream is not taken for away), and such an emit reaches its own edge's clients alone", async () => {
+    const { a, b } = await twoEdges();
+    const pub = client(a);
+    const local: string[] = [];
+    const remote: string[] = [];
+    const onA = client(a);
+    const onB = client(b);
+    onA.on('message', (m) => m.transient && local.push(m.id));
+    onB.on('message', (m) => m.transient && remote.push(m.id));
+    await Promise.all([pub.connect(), onA.connect(), onB.connect()]);
+    // 2 MiB: under gossipd's --max-data (10 MiB), past nats-server's max_payload (1 MiB)
+    const big = Buffer.alloc(2 * 1024 * 1024, 0x61);
+    const refused = await pub.publish('big', big).then(
+      (r) => r.status,
+      (e: { code?: string }) => e.code,
+    );
+    expect(refused).toBe('GOSSIP_ERR_DATA_TOO_LARGE');
+    expect((await readyz(a)).status).toBe(200);
+    expect(a.logs.some((l) => l.msg.includes('the stream does not answer'))).toBe(false);
+    expect(await pub.publish('small', bytes('x'))).toMatchObject({ status: 'accepted', durability: 'replicated' });
+    pub.emit('big-emit', big);
+    pub.emit('small-emit', bytes('x'));
+    await eventually('the small emit on both edges', () =>
+      local.includes('small-emit') && remote.includes('small-emit') ? true : undefined,
+    );
+    expect(local).toContain('big-emit');
+    expect(remote).not.toContain('big-emit');
+    expect(a.alive).toBe(true);
+  });
+
   it('cluster - a data folder that holds a single-node log is refused (exit 2), before any NATS server is asked', async () => {
     const single = await h.start();
     await single.stop();

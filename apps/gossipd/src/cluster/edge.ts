@@ -90,6 +90,9 @@ export interface EdgeServer {
 /** The folder under the edge's data folder that holds its copy of the log. */
 export const COPY_DIR = 'copy';
 
+/** Room in a NATS message beyond a record's id and data: its head and the headers' names and numbers. */
+const NATS_ROOM_BYTES = 512;
+
 const STALE: PublishOutcome = Object.freeze({ status: 'stale', durability: 'none' }) as PublishOutcome;
 const STALE_NOW = Promise.resolve(STALE);
 /** How often the position is saved while the copy moves. */
@@ -885,6 +888,16 @@ export class ClusterEdge implements RecordLog {
         ),
       );
     }
+    if (!this.#fitsNats(id, data)) {
+      // never storable: refused as such, not retried as if the stream were away
+      return Promise.reject(
+        new GossipError(
+          'GOSSIP_ERR_DATA_TOO_LARGE',
+          `the cluster takes messages of at most ${this.#maxPayload()} bytes (its NATS servers' max_payload); ` +
+            `this one has ${data.byteLength} bytes of data`,
+        ),
+      );
+    }
     // The copy holds a prefix of the stream, whose ts only rise per id: an equal or newer
     // ts here is one the stream holds or held (docs/CLUSTER.md, "Newest ts wins").
     const local = this.store.tsOf(id);
@@ -1080,7 +1093,27 @@ export class ClusterEdge implements RecordLog {
 
   emit(id: string, ts: bigint, data: Uint8Array): void {
     if (!this.#connected || !this.#nc) return; // transient: never queued for later
-    this.#nc.publish(this.#subjects.emit, encodeEmit(id, ts, data));
+    // past NATS's max_payload it reaches this edge's clients alone (docs/CLUSTER.md)
+    if (!this.#fitsNats(id, data)) return;
+    try {
+      this.#nc.publish(this.#subjects.emit, encodeEmit(id, ts, data));
+    } catch {
+      // the connection closing under it: transient, dropped like one sent while away
+    }
+  }
+
+  /** The NATS servers' largest message (`max_payload`, 1 MiB unless set). */
+  #maxPayload(): number {
+    return this.#nc?.info?.max_payload ?? 1024 * 1024;
+  }
+
+  /**
+   * Whether the record or the emit of `id` and `data` fits a NATS message (headers and
+   * body): the data, the id (in an emit's body, or in base64 in a record's message id),
+   * and room for the rest.
+   */
+  #fitsNats(id: string, data: Uint8Array): boolean {
+    return data.byteLength + 2 * Buffer.byteLength(id) + NATS_ROOM_BYTES <= this.#maxPayload();
   }
 
   #onEmit(body: Uint8Array): void {
