@@ -54,7 +54,7 @@ export interface Config {
   /** Replicas of the stream, when this edge creates it. */
   clusterReplicas: number;
   /** How the edge proves itself to NATS: a user and password, or a token; none by default. */
-  clusterAuth: { user?: string; pass?: string; token?: string };
+  clusterAuth: ClusterAuth;
   /** TLS to NATS: the CA that signed the servers' certificates, and the edge's own (mutual TLS). */
   clusterTls: { caFile?: string; certFile?: string; keyFile?: string } | undefined;
 }
@@ -330,6 +330,20 @@ export const SETTINGS: Setting[] = [
     help: 'NATS token of the edge, instead of a user',
   },
   {
+    flag: 'cluster-creds',
+    env: 'GOSSIP_CLUSTER_CREDS',
+    kind: 'string',
+    default: undefined,
+    help: 'NATS credentials file of the edge (a user JWT and its nkey seed, as nsc writes it), instead of a user; read at each connect',
+  },
+  {
+    flag: 'cluster-nkey',
+    env: 'GOSSIP_CLUSTER_NKEY',
+    kind: 'string',
+    default: undefined,
+    help: "file holding the edge's NATS nkey seed (SU…), for servers that list users by nkey; read at each connect",
+  },
+  {
     flag: 'cluster-tls-ca',
     env: 'GOSSIP_CLUSTER_TLS_CA',
     kind: 'string',
@@ -367,6 +381,38 @@ export const SETTINGS: Setting[] = [
 ];
 
 /** A cluster name: a NATS subject token and a stream name at once (docs/CLUSTER.md). */
+/** How an edge proves itself to NATS (docs/CLUSTER.md, "Configuration"): at most one way. */
+export interface ClusterAuth {
+  user?: string;
+  pass?: string;
+  token?: string;
+  /** A NATS credentials file: a user JWT and its nkey seed. */
+  credsFile?: string;
+  /** A file holding a user nkey seed. */
+  nkeyFile?: string;
+}
+
+/** A credentials file as nsc and the nats CLI write it: a user JWT block, then an nkey seed block. */
+const CREDS_SHAPE = /-{3,}\s*BEGIN NATS USER JWT\s*-{3,}[\s\S]+-{3,}\s*BEGIN USER NKEY SEED\s*-{3,}\s*SU[A-Z2-7]+/;
+/** A user seed: `SU` and base32, alone in the file but for whitespace. */
+const NKEY_SEED_SHAPE = /^\s*SU[A-Z2-7]{50,}\s*$/;
+
+/**
+ * A credential file given on the command line: readable, and of the right kind, so that a
+ * wrong file is a start-up error and not an endless "cannot reach the cluster". The NATS
+ * client reads it again at each connect: a file replaced in place takes effect at the next.
+ */
+function checkCredentialFile(flag: string, file: string | undefined, shape: RegExp, what: string): void {
+  if (file === undefined) return;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`--${flag}: cannot read ${file}: ${(error as Error).message}`);
+  }
+  if (!shape.test(text)) throw new ConfigError(`--${flag}: ${file} does not hold ${what}`);
+}
+
 function readable(file: string): boolean {
   try {
     accessSync(file, constants.R_OK);
@@ -510,11 +556,27 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
         return value === undefined ? [] : [[key, value]];
       }),
     ) as Partial<Record<K, string>>;
-  const clusterAuth = given({ user: 'cluster-user', pass: 'cluster-password', token: 'cluster-token' });
+  const clusterAuth = given({
+    user: 'cluster-user',
+    pass: 'cluster-password',
+    token: 'cluster-token',
+    credsFile: 'cluster-creds',
+    nkeyFile: 'cluster-nkey',
+  });
   if ((clusterAuth.user === undefined) !== (clusterAuth.pass === undefined))
     throw new ConfigError('--cluster-user and --cluster-password go together');
-  if (clusterAuth.user !== undefined && clusterAuth.token !== undefined)
-    throw new ConfigError('--cluster-token is instead of --cluster-user, not with it');
+  const ways = (['cluster-user', 'cluster-token', 'cluster-creds', 'cluster-nkey'] as const).filter(
+    (flag) => get(flag) !== undefined,
+  );
+  if (ways.length > 1)
+    throw new ConfigError(`an edge proves itself to NATS one way: --${ways.join(' or --')}, not several`);
+  checkCredentialFile(
+    'cluster-creds',
+    clusterAuth.credsFile,
+    CREDS_SHAPE,
+    'a user JWT and an nkey seed (nsc writes one)',
+  );
+  checkCredentialFile('cluster-nkey', clusterAuth.nkeyFile, NKEY_SEED_SHAPE, 'a user nkey seed, SU…');
   const clusterTlsFiles = given({ caFile: 'cluster-tls-ca', certFile: 'cluster-tls-cert', keyFile: 'cluster-tls-key' });
   if ((clusterTlsFiles.certFile === undefined) !== (clusterTlsFiles.keyFile === undefined))
     throw new ConfigError('--cluster-tls-cert and --cluster-tls-key go together');
@@ -526,7 +588,9 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
     if (file !== undefined && !readable(file)) throw new ConfigError(`--${flag}: cannot read ${file}`);
   }
   if (cluster.length === 0 && (Object.keys(clusterAuth).length > 0 || Object.keys(clusterTlsFiles).length > 0))
-    throw new ConfigError('the --cluster-user, --cluster-token and --cluster-tls-* flags need --cluster');
+    throw new ConfigError(
+      'the --cluster-user, --cluster-token, --cluster-creds, --cluster-nkey and --cluster-tls-* flags need --cluster',
+    );
 
   return {
     kind: 'run',

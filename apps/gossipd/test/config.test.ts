@@ -186,7 +186,7 @@ describe('config', () => {
       [['--cluster', 'a:4222', '--cluster-user', 'u'], /--cluster-user and --cluster-password go together/],
       [
         ['--cluster', 'a:4222', '--cluster-user', 'u', '--cluster-password', 'p', '--cluster-token', 't'],
-        /instead of --cluster-user/,
+        /one way: --cluster-user or --cluster-token, not several/,
       ],
       [['--cluster', 'a:4222', '--cluster-tls-cert', here], /--cluster-tls-cert and --cluster-tls-key go together/],
       [['--cluster', 'a:4222', '--cluster-tls-ca', '/nonexistent/ca.pem'], /--cluster-tls-ca: cannot read/],
@@ -196,6 +196,53 @@ describe('config', () => {
       expect(() => parseConfig(argv, {}, false)).toThrow(
         expect.objectContaining({ code: 'GOSSIP_ERR_CONFIG', message: expect.stringMatching(message) }),
       );
+    }
+  });
+
+  it('config - cluster mode: a NATS credentials file or an nkey seed file, checked at the start', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gossip-config-'));
+    try {
+      // shaped as nsc writes them; the keys are not real ones (nothing connects here)
+      const seed = `SU${'A'.repeat(56)}`;
+      const creds = join(dir, 'edge.creds');
+      await writeFile(
+        creds,
+        `-----BEGIN NATS USER JWT-----\neyJhbGciOi.e30.c2ln\n------END NATS USER JWT------\n\n` +
+          `************************* IMPORTANT *************************\n\n` +
+          `-----BEGIN USER NKEY SEED-----\n${seed}\n------END USER NKEY SEED------\n`,
+      );
+      const nk = join(dir, 'edge.nk');
+      await writeFile(nk, `${seed}\n`);
+      const notCreds = join(dir, 'notes.txt');
+      await writeFile(notCreds, 'a user: edge\n');
+      expect(run(['--cluster', 'a:4222', '--cluster-creds', creds])).toMatchObject({
+        clusterAuth: { credsFile: creds },
+      });
+      expect(run(['--cluster', 'a:4222'], { GOSSIP_CLUSTER_NKEY: nk })).toMatchObject({
+        clusterAuth: { nkeyFile: nk },
+      });
+      const bad: [string[], RegExp][] = [
+        [['--cluster', 'a:4222', '--cluster-creds', join(dir, 'none.creds')], /--cluster-creds: cannot read/],
+        [
+          ['--cluster', 'a:4222', '--cluster-creds', notCreds],
+          /--cluster-creds: .* does not hold a user JWT and an nkey seed/,
+        ],
+        [['--cluster', 'a:4222', '--cluster-creds', nk], /does not hold a user JWT/],
+        [['--cluster', 'a:4222', '--cluster-nkey', creds], /--cluster-nkey: .* does not hold a user nkey seed/],
+        [
+          ['--cluster', 'a:4222', '--cluster-creds', creds, '--cluster-nkey', nk],
+          /one way: --cluster-creds or --cluster-nkey/,
+        ],
+        [['--cluster', 'a:4222', '--cluster-token', 't', '--cluster-creds', creds], /one way/],
+        [['--cluster-creds', creds], /need --cluster/],
+      ];
+      for (const [argv, message] of bad) {
+        expect(() => parseConfig(argv, {}, false)).toThrow(
+          expect.objectContaining({ code: 'GOSSIP_ERR_CONFIG', message: expect.stringMatching(message) }),
+        );
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { GossipClient, GossipState, type PublishResult } from '@gossip/client';
 import { GOSSIPD, type Gossipd } from '@gossip/testing';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from '@nats-io/jwt';
+import { createAccount, createOperator, createUser } from '@nats-io/nkeys';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
 import { bytes, clusterKit, eventually, text } from './cluster-kit.js';
@@ -140,6 +142,70 @@ describe('cluster', () => {
     await w.connect();
     const r = await w.publish('k', bytes('v'));
     expect(r).toMatchObject({ status: 'accepted', durability: 'replicated' });
+  });
+
+  it('cluster - edges prove themselves with a NATS credentials file (operator mode, JWTs) or an nkey seed file', async () => {
+    const dir = await h.tmp();
+    // operator mode: an operator signs the accounts, an account signs the edge's user; the
+    // servers know the accounts from a memory resolver
+    const operator = createOperator();
+    const system = createAccount();
+    const account = createAccount();
+    const user = createUser();
+    const unlimited = {
+      conn: -1,
+      leaf: -1,
+      subs: -1,
+      data: -1,
+      payload: -1,
+      imports: -1,
+      exports: -1,
+      wildcards: true,
+    };
+    const jetStreamOn = { mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 };
+    const operatorConf = join(dir, 'operator.conf');
+    await writeFile(
+      operatorConf,
+      [
+        `operator: ${await encodeOperator('O', operator, { system_account: system.getPublicKey() })}`,
+        `system_account: ${system.getPublicKey()}`,
+        'resolver: MEMORY',
+        'resolver_preload: {',
+        `  ${system.getPublicKey()}: ${await encodeAccount('SYS', system, { limits: unlimited }, { signer: operator })}`,
+        `  ${account.getPublicKey()}: ${await encodeAccount('A', account, { limits: { ...unlimited, ...jetStreamOn } }, { signer: operator })}`,
+        '}',
+      ].join('\n'),
+    );
+    const creds = join(dir, 'edge.creds');
+    await writeFile(creds, fmtCreds(await encodeUser('edge', user, account), user));
+    const jwtNats = await natsCluster(['--config', operatorConf]);
+    await expect(connect({ servers: jwtNats.urls, reconnect: false })).rejects.toThrow(/authorization/i);
+    const name = clusterName();
+    const a = await edge(jwtNats, name, { args: ['--cluster-creds', creds] });
+    const b = await edge(jwtNats, name, { env: { GOSSIP_CLUSTER_CREDS: creds } });
+    const w = client(a);
+    await w.connect();
+    expect(await w.publish('k', bytes('jwt'))).toMatchObject({ status: 'accepted', durability: 'replicated' });
+    const r = client(b);
+    await r.connect();
+    await eventually('k on the second edge', async () => {
+      const [got] = await r.fetch(['k']);
+      return text(got?.value) === 'jwt' ? true : undefined;
+    });
+
+    // servers that list their users by nkey
+    const nkeyUser = createUser();
+    const nkeyConf = join(dir, 'nkey.conf');
+    await writeFile(nkeyConf, `authorization { users: [ { nkey: ${nkeyUser.getPublicKey()} } ] }\n`);
+    const seed = join(dir, 'edge.nk');
+    await writeFile(seed, `${new TextDecoder().decode(nkeyUser.getSeed())}\n`);
+    const nkeyNats = await natsCluster(['--config', nkeyConf]);
+    const c = await edge(nkeyNats, clusterName(), { args: ['--cluster-nkey', seed] });
+    const x = client(c);
+    await x.connect();
+    expect(await x.publish('k', bytes('nkey'))).toMatchObject({ status: 'accepted', durability: 'replicated' });
+    // the same servers turn away a client that proves nothing
+    await expect(connect({ servers: nkeyNats.urls, reconnect: false })).rejects.toThrow(/authorization/i);
   });
 
   it('cluster - subscriptions by prefix work on every edge', async () => {

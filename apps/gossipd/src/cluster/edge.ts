@@ -18,6 +18,8 @@ import {
   StorageType,
 } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { ClusterAuth } from '../config.js';
+import { natsAuth } from './auth.js';
 import { Queue } from './fifo.js';
 import { loadPosition, POSITION_FILE, type Position, savePosition } from './position.js';
 import { DEDUP_WINDOW_MS, StreamError, StreamPublisher, WRONG_LAST_SEQUENCE } from './publisher.js';
@@ -41,8 +43,8 @@ export interface EdgeLogger extends StoreLogger {
 export interface EdgeOptions {
   /** NATS server URLs of the cluster. */
   servers: string[];
-  /** A user and password, or a token, when the NATS servers ask for one. */
-  auth?: { user?: string; pass?: string; token?: string };
+  /** How the edge proves itself, when the NATS servers ask: a user and password, a token, a credentials file or an nkey seed file. */
+  auth?: ClusterAuth;
   /** TLS to NATS: CA, and the edge's own certificate and key for mutual TLS (PEM files). */
   tls?: { caFile?: string; certFile?: string; keyFile?: string } | undefined;
   /** The cluster's name: its stream is `GOSSIP_<name>`. */
@@ -445,7 +447,7 @@ export class ClusterEdge implements RecordLog {
       try {
         const nc = await connect({
           servers: this.#o.servers,
-          ...this.#o.auth,
+          ...natsAuth(this.#o.auth),
           ...(this.#o.tls ? { tls: this.#o.tls } : {}),
           name: `gossipd edge ${this.#subjects.stream}`,
           noEcho: true,
