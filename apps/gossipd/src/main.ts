@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { fstatSync, readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { Socket } from 'node:net';
 import { isatty } from 'node:tty';
 import { belowNodeFloor, GossipError, PROTOCOL_VERSION } from '@gossip/protocol';
 import { GossipServer, RefusalLog, TokenSet } from '@gossip/server';
@@ -25,6 +26,26 @@ const REPEATED_SIGNAL_MS = 500;
 
 /** The most JSON log output held for a reader that does not keep up: past it, lines are dropped. */
 const LOG_BUFFER_BYTES = 16 * 1024 * 1024;
+
+/** How long a stopped gossipd waits for its last log lines to be taken before it exits anyway. */
+const LOG_DRAIN_MS = 2_000;
+
+/**
+ * Makes fd 1 non-blocking when it is a pipe or a socket, as libuv makes the pipes it
+ * opens. Blocking, a log write to a reader that has stopped reading waits in a libuv
+ * thread for good, and that thread then holds the process at exit, whatever asked for
+ * the exit. Non-blocking, the write fails with EAGAIN and pino tries it again later, so a
+ * stopped gossipd can give up on its last lines and exit. The socket is only the means:
+ * nothing writes through it.
+ */
+function nonBlockingStdout(): void {
+  try {
+    const stat = fstatSync(1);
+    if (stat.isFIFO() || stat.isSocket()) new Socket({ fd: 1, readable: false, writable: true }).unref();
+  } catch {
+    // no fd 1 (closed by whoever started gossipd): pino's writes fail the same either way
+  }
+}
 
 /** Exit codes scripts can rely on. */
 const EXIT = { ok: 0, failed: 1, config: 2 } as const;
@@ -64,13 +85,16 @@ async function main(): Promise<void> {
   // than held in memory without end.
   let logLinesDropped = 0;
   let log: Logger;
+  let logDestination: { destroy(): void } | undefined;
   if (config.logFormat === 'pretty') {
     log = pino({ level: config.logLevel }, (await import('pino-pretty')).default({ colorize: true, sync: true }));
   } else {
+    nonBlockingStdout();
     const destination = pino.destination({ dest: 1, sync: false, maxLength: LOG_BUFFER_BYTES });
     destination.on('drop', () => {
       logLinesDropped++;
     });
+    logDestination = destination;
     log = pino({ level: config.logLevel }, destination);
   }
 
@@ -103,6 +127,13 @@ async function main(): Promise<void> {
       }
       admin?.close();
       admin?.closeAllConnections();
+      // The log lines still buffered get a moment to be taken. A reader that has stopped
+      // reading would otherwise hold the process forever (docs/OPERATIONS.md, "Logs"): in
+      // the pending write, then in pino's flush at exit, which the destroy skips.
+      setTimeout(() => {
+        logDestination?.destroy();
+        process.exit();
+      }, LOG_DRAIN_MS).unref();
     })();
   };
   process.on('SIGINT', () => stop('SIGINT'));

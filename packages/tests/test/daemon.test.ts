@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
@@ -6,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AckStatus, Durability, FrameKind, MessageFlags, now } from '@gossip/protocol';
 import { uncheckedEncoder } from '@gossip/protocol/testing';
+import { GOSSIPD } from '@gossip/testing';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../../apps/gossipd/src/config.js';
 import { fatalError, harness } from './harness.js';
@@ -355,6 +357,46 @@ describe('signals', () => {
     expect(await d.exited).toEqual({ code: 0, signal: null });
     expect(d.logs.map((l) => l.msg)).toContain('stopped cleanly');
     expect(d.logs.map((l) => l.msg)).not.toContain('second signal: exiting at once');
+  });
+
+  it('signals - SIGTERM ends gossipd (exit 0) even when whatever reads its log output has stopped reading', async () => {
+    const child = spawn(
+      process.execPath,
+      [GOSSIPD, '--port', '0', '--admin-port', 'off', '--data-dir', await h.tmp(), '--log-format', 'json'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const exited = once(child, 'exit');
+    try {
+      const stdout = child.stdout as NodeJS.ReadableStream;
+      let head = '';
+      const port = await new Promise<number>((resolve, reject) => {
+        const onData = (chunk: Buffer) => {
+          head += chunk.toString();
+          const m = /"port":(\d+)/.exec(head);
+          if (m) {
+            // the reader stops here, for good: the pipe fills and gossipd's log writes stall
+            stdout.removeListener('data', onData);
+            stdout.pause();
+            resolve(Number(m[1]));
+          }
+        };
+        stdout.on('data', onData);
+        child.once('exit', (code) => reject(new Error(`gossipd exited (${code}) before listening: ${head}`)));
+      });
+      // each connection logs two lines ("client connected", "connection closed"): far past a pipe's 64 KiB
+      for (let i = 0; i < 600; i++) {
+        const c = await h.connect(port, { since: null });
+        c.socket.destroy();
+      }
+      const c = await h.connect(port, { since: null });
+      child.kill('SIGTERM');
+      // the server still closes its clients: the stop itself does not wait on the log
+      expect((await fatalError(c)).code).toBe('GOSSIP_ERR_SHUTTING_DOWN');
+      const [code, signal] = await exited;
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('signals - a second SIGTERM while stopping exits at once with code 1', async () => {
