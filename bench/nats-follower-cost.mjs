@@ -8,7 +8,10 @@
 //             sends (`<expected>@<token>`), nothing following the stream;
 //   cas+pull  the same, with an ordered pull consumer following the stream (an edge);
 //   cas+push  the same, with a push consumer (ack none, flow control) following instead;
-//   cas+rp    the same, with the stream republishing each message on core NATS instead.
+//   cas+rp    the same, with the stream republishing each message on core NATS instead;
+//   cas+bc    the same, nothing following the stream: the publisher sends what the stream
+//             took (subject, sequence, data) to another connection (another edge) over
+//             core NATS, in batches, as edges could fan out their own writes.
 // Prints each variant's rates and its best beside plain's best.
 // Run after `pnpm build`: node bench/nats-follower-cost.mjs [publishes per round, 30000] [rounds, 3]
 import { NatsCluster } from '@gossip/testing';
@@ -27,6 +30,9 @@ const jsm = await jetstreamManager(nc);
 const js = jetstream(nc);
 /** Each variant's subjects' last sequences, kept across rounds as an edge's copy keeps them. */
 const lasts = new Map();
+
+/** While the `broadcast` variant runs: hands each acked publish to the batch sent to the other edges. */
+let broadcast;
 
 /** Starts what follows the stream; returns how to stop it. */
 async function follow(how, stream, name) {
@@ -60,6 +66,34 @@ async function follow(how, stream, name) {
     return async () => {
       sub.unsubscribe();
       await jsm.consumers.delete(stream, c.name);
+    };
+  }
+  if (how === 'broadcast') {
+    // another edge, on its own connection, takes the batches
+    const peer = await connect({ servers: nats.urls, noAsyncTraces: true });
+    let got = 0;
+    peer.subscribe(`bc.${name}`, { callback: (_e, m) => void (got += m.data.byteLength) });
+    let batch = [];
+    let size = 0;
+    const send = () => {
+      if (batch.length > 0) nc.publish(`bc.${name}`, Buffer.concat(batch, size));
+      batch = [];
+      size = 0;
+    };
+    broadcast = (subject, seq, data) => {
+      const head = Buffer.allocUnsafe(12 + subject.length);
+      head.writeUInt32BE(subject.length, 0);
+      head.writeBigUInt64BE(BigInt(seq), 4);
+      head.write(subject, 12, 'latin1');
+      batch.push(head, data);
+      size += head.length + data.length;
+      if (batch.length === 2) setImmediate(send);
+      else if (size >= 64 * 1024) send();
+    };
+    return async () => {
+      send();
+      broadcast = undefined;
+      await peer.close();
     };
   }
   if (how === 'republish') {
@@ -104,6 +138,7 @@ async function round(name, cas, how) {
         inFlight++;
         js.publish(subject, DATA, opts).then((ack) => {
           last.set(subject, ack.seq);
+          broadcast?.(subject, ack.seq, DATA);
           inFlight--;
           if (++acked === TOTAL) resolve();
           else if (inFlight <= WINDOW / 2) pump();
@@ -124,6 +159,7 @@ const variants = [
   ['caspull', true, 'pull'],
   ['caspush', true, 'push'],
   ['casrp', true, 'republish'],
+  ['casbc', true, 'broadcast'],
 ];
 const rates = new Map(variants.map(([name]) => [name, []]));
 try {
