@@ -333,6 +333,11 @@ export async function createMetrics(
       'Stream requests that failed without an answer (a timeout, no leader), retried until the deadline',
       cluster((s) => s.streamFailures),
     );
+    counter(
+      'gossip_cluster_fanout_gaps_total',
+      'Times the copy went back to reading the stream: a gap in what the edges handed over, a reconnect, a stall',
+      cluster((s) => s.fanoutGaps),
+    );
   }
   // The registry is made at the first scrape: its event-loop monitor has sampled nothing
   // yet, and would answer that scrape with a mean of NaN and a minimum of 2^63 ns. Two of

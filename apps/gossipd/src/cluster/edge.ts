@@ -11,7 +11,6 @@ import {
   JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
-  type JsMsg,
   jetstream,
   jetstreamManager,
   RetentionPolicy,
@@ -20,6 +19,7 @@ import {
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ClusterAuth } from '../config.js';
 import { natsAuth } from './auth.js';
+import { decodeFanout, type Entry, FanoutBatcher } from './fanout.js';
 import { Queue } from './fifo.js';
 import { loadPosition, POSITION_FILE, type Position, savePosition } from './position.js';
 import { DEDUP_WINDOW_MS, StreamError, StreamPublisher, WRONG_LAST_SEQUENCE } from './publisher.js';
@@ -82,6 +82,8 @@ export interface EdgeStats {
   repairs: number;
   /** Stream requests that failed without an answer (a timeout, no leader), retried. */
   streamFailures: number;
+  /** Times the copy went back to reading the stream: a gap in the fan-out, a reconnect, a stall. */
+  fanoutGaps: number;
 }
 
 /** What the edge needs of the server in front of it. */
@@ -117,6 +119,14 @@ const CHECK_EVERY_MAX_MS = 5_000;
 /** How often the follower is watched, and how long a stall it is given before it is made again. */
 const WATCH_EVERY_MS = 500;
 const STALL_MS = 2_000;
+/**
+ * How long fan-out entries wait for one before them that no edge handed over (a lost
+ * answer, an edge that died, a write of something else than an edge) before the
+ * consumer reads the stream from the gap on.
+ */
+const GAP_MS = 200;
+/** Fan-out entries held past a gap, at most: past it the consumer reads the stream. */
+const EARLY_MAX = 100_000;
 
 interface Pending {
   readonly id: string;
@@ -207,6 +217,23 @@ export class ClusterEdge implements RecordLog {
   #timers: NodeJS.Timeout[] = [];
   #consuming: Promise<void> | undefined;
   #stopConsuming: (() => void) | undefined;
+  /**
+   * How the copy follows the stream (docs/CLUSTER.md, "Following the stream"): a
+   * consumer reading it (at the start, while behind, after a gap), or the entries the
+   * edges hand over (fanout.ts) once it has caught up.
+   */
+  #mode: 'consumer' | 'fanout' = 'consumer';
+  /** The last stream sequence handed to #apply: the copy applies in the stream's order. */
+  #dispatched = 0;
+  /** Fan-out entries past #dispatched, by sequence, waiting for those before them. */
+  readonly #early = new Map<number, Entry>();
+  /** The highest sequence a fan-out entry named. */
+  #highest = 0;
+  #gapTimer: NodeJS.Timeout | undefined;
+  /** Wakes the follower from fan-out mode: the consumer is needed again. */
+  #wakeConsumer: (() => void) | undefined;
+  #fanout: FanoutBatcher | undefined;
+  #gaps = 0;
 
   constructor(o: EdgeOptions) {
     this.#o = o;
@@ -259,6 +286,7 @@ export class ClusterEdge implements RecordLog {
       conflicts: this.#conflicts,
       repairs: this.#repairCount,
       streamFailures: this.#streamFailures,
+      fanoutGaps: this.#gaps,
     };
   }
 
@@ -465,6 +493,17 @@ export class ClusterEdge implements RecordLog {
         this.#log.info({ server: nc.getServer(), servers: this.#o.servers }, 'cluster edge: connected to NATS');
         this.#watch(nc);
         nc.subscribe(this.#subjects.emit, { callback: (_e, m) => this.#onEmit(m.data) });
+        nc.subscribe(this.#subjects.fanout, { callback: (_e, m) => this.#onFanout(m.data) });
+        this.#fanout = new FanoutBatcher(
+          (batch) => {
+            try {
+              nc.publish(this.#subjects.fanout, batch);
+            } catch {
+              // closed or closing: the other edges read these from the stream
+            }
+          },
+          () => this.#maxPayload() - NATS_ROOM_BYTES,
+        );
         return true;
       } catch (error) {
         const wait = backoff(attempt);
@@ -501,6 +540,7 @@ export class ClusterEdge implements RecordLog {
             this.#connected = true;
             this.#log.info({ server: s.server }, 'cluster edge: reconnected to the cluster');
             void this.#checkHorizon(); // before the follower has gone far past what it missed
+            this.#toConsumer(); // what the edges handed over meanwhile never came
             break;
           default:
             break;
@@ -598,25 +638,49 @@ export class ClusterEdge implements RecordLog {
       const jsm = this.#jsm as JetStreamManager;
       for (let attempt = 0; !this.#closed; attempt++) {
         try {
+          if (this.#mode === 'fanout') {
+            // the edges hand over what the stream takes, until a gap (#toConsumer)
+            await new Promise<void>((resolve) => {
+              this.#wakeConsumer = resolve;
+            });
+            this.#wakeConsumer = undefined;
+            if (this.#closed) return;
+          }
+          const info = await jsm.streams.info(this.#subjects.stream);
           if (!this.#caughtUp) {
-            const info = await jsm.streams.info(this.#subjects.stream);
             this.#catchUpTo = info.state.last_seq;
             if (this.#applied >= this.#catchUpTo) this.#setCaughtUp();
           }
           // wait for what is being applied: the position is where the new consumer starts
           await this.#lastApply.catch(() => undefined);
+          this.#dispatched = this.#applied;
+          if (info.state.last_seq <= this.#dispatched) {
+            // nothing to read: what comes next, the edges hand over (subscribed since the connect)
+            this.#toFanout();
+            continue;
+          }
           const consumer: Consumer = await js.consumers.get(this.#subjects.stream, {
             deliver_policy: DeliverPolicy.StartSequence,
-            opt_start_seq: this.#applied + 1,
+            opt_start_seq: this.#dispatched + 1,
           });
           const messages = await consumer.consume({ max_messages: 4096 });
           this.#stopConsuming = () => messages.stop();
           for await (const m of messages) {
             attempt = 0;
-            this.#apply(m);
+            if (m.seq > this.#dispatched) {
+              this.#dispatched = m.seq;
+              this.#apply(m.seq, m.subject, m.data, m.info.pending);
+            }
             if (this.#closed) break;
+            if (m.info.pending === 0) {
+              // the copy is at the stream's end: from here the edges hand over what it takes
+              messages.stop();
+              this.#toFanout();
+              break;
+            }
           }
           if (this.#closed) return;
+          if (this.#mode === 'fanout') continue;
           this.#log.warn({ applied: this.#applied }, "cluster edge: the stream's consumer ended; following again");
         } catch (error) {
           if (this.#closed) return;
@@ -648,7 +712,7 @@ export class ClusterEdge implements RecordLog {
    * consumer is made again from the position.
    */
   async #watchFollowing(): Promise<void> {
-    if (this.#closed || !this.#connected || !this.#stopConsuming) return;
+    if (this.#closed || !this.#connected || (!this.#stopConsuming && this.#mode !== 'fanout')) return;
     this.#retryRepairs();
     const moved = this.#applied !== this.#watchedApplied;
     this.#watchedApplied = this.#applied;
@@ -668,6 +732,11 @@ export class ClusterEdge implements RecordLog {
       }
     }
     if (!behind) return;
+    if (this.#mode === 'fanout') {
+      // the stream took what no edge handed over, and nothing after it came to show the gap
+      this.#toConsumer();
+      return;
+    }
     this.#log.warn({ applied: this.#applied }, "cluster edge: the stream's consumer stalled; following again");
     this.#stopConsuming?.();
   }
@@ -695,29 +764,31 @@ export class ClusterEdge implements RecordLog {
     );
   }
 
-  /** One message of the stream, in the stream's order. */
-  #apply(m: JsMsg): void {
-    const seq = m.seq;
-    const id = this.#subjects.idOf(m.subject);
+  /**
+   * One message of the stream, in the stream's order: `pending`, how many the stream
+   * holds past it (as far as the edge knows).
+   */
+  #apply(seq: number, subject: string, body: Uint8Array, pending: number): void {
+    const id = this.#subjects.idOf(subject);
     const store = this.store;
     if (id === undefined) {
       // a meta record: the horizon (the epoch was read at the join)
-      if (m.subject === this.#subjects.horizon) {
-        const h = decodeHorizon(m.data);
+      if (subject === this.#subjects.horizon) {
+        const h = decodeHorizon(body);
         if (h) this.#lastApply = this.#takeHorizon(h, seq);
       }
-      this.#settledThrough(seq, m.info.pending);
+      this.#settledThrough(seq, pending);
       return;
     }
-    const rec = decodeRecord(m.data);
+    const rec = decodeRecord(body);
     if (
       rec === undefined ||
       rec.ts === MIN_TS || // the wire's "no message": no publish has it
       Buffer.byteLength(id) > MAX_ID_BYTES ||
       rec.data.byteLength > store.maxDataBytes
     ) {
-      this.#log.warn({ seq, subject: m.subject }, 'cluster edge: skipped a stream message no edge wrote');
-      this.#settledThrough(seq, m.info.pending);
+      this.#log.warn({ seq, subject }, 'cluster edge: skipped a stream message no edge wrote');
+      this.#settledThrough(seq, pending);
       return;
     }
     this.#seqs.set(id, seq);
@@ -729,7 +800,6 @@ export class ClusterEdge implements RecordLog {
     if (mine) this.#pending.delete(rec.tag);
     // A copy: the message's bytes are a view of the connection's read buffer.
     const data = Uint8Array.prototype.slice.call(rec.data);
-    const pending = m.info.pending;
     const { ts } = rec;
     // Newest ts wins by the stream's order: every copy applies the same messages in the
     // same order with the same rule, so they agree, whatever the stream took.
@@ -751,9 +821,10 @@ export class ClusterEdge implements RecordLog {
         mine?.reject(error as Error);
         this.#log.error(
           { err: error, seq },
-          'cluster edge: the copy could not take a message; the edge stops following',
+          'cluster edge: the copy could not take a message; the edge follows the stream again from its position',
         );
-        this.#stopConsuming?.();
+        if (this.#mode === 'fanout') this.#toConsumer();
+        else this.#stopConsuming?.();
       },
     );
   }
@@ -808,7 +879,7 @@ export class ClusterEdge implements RecordLog {
       // never saw the newer value (and every new edge) on the older one.
       for (let attempt = 0; !this.#closed; attempt++) {
         try {
-          await (this.#publisher as StreamPublisher).publish(subject, body, expected);
+          this.#handOver(await (this.#publisher as StreamPublisher).publish(subject, body, expected), subject, body);
           this.#log.debug(
             { id, seq, ts: String(m.ts) },
             'cluster edge: gave the stream back the newest value of an id',
@@ -843,6 +914,76 @@ export class ClusterEdge implements RecordLog {
         "cluster edge: could not give the stream back an id's value",
       ),
     );
+  }
+
+  // --- the fan-out: following the stream without reading it back ---------------------
+
+  /** The stream took `body` at `seq` (its answer to this edge): for this copy and the other edges'. */
+  #handOver(seq: number, subject: string, body: Uint8Array): void {
+    this.#fanout?.add(seq, subject, body);
+    this.#arrive({ seq, subject, body });
+  }
+
+  /** A batch another edge handed over (fanout.ts). */
+  #onFanout(batch: Uint8Array): void {
+    if (this.#closed) return;
+    const entries = decodeFanout(batch);
+    if (entries === undefined) {
+      // not an edge's: what it may have named, the stream has (a gap, then the consumer)
+      this.#log.debug({ bytes: batch.byteLength }, 'cluster edge: ignored a fan-out batch no edge wrote');
+      return;
+    }
+    for (const e of entries) {
+      if (e.subject === this.#subjects.horizon || this.#subjects.idOf(e.subject) !== undefined) this.#arrive(e);
+    }
+  }
+
+  /** An entry of the fan-out: applied in the stream's order, once those before it are. */
+  #arrive(e: Entry): void {
+    if (e.seq <= this.#dispatched || this.#early.has(e.seq)) return;
+    if (this.#early.size >= EARLY_MAX) {
+      this.#toConsumer(); // a gap held too long: the stream has them all
+      return;
+    }
+    if (e.seq > this.#highest) this.#highest = e.seq;
+    this.#early.set(e.seq, e);
+    this.#drain();
+  }
+
+  /** Applies the entries that follow the last one applied; past a gap, waits GAP_MS for it. */
+  #drain(): void {
+    if (this.#mode !== 'fanout') return;
+    for (let e = this.#early.get(this.#dispatched + 1); e !== undefined; e = this.#early.get(this.#dispatched + 1)) {
+      this.#early.delete(e.seq);
+      this.#dispatched = e.seq;
+      this.#apply(e.seq, e.subject, e.body, Math.max(0, this.#highest - e.seq));
+    }
+    if (this.#early.size === 0 || this.#gapTimer !== undefined) return;
+    const at = this.#dispatched;
+    this.#gapTimer = setTimeout(() => {
+      this.#gapTimer = undefined;
+      if (this.#mode !== 'fanout' || this.#early.size === 0) return;
+      // a message no edge handed over (a lost answer, an edge that died, a foreign write)
+      if (this.#dispatched === at) this.#toConsumer();
+      else this.#drain(); // moved on since: a later gap gets its own wait
+    }, GAP_MS);
+  }
+
+  /** The copy is at the stream's end: the fan-out brings what comes next. */
+  #toFanout(): void {
+    this.#mode = 'fanout';
+    for (const seq of this.#early.keys()) if (seq <= this.#dispatched) this.#early.delete(seq);
+    this.#drain();
+  }
+
+  /** A gap, a reconnect, a stall: the consumer reads the stream from the copy's position. */
+  #toConsumer(): void {
+    if (this.#mode !== 'fanout') return;
+    this.#mode = 'consumer';
+    this.#gaps++;
+    clearTimeout(this.#gapTimer);
+    this.#gapTimer = undefined;
+    this.#wakeConsumer?.();
   }
 
   #settledThrough(seq: number, pending: number): void {
@@ -936,6 +1077,7 @@ export class ClusterEdge implements RecordLog {
         // once the copy is past its sequence (#settledThrough).
         if (this.#streamDown !== undefined) this.#streamUp();
         if (this.#pending.has(p.tag)) this.#took(p, seq);
+        this.#handOver(seq, p.subject, p.body);
       },
       (error: unknown) => {
         if (!this.#pending.has(p.tag)) return;
@@ -1015,8 +1157,10 @@ export class ClusterEdge implements RecordLog {
         const rec = decodeRecord(last.data);
         if (rec?.tag === p.tag) {
           // an earlier attempt was stored (its answer was lost): settled as any taken publish
-          if (last.seq > this.#applied || p.seq !== last.seq) this.#took(p, last.seq);
-          else {
+          if (last.seq > this.#applied || p.seq !== last.seq) {
+            this.#took(p, last.seq);
+            this.#handOver(last.seq, p.subject, p.body);
+          } else {
             this.#pending.delete(p.tag);
             p.resolve(SUPERSEDED);
           }
@@ -1028,6 +1172,7 @@ export class ClusterEdge implements RecordLog {
           // it was the newest when taken, so accepted (and superseded), once the copy holds
           // that write too (read-your-writes on this edge).
           this.#took(p, last.seq);
+          this.#arrive({ seq: last.seq, subject: p.subject, body: last.data });
           return;
         }
         if (
@@ -1199,7 +1344,12 @@ export class ClusterEdge implements RecordLog {
       if (current && current.horizon === next.horizon && current.through === next.through) return;
       try {
         // the compare-and-set of every publish, message id included: one of two racing is stored
-        await (this.#publisher as StreamPublisher).publish(this.#subjects.horizon, encodeHorizon(next), last?.seq ?? 0);
+        const body = encodeHorizon(next);
+        this.#handOver(
+          await (this.#publisher as StreamPublisher).publish(this.#subjects.horizon, body, last?.seq ?? 0),
+          this.#subjects.horizon,
+          body,
+        );
         return;
       } catch (error) {
         if (!(error instanceof StreamError) || error.code !== WRONG_LAST_SEQUENCE) throw error;
@@ -1220,7 +1370,9 @@ export class ClusterEdge implements RecordLog {
     if (this.#closed) return;
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
+    clearTimeout(this.#gapTimer);
     this.#stopConsuming?.();
+    this.#wakeConsumer?.();
     await this.#consuming?.catch(() => undefined);
     await this.#lastApply.catch(() => undefined);
     this.#publisher?.close();

@@ -16,6 +16,8 @@ export interface Subjects {
   readonly horizon: string;
   /** Emits: core NATS, never in the stream. */
   readonly emit: string;
+  /** What the stream took, handed from edge to edge (fanout.ts): core NATS, outside the stream. */
+  readonly fanout: string;
   /** The subject of `id`. */
   idSubject(id: string): string;
   /** The id of an id subject, or undefined for a meta subject. */
@@ -32,6 +34,7 @@ export function subjects(name: string): Subjects {
     epoch: `${base}.meta.epoch`,
     horizon: `${base}.meta.horizon`,
     emit: `${base}.emit`,
+    fanout: `${base}.fanout`,
     // base64url: an id is any UTF-8, a subject token may not hold '.', '*', '>' or spaces.
     idSubject: (id) => idBase + Buffer.from(id, 'utf8').toString('base64url'),
     idOf: (subject) =>
