@@ -8,6 +8,7 @@ import {
   DEFAULTS as SERVER,
 } from '@gossip/server';
 import { DEFAULTS as STORE } from '@gossip/store';
+import { parseCreds, parseNkeySeed } from './cluster/credentials.js';
 
 /**
  * Every setting of gossipd, from flags and `GOSSIP_*` environment variables (a flag
@@ -53,7 +54,7 @@ export interface Config {
   clusterName: string;
   /** Replicas of the stream, when this edge creates it. */
   clusterReplicas: number;
-  /** How the edge proves itself to NATS: a user and password, or a token; none by default. */
+  /** How the edge proves itself to NATS: a user and password, a token, a credentials or an nkey file; none by default. */
   clusterAuth: ClusterAuth;
   /** TLS to NATS: the CA that signed the servers' certificates, and the edge's own (mutual TLS). */
   clusterTls: { caFile?: string; certFile?: string; keyFile?: string } | undefined;
@@ -392,17 +393,17 @@ export interface ClusterAuth {
   nkeyFile?: string;
 }
 
-/** A credentials file as nsc and the nats CLI write it: a user JWT block, then an nkey seed block. */
-const CREDS_SHAPE = /-{3,}\s*BEGIN NATS USER JWT\s*-{3,}[\s\S]+-{3,}\s*BEGIN USER NKEY SEED\s*-{3,}\s*SU[A-Z2-7]+/;
-/** A user seed: `SU` and base32, alone in the file but for whitespace. */
-const NKEY_SEED_SHAPE = /^\s*SU[A-Z2-7]{50,}\s*$/;
-
 /**
  * A credential file given on the command line: readable, and of the right kind, so that a
  * wrong file is a start-up error and not an endless "cannot reach the cluster". The NATS
  * client reads it again at each connect: a file replaced in place takes effect at the next.
  */
-function checkCredentialFile(flag: string, file: string | undefined, shape: RegExp, what: string): void {
+function checkCredentialFile(
+  flag: string,
+  file: string | undefined,
+  parse: (text: string) => unknown,
+  what: string,
+): void {
   if (file === undefined) return;
   let text: string;
   try {
@@ -410,7 +411,7 @@ function checkCredentialFile(flag: string, file: string | undefined, shape: RegE
   } catch (error) {
     throw new ConfigError(`--${flag}: cannot read ${file}: ${(error as Error).message}`);
   }
-  if (!shape.test(text)) throw new ConfigError(`--${flag}: ${file} does not hold ${what}`);
+  if (parse(text) === undefined) throw new ConfigError(`--${flag}: ${file} does not hold ${what}`);
 }
 
 function readable(file: string): boolean {
@@ -570,13 +571,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
   );
   if (ways.length > 1)
     throw new ConfigError(`an edge proves itself to NATS one way: --${ways.join(' or --')}, not several`);
-  checkCredentialFile(
-    'cluster-creds',
-    clusterAuth.credsFile,
-    CREDS_SHAPE,
-    'a user JWT and an nkey seed (nsc writes one)',
-  );
-  checkCredentialFile('cluster-nkey', clusterAuth.nkeyFile, NKEY_SEED_SHAPE, 'a user nkey seed, SU…');
   const clusterTlsFiles = given({ caFile: 'cluster-tls-ca', certFile: 'cluster-tls-cert', keyFile: 'cluster-tls-key' });
   if ((clusterTlsFiles.certFile === undefined) !== (clusterTlsFiles.keyFile === undefined))
     throw new ConfigError('--cluster-tls-cert and --cluster-tls-key go together');
@@ -591,6 +585,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv, isTty: boole
     throw new ConfigError(
       'the --cluster-user, --cluster-token, --cluster-creds, --cluster-nkey and --cluster-tls-* flags need --cluster',
     );
+  checkCredentialFile(
+    'cluster-creds',
+    clusterAuth.credsFile,
+    parseCreds,
+    'a user JWT and an nkey seed (nsc writes one)',
+  );
+  checkCredentialFile('cluster-nkey', clusterAuth.nkeyFile, parseNkeySeed, 'a user nkey seed, SU…');
 
   return {
     kind: 'run',

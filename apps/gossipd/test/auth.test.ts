@@ -6,6 +6,7 @@ import { createAccount, createUser } from '@nats-io/nkeys';
 import type { Auth, Authenticator, JwtAuth, NKeyAuth } from '@nats-io/transport-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { natsAuth } from '../src/cluster/auth.js';
+import { parseCreds, parseNkeySeed } from '../src/cluster/credentials.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -52,6 +53,58 @@ describe('the NATS authentication of an edge', () => {
     const b = answer(authenticator, 'nonce-2') as JwtAuth & NKeyAuth;
     expect(decode(b.jwt).name).toBe('second');
     expect(b.nkey).toBe(second.user);
+  });
+
+  it('auth - credentials files as tools write them: CRLF, blanks at line ends, no last newline, a byte order mark', async () => {
+    const { text } = await creds('edge');
+    const lf = new TextDecoder().decode(text);
+    const expected = parseCreds(lf);
+    expect(expected?.jwt.split('.')).toHaveLength(3);
+    expect(expected?.seed).toMatch(/^SU/);
+    for (const variant of [
+      lf.replace(/\n/g, '\r\n'),
+      lf.replace(/-----\n/g, '----- \n'),
+      lf.trimEnd(),
+      `\uFEFF${lf}`,
+      lf.replace(/^/gm, '  '),
+    ])
+      expect(parseCreds(variant)).toEqual(expected);
+    // not a credentials file: either block missing, or a seed that is not a user's
+    expect(parseCreds(lf.slice(0, lf.indexOf('-----BEGIN USER NKEY SEED')))).toBeUndefined();
+    expect(parseCreds(lf.slice(lf.indexOf('-----BEGIN USER NKEY SEED')))).toBeUndefined();
+    const seed = expected?.seed as string;
+    expect(parseCreds(lf.replace(seed, `SA${seed.slice(2)}`))).toBeUndefined();
+    expect(parseCreds('a user: edge\n')).toBeUndefined();
+  });
+
+  it('auth - nkey files: the seed alone, or among comments and a decorated block', () => {
+    const seed = new TextDecoder().decode(createUser().getSeed());
+    for (const text of [
+      seed,
+      `${seed}\r\n`,
+      `# the edge's seed\n${seed}\n`,
+      `-----BEGIN USER NKEY SEED-----\n${seed}\n------END USER NKEY SEED------\n`,
+    ])
+      expect(parseNkeySeed(text)).toBe(seed);
+    expect(parseNkeySeed(seed.replace(/^SU/, 'SA'))).toBeUndefined();
+    expect(parseNkeySeed('')).toBeUndefined();
+  });
+
+  it('auth - a file caught empty (being replaced) gives the last one that parsed, with a warning; none before is an error', async () => {
+    const file = join(await tmp(), 'edge.creds');
+    const first = await creds('first');
+    await writeFile(file, first.text);
+    const warnings: string[] = [];
+    const { authenticator } = natsAuth({ credsFile: file }, (m) => warnings.push(m));
+    expect((answer(authenticator, 'n1') as JwtAuth & NKeyAuth).nkey).toBe(first.user);
+    await writeFile(file, '');
+    expect((answer(authenticator, 'n2') as JwtAuth & NKeyAuth).nkey).toBe(first.user);
+    expect(warnings).toEqual([expect.stringContaining('using what it held before')]);
+
+    const never = join(await tmp(), 'never.nk');
+    await writeFile(never, 'not a seed\n');
+    const nk = natsAuth({ nkeyFile: never });
+    expect(() => answer(nk.authenticator, 'n')).toThrow(/cannot use .*never\.nk/);
   });
 
   it('auth - an nkey seed file: the public key and a signature of the nonce, read at each connect', async () => {

@@ -228,13 +228,15 @@ describe('config', () => {
           /--cluster-creds: .* does not hold a user JWT and an nkey seed/,
         ],
         [['--cluster', 'a:4222', '--cluster-creds', nk], /does not hold a user JWT/],
-        [['--cluster', 'a:4222', '--cluster-nkey', creds], /--cluster-nkey: .* does not hold a user nkey seed/],
         [
           ['--cluster', 'a:4222', '--cluster-creds', creds, '--cluster-nkey', nk],
           /one way: --cluster-creds or --cluster-nkey/,
         ],
         [['--cluster', 'a:4222', '--cluster-token', 't', '--cluster-creds', creds], /one way/],
         [['--cluster-creds', creds], /need --cluster/],
+        // the flag is missing before the file is: the first thing to say
+        [['--cluster-creds', join(dir, 'none.creds')], /need --cluster/],
+        [['--cluster', 'a:4222', '--cluster-nkey', notCreds], /--cluster-nkey: .* does not hold a user nkey seed/],
       ];
       for (const [argv, message] of bad) {
         expect(() => parseConfig(argv, {}, false)).toThrow(

@@ -6,7 +6,7 @@
 
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -194,6 +194,28 @@ describe('cluster', () => {
       const [got] = await r.fetch(['k']);
       return text(got?.value) === 'jwt' ? true : undefined;
     });
+
+    // a user JWT that expires, its file replaced only afterwards (written aside, renamed
+    // over it): the servers close the edge's connection, turn it away while the file holds
+    // the expired JWT, and take it again once the file holds a new one, with no restart
+    const shortLived = createUser();
+    const rotating = join(dir, 'rotating.creds');
+    const exp = Math.floor(Date.now() / 1000) + 4;
+    await writeFile(rotating, fmtCreds(await encodeUser('edge', shortLived, account, {}, { exp }), shortLived));
+    const e = await edge(jwtNats, name, { args: ['--cluster-creds', rotating] });
+    await eventually('the edge turned away once its JWT expired', async () =>
+      (await readyz(e)).status === 503 ? true : undefined,
+    );
+    const renewed = createUser();
+    await writeFile(`${rotating}.new`, fmtCreds(await encodeUser('edge', renewed, account), renewed));
+    await rename(`${rotating}.new`, rotating);
+    await eventually('the edge back with the new JWT', async () =>
+      (await readyz(e)).status === 200 ? true : undefined,
+    );
+    const y = client(e);
+    await y.connect();
+    expect(await y.publish('k', bytes('renewed'))).toMatchObject({ status: 'accepted', durability: 'replicated' });
+    expect(e.alive).toBe(true);
 
     // servers that list their users by nkey
     const nkeyUser = createUser();

@@ -16,7 +16,7 @@ import {
   RetentionPolicy,
   StorageType,
 } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { type ConnectionOptions, connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ClusterAuth } from '../config.js';
 import { natsAuth } from './auth.js';
 import { decodeFanout, type Entry, FanoutBatcher } from './fanout.js';
@@ -215,6 +215,8 @@ export class ClusterEdge implements RecordLog {
   #repairCount = 0;
   #streamFailures = 0;
   #timers: NodeJS.Timeout[] = [];
+  /** The NATS connection options that prove the edge (made once: they keep the last credentials that parsed). */
+  readonly #auth: Partial<ConnectionOptions>;
   #consuming: Promise<void> | undefined;
   #stopConsuming: (() => void) | undefined;
   /**
@@ -240,6 +242,7 @@ export class ClusterEdge implements RecordLog {
     this.#log = o.log;
     this.#subjects = subjects(o.name);
     this.#copyDir = join(o.dataDir, COPY_DIR);
+    this.#auth = natsAuth(o.auth, (message) => this.#log.warn({}, `cluster edge: ${message}`));
     this.#publishDeadlineMs = o.publishDeadlineMs ?? 10_000;
     this.#requestTimeoutMs = o.requestTimeoutMs ?? 2_000;
   }
@@ -475,13 +478,16 @@ export class ClusterEdge implements RecordLog {
       try {
         const nc = await connect({
           servers: this.#o.servers,
-          ...natsAuth(this.#o.auth),
+          ...this.#auth,
           ...(this.#o.tls ? { tls: this.#o.tls } : {}),
           name: `gossipd edge ${this.#subjects.stream}`,
           noEcho: true,
           // no Error (with its stack) made per request: a third of a publish's cost otherwise
           noAsyncTraces: true,
           maxReconnectAttempts: -1,
+          // a refused credential (a user JWT that expired before its file was replaced)
+          // is tried again at each reconnect, not given up after the second
+          ignoreAuthErrorAbort: true,
           reconnectDelayHandler: () => backoff(2),
           timeout: this.#requestTimeoutMs,
         });
@@ -547,6 +553,18 @@ export class ClusterEdge implements RecordLog {
         }
       }
     })();
+    // The NATS client gives a connection up for good when its authenticator throws or the
+    // server closes it in a way it does not retry: the edge connects anew, as at its start.
+    void nc.closed().then((error) => {
+      if (this.#closed || this.#nc !== nc) return;
+      this.#connected = false;
+      this.#log.error({ err: error?.message }, 'cluster edge: the NATS client gave its connection up; connecting anew');
+      void this.#connect(Number.POSITIVE_INFINITY).then((connected) => {
+        if (!connected) return;
+        void this.#checkHorizon();
+        this.#toConsumer(); // what the edges handed over meanwhile never came
+      });
+    });
   }
 
   /** Creates the stream if it is missing; one that exists is taken as it is. */
@@ -634,8 +652,6 @@ export class ClusterEdge implements RecordLog {
   /** Applies the stream from the position on, for as long as the edge runs. */
   #follow(): void {
     const run = async () => {
-      const js = this.#js as JetStreamClient;
-      const jsm = this.#jsm as JetStreamManager;
       for (let attempt = 0; !this.#closed; attempt++) {
         try {
           if (this.#mode === 'fanout') {
@@ -646,6 +662,9 @@ export class ClusterEdge implements RecordLog {
             this.#wakeConsumer = undefined;
             if (this.#closed) return;
           }
+          // read at each attempt: a connection NATS closed for good is replaced (#watch)
+          const js = this.#js as JetStreamClient;
+          const jsm = this.#jsm as JetStreamManager;
           const info = await jsm.streams.info(this.#subjects.stream);
           if (!this.#caughtUp) {
             this.#catchUpTo = info.state.last_seq;
