@@ -85,20 +85,39 @@ async function main(): Promise<void> {
   // than held in memory without end.
   let logLinesDropped = 0;
   let log: Logger;
-  let logDestination: { destroy(): void } | undefined;
+  /** Gives up on what the log output has not taken, before an exit (a reader that stopped must not hold it). */
+  let abandonLog: () => void = () => undefined;
   if (config.logFormat === 'pretty') {
     log = pino({ level: config.logLevel }, (await import('pino-pretty')).default({ colorize: true, sync: true }));
   } else {
     nonBlockingStdout();
-    const destination = pino.destination({ dest: 1, sync: false, maxLength: LOG_BUFFER_BYTES });
+    let exiting = false;
+    const destination = pino.destination({
+      dest: 1,
+      sync: false,
+      maxLength: LOG_BUFFER_BYTES,
+      // a full pipe is waited for, but not while exiting
+      retryEAGAIN: () => !exiting,
+    });
     destination.on('drop', () => {
       logLinesDropped++;
     });
-    logDestination = destination;
+    abandonLog = () => {
+      exiting = true;
+      try {
+        destination.flushSync(); // what a reading reader takes at once
+      } catch {
+        // a reader that stopped: what is left is lost
+      }
+      // destroyed, pino's own flush at exit skips it (it would wait on the pipe for ever)
+      destination.destroy();
+    };
     log = pino({ level: config.logLevel }, destination);
   }
 
   let store: Store | undefined;
+  /** The store being opened (recovered): a stop meanwhile waits for it, then closes it. */
+  let opening: Promise<Store> | undefined;
   let edge: ClusterEdge | undefined;
   let server: GossipServer | undefined;
   let admin: Server | undefined;
@@ -110,6 +129,7 @@ async function main(): Promise<void> {
     if (stopping && performance.now() - stoppedAt < REPEATED_SIGNAL_MS) return;
     if (stopping) {
       log.warn({ signal }, 'second signal: exiting at once');
+      abandonLog();
       process.exit(EXIT.failed);
     }
     stoppedAt = performance.now();
@@ -118,7 +138,10 @@ async function main(): Promise<void> {
       ready = false;
       try {
         await server?.close();
-        // an edge closes its copy's store itself, after its last applied message
+        // an edge closes its copy's store itself, after its last applied message (and ends
+        // its start, which may wait for the cluster); a store still recovering is closed
+        // once it is open
+        if (edge === undefined) store = await opening?.catch(() => undefined);
         await (edge ?? store)?.close();
         log.info('stopped cleanly');
       } catch (error) {
@@ -131,7 +154,7 @@ async function main(): Promise<void> {
       // reading would otherwise hold the process forever (docs/OPERATIONS.md, "Logs"): in
       // the pending write, then in pino's flush at exit, which the destroy skips.
       setTimeout(() => {
-        logDestination?.destroy();
+        abandonLog();
         process.exit();
       }, LOG_DRAIN_MS).unref();
     })();
@@ -218,12 +241,13 @@ async function main(): Promise<void> {
       await edge.start();
       store = edge.store;
     } else {
-      store = await Store.open({
+      opening = Store.open({
         ...storeOptions,
         dir: config.dataDir,
         tombstoneRetentionMs: config.tombstoneRetentionMs,
         logger: log.child({ component: 'store' }),
       });
+      store = await opening;
     }
     if (stopping) return;
 

@@ -359,44 +359,66 @@ describe('signals', () => {
     expect(d.logs.map((l) => l.msg)).not.toContain('second signal: exiting at once');
   });
 
-  it('signals - SIGTERM ends gossipd (exit 0) even when whatever reads its log output has stopped reading', async () => {
+  /**
+   * gossipd in a child process whose log output is read until it listens, then never
+   * again, after enough connections to fill the pipe: its log writes stall.
+   */
+  async function stalledReader(): Promise<{
+    child: ReturnType<typeof spawn>;
+    port: number;
+    exited: Promise<unknown[]>;
+  }> {
     const child = spawn(
       process.execPath,
       [GOSSIPD, '--port', '0', '--admin-port', 'off', '--data-dir', await h.tmp(), '--log-format', 'json'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
+    h.keep({ close: async () => void child.kill('SIGKILL') });
     const exited = once(child, 'exit');
-    try {
-      const stdout = child.stdout as NodeJS.ReadableStream;
-      let head = '';
-      const port = await new Promise<number>((resolve, reject) => {
-        const onData = (chunk: Buffer) => {
-          head += chunk.toString();
-          const m = /"port":(\d+)/.exec(head);
-          if (m) {
-            // the reader stops here, for good: the pipe fills and gossipd's log writes stall
-            stdout.removeListener('data', onData);
-            stdout.pause();
-            resolve(Number(m[1]));
-          }
-        };
-        stdout.on('data', onData);
-        child.once('exit', (code) => reject(new Error(`gossipd exited (${code}) before listening: ${head}`)));
-      });
-      // each connection logs two lines ("client connected", "connection closed"): far past a pipe's 64 KiB
-      for (let i = 0; i < 600; i++) {
-        const c = await h.connect(port, { since: null });
-        c.socket.destroy();
-      }
+    const stdout = child.stdout as NodeJS.ReadableStream;
+    let head = '';
+    const port = await new Promise<number>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        head += chunk.toString();
+        const m = /"port":(\d+)/.exec(head);
+        if (m) {
+          // the reader stops here, for good: the pipe fills and gossipd's log writes stall
+          stdout.removeListener('data', onData);
+          stdout.pause();
+          resolve(Number(m[1]));
+        }
+      };
+      stdout.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`gossipd exited (${code}) before listening: ${head}`)));
+    });
+    // each connection logs two lines ("client connected", "connection closed"): far past a pipe's 64 KiB
+    for (let i = 0; i < 600; i++) {
       const c = await h.connect(port, { since: null });
-      child.kill('SIGTERM');
-      // the server still closes its clients: the stop itself does not wait on the log
-      expect((await fatalError(c)).code).toBe('GOSSIP_ERR_SHUTTING_DOWN');
-      const [code, signal] = await exited;
-      expect({ code, signal }).toEqual({ code: 0, signal: null });
-    } finally {
-      child.kill('SIGKILL');
+      c.socket.destroy();
     }
+    return { child, port, exited };
+  }
+
+  it('signals - SIGTERM ends gossipd (exit 0) even when whatever reads its log output has stopped reading', async () => {
+    const { child, port, exited } = await stalledReader();
+    const c = await h.connect(port, { since: null });
+    child.kill('SIGTERM');
+    // the server still closes its clients: the stop itself does not wait on the log
+    expect((await fatalError(c)).code).toBe('GOSSIP_ERR_SHUTTING_DOWN');
+    const [code, signal] = await exited;
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+  });
+
+  it('signals - a second SIGTERM exits at once (code 1) also when the log reader has stopped reading', async () => {
+    const { child, port, exited } = await stalledReader();
+    // a client that stops reading holds the graceful stop: the window for the second signal
+    const stuck = await h.connect(port, { since: null });
+    stuck.socket.pause();
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 700)); // past the 500 ms of a repeated signal
+    child.kill('SIGTERM');
+    const [code, signal] = await exited;
+    expect({ code, signal }).toEqual({ code: 1, signal: null });
   });
 
   it('signals - a second SIGTERM while stopping exits at once with code 1', async () => {
