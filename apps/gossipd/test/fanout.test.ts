@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFanout, entryBytes, FanoutBatcher } from '../src/cluster/fanout.js';
+import { decodeFanout, entryBytes, FanoutBatcher, FORMAT } from '../src/cluster/fanout.js';
 
 const body = (s: string) => Buffer.from(s);
 
@@ -33,38 +33,45 @@ describe('the fan-out batches of an edge', () => {
 
   it('fanout - a batch stays under the most NATS takes; an entry past it alone is not sent', async () => {
     const one = entryBytes('s.a', body('x'.repeat(100)));
-    const sent = await batches((b) => {
-      for (let i = 1; i <= 5; i++) b.add(i, 's.a', body('x'.repeat(100)));
-      b.add(6, 's.b', body('y'.repeat(3 * one)));
-    }, 2 * one);
+    const sent = await batches(
+      (b) => {
+        for (let i = 1; i <= 5; i++) b.add(i, 's.a', body('x'.repeat(100)));
+        b.add(6, 's.b', body('y'.repeat(3 * one)));
+      },
+      1 + 2 * one,
+    );
     expect(sent.map((x) => decodeFanout(x)?.map((e) => e.seq))).toEqual([[1, 2], [3, 4], [5]]);
-    for (const x of sent) expect(x.byteLength).toBeLessThanOrEqual(2 * one);
+    for (const x of sent) expect(x.byteLength).toBeLessThanOrEqual(1 + 2 * one);
   });
 
-  it('fanout - what is not a batch is refused whole: cut short, lengths past the end, sequence 0 or past 2^53', async () => {
+  it('fanout - what is not a batch is refused whole: another format, cut short, lengths past the end, sequence 0 or past 2^53', async () => {
     const [good] = await batches((b) => {
       b.add(1, 'gossip.c.id.aw', body('one'));
       b.add(2, 'gossip.c.id.aQ', body('two'));
     });
     const g = Buffer.from(good as Uint8Array);
     expect(decodeFanout(g)).toHaveLength(2);
-    expect(decodeFanout(new Uint8Array(0))).toEqual([]);
-    for (let cut = 1; cut < g.length; cut++) {
+    expect(decodeFanout(Uint8Array.of(FORMAT))).toEqual([]);
+    expect(decodeFanout(new Uint8Array(0))).toBeUndefined();
+    const otherFormat = Buffer.from(g);
+    otherFormat[0] = 2;
+    expect(decodeFanout(otherFormat)).toBeUndefined();
+    for (let cut = 0; cut < g.length; cut++) {
       const entries = decodeFanout(g.subarray(0, cut));
-      // a cut at the end of the first entry is a batch of one; anywhere else it is none
-      if (entries !== undefined) expect(entries.map((e) => e.seq)).toEqual([1]);
+      // a cut after the format byte or the first entry is a batch; anywhere else it is none
+      if (entries !== undefined) expect([[], [1]]).toContainEqual(entries.map((e) => e.seq));
     }
     const longSubject = Buffer.from(g);
-    longSubject.writeUInt16BE(0xffff, 8);
+    longSubject.writeUInt16BE(0xffff, 1 + 8);
     expect(decodeFanout(longSubject)).toBeUndefined();
     const longBody = Buffer.from(g);
-    longBody.writeUInt32BE(0xffffffff, 10 + 'gossip.c.id.aw'.length);
+    longBody.writeUInt32BE(0xffffffff, 1 + 10 + 'gossip.c.id.aw'.length);
     expect(decodeFanout(longBody)).toBeUndefined();
     const zero = Buffer.from(g);
-    zero.writeBigUInt64BE(0n, 0);
+    zero.writeBigUInt64BE(0n, 1);
     expect(decodeFanout(zero)).toBeUndefined();
     const huge = Buffer.from(g);
-    huge.writeBigUInt64BE(2n ** 60n, 0);
+    huge.writeBigUInt64BE(2n ** 60n, 1);
     expect(decodeFanout(huge)).toBeUndefined();
   });
 });

@@ -691,11 +691,12 @@ describe('cluster', () => {
       nc.publish(`gossip.${name}.emit`, body);
     // fan-out batches no edge wrote: cut short, and one that names a subject outside the log
     const entry = (seq: bigint, subject: string, body: Buffer) => {
-      const head = Buffer.alloc(14 + subject.length);
-      head.writeBigUInt64BE(seq, 0);
-      head.writeUInt16BE(subject.length, 8);
-      head.write(subject, 10, 'latin1');
-      head.writeUInt32BE(body.length, 10 + subject.length);
+      const head = Buffer.alloc(1 + 14 + subject.length);
+      head[0] = 1; // the format
+      head.writeBigUInt64BE(seq, 1);
+      head.writeUInt16BE(subject.length, 9);
+      head.write(subject, 11, 'latin1');
+      head.writeUInt32BE(body.length, 11 + subject.length);
       return Buffer.concat([head, body]);
     };
     nc.publish(`gossip.${name}.fanout`, Buffer.from([0, 0, 0, 1]));
@@ -711,8 +712,19 @@ describe('cluster', () => {
     // copy reads it from the stream all the same ("Following the stream")
     await js.publish(idSubject('foreign'), record(BigInt(Date.now()) * 1_000_000n, Buffer.from('f')));
     await eventually('the foreign write', () => (got.includes('foreign') ? true : undefined));
-    const { text: metrics } = await a.admin('/metrics');
-    expect(Number(/^gossip_cluster_fanout_gaps_total (\S+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+    const gaps = async () =>
+      Number(/^gossip_cluster_fanout_gaps_total (\S+)$/m.exec((await a.admin('/metrics')).text)?.[1]);
+    expect(await gaps()).toBeGreaterThanOrEqual(1);
+    // an entry far past the stream's end, at an id subject: the edge reads the stream once,
+    // drops it, and does not go on reading the stream for a gap that is not one
+    nc.publish(`gossip.${name}.fanout`, entry(1_000_000n, idSubject('never'), record(5n, Buffer.from('x'))));
+    await nc.flush();
+    await new Promise((r) => setTimeout(r, 300));
+    const after = await gaps();
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await gaps()).toBeLessThanOrEqual(after + 1);
+    expect((await w.fetch(['never']))[0]?.found).toBe(false);
+    expect(await w.publish('good', bytes('again'))).toMatchObject({ status: 'accepted' });
     const fetched = await w.fetch(['short', 'format', 'reserved-ts', 'big']);
     expect(fetched.map((f) => f.found)).toEqual([false, false, false, false]);
     expect(a.logs.filter((l) => l.msg.includes('skipped a stream message no edge wrote')).length).toBe(5);

@@ -121,12 +121,21 @@ const WATCH_EVERY_MS = 500;
 const STALL_MS = 2_000;
 /**
  * How long fan-out entries wait for one before them that no edge handed over (a lost
- * answer, an edge that died, a write of something else than an edge) before the
- * consumer reads the stream from the gap on.
+ * answer, an edge that died, a write of something else than an edge) before the edge
+ * asks the stream for it.
  */
-const GAP_MS = 200;
-/** Fan-out entries held past a gap, at most: past it the consumer reads the stream. */
-const EARLY_MAX = 100_000;
+const GAP_MS = 50;
+/** A gap of at most this many messages is read message by message from the stream's leader; a longer one by a consumer. */
+const GAP_READ_MAX = 32;
+/** Bytes of fan-out entries held past a gap, at most: past it the consumer reads the stream. */
+const EARLY_MAX_BYTES = 64 * 1024 * 1024;
+/** A consumer the edge made and lost (a crash) is removed by the servers after this long. */
+const CONSUMER_INACTIVE_MS = 10_000;
+
+/** A fan-out entry waiting for those before it, and when it came. */
+interface Early extends Entry {
+  readonly arrivedAt: number;
+}
 
 interface Pending {
   readonly id: string;
@@ -228,7 +237,11 @@ export class ClusterEdge implements RecordLog {
   /** The last stream sequence handed to #apply: the copy applies in the stream's order. */
   #dispatched = 0;
   /** Fan-out entries past #dispatched, by sequence, waiting for those before them. */
-  readonly #early = new Map<number, Entry>();
+  readonly #early = new Map<number, Early>();
+  /** The bytes of the bodies in #early. */
+  #earlyBytes = 0;
+  /** A gap is being read from the stream (#fillGap). */
+  #filling = false;
   /** The highest sequence a fan-out entry named. */
   #highest = 0;
   #gapTimer: NodeJS.Timeout | undefined;
@@ -665,7 +678,10 @@ export class ClusterEdge implements RecordLog {
           // read at each attempt: a connection NATS closed for good is replaced (#watch)
           const js = this.#js as JetStreamClient;
           const jsm = this.#jsm as JetStreamManager;
+          const asked = performance.now();
           const info = await jsm.streams.info(this.#subjects.stream);
+          // entries past the stream's end that came before it was asked are none it took
+          this.#dropBeyond(info.state.last_seq, asked);
           if (!this.#caughtUp) {
             this.#catchUpTo = info.state.last_seq;
             if (this.#applied >= this.#catchUpTo) this.#setCaughtUp();
@@ -681,13 +697,16 @@ export class ClusterEdge implements RecordLog {
           const consumer: Consumer = await js.consumers.get(this.#subjects.stream, {
             deliver_policy: DeliverPolicy.StartSequence,
             opt_start_seq: this.#dispatched + 1,
+            inactive_threshold: CONSUMER_INACTIVE_MS,
           });
+          if (this.#closed) return;
           const messages = await consumer.consume({ max_messages: 4096 });
           this.#stopConsuming = () => messages.stop();
           for await (const m of messages) {
             attempt = 0;
             if (m.seq > this.#dispatched) {
               this.#dispatched = m.seq;
+              this.#dropEarly(m.seq);
               this.#apply(m.seq, m.subject, m.data, m.info.pending);
             }
             if (this.#closed) break;
@@ -698,6 +717,10 @@ export class ClusterEdge implements RecordLog {
               break;
             }
           }
+          // one consumer per gap: removed at once, not left to the servers' inactivity timer
+          Promise.resolve()
+            .then(() => consumer.delete())
+            .catch(() => undefined);
           if (this.#closed) return;
           if (this.#mode === 'fanout') continue;
           this.#log.warn({ applied: this.#applied }, "cluster edge: the stream's consumer ended; following again");
@@ -959,21 +982,42 @@ export class ClusterEdge implements RecordLog {
 
   /** An entry of the fan-out: applied in the stream's order, once those before it are. */
   #arrive(e: Entry): void {
-    if (e.seq <= this.#dispatched || this.#early.has(e.seq)) return;
-    if (this.#early.size >= EARLY_MAX) {
+    if (this.#closed || e.seq <= this.#dispatched || this.#early.has(e.seq)) return;
+    // one that will wait is copied: a view would hold its whole batch
+    const waits = this.#mode !== 'fanout' || e.seq !== this.#dispatched + 1;
+    if (waits && this.#earlyBytes + e.body.byteLength > EARLY_MAX_BYTES) {
       this.#toConsumer(); // a gap held too long: the stream has them all
       return;
     }
+    const body = waits ? Uint8Array.prototype.slice.call(e.body) : e.body;
+    this.#early.set(e.seq, { seq: e.seq, subject: e.subject, body, arrivedAt: performance.now() });
+    this.#earlyBytes += body.byteLength;
     if (e.seq > this.#highest) this.#highest = e.seq;
-    this.#early.set(e.seq, e);
     this.#drain();
   }
 
-  /** Applies the entries that follow the last one applied; past a gap, waits GAP_MS for it. */
+  #dropEarly(seq: number): void {
+    const e = this.#early.get(seq);
+    if (e === undefined) return;
+    this.#early.delete(seq);
+    this.#earlyBytes -= e.body.byteLength;
+  }
+
+  /** Drops the entries past `last`, the stream's last sequence when asked at `asked`, that came before. */
+  #dropBeyond(last: number, asked: number): void {
+    let highest = Math.max(this.#dispatched, last);
+    for (const e of [...this.#early.values()]) {
+      if (e.seq > last && e.arrivedAt < asked) this.#dropEarly(e.seq);
+      else if (e.seq > highest) highest = e.seq;
+    }
+    this.#highest = highest;
+  }
+
+  /** Applies the entries that follow the last one applied; past a gap, waits GAP_MS for it, then reads it. */
   #drain(): void {
     if (this.#mode !== 'fanout') return;
     for (let e = this.#early.get(this.#dispatched + 1); e !== undefined; e = this.#early.get(this.#dispatched + 1)) {
-      this.#early.delete(e.seq);
+      this.#dropEarly(e.seq);
       this.#dispatched = e.seq;
       this.#apply(e.seq, e.subject, e.body, Math.max(0, this.#highest - e.seq));
     }
@@ -983,15 +1027,47 @@ export class ClusterEdge implements RecordLog {
       this.#gapTimer = undefined;
       if (this.#mode !== 'fanout' || this.#early.size === 0) return;
       // a message no edge handed over (a lost answer, an edge that died, a foreign write)
-      if (this.#dispatched === at) this.#toConsumer();
+      if (this.#dispatched === at) void this.#fillGap();
       else this.#drain(); // moved on since: a later gap gets its own wait
     }, GAP_MS);
+  }
+
+  /**
+   * Reads a short gap from the stream's leader, message by message; a long one, or one
+   * the stream does not answer, is left to a consumer. A sequence the leader holds no
+   * message at, below one it took since, is one a newer write of its id replaced: passed.
+   */
+  async #fillGap(): Promise<void> {
+    if (this.#filling) return;
+    let lowest = Number.POSITIVE_INFINITY;
+    for (const seq of this.#early.keys()) if (seq < lowest) lowest = seq;
+    if (lowest - (this.#dispatched + 1) > GAP_READ_MAX) {
+      this.#toConsumer();
+      return;
+    }
+    this.#filling = true;
+    this.#gaps++;
+    try {
+      const jsm = this.#jsm as JetStreamManager;
+      for (let seq = this.#dispatched + 1; seq < lowest; seq = this.#dispatched + 1) {
+        const m = await jsm.streams.getMessage(this.#subjects.stream, { seq });
+        if (this.#mode !== 'fanout' || this.#closed || this.#dispatched >= seq) return; // filled meanwhile
+        if (m) this.#arrive({ seq, subject: m.subject, body: m.data });
+        else this.#dispatched = seq;
+        this.#drain();
+      }
+    } catch {
+      this.#toConsumer();
+    } finally {
+      this.#filling = false;
+    }
+    this.#drain();
   }
 
   /** The copy is at the stream's end: the fan-out brings what comes next. */
   #toFanout(): void {
     this.#mode = 'fanout';
-    for (const seq of this.#early.keys()) if (seq <= this.#dispatched) this.#early.delete(seq);
+    for (const seq of [...this.#early.keys()]) if (seq <= this.#dispatched) this.#dropEarly(seq);
     this.#drain();
   }
 
@@ -1178,7 +1254,7 @@ export class ClusterEdge implements RecordLog {
           // an earlier attempt was stored (its answer was lost): settled as any taken publish
           if (last.seq > this.#applied || p.seq !== last.seq) {
             this.#took(p, last.seq);
-            this.#handOver(last.seq, p.subject, p.body);
+            this.#handOver(last.seq, p.subject, last.data);
           } else {
             this.#pending.delete(p.tag);
             p.resolve(SUPERSEDED);

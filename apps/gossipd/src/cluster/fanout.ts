@@ -1,7 +1,8 @@
 /**
  * The fan-out (docs/CLUSTER.md, "Following the stream"): what the stream took, handed by
  * the edge that published it to the other edges over core NATS, so that a copy need not
- * read every message back from the stream. A batch is entries one after the other:
+ * read every message back from the stream. A batch is a format byte (FORMAT, 1), then
+ * entries one after the other:
  *
  *     sequence      u64 BE   the stream sequence the stream took the message at
  *     subject len   u16 BE
@@ -17,6 +18,8 @@ export interface Entry {
   readonly body: Uint8Array;
 }
 
+/** The first byte of a batch: its layout. A batch of another layout is not read. */
+export const FORMAT = 1;
 const HEAD_BYTES = 8 + 2;
 const BODY_LEN_BYTES = 4;
 
@@ -25,11 +28,12 @@ export function entryBytes(subject: string, body: Uint8Array): number {
   return HEAD_BYTES + subject.length + BODY_LEN_BYTES + body.byteLength;
 }
 
-/** The entries of a batch, views of its bytes; undefined when it is not one (cut short, a bad length or sequence). */
+/** The entries of a batch, views of its bytes; undefined when it is not one (another format, cut short, a bad length or sequence). */
 export function decodeFanout(batch: Uint8Array): Entry[] | undefined {
   const b = Buffer.from(batch.buffer, batch.byteOffset, batch.byteLength);
+  if (b.length === 0 || b[0] !== FORMAT) return undefined;
   const entries: Entry[] = [];
-  let at = 0;
+  let at = 1;
   while (at < b.length) {
     if (b.length - at < HEAD_BYTES) return undefined;
     const seq = Number(b.readBigUInt64BE(at));
@@ -54,8 +58,8 @@ export function decodeFanout(batch: Uint8Array): Entry[] | undefined {
  * read it from the stream.
  */
 export class FanoutBatcher {
-  #parts: Uint8Array[] = [];
-  #bytes = 0;
+  #parts: Uint8Array[] = [Uint8Array.of(FORMAT)];
+  #bytes = 1;
   #scheduled = false;
 
   constructor(
@@ -66,7 +70,7 @@ export class FanoutBatcher {
   add(seq: number, subject: string, body: Uint8Array): void {
     const size = entryBytes(subject, body);
     const max = this.maxBytes();
-    if (size > max) return;
+    if (1 + size > max) return;
     if (this.#bytes + size > max) this.flush();
     const head = Buffer.allocUnsafe(HEAD_BYTES + subject.length + BODY_LEN_BYTES);
     head.writeBigUInt64BE(BigInt(seq), 0);
@@ -85,10 +89,10 @@ export class FanoutBatcher {
   }
 
   flush(): void {
-    if (this.#parts.length === 0) return;
+    if (this.#parts.length === 1) return;
     const batch = Buffer.concat(this.#parts, this.#bytes);
-    this.#parts = [];
-    this.#bytes = 0;
+    this.#parts = [Uint8Array.of(FORMAT)];
+    this.#bytes = 1;
     this.send(batch);
   }
 }
