@@ -4,10 +4,11 @@ import { readFileSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { AckStatus, Durability, FrameKind, MessageFlags, now } from '@gossip/protocol';
 import { uncheckedEncoder } from '@gossip/protocol/testing';
-import { GOSSIPD } from '@gossip/testing';
+import { GOSSIPD, wirePublisher } from '@gossip/testing';
 import { describe, expect, it } from 'vitest';
 import { SETTINGS } from '../../../apps/gossipd/src/config.js';
 import { fatalError, harness } from './harness.js';
@@ -420,6 +421,52 @@ describe('signals', () => {
     const [code, signal] = await exited;
     expect({ code, signal }).toEqual({ code: 1, signal: null });
   });
+
+  it('signals - SIGTERM while the store recovers: the recovery ends, the store is closed (its checkpoint written), exit 0', async () => {
+    // a log of 1 M records in small segments, and no checkpoint (a crash): a recovery of seconds
+    const d = await h.start({ args: ['--segment-size', '1MiB'] });
+    const pub = await wirePublisher(d.port);
+    const total = 1_000_000;
+    let acked = 0;
+    const all = new Promise<void>((resolve, reject) => {
+      pub.onAck = (n) => {
+        acked += n;
+        if (acked === total) resolve();
+      };
+      pub.onError = reject;
+    });
+    const data = Buffer.from('v');
+    for (let i = 0; i < total; i++) pub.send(`k${i % 50_000}`, data);
+    pub.flush();
+    await all;
+    await pub.close();
+    await d.kill();
+
+    const child = spawn(
+      process.execPath,
+      [GOSSIPD, '--port', '0', '--admin-port', 'off', '--data-dir', d.dataDir, '--log-format', 'json'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    h.keep({ close: async () => void child.kill('SIGKILL') });
+    const exited = once(child, 'exit');
+    const msgs: string[] = [];
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      const msg = (JSON.parse(line) as { msg: string }).msg;
+      msgs.push(msg);
+      if (msg === 'recovering' && msgs.filter((m) => m === 'recovering').length === 1) child.kill('SIGTERM');
+    });
+    const [code] = await exited;
+    expect(code).toBe(0);
+    // the signal came while the store recovered; it was closed once open, and only then said so
+    const at = (m: string) => msgs.indexOf(m);
+    expect(at('recovering')).toBeGreaterThanOrEqual(0);
+    expect(at('stopping: no new connections, flushing and fsyncing')).toBeLessThan(at('store recovered'));
+    expect(at('store recovered')).toBeLessThan(at('stopped cleanly'));
+    expect(msgs.some((m) => m.includes('listening'))).toBe(false);
+    // the clean close wrote the checkpoint: the next start loads it instead of scanning
+    const d2 = await h.start({ dataDir: d.dataDir });
+    expect(d2.logs.find((l) => l.msg === 'store recovered')).toMatchObject({ checkpoint: true, ids: 50_000 });
+  }, 120_000);
 
   it('signals - a second SIGTERM while stopping exits at once with code 1', async () => {
     const d = await h.start();
