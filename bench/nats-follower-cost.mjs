@@ -12,7 +12,8 @@
 //   cas+bc    the same, nothing following the stream: the publisher sends what the stream
 //             took (subject, sequence, data) to another connection (another edge) over
 //             core NATS, in batches, as edges could fan out their own writes.
-// Prints each variant's rates and its best beside plain's best.
+// Every connection is on one server, which leads every stream. Prints each variant's
+// rates and its best beside plain's best.
 // Run after `pnpm build`: node bench/nats-follower-cost.mjs [publishes per round, 30000] [rounds, 3]
 import { NatsCluster } from '@gossip/testing';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -25,7 +26,10 @@ const TOKENS = Array.from({ length: 10_000 }, (_, i) => Buffer.from(`id:${i}`).t
 const DATA = Buffer.alloc(100, 0x61);
 
 const nats = await NatsCluster.start({ size: 3 });
-const nc = await connect({ servers: nats.urls, noAsyncTraces: true });
+// every connection on the first server, which is made to lead every stream: a publisher
+// off its stream's leader pays a hop more per publish, and placement is left to chance
+const home = nats.url(0);
+const nc = await connect({ servers: [home], noAsyncTraces: true });
 const jsm = await jetstreamManager(nc);
 const js = jetstream(nc);
 /** Each variant's subjects' last sequences, kept across rounds as an edge's copy keeps them. */
@@ -33,6 +37,22 @@ const lasts = new Map();
 
 /** While the `broadcast` variant runs: hands each acked publish to the batch sent to the other edges. */
 let broadcast;
+
+/** Moves `stream`'s leader to the server `name`: its leader steps down until an election lands there. */
+async function leadOn(stream, name) {
+  const leader = async () => (await jsm.streams.info(stream)).cluster?.leader;
+  for (let attempt = 0; attempt < 30; attempt++) {
+    const was = await leader().catch(() => undefined);
+    if (was === name) return;
+    await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 5_000 }).catch(() => undefined);
+    for (let t = 0; t < 100; t++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const now = await leader().catch(() => undefined);
+      if (now !== undefined && now !== was) break;
+    }
+  }
+  throw new Error(`could not move the leader of ${stream} to ${name}`);
+}
 
 /** Starts what follows the stream; returns how to stop it. */
 async function follow(how, stream, name) {
@@ -70,7 +90,7 @@ async function follow(how, stream, name) {
   }
   if (how === 'broadcast') {
     // another edge, on its own connection, takes the batches
-    const peer = await connect({ servers: nats.urls, noAsyncTraces: true });
+    const peer = await connect({ servers: [home], noAsyncTraces: true });
     let got = 0;
     peer.subscribe(`bc.${name}`, { callback: (_e, m) => void (got += m.data.byteLength) });
     let batch = [];
@@ -116,6 +136,7 @@ async function round(name, cas, how) {
   if (how === 'republish') config.republish = { src: `${name}.>`, dest: `rp${name}.>` };
   if (!lasts.has(name)) {
     await jsm.streams.add(config);
+    await leadOn(stream, nats.names[0]);
     lasts.set(name, new Map());
   }
   const last = lasts.get(name);
