@@ -13,6 +13,7 @@ import {
   type JetStreamManager,
   jetstream,
   jetstreamManager,
+  type MsgRequest,
   RetentionPolicy,
   StorageType,
 } from '@nats-io/jetstream';
@@ -129,7 +130,10 @@ const GAP_MS = 50;
 const GAP_READ_MAX = 32;
 /** Bytes of fan-out entries held past a gap, at most: past it the consumer reads the stream. */
 const EARLY_MAX_BYTES = 64 * 1024 * 1024;
-/** A consumer the edge made and lost (a crash) is removed by the servers after this long. */
+/**
+ * A consumer the edge made and lost (a crash) is removed by the servers after this long
+ * (one nats.js made again after a reset of its own keeps nats.js's 5 min).
+ */
 const CONSUMER_INACTIVE_MS = 10_000;
 
 /** A fan-out entry waiting for those before it, and when it came. */
@@ -681,7 +685,8 @@ export class ClusterEdge implements RecordLog {
           const asked = performance.now();
           const info = await jsm.streams.info(this.#subjects.stream);
           // entries past the stream's end that came before it was asked are none it took
-          this.#dropBeyond(info.state.last_seq, asked);
+          // (as its leader says: a member answers for a stream without one, from its own state)
+          if (info.cluster?.leader) this.#dropBeyond(info.state.last_seq, asked);
           if (!this.#caughtUp) {
             this.#catchUpTo = info.state.last_seq;
             if (this.#applied >= this.#catchUpTo) this.#setCaughtUp();
@@ -1034,34 +1039,55 @@ export class ClusterEdge implements RecordLog {
 
   /**
    * Reads a short gap from the stream's leader, message by message; a long one, or one
-   * the stream does not answer, is left to a consumer. A sequence the leader holds no
-   * message at, below one it took since, is one a newer write of its id replaced: passed.
+   * the stream does not answer, is left to a consumer. The leader is asked for the first
+   * message at or after the missing sequence: the sequences it passes over, its store
+   * holds nothing at though it holds one past them, so newer writes of their ids
+   * replaced them, and the copy passes them too. No message at all says nothing sure (a
+   * leader just elected may not have applied all it took): then the consumer reads.
    */
   async #fillGap(): Promise<void> {
-    if (this.#filling) return;
-    let lowest = Number.POSITIVE_INFINITY;
-    for (const seq of this.#early.keys()) if (seq < lowest) lowest = seq;
-    if (lowest - (this.#dispatched + 1) > GAP_READ_MAX) {
-      this.#toConsumer();
+    if (this.#filling) {
+      this.#drain(); // the read under way ends; the wait goes on meanwhile
       return;
     }
     this.#filling = true;
     this.#gaps++;
     try {
       const jsm = this.#jsm as JetStreamManager;
-      for (let seq = this.#dispatched + 1; seq < lowest; seq = this.#dispatched + 1) {
-        const m = await jsm.streams.getMessage(this.#subjects.stream, { seq });
+      for (;;) {
+        const seq = this.#dispatched + 1;
+        let lowest = Number.POSITIVE_INFINITY;
+        for (const s of [...this.#early.keys()]) {
+          if (s < seq)
+            this.#dropEarly(s); // passed already
+          else if (s < lowest) lowest = s;
+        }
+        if (lowest === Number.POSITIVE_INFINITY || lowest <= seq) return; // nothing waits, or nothing is missing now
+        if (lowest - seq > GAP_READ_MAX) {
+          this.#toConsumer();
+          return;
+        }
+        const query = { seq, next_by_subj: '>' } as unknown as MsgRequest;
+        const m = await jsm.streams.getMessage(this.#subjects.stream, query);
         if (this.#mode !== 'fanout' || this.#closed || this.#dispatched >= seq) return; // filled meanwhile
-        if (m) this.#arrive({ seq, subject: m.subject, body: m.data });
-        else this.#dispatched = seq;
+        if (m === null || m.seq < seq) {
+          this.#toConsumer();
+          return;
+        }
+        if (m.seq > seq) {
+          // replaced in the stream: passed, as a consumer passes them
+          this.#dispatched = m.seq - 1;
+          for (const s of [...this.#early.keys()]) if (s <= this.#dispatched) this.#dropEarly(s);
+        }
+        this.#arrive({ seq: m.seq, subject: m.subject, body: m.data });
         this.#drain();
       }
     } catch {
       this.#toConsumer();
     } finally {
       this.#filling = false;
+      this.#drain();
     }
-    this.#drain();
   }
 
   /** The copy is at the stream's end: the fan-out brings what comes next. */
