@@ -868,7 +868,7 @@ export class ClusterEdge implements RecordLog {
         mine?.reject(error as Error);
         this.#log.error(
           { err: error, seq },
-          'cluster edge: the copy could not take a message; the edge follows the stream again from its position',
+          'cluster edge: the copy could not take a message (a store error); it follows the stream again from its position, which later messages may have passed',
         );
         if (this.#mode === 'fanout') this.#toConsumer();
         else this.#stopConsuming?.();
