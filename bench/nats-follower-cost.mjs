@@ -38,22 +38,6 @@ const lasts = new Map();
 /** While the `broadcast` variant runs: hands each acked publish to the batch sent to the other edges. */
 let broadcast;
 
-/** Moves `stream`'s leader to the server `name`: its leader steps down until an election lands there. */
-async function leadOn(stream, name) {
-  const leader = async () => (await jsm.streams.info(stream)).cluster?.leader;
-  for (let attempt = 0; attempt < 30; attempt++) {
-    const was = await leader().catch(() => undefined);
-    if (was === name) return;
-    await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 5_000 }).catch(() => undefined);
-    for (let t = 0; t < 100; t++) {
-      await new Promise((r) => setTimeout(r, 100));
-      const now = await leader().catch(() => undefined);
-      if (now !== undefined && now !== was) break;
-    }
-  }
-  throw new Error(`could not move the leader of ${stream} to ${name}`);
-}
-
 /** Starts what follows the stream; returns how to stop it. */
 async function follow(how, stream, name) {
   if (how === 'pull') {
@@ -136,7 +120,7 @@ async function round(name, cas, how) {
   if (how === 'republish') config.republish = { src: `${name}.>`, dest: `rp${name}.>` };
   if (!lasts.has(name)) {
     await jsm.streams.add(config);
-    await leadOn(stream, nats.names[0]);
+    await nats.leadStream(nc, stream, 0);
     lasts.set(name, new Map());
   }
   const last = lasts.get(name);

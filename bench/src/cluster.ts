@@ -122,27 +122,6 @@ async function readyEdge(nats: NatsCluster, name: string, servers = nats.urls): 
   }
 }
 
-/**
- * Moves `stream`'s Raft leader to the server `name` (asking the leader to step down
- * until another election lands there): a publisher on a server that does not lead the
- * stream pays a hop more per publish, so the rows compared must agree on it.
- */
-async function leadOn(nc: NatsConnection, stream: string, name: string): Promise<void> {
-  const jsm = await jetstreamManager(nc);
-  const leader = async () => (await jsm.streams.info(stream)).cluster?.leader;
-  for (let attempt = 0; attempt < 30; attempt++) {
-    const was = await leader().catch(() => undefined);
-    if (was === name) return;
-    await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 5_000 }).catch(() => undefined);
-    for (let t = 0; t < 100; t++) {
-      await sleep(100);
-      const now = await leader().catch(() => undefined);
-      if (now !== undefined && now !== was) break;
-    }
-  }
-  throw new Error(`could not move the leader of ${stream} to ${name}`);
-}
-
 export async function clusterBench(): Promise<Row[]> {
   const rows: Row[] = [];
   const bin = await natsServerBinary();
@@ -172,11 +151,10 @@ export async function clusterBench(): Promise<Row[]> {
       allow_direct: true,
     });
     // The throughput rows: every publisher on the first server, which leads every stream.
-    const home = nats.names[0] as string;
     const nc0 = await connect({ servers: [nats.url(0)], noAsyncTraces: true });
     const edge = await readyEdge(nats, 'bench', [nats.url(0)]);
     edges.push(edge);
-    for (const stream of ['BENCH', 'WORK', 'GOSSIP_bench']) await leadOn(nc, stream, home);
+    for (const stream of ['BENCH', 'WORK', 'GOSSIP_bench']) await nats.leadStream(nc, stream, 0);
     const single = await Gossipd.start({ stderr: 'inherit', admin: false });
     const rates = { edge: [] as number[], nats: [] as number[], work: [] as number[], single: [] as number[] };
     const workLast = new Map<string, number>();

@@ -1,7 +1,7 @@
 export type { SkimmedFrame } from './frame-skimmer.js';
 export type { Exit, GossipdOptions, LogLine } from './gossipd.js';
 export { GOSSIPD, Gossipd } from './gossipd.js';
-export type { NatsClusterOptions, NatsHealth } from './nats-cluster.js';
+export type { NatsClusterOptions, NatsHealth, NatsRequester } from './nats-cluster.js';
 export { NatsCluster, natsServerBinary } from './nats-cluster.js';
 export type { ProcMemory } from './proc.js';
 export { procDescriptors, procMemory } from './proc.js';
