@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { now as clockNow, GossipError, isEpoch, MAX_ID_BYTES, MIN_TS, newEpoch } from '@gossip/protocol';
 import { type PublishOutcome, REPLICATED, type RecordLog, SUPERSEDED } from '@gossip/server';
 import { Store, type StoreLogger, type StoreOptions } from '@gossip/store';
@@ -58,10 +59,6 @@ export interface EdgeOptions {
   store: Omit<StoreOptions, 'dir' | 'epoch' | 'tombstoneCutoff' | 'logger'>;
   /** Tombstones older than this (by ts and by the time the stream took them) leave the stream. */
   tombstoneRetentionMs: number;
-  /** How long a publish keeps trying while the cluster does not answer, before it is refused. */
-  publishDeadlineMs?: number;
-  /** How long to wait for one answer of the cluster. */
-  requestTimeoutMs?: number;
   log: EdgeLogger;
   /** The edge cannot go on (its copy cannot be brought up to date while it serves it): gossipd stops. */
   onFatal?: (error: unknown) => void;
@@ -93,7 +90,7 @@ export interface EdgeServer {
 }
 
 /** The folder under the edge's data folder that holds its copy of the log. */
-export const COPY_DIR = 'copy';
+const COPY_DIR = 'copy';
 
 /** Room in a NATS message beyond a record's id and data: its head and the headers' names and numbers. */
 const NATS_ROOM_BYTES = 512;
@@ -106,6 +103,10 @@ const POSITION_EVERY_MS = 200;
 const BACKOFF_FIRST_MS = 100;
 const BACKOFF_MAX_MS = 5_000;
 const NS_PER_MS = 1_000_000n;
+/** How long a publish keeps trying while the cluster does not answer, before it is refused. */
+const PUBLISH_DEADLINE_MS = 10_000;
+/** How long the edge waits for one answer of the cluster. */
+const REQUEST_TIMEOUT_MS = 2_000;
 const DEDUP_WINDOW_NS = DEDUP_WINDOW_MS * 1_000_000;
 /**
  * A tombstone leaves the stream no sooner than this after the stream took it, whatever
@@ -177,8 +178,6 @@ function backoff(attempt: number, max = BACKOFF_MAX_MS): number {
   return ms / 2 + Math.random() * (ms / 2);
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /**
  * A gossipd edge of a cluster (docs/CLUSTER.md): the log of record is a JetStream stream
  * replicated across a NATS cluster, one subject per id whose last message is the id's
@@ -194,8 +193,6 @@ export class ClusterEdge implements RecordLog {
   readonly #subjects: Subjects;
   readonly #copyDir: string;
   readonly #edgeTag = BigInt(randomBytes(4).readUInt32BE(0)) << 32n;
-  readonly #publishDeadlineMs: number;
-  readonly #requestTimeoutMs: number;
   #count = 0;
   #store: Store | undefined;
   #server: EdgeServer | undefined;
@@ -260,8 +257,6 @@ export class ClusterEdge implements RecordLog {
     this.#subjects = subjects(o.name);
     this.#copyDir = join(o.dataDir, COPY_DIR);
     this.#auth = natsAuth(o.auth, (message) => this.#log.warn({}, `cluster edge: ${message}`));
-    this.#publishDeadlineMs = o.publishDeadlineMs ?? 10_000;
-    this.#requestTimeoutMs = o.requestTimeoutMs ?? 2_000;
   }
 
   /**
@@ -285,10 +280,6 @@ export class ClusterEdge implements RecordLog {
     if (!this.#connected) return 'cluster unreachable';
     if (this.#streamDown !== undefined) return 'cluster stream unavailable';
     return 'catching up with the cluster';
-  }
-
-  get epoch(): string {
-    return this.#epoch;
   }
 
   /** Caught up with the stream and connected: what /readyz says. */
@@ -506,12 +497,12 @@ export class ClusterEdge implements RecordLog {
           // is tried again at each reconnect, not given up after the second
           ignoreAuthErrorAbort: true,
           reconnectDelayHandler: () => backoff(2),
-          timeout: this.#requestTimeoutMs,
+          timeout: REQUEST_TIMEOUT_MS,
         });
         this.#nc = nc;
-        this.#js = jetstream(nc, { timeout: this.#requestTimeoutMs });
-        this.#jsm = await jetstreamManager(nc, { timeout: this.#requestTimeoutMs, checkAPI: false });
-        this.#publisher = new StreamPublisher(nc, this.#requestTimeoutMs);
+        this.#js = jetstream(nc, { timeout: REQUEST_TIMEOUT_MS });
+        this.#jsm = await jetstreamManager(nc, { timeout: REQUEST_TIMEOUT_MS, checkAPI: false });
+        this.#publisher = new StreamPublisher(nc, REQUEST_TIMEOUT_MS);
         this.#connected = true;
         this.#log.info({ server: nc.getServer(), servers: this.#o.servers }, 'cluster edge: connected to NATS');
         this.#watch(nc);
@@ -843,7 +834,8 @@ export class ClusterEdge implements RecordLog {
     if (repair !== undefined && rec.ts >= repair.ts) this.#repairs.delete(id);
     if (rec.data.byteLength === 0) this.#tombstones.set(id, rec.ts);
     else this.#tombstones.delete(id);
-    const mine = (rec.tag & 0xffffffff00000000n) === this.#edgeTag ? this.#pending.get(rec.tag) : undefined;
+    // every key of #pending carries this edge's tag: another edge's tag finds none
+    const mine = this.#pending.get(rec.tag);
     if (mine) this.#pending.delete(rec.tag);
     // A copy: the message's bytes are a view of the connection's read buffer.
     const data = Uint8Array.prototype.slice.call(rec.data);
@@ -981,23 +973,29 @@ export class ClusterEdge implements RecordLog {
       return;
     }
     for (const e of entries) {
-      if (e.subject === this.#subjects.horizon || this.#subjects.idOf(e.subject) !== undefined) this.#arrive(e);
+      if (e.subject === this.#subjects.horizon || this.#subjects.isIdSubject(e.subject)) this.#arrive(e);
     }
   }
 
   /** An entry of the fan-out: applied in the stream's order, once those before it are. */
   #arrive(e: Entry): void {
     if (this.#closed || e.seq <= this.#dispatched || this.#early.has(e.seq)) return;
-    // one that will wait is copied: a view would hold its whole batch
-    const waits = this.#mode !== 'fanout' || e.seq !== this.#dispatched + 1;
-    if (waits && this.#earlyBytes + e.body.byteLength > EARLY_MAX_BYTES) {
+    if (e.seq > this.#highest) this.#highest = e.seq;
+    if (this.#mode === 'fanout' && e.seq === this.#dispatched + 1) {
+      // the next one, as nearly always: applied at once, then any that waited for it
+      this.#dispatched = e.seq;
+      this.#apply(e.seq, e.subject, e.body, this.#highest - e.seq);
+      if (this.#early.size > 0) this.#drain();
+      return;
+    }
+    if (this.#earlyBytes + e.body.byteLength > EARLY_MAX_BYTES) {
       this.#toConsumer(); // a gap held too long: the stream has them all
       return;
     }
-    const body = waits ? Uint8Array.prototype.slice.call(e.body) : e.body;
+    // copied: a view would hold its whole batch while it waits
+    const body = Uint8Array.prototype.slice.call(e.body);
     this.#early.set(e.seq, { seq: e.seq, subject: e.subject, body, arrivedAt: performance.now() });
     this.#earlyBytes += body.byteLength;
-    if (e.seq > this.#highest) this.#highest = e.seq;
     this.#drain();
   }
 
@@ -1008,10 +1006,15 @@ export class ClusterEdge implements RecordLog {
     this.#earlyBytes -= e.body.byteLength;
   }
 
+  /** Drops the entries at or below `seq`: applied or passed. */
+  #dropThrough(seq: number): void {
+    for (const s of this.#early.keys()) if (s <= seq) this.#dropEarly(s);
+  }
+
   /** Drops the entries past `last`, the stream's last sequence when asked at `asked`, that came before. */
   #dropBeyond(last: number, asked: number): void {
     let highest = Math.max(this.#dispatched, last);
-    for (const e of [...this.#early.values()]) {
+    for (const e of this.#early.values()) {
       if (e.seq > last && e.arrivedAt < asked) this.#dropEarly(e.seq);
       else if (e.seq > highest) highest = e.seq;
     }
@@ -1057,11 +1060,8 @@ export class ClusterEdge implements RecordLog {
       for (;;) {
         const seq = this.#dispatched + 1;
         let lowest = Number.POSITIVE_INFINITY;
-        for (const s of [...this.#early.keys()]) {
-          if (s < seq)
-            this.#dropEarly(s); // passed already
-          else if (s < lowest) lowest = s;
-        }
+        this.#dropThrough(seq - 1); // passed already
+        for (const s of this.#early.keys()) if (s < lowest) lowest = s;
         if (lowest === Number.POSITIVE_INFINITY || lowest <= seq) return; // nothing waits, or nothing is missing now
         if (lowest - seq > GAP_READ_MAX) {
           this.#toConsumer();
@@ -1077,7 +1077,7 @@ export class ClusterEdge implements RecordLog {
         if (m.seq > seq) {
           // replaced in the stream: passed, as a consumer passes them
           this.#dispatched = m.seq - 1;
-          for (const s of [...this.#early.keys()]) if (s <= this.#dispatched) this.#dropEarly(s);
+          this.#dropThrough(this.#dispatched);
         }
         this.#arrive({ seq: m.seq, subject: m.subject, body: m.data });
         this.#drain();
@@ -1093,7 +1093,7 @@ export class ClusterEdge implements RecordLog {
   /** The copy is at the stream's end: the fan-out brings what comes next. */
   #toFanout(): void {
     this.#mode = 'fanout';
-    for (const seq of [...this.#early.keys()]) if (seq <= this.#dispatched) this.#dropEarly(seq);
+    this.#dropThrough(this.#dispatched);
     this.#drain();
   }
 
@@ -1175,7 +1175,7 @@ export class ClusterEdge implements RecordLog {
         tag,
         subject: this.#subjects.idSubject(id),
         body: encodeRecord(ts, tag, data),
-        deadline: performance.now() + this.#publishDeadlineMs,
+        deadline: performance.now() + PUBLISH_DEADLINE_MS,
         attempts: 0,
         seq: 0,
         takenAt: 0,
@@ -1207,16 +1207,11 @@ export class ClusterEdge implements RecordLog {
           this.#conflict(p, expected);
           return;
         }
-        this.#retry(p, expected, error);
+        // The same compare-and-set again, until the deadline: if the first attempt was
+        // stored after all, this one fails it, and the conflict finds the edge's own tag.
+        this.#later(p, error, () => this.#send(p, expected));
       },
     );
-  }
-
-  /** Retries an attempt whose outcome is unknown (a timeout, no leader), until the deadline. */
-  #retry(p: Pending, expected: number, error: unknown): void {
-    // The same compare-and-set again: if the first attempt was stored after all, this one
-    // fails it, and the conflict finds the edge's own tag.
-    this.#later(p, error, () => this.#send(p, expected));
   }
 
   /**

@@ -93,7 +93,7 @@ export class StreamPublisher {
     }
     let answer: { seq?: unknown; duplicate?: unknown; error?: { err_code?: unknown; description?: unknown } };
     try {
-      answer = JSON.parse(Buffer.from(msg.data).toString('utf8'));
+      answer = JSON.parse(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength).toString('utf8'));
     } catch {
       w.reject(new StreamError(0, 'the stream answered with something other than JSON'));
       return;

@@ -22,6 +22,8 @@ export interface Subjects {
   idSubject(id: string): string;
   /** The id of an id subject, or undefined for a meta subject. */
   idOf(subject: string): string | undefined;
+  /** Whether `subject` is an id's (idOf gives its id), without decoding it. */
+  isIdSubject(subject: string): boolean;
 }
 
 /** The subjects of the cluster `name`, a name gossipd's config has checked (config.ts `checkClusterName`). */
@@ -37,6 +39,7 @@ export function subjects(name: string): Subjects {
     fanout: `${base}.fanout`,
     // base64url: an id is any UTF-8, a subject token may not hold '.', '*', '>' or spaces.
     idSubject: (id) => idBase + Buffer.from(id, 'utf8').toString('base64url'),
+    isIdSubject: (subject) => subject.startsWith(idBase),
     idOf: (subject) =>
       subject.startsWith(idBase) ? Buffer.from(subject.slice(idBase.length), 'base64url').toString('utf8') : undefined,
   };
