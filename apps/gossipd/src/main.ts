@@ -220,6 +220,7 @@ async function main(): Promise<void> {
         log.info({ ...p, elapsedMs: Date.now() - t0 }, 'recovering');
       },
     };
+    if (stopping) return; // a signal while the admin listener started: nothing to open
     if (config.cluster.length > 0) {
       // Loaded only for an edge: the NATS client costs milliseconds of every start that does not use it.
       const { ClusterEdge } = await import('./cluster/edge.js');
@@ -239,6 +240,7 @@ async function main(): Promise<void> {
         },
       });
       await edge.start();
+      if (stopping) return; // its close ended the start (it may have waited for the cluster)
       store = edge.store;
     } else {
       opening = Store.open({
@@ -315,6 +317,11 @@ async function main(): Promise<void> {
       );
     }
   } catch (error) {
+    if (stopping) {
+      // what a stop during the start ended (an edge reading the cluster), not a failure
+      log.info({ err: (error as Error).message }, 'stopped before it had started');
+      return;
+    }
     const code = error instanceof GossipError ? error.code : undefined;
     log.fatal({ err: error, code }, `gossipd could not start: ${(error as Error).message}`);
     await (edge ?? store)?.close().catch(() => undefined);

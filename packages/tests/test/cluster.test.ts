@@ -5,6 +5,7 @@
  */
 
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -827,6 +828,29 @@ describe('cluster', () => {
     expect(local).toContain('big-emit');
     expect(remote).not.toContain('big-emit');
     expect(a.alive).toBe(true);
+  });
+
+  it('cluster - a new edge stopped while it waits for a cluster it cannot reach exits 0, a clean stop', async () => {
+    const child = spawn(
+      process.execPath,
+      [GOSSIPD, '--port', '0', '--admin-port', 'off', '--data-dir', await h.tmp(), '--log-format', 'json'].concat([
+        '--cluster',
+        'nats://127.0.0.1:1',
+      ]),
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    h.keep({ close: async () => void child.kill('SIGKILL') });
+    const exited = once(child, 'exit');
+    const msgs: string[] = [];
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) =>
+      msgs.push((JSON.parse(l) as { msg: string }).msg),
+    );
+    await eventually('a retry', () => (msgs.some((m) => m.includes('cannot reach the cluster')) ? true : undefined));
+    child.kill('SIGTERM');
+    const [code] = await exited;
+    expect(code).toBe(0);
+    expect(msgs).toContain('stopped cleanly');
+    expect(msgs.some((m) => m.startsWith('gossipd could not start'))).toBe(false);
   });
 
   it('cluster - a data folder that holds a single-node log is refused (exit 2), before any NATS server is asked', async () => {

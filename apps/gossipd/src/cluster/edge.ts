@@ -328,6 +328,7 @@ export class ClusterEdge implements RecordLog {
     // (publishes refused) and joins in the background. Without one, the cluster's epoch
     // is needed first: the edge waits for it.
     const joined = await this.#connect(position === undefined ? Number.POSITIVE_INFINITY : 1);
+    if (this.#closed) return; // stopped while it waited for the cluster: nothing opened
     if (!joined) {
       await this.#openCopy(position as Position);
       void this.#connect(Number.POSITIVE_INFINITY)
