@@ -137,6 +137,14 @@ const EARLY_MAX_BYTES = 64 * 1024 * 1024;
  */
 const CONSUMER_INACTIVE_MS = 10_000;
 
+/** Memory an entry takes while it waits, beyond its subject and body: its object and map slot, about. */
+const EARLY_ENTRY_BYTES = 128;
+
+/** What a waiting entry counts against EARLY_MAX_BYTES: empty bodies under long subjects too. */
+function earlyCost(e: Entry): number {
+  return EARLY_ENTRY_BYTES + e.subject.length + e.body.byteLength;
+}
+
 /** A fan-out entry waiting for those before it, and when it came. */
 interface Early extends Entry {
   readonly arrivedAt: number;
@@ -714,6 +722,7 @@ export class ClusterEdge implements RecordLog {
               break;
             }
           }
+          this.#stopConsuming = undefined;
           // one consumer per gap: removed at once, not left to the servers' inactivity timer
           Promise.resolve()
             .then(() => consumer.delete())
@@ -989,14 +998,14 @@ export class ClusterEdge implements RecordLog {
       if (this.#early.size > 0) this.#drain();
       return;
     }
-    if (this.#earlyBytes + e.body.byteLength > EARLY_MAX_BYTES) {
+    if (this.#earlyBytes + earlyCost(e) > EARLY_MAX_BYTES) {
       this.#toConsumer(); // a gap held too long: the stream has them all
       return;
     }
     // copied: a view would hold its whole batch while it waits
     const body = Uint8Array.prototype.slice.call(e.body);
     this.#early.set(e.seq, { seq: e.seq, subject: e.subject, body, arrivedAt: performance.now() });
-    this.#earlyBytes += body.byteLength;
+    this.#earlyBytes += earlyCost(e);
     this.#drain();
   }
 
@@ -1004,7 +1013,7 @@ export class ClusterEdge implements RecordLog {
     const e = this.#early.get(seq);
     if (e === undefined) return;
     this.#early.delete(seq);
-    this.#earlyBytes -= e.body.byteLength;
+    this.#earlyBytes -= earlyCost(e);
   }
 
   /** Drops the entries at or below `seq`: applied or passed. */
@@ -1065,14 +1074,14 @@ export class ClusterEdge implements RecordLog {
         for (const s of this.#early.keys()) if (s < lowest) lowest = s;
         if (lowest === Number.POSITIVE_INFINITY || lowest <= seq) return; // nothing waits, or nothing is missing now
         if (lowest - seq > GAP_READ_MAX) {
-          this.#toConsumer();
+          this.#toConsumer(false); // counted above
           return;
         }
         const query = { seq, next_by_subj: '>' } as unknown as MsgRequest;
         const m = await jsm.streams.getMessage(this.#subjects.stream, query);
         if (this.#mode !== 'fanout' || this.#closed || this.#dispatched >= seq) return; // filled meanwhile
         if (m === null || m.seq < seq) {
-          this.#toConsumer();
+          this.#toConsumer(false); // counted above
           return;
         }
         if (m.seq > seq) {
@@ -1084,7 +1093,7 @@ export class ClusterEdge implements RecordLog {
         this.#drain();
       }
     } catch {
-      this.#toConsumer();
+      this.#toConsumer(false); // counted above
     } finally {
       this.#filling = false;
       this.#drain();
@@ -1099,10 +1108,10 @@ export class ClusterEdge implements RecordLog {
   }
 
   /** A gap, a reconnect, a stall: the consumer reads the stream from the copy's position. */
-  #toConsumer(): void {
+  #toConsumer(count = true): void {
     if (this.#mode !== 'fanout') return;
     this.#mode = 'consumer';
-    this.#gaps++;
+    if (count) this.#gaps++;
     clearTimeout(this.#gapTimer);
     this.#gapTimer = undefined;
     this.#wakeConsumer?.();
