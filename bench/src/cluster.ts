@@ -20,6 +20,7 @@ import { GossipClient } from '@gossip/client';
 import { Gossipd, NatsCluster, natsServerBinary } from '@gossip/testing';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { FanoutBatcher } from '../../apps/gossipd/src/cluster/fanout.js';
 import { clientPublisher } from './client-publisher.js';
 import { goal, type Row, sleep } from './measure.js';
 import { deferred, PAYLOAD_BYTES, type Publisher, windowedPublish } from './publish.js';
@@ -66,24 +67,11 @@ async function natsEdgeWorkPublisher(
   const js = jetstream(nc);
   const peer = await connect({ servers: urls, noAsyncTraces: true });
   peer.subscribe(`${prefix}.fanout`, { callback: () => undefined });
-  let parts: Buffer[] = [];
-  let bytes = 0;
-  const send = () => {
-    if (parts.length > 0) nc.publish(`${prefix}.fanout`, Buffer.concat(parts, bytes));
-    parts = [];
-    bytes = 0;
-  };
-  const handOver = (subject: string, seq: number, data: Uint8Array) => {
-    const head = Buffer.allocUnsafe(14 + subject.length);
-    head.writeBigUInt64BE(BigInt(seq), 0);
-    head.writeUInt16BE(subject.length, 8);
-    head.write(subject, 10, 'latin1');
-    head.writeUInt32BE(data.byteLength, 10 + subject.length);
-    parts.push(head, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-    bytes += head.length + data.byteLength;
-    if (parts.length === 2) setImmediate(send);
-    else if (bytes >= 64 * 1024) send();
-  };
+  // the edges' own batcher: its layout, its turn and its size limit
+  const fanout = new FanoutBatcher(
+    (batch) => nc.publish(`${prefix}.fanout`, batch),
+    () => (nc.info?.max_payload ?? 1024 * 1024) - 512,
+  );
   const pub: Publisher = {
     send: (id, data) => {
       const token = Buffer.from(id).toString('base64url');
@@ -92,7 +80,7 @@ async function natsEdgeWorkPublisher(
       void js.publish(subject, data, { expect: { lastSubjectSequence: expected }, msgID: `${expected}@${token}` }).then(
         (ack) => {
           last.set(subject, ack.seq);
-          handOver(subject, ack.seq, data);
+          fanout.add(ack.seq, subject, data);
           pub.onAck(1);
         },
         (e: Error) => pub.onError(e),
@@ -102,7 +90,7 @@ async function natsEdgeWorkPublisher(
     onAck: () => undefined,
     onError: () => undefined,
     close: async () => {
-      send();
+      fanout.flush();
       await peer.close();
     },
   };

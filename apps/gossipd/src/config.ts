@@ -381,7 +381,6 @@ export const SETTINGS: Setting[] = [
   },
 ];
 
-/** A cluster name: a NATS subject token and a stream name at once (docs/CLUSTER.md). */
 /** How an edge proves itself to NATS (docs/CLUSTER.md, "Configuration"): at most one way. */
 export interface ClusterAuth {
   user?: string;
@@ -423,6 +422,7 @@ function readable(file: string): boolean {
   }
 }
 
+/** A cluster name: a NATS subject token and a stream name at once (docs/CLUSTER.md). */
 function checkClusterName(name: string): string {
   if (!/^[A-Za-z0-9_-]{1,32}$/.test(name))
     throw new ConfigError(`--cluster-name must be 1 to 32 letters, digits, _ or -, got ${JSON.stringify(name)}`);
