@@ -27,6 +27,12 @@ export async function eventually<T>(
 }
 
 export const bytes = (s: string) => Buffer.from(s);
+
+/** The value of a family without labels on `d`'s /metrics (NaN when it has none). */
+export async function metric(d: Gossipd, family: string): Promise<number> {
+  const { text: metrics } = await d.admin('/metrics');
+  return Number(new RegExp(`^${family} (\\S+)$`, 'm').exec(metrics)?.[1]);
+}
 export const text = (v: Uint8Array | undefined) => (v === undefined ? undefined : Buffer.from(v).toString());
 
 export function clusterKit() {

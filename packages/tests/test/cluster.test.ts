@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +18,11 @@ import { encodeAccount, encodeOperator, encodeUser, fmtCreds } from '@nats-io/jw
 import { createAccount, createOperator, createUser } from '@nats-io/nkeys';
 import { connect } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
-import { bytes, clusterKit, eventually, text } from './cluster-kit.js';
+import { FanoutBatcher } from '../../../apps/gossipd/src/cluster/fanout.js';
+import { loadPosition } from '../../../apps/gossipd/src/cluster/position.js';
+import { encodeRecord } from '../../../apps/gossipd/src/cluster/record.js';
+import { subjects } from '../../../apps/gossipd/src/cluster/subjects.js';
+import { bytes, clusterKit, eventually, metric, text } from './cluster-kit.js';
 
 const { h, natsCluster, clusterName, readyz, edge, twoEdges, client, streamState, natsProxy } = clusterKit();
 
@@ -310,11 +314,7 @@ describe('cluster', () => {
       for (const f of await c.fetch(ids)) expect(f.ts).toBe(newest.get(f.id));
     }
     // the races were seen as such
-    const conflicts = await Promise.all(
-      [a, b].map(async (e) =>
-        Number(/^gossip_cluster_conflicts_total (\S+)$/m.exec((await e.admin('/metrics')).text)?.[1]),
-      ),
-    );
+    const conflicts = await Promise.all([a, b].map((e) => metric(e, 'gossip_cluster_conflicts_total')));
     expect((conflicts[0] as number) + (conflicts[1] as number)).toBeGreaterThan(0);
     // No client was given a value whose publish was acked stale: the edges agree on the winners.
     for (const { id, ts } of received) expect(accepted.get(id) ?? []).toContain(ts);
@@ -419,10 +419,7 @@ describe('cluster', () => {
     });
     // once it has written a position (every 200 ms), a crash: the position may lag what
     // the copy holds, never run ahead
-    const saved = async () => {
-      const text = await readFile(join(b.dataDir, 'cluster.json'), 'utf8').catch(() => '{}');
-      return (JSON.parse(text) as { applied?: number }).applied ?? 0;
-    };
+    const saved = async () => (await loadPosition(b.dataDir))?.applied ?? 0;
     await eventually('edge B saved a position', async () => ((await saved()) > 0 ? true : undefined));
     await b.kill();
     for (let i = 0; i < 100; i++) await w.publish(`k${i}`, bytes('2'));
@@ -633,8 +630,7 @@ describe('cluster', () => {
 
     // a clean stop saves all the copy applied: the stream's last sequence
     expect((await a.stop()).code).toBe(0);
-    const saved = JSON.parse(await readFile(join(a.dataDir, 'cluster.json'), 'utf8')) as { applied: number };
-    expect(saved.applied).toBe((await streamState(nats, name)).last_seq);
+    expect((await loadPosition(a.dataDir))?.applied).toBe((await streamState(nats, name)).last_seq);
     // a torn position: the copy is made again from the stream, from sequence 1
     await writeFile(join(a.dataDir, 'cluster.json'), '{"format":1,"stream":"GOSS');
     const b = await edge(nats, name, { dataDir: a.dataDir });
@@ -666,14 +662,9 @@ describe('cluster', () => {
     await sub.connect();
     const nc = await connect({ servers: nats.urls });
     const js = jetstream(nc);
-    const idSubject = (id: string) => `gossip.${name}.id.${Buffer.from(id).toString('base64url')}`;
-    const record = (ts: bigint, data: Buffer) => {
-      const b = Buffer.alloc(17 + data.length);
-      b[0] = 1;
-      b.writeBigInt64BE(ts, 1);
-      data.copy(b, 17);
-      return b;
-    };
+    // the edges' own encoders: what an edge would write, at hostile values (tag 0: no edge's)
+    const { idSubject } = subjects(name);
+    const record = (ts: bigint, data: Uint8Array) => encodeRecord(ts, 0n, data);
     const hostile: [string, Uint8Array][] = [
       [idSubject('short'), Buffer.from([1, 2, 3])],
       [idSubject('format'), Buffer.concat([Buffer.from([99]), Buffer.alloc(20)])],
@@ -691,17 +682,20 @@ describe('cluster', () => {
     ])
       nc.publish(`gossip.${name}.emit`, body);
     // fan-out batches no edge wrote: cut short, and one that names a subject outside the log
-    const entry = (seq: bigint, subject: string, body: Buffer) => {
-      const head = Buffer.alloc(1 + 14 + subject.length);
-      head[0] = 1; // the format
-      head.writeBigUInt64BE(seq, 1);
-      head.writeUInt16BE(subject.length, 9);
-      head.write(subject, 11, 'latin1');
-      head.writeUInt32BE(body.length, 11 + subject.length);
-      return Buffer.concat([head, body]);
+    const entry = (seq: number, subject: string, body: Uint8Array) => {
+      let batch: Uint8Array = new Uint8Array(0);
+      const batcher = new FanoutBatcher(
+        (b) => {
+          batch = b;
+        },
+        () => 1 << 20,
+      );
+      batcher.add(seq, subject, body);
+      batcher.flush();
+      return batch;
     };
     nc.publish(`gossip.${name}.fanout`, Buffer.from([0, 0, 0, 1]));
-    nc.publish(`gossip.${name}.fanout`, entry(1_000n, `gossip.${name}.meta.other`, Buffer.from('?')));
+    nc.publish(`gossip.${name}.fanout`, entry(1_000, `gossip.${name}.meta.other`, Buffer.from('?')));
     await nc.flush();
     // then a write of its own: it comes after all of them, and it is all the subscriber gets
     const w = client(a);
@@ -713,12 +707,11 @@ describe('cluster', () => {
     // copy reads it from the stream all the same ("Following the stream")
     await js.publish(idSubject('foreign'), record(BigInt(Date.now()) * 1_000_000n, Buffer.from('f')));
     await eventually('the foreign write', () => (got.includes('foreign') ? true : undefined));
-    const gaps = async () =>
-      Number(/^gossip_cluster_fanout_gaps_total (\S+)$/m.exec((await a.admin('/metrics')).text)?.[1]);
+    const gaps = () => metric(a, 'gossip_cluster_fanout_gaps_total');
     expect(await gaps()).toBeGreaterThanOrEqual(1);
     // an entry far past the stream's end, at an id subject: the edge reads the stream once,
     // drops it, and does not go on reading the stream for a gap that is not one
-    nc.publish(`gossip.${name}.fanout`, entry(1_000_000n, idSubject('never'), record(5n, Buffer.from('x'))));
+    nc.publish(`gossip.${name}.fanout`, entry(1_000_000, idSubject('never'), record(5n, Buffer.from('x'))));
     await nc.flush();
     await new Promise((r) => setTimeout(r, 300));
     const after = await gaps();
@@ -729,7 +722,7 @@ describe('cluster', () => {
     // one just past the stream's end: the edge passes none of the real writes that then
     // take those sequences (it asks the stream, which holds nothing there yet)
     const last = (await (await jetstreamManager(nc)).streams.info(`GOSSIP_${name}`)).state.last_seq;
-    nc.publish(`gossip.${name}.fanout`, entry(BigInt(last + 3), idSubject('forged'), record(5n, Buffer.from('x'))));
+    nc.publish(`gossip.${name}.fanout`, entry(last + 3, idSubject('forged'), record(5n, Buffer.from('x'))));
     await nc.flush();
     await new Promise((r) => setTimeout(r, 300));
     for (const id of ['real1', 'real2', 'real3'])
@@ -762,8 +755,7 @@ describe('cluster', () => {
     for (let i = 0; i < 20; i++) await c.publish(`k${i}`, bytes('1'));
     await c.close();
     expect(await a.stop()).toMatchObject({ code: 0 });
-    const saved = async () =>
-      (JSON.parse(await readFile(join(a.dataDir, 'cluster.json'), 'utf8')) as { applied: number }).applied;
+    const saved = async () => (await loadPosition(a.dataDir))?.applied;
     const before = await saved();
     expect(before).toBeGreaterThan(20);
     await Promise.all([0, 1, 2].map((i) => nats.kill(i)));
