@@ -129,6 +129,8 @@ const STALL_MS = 2_000;
 const GAP_MS = 50;
 /** A gap of at most this many messages is read message by message from the stream's leader; a longer one by a consumer. */
 const GAP_READ_MAX = 32;
+/** Messages the consumer hands the copy's store ahead of what it has taken, at most (a catch-up's memory). */
+const APPLY_AHEAD_MAX = 8_192;
 /** Bytes of fan-out entries held past a gap, at most: past it the consumer reads the stream. */
 const EARLY_MAX_BYTES = 64 * 1024 * 1024;
 /**
@@ -713,6 +715,8 @@ export class ClusterEdge implements RecordLog {
               this.#dispatched = m.seq;
               this.#dropEarly(m.seq);
               this.#apply(m.seq, m.subject, m.data, m.info.pending);
+              // the stream is read no faster than the copy's store takes it: held appends are bounded
+              if (this.#dispatched - this.#applied >= APPLY_AHEAD_MAX) await this.#lastApply.catch(() => undefined);
             }
             if (this.#closed) break;
             if (m.info.pending === 0) {
