@@ -237,6 +237,8 @@ describe('config', () => {
         // the flag is missing before the file is: the first thing to say
         [['--cluster-creds', join(dir, 'none.creds')], /need --cluster/],
         [['--cluster', 'a:4222', '--cluster-nkey', notCreds], /--cluster-nkey: .* does not hold a user nkey seed/],
+        [['--cluster', 'a:4222', '--cluster-nkey', join(dir, 'none.nk')], /--cluster-nkey: cannot read/],
+        [['--cluster', 'a:4222', '--cluster-tls-key', nk], /--cluster-tls-cert and --cluster-tls-key go together/],
       ];
       for (const [argv, message] of bad) {
         expect(() => parseConfig(argv, {}, false)).toThrow(
