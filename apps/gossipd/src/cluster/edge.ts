@@ -17,11 +17,12 @@ import {
   type MsgRequest,
   RetentionPolicy,
   StorageType,
+  type StoredMsg,
 } from '@nats-io/jetstream';
 import { type ConnectionOptions, connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ClusterAuth } from '../config.js';
 import { natsAuth } from './auth.js';
-import { decodeFanout, type Entry, FanoutBatcher } from './fanout.js';
+import { decodeFanout, FanoutBatcher } from './fanout.js';
 import { Queue } from './fifo.js';
 import { loadPosition, POSITION_FILE, type Position, savePosition } from './position.js';
 import { DEDUP_WINDOW_MS, StreamError, StreamPublisher, WRONG_LAST_SEQUENCE } from './publisher.js';
@@ -35,6 +36,7 @@ import {
   type HorizonRecord,
   RECORD_HEADER_BYTES,
 } from './record.js';
+import { Sequencer } from './sequencer.js';
 import { type Subjects, subjects } from './subjects.js';
 
 /** pino-compatible. */
@@ -139,19 +141,6 @@ const EARLY_MAX_BYTES = 64 * 1024 * 1024;
  */
 const CONSUMER_INACTIVE_MS = 10_000;
 
-/** Memory an entry takes while it waits, beyond its subject and body: its object and map slot, about. */
-const EARLY_ENTRY_BYTES = 128;
-
-/** What a waiting entry counts against EARLY_MAX_BYTES: empty bodies under long subjects too. */
-function earlyCost(e: Entry): number {
-  return EARLY_ENTRY_BYTES + e.subject.length + e.body.byteLength;
-}
-
-/** A fan-out entry waiting for those before it, and when it came. */
-interface Early extends Entry {
-  readonly arrivedAt: number;
-}
-
 interface Pending {
   readonly id: string;
   readonly ts: bigint;
@@ -240,26 +229,11 @@ export class ClusterEdge implements RecordLog {
   #consuming: Promise<void> | undefined;
   #stopConsuming: (() => void) | undefined;
   /**
-   * How the copy follows the stream (docs/CLUSTER.md, "Following the stream"): a
-   * consumer reading it (at the start, while behind, after a gap), or the entries the
-   * edges hand over (fanout.ts) once it has caught up.
+   * The order the copy applies the stream in, from the consumer or the fan-out
+   * (docs/CLUSTER.md, "Following the stream").
    */
-  #mode: 'consumer' | 'fanout' = 'consumer';
-  /** The last stream sequence handed to #apply: the copy applies in the stream's order. */
-  #dispatched = 0;
-  /** Fan-out entries past #dispatched, by sequence, waiting for those before them. */
-  readonly #early = new Map<number, Early>();
-  /** The bytes of the bodies in #early. */
-  #earlyBytes = 0;
-  /** A gap is being read from the stream (#fillGap). */
-  #filling = false;
-  /** The highest sequence a fan-out entry named. */
-  #highest = 0;
-  #gapTimer: NodeJS.Timeout | undefined;
-  /** Wakes the follower from fan-out mode: the consumer is needed again. */
-  #wakeConsumer: (() => void) | undefined;
+  readonly #order: Sequencer;
   #fanout: FanoutBatcher | undefined;
-  #gaps = 0;
 
   constructor(o: EdgeOptions) {
     this.#o = o;
@@ -267,6 +241,17 @@ export class ClusterEdge implements RecordLog {
     this.#subjects = subjects(o.name);
     this.#copyDir = join(o.dataDir, COPY_DIR);
     this.#auth = natsAuth(o.auth, (message) => this.#log.warn({}, `cluster edge: ${message}`));
+    this.#order = new Sequencer(
+      {
+        apply: (seq, subject, body, pending) => this.#apply(seq, subject, body, pending),
+        readFrom: async (seq) => {
+          const query = { seq, next_by_subj: '>' } as unknown as MsgRequest;
+          const m = await (this.#jsm as JetStreamManager).streams.getMessage(this.#subjects.stream, query);
+          return m && { seq: m.seq, subject: m.subject, body: m.data };
+        },
+      },
+      { gapMs: GAP_MS, gapReadMax: GAP_READ_MAX, earlyMaxBytes: EARLY_MAX_BYTES },
+    );
   }
 
   /**
@@ -307,7 +292,7 @@ export class ClusterEdge implements RecordLog {
       conflicts: this.#conflicts,
       repairs: this.#repairCount,
       streamFailures: this.#streamFailures,
-      fanoutGaps: this.#gaps,
+      fanoutGaps: this.#order.gaps,
     };
   }
 
@@ -565,7 +550,7 @@ export class ClusterEdge implements RecordLog {
             this.#connected = true;
             this.#log.info({ server: s.server }, 'cluster edge: reconnected to the cluster');
             void this.#checkHorizon(); // before the follower has gone far past what it missed
-            this.#toConsumer(); // what the edges handed over meanwhile never came
+            this.#order.toConsumer(); // what the edges handed over meanwhile never came
             break;
           default:
             break;
@@ -581,7 +566,7 @@ export class ClusterEdge implements RecordLog {
       void this.#connect(Number.POSITIVE_INFINITY).then((connected) => {
         if (!connected) return;
         void this.#checkHorizon();
-        this.#toConsumer(); // what the edges handed over meanwhile never came
+        this.#order.toConsumer(); // what the edges handed over meanwhile never came
       });
     });
   }
@@ -630,10 +615,9 @@ export class ClusterEdge implements RecordLog {
 
   /** The cluster's epoch: written once by the first edge (compare-and-set on an empty subject). */
   async #clusterEpoch(): Promise<string> {
-    const jsm = this.#jsm as JetStreamManager;
     for (let attempt = 0; ; attempt++) {
       try {
-        const last = await jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: this.#subjects.epoch });
+        const last = await this.#last(this.#subjects.epoch);
         if (last) {
           const epoch = Buffer.from(last.data).toString('utf8');
           if (isEpoch(epoch)) return epoch;
@@ -663,9 +647,13 @@ export class ClusterEdge implements RecordLog {
   }
 
   async #clusterHorizon(): Promise<HorizonRecord | undefined> {
-    const jsm = this.#jsm as JetStreamManager;
-    const last = await jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: this.#subjects.horizon });
+    const last = await this.#last(this.#subjects.horizon);
     return last ? decodeHorizon(last.data) : undefined;
+  }
+
+  /** The stream's last message of `subject`, as its leader holds it; null when it holds none. */
+  #last(subject: string): Promise<StoredMsg | null> {
+    return (this.#jsm as JetStreamManager).streams.getMessage(this.#subjects.stream, { last_by_subj: subject });
   }
 
   /** Applies the stream from the position on, for as long as the edge runs. */
@@ -673,12 +661,9 @@ export class ClusterEdge implements RecordLog {
     const run = async () => {
       for (let attempt = 0; !this.#closed; attempt++) {
         try {
-          if (this.#mode === 'fanout') {
-            // the edges hand over what the stream takes, until a gap (#toConsumer)
-            await new Promise<void>((resolve) => {
-              this.#wakeConsumer = resolve;
-            });
-            this.#wakeConsumer = undefined;
+          if (this.#order.mode === 'fanout') {
+            // the edges hand over what the stream takes, until a gap (toConsumer)
+            await this.#order.untilConsumer();
             if (this.#closed) return;
           }
           // read at each attempt: a connection NATS closed for good is replaced (#watch)
@@ -688,22 +673,22 @@ export class ClusterEdge implements RecordLog {
           const info = await jsm.streams.info(this.#subjects.stream);
           // entries past the stream's end that came before it was asked are none it took
           // (as its leader says: a member answers for a stream without one, from its own state)
-          if (info.cluster?.leader) this.#dropBeyond(info.state.last_seq, asked);
+          if (info.cluster?.leader) this.#order.dropBeyond(info.state.last_seq, asked);
           if (!this.#caughtUp) {
             this.#catchUpTo = info.state.last_seq;
             if (this.#applied >= this.#catchUpTo) this.#setCaughtUp();
           }
           // wait for what is being applied: the position is where the new consumer starts
           await this.#lastApply.catch(() => undefined);
-          this.#dispatched = this.#applied;
-          if (info.state.last_seq <= this.#dispatched) {
+          this.#order.startAt(this.#applied);
+          if (info.state.last_seq <= this.#applied) {
             // nothing to read: what comes next, the edges hand over (subscribed since the connect)
-            this.#toFanout();
+            this.#order.toFanout();
             continue;
           }
           const consumer: Consumer = await js.consumers.get(this.#subjects.stream, {
             deliver_policy: DeliverPolicy.StartSequence,
-            opt_start_seq: this.#dispatched + 1,
+            opt_start_seq: this.#applied + 1,
             inactive_threshold: CONSUMER_INACTIVE_MS,
           });
           if (this.#closed) return;
@@ -711,18 +696,17 @@ export class ClusterEdge implements RecordLog {
           this.#stopConsuming = () => messages.stop();
           for await (const m of messages) {
             attempt = 0;
-            if (m.seq > this.#dispatched) {
-              this.#dispatched = m.seq;
-              this.#dropEarly(m.seq);
-              this.#apply(m.seq, m.subject, m.data, m.info.pending);
-              // the stream is read no faster than the copy's store takes it: held appends are bounded
-              if (this.#dispatched - this.#applied >= APPLY_AHEAD_MAX) await this.#lastApply.catch(() => undefined);
-            }
+            // the stream is read no faster than the copy's store takes it: held appends are bounded
+            if (
+              this.#order.take(m.seq, m.subject, m.data, m.info.pending) &&
+              this.#order.dispatched - this.#applied >= APPLY_AHEAD_MAX
+            )
+              await this.#lastApply.catch(() => undefined);
             if (this.#closed) break;
             if (m.info.pending === 0) {
               // the copy is at the stream's end: from here the edges hand over what it takes
               messages.stop();
-              this.#toFanout();
+              this.#order.toFanout();
               break;
             }
           }
@@ -732,7 +716,7 @@ export class ClusterEdge implements RecordLog {
             .then(() => consumer.delete())
             .catch(() => undefined);
           if (this.#closed) return;
-          if (this.#mode === 'fanout') continue;
+          if (this.#order.mode === 'fanout') continue;
           this.#log.warn({ applied: this.#applied }, "cluster edge: the stream's consumer ended; following again");
         } catch (error) {
           if (this.#closed) return;
@@ -764,7 +748,7 @@ export class ClusterEdge implements RecordLog {
    * consumer is made again from the position.
    */
   async #watchFollowing(): Promise<void> {
-    if (this.#closed || !this.#connected || (!this.#stopConsuming && this.#mode !== 'fanout')) return;
+    if (this.#closed || !this.#connected || (!this.#stopConsuming && this.#order.mode !== 'fanout')) return;
     this.#retryRepairs();
     const moved = this.#applied !== this.#watchedApplied;
     this.#watchedApplied = this.#applied;
@@ -784,9 +768,9 @@ export class ClusterEdge implements RecordLog {
       }
     }
     if (!behind) return;
-    if (this.#mode === 'fanout') {
+    if (this.#order.mode === 'fanout') {
       // the stream took what no edge handed over, and nothing after it came to show the gap
-      this.#toConsumer();
+      this.#order.toConsumer();
       return;
     }
     this.#log.warn({ applied: this.#applied }, "cluster edge: the stream's consumer stalled; following again");
@@ -876,7 +860,7 @@ export class ClusterEdge implements RecordLog {
           { err: error, seq },
           'cluster edge: the copy could not take a message (a store error); it follows the stream again from its position, which later messages may have passed',
         );
-        if (this.#mode === 'fanout') this.#toConsumer();
+        if (this.#order.mode === 'fanout') this.#order.toConsumer();
         else this.#stopConsuming?.();
       },
     );
@@ -949,9 +933,7 @@ export class ClusterEdge implements RecordLog {
             );
           }
           try {
-            const last = await (this.#jsm as JetStreamManager).streams.getMessage(this.#subjects.stream, {
-              last_by_subj: subject,
-            });
+            const last = await this.#last(subject);
             const rec = last ? decodeRecord(last.data) : undefined;
             if (rec !== undefined && rec.ts >= m.ts) return; // the stream holds as new
             expected = last?.seq ?? 0;
@@ -974,7 +956,7 @@ export class ClusterEdge implements RecordLog {
   /** The stream took `body` at `seq` (its answer to this edge): for this copy and the other edges'. */
   #handOver(seq: number, subject: string, body: Uint8Array): void {
     this.#fanout?.add(seq, subject, body);
-    this.#arrive({ seq, subject, body });
+    this.#order.arrive({ seq, subject, body });
   }
 
   /** A batch another edge handed over (fanout.ts). */
@@ -987,138 +969,8 @@ export class ClusterEdge implements RecordLog {
       return;
     }
     for (const e of entries) {
-      if (e.subject === this.#subjects.horizon || this.#subjects.isIdSubject(e.subject)) this.#arrive(e);
+      if (e.subject === this.#subjects.horizon || this.#subjects.isIdSubject(e.subject)) this.#order.arrive(e);
     }
-  }
-
-  /** An entry of the fan-out: applied in the stream's order, once those before it are. */
-  #arrive(e: Entry): void {
-    if (this.#closed || e.seq <= this.#dispatched || this.#early.has(e.seq)) return;
-    if (e.seq > this.#highest) this.#highest = e.seq;
-    if (this.#mode === 'fanout' && e.seq === this.#dispatched + 1) {
-      // the next one, as nearly always: applied at once, then any that waited for it
-      this.#dispatched = e.seq;
-      this.#apply(e.seq, e.subject, e.body, this.#highest - e.seq);
-      if (this.#early.size > 0) this.#drain();
-      return;
-    }
-    if (this.#earlyBytes + earlyCost(e) > EARLY_MAX_BYTES) {
-      this.#toConsumer(); // a gap held too long: the stream has them all
-      return;
-    }
-    // copied: a view would hold its whole batch while it waits
-    const body = Uint8Array.prototype.slice.call(e.body);
-    this.#early.set(e.seq, { seq: e.seq, subject: e.subject, body, arrivedAt: performance.now() });
-    this.#earlyBytes += earlyCost(e);
-    this.#drain();
-  }
-
-  #dropEarly(seq: number): void {
-    const e = this.#early.get(seq);
-    if (e === undefined) return;
-    this.#early.delete(seq);
-    this.#earlyBytes -= earlyCost(e);
-  }
-
-  /** Drops the entries at or below `seq`: applied or passed. */
-  #dropThrough(seq: number): void {
-    for (const s of this.#early.keys()) if (s <= seq) this.#dropEarly(s);
-  }
-
-  /** Drops the entries past `last`, the stream's last sequence when asked at `asked`, that came before. */
-  #dropBeyond(last: number, asked: number): void {
-    let highest = Math.max(this.#dispatched, last);
-    for (const e of this.#early.values()) {
-      if (e.seq > last && e.arrivedAt < asked) this.#dropEarly(e.seq);
-      else if (e.seq > highest) highest = e.seq;
-    }
-    this.#highest = highest;
-  }
-
-  /** Applies the entries that follow the last one applied; past a gap, waits GAP_MS for it, then reads it. */
-  #drain(): void {
-    if (this.#mode !== 'fanout') return;
-    for (let e = this.#early.get(this.#dispatched + 1); e !== undefined; e = this.#early.get(this.#dispatched + 1)) {
-      this.#dropEarly(e.seq);
-      this.#dispatched = e.seq;
-      this.#apply(e.seq, e.subject, e.body, Math.max(0, this.#highest - e.seq));
-    }
-    if (this.#early.size === 0 || this.#gapTimer !== undefined) return;
-    const at = this.#dispatched;
-    this.#gapTimer = setTimeout(() => {
-      this.#gapTimer = undefined;
-      if (this.#mode !== 'fanout' || this.#early.size === 0) return;
-      // a message no edge handed over (a lost answer, an edge that died, a foreign write)
-      if (this.#dispatched === at) void this.#fillGap();
-      else this.#drain(); // moved on since: a later gap gets its own wait
-    }, GAP_MS);
-  }
-
-  /**
-   * Reads a short gap from the stream's leader, message by message; a long one, or one
-   * the stream does not answer, is left to a consumer. The leader is asked for the first
-   * message at or after the missing sequence: the sequences it passes over, its store
-   * holds nothing at though it holds one past them, so newer writes of their ids
-   * replaced them, and the copy passes them too. No message at all says nothing sure (a
-   * leader just elected may not have applied all it took): then the consumer reads.
-   */
-  async #fillGap(): Promise<void> {
-    if (this.#filling) {
-      this.#drain(); // the read under way ends; the wait goes on meanwhile
-      return;
-    }
-    this.#filling = true;
-    this.#gaps++;
-    try {
-      const jsm = this.#jsm as JetStreamManager;
-      for (;;) {
-        const seq = this.#dispatched + 1;
-        let lowest = Number.POSITIVE_INFINITY;
-        this.#dropThrough(seq - 1); // passed already
-        for (const s of this.#early.keys()) if (s < lowest) lowest = s;
-        if (lowest === Number.POSITIVE_INFINITY || lowest <= seq) return; // nothing waits, or nothing is missing now
-        if (lowest - seq > GAP_READ_MAX) {
-          this.#toConsumer(false); // counted above
-          return;
-        }
-        const query = { seq, next_by_subj: '>' } as unknown as MsgRequest;
-        const m = await jsm.streams.getMessage(this.#subjects.stream, query);
-        if (this.#mode !== 'fanout' || this.#closed || this.#dispatched >= seq) return; // filled meanwhile
-        if (m === null || m.seq < seq) {
-          this.#toConsumer(false); // counted above
-          return;
-        }
-        if (m.seq > seq) {
-          // replaced in the stream: passed, as a consumer passes them
-          this.#dispatched = m.seq - 1;
-          this.#dropThrough(this.#dispatched);
-        }
-        this.#arrive({ seq: m.seq, subject: m.subject, body: m.data });
-        this.#drain();
-      }
-    } catch {
-      this.#toConsumer(false); // counted above
-    } finally {
-      this.#filling = false;
-      this.#drain();
-    }
-  }
-
-  /** The copy is at the stream's end: the fan-out brings what comes next. */
-  #toFanout(): void {
-    this.#mode = 'fanout';
-    this.#dropThrough(this.#dispatched);
-    this.#drain();
-  }
-
-  /** A gap, a reconnect, a stall: the consumer reads the stream from the copy's position. */
-  #toConsumer(count = true): void {
-    if (this.#mode !== 'fanout') return;
-    this.#mode = 'consumer';
-    if (count) this.#gaps++;
-    clearTimeout(this.#gapTimer);
-    this.#gapTimer = undefined;
-    this.#wakeConsumer?.();
   }
 
   #settledThrough(seq: number, pending: number): void {
@@ -1262,8 +1114,7 @@ export class ClusterEdge implements RecordLog {
    * or the copy passed `p` without it: the stream's last message for the id decides.
    */
   #conflict(p: Pending, tried?: number): void {
-    const jsm = this.#jsm as JetStreamManager;
-    jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: p.subject }).then(
+    this.#last(p.subject).then(
       (last) => {
         if (!this.#pending.has(p.tag)) return;
         const lastSeq = last?.seq ?? 0;
@@ -1302,7 +1153,7 @@ export class ClusterEdge implements RecordLog {
           // it was the newest when taken, so accepted (and superseded), once the copy holds
           // that write too (read-your-writes on this edge).
           this.#took(p, last.seq);
-          this.#arrive({ seq: last.seq, subject: p.subject, body: last.data });
+          this.#order.arrive({ seq: last.seq, subject: p.subject, body: last.data });
           return;
         }
         if (
@@ -1418,7 +1269,7 @@ export class ClusterEdge implements RecordLog {
       const chosen: { id: string; seq: number; ts: bigint }[] = [];
       for (const [id, ts] of this.#tombstones) {
         if (ts >= cutoff) continue;
-        const last = await jsm.streams.getMessage(stream, { last_by_subj: this.#subjects.idSubject(id) });
+        const last = await this.#last(this.#subjects.idSubject(id));
         const rec = last ? decodeRecord(last.data) : undefined;
         if (!last || !rec || rec.data.byteLength > 0) {
           this.#tombstones.delete(id);
@@ -1463,9 +1314,8 @@ export class ClusterEdge implements RecordLog {
 
   /** Raises the cluster's horizon record to at least `h`, by compare-and-set on its subject. */
   async #raiseClusterHorizon(h: HorizonRecord): Promise<void> {
-    const jsm = this.#jsm as JetStreamManager;
     for (;;) {
-      const last = await jsm.streams.getMessage(this.#subjects.stream, { last_by_subj: this.#subjects.horizon });
+      const last = await this.#last(this.#subjects.horizon);
       const current = last ? decodeHorizon(last.data) : undefined;
       const next: HorizonRecord = {
         horizon: current && current.horizon > h.horizon ? current.horizon : h.horizon,
@@ -1500,9 +1350,8 @@ export class ClusterEdge implements RecordLog {
     if (this.#closed) return;
     this.#closed = true;
     for (const t of this.#timers) clearInterval(t);
-    clearTimeout(this.#gapTimer);
+    this.#order.close();
     this.#stopConsuming?.();
-    this.#wakeConsumer?.();
     await this.#consuming?.catch(() => undefined);
     await this.#lastApply.catch(() => undefined);
     this.#publisher?.close();
