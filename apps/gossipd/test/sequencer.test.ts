@@ -44,7 +44,7 @@ describe('Sequencer: the order a copy applies the stream in', () => {
     expect(seqs()).toEqual([1, 2, 3, 4, 5]);
     expect(applied[0]).toEqual({ seq: 1, body: 'v1', pending: 0 });
     // 2 was applied once 3 was known to be past it
-    expect(applied[1].pending).toBe(1);
+    expect(applied[1]?.pending).toBe(1);
     expect(seq.waiting).toEqual({ entries: 0, bytes: 0 });
     expect(seq.dispatched).toBe(5);
   });

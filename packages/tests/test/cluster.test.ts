@@ -573,15 +573,22 @@ describe('cluster', () => {
     expect(await a.stop()).toMatchObject({ code: 0 });
   });
 
-  it('cluster - with the quorum lost, an edge still connected refuses publishes with a code once its deadline passes, answers 503 and serves reads; then takes publishes again', async () => {
+  it('cluster - with the quorum lost, an edge still connected refuses publishes with a code once its deadline passes, answers 503 and serves reads, and so does an idle edge, without going back to 200 until the quorum is back; then takes publishes again', async () => {
     const nats = await natsCluster();
     const name = clusterName();
     // connected to the node that stays
     const a = await edge(nats, name, { servers: [nats.urls[0] as string] });
+    // an edge that takes no publish: it learns it from the stream itself
+    const idle = await edge(nats, name, { servers: [nats.urls[0] as string] });
     const c = client(a);
     await c.connect();
     await c.publish('before', bytes('1'));
     await Promise.all([1, 2].map((i) => nats.kill(i)));
+    const idleNotReady = await eventually('503 on the idle edge', async () => {
+      const r = await readyz(idle);
+      return r.status === 503 ? r : undefined;
+    });
+    expect(idleNotReady.text).toMatch(/cluster stream unavailable/);
     const refused = await c.publish('during', bytes('2')).then(
       (r) => r.status,
       (e: { code?: string }) => e.code,
@@ -595,6 +602,20 @@ describe('cluster', () => {
     expect(notReady.text).toMatch(/cluster stream unavailable/);
     expect(text((await c.fetch(['before']))[0]?.value)).toBe('1');
     expect((await c.fetch(['during']))[0]?.found).toBe(false);
+    // The remaining server answers for the stream, from its own state, once it stops
+    // waiting for the others (a few seconds in): an answer without a leader is not taken
+    // for the stream answering. Neither edge says 200 at any time while the quorum is lost.
+    const seen = new Set<number>();
+    for (let i = 0; i < 16; i++) {
+      for (const d of [a, idle]) seen.add((await readyz(d)).status);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect([...seen]).toEqual([503]);
+    expect(
+      (await c.publish('during', bytes('2')).catch((e: { code?: string }) => e)) as { code?: string },
+    ).toMatchObject({
+      code: 'GOSSIP_ERR_CLUSTER_UNAVAILABLE',
+    });
     await Promise.all([1, 2].map((i) => nats.restart(i)));
     const after = await eventually(
       'a publish accepted again',
@@ -605,7 +626,9 @@ describe('cluster', () => {
       60_000,
     );
     expect(after.durability).toBe('replicated');
-    await eventually('ready again', async () => ((await readyz(a)).status === 200 ? true : undefined));
+    for (const d of [a, idle]) {
+      await eventually('ready again', async () => ((await readyz(d)).status === 200 ? true : undefined));
+    }
   });
 
   it('cluster - an edge rebuilds its copy from the stream when its position is torn, and when the stream was made anew (a new epoch)', async () => {

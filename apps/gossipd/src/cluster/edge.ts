@@ -18,6 +18,7 @@ import {
   RetentionPolicy,
   StorageType,
   type StoredMsg,
+  type StreamInfo,
 } from '@nats-io/jetstream';
 import { type ConnectionOptions, connect, type NatsConnection } from '@nats-io/transport-node';
 import type { ClusterAuth } from '../config.js';
@@ -760,12 +761,15 @@ export class ClusterEdge implements RecordLog {
     let behind = head !== undefined && performance.now() - head.takenAt > STALL_MS;
     if (!behind && ++this.#watchTicks * WATCH_EVERY_MS >= STALL_MS) {
       this.#watchTicks = 0;
+      let info: StreamInfo;
       try {
-        const info = await (this.#jsm as JetStreamManager).streams.info(this.#subjects.stream);
-        behind = info.state.last_seq > this.#applied && this.#applied === this.#watchedApplied;
-      } catch {
-        return; // the stream does not answer: nothing to follow now
+        // an idle edge learns here, as a busy one from its publishes, that the stream cannot take writes
+        info = await this.#streamWithLeader();
+      } catch (error) {
+        if (!this.#closed) this.#streamFailing((error as Error).message);
+        return; // nothing to follow now
       }
+      behind = info.state.last_seq > this.#applied && this.#applied === this.#watchedApplied;
     }
     if (!behind) return;
     if (this.#order.mode === 'fanout') {
@@ -1195,14 +1199,27 @@ export class ClusterEdge implements RecordLog {
     this.#log.info({}, 'cluster edge: the stream answers again');
   }
 
-  /** While the stream does not answer: asks it again, with backoff, logging each try. */
+  /**
+   * The stream's info, when it has a leader to take writes. Without one (an election
+   * after its leader's server died, or a lost quorum), a member answers from its own
+   * state: that is no stream that answers, and this throws. (A stream of a server
+   * outside any cluster names that server.)
+   */
+  async #streamWithLeader(): Promise<StreamInfo> {
+    const info = await (this.#jsm as JetStreamManager).streams.info(this.#subjects.stream);
+    if (info.cluster !== undefined && !info.cluster.leader) {
+      throw new Error('the stream has no leader (an election, or its quorum is lost)');
+    }
+    return info;
+  }
+
+  /** While the stream does not answer, or has no leader: asks it again, with backoff, logging each try. */
   async #probe(): Promise<void> {
-    const jsm = this.#jsm as JetStreamManager;
     for (let attempt = 0; this.#streamDown !== undefined && !this.#closed; attempt++) {
       const wait = backoff(attempt, STREAM_BACKOFF_MAX_MS);
       await sleep(wait);
       try {
-        await jsm.streams.info(this.#subjects.stream);
+        await this.#streamWithLeader();
         this.#streamUp();
         return;
       } catch (error) {
