@@ -1,6 +1,6 @@
-import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node';
+import { type Msg, type MsgHdrs, MsgHdrsImpl, type NatsConnection } from '@nats-io/transport-node';
 import { describe, expect, it } from 'vitest';
-import { type StreamError, StreamPublisher, WRONG_LAST_SEQUENCE } from '../src/cluster/publisher.js';
+import { casHeaders, type StreamError, StreamPublisher, WRONG_LAST_SEQUENCE } from '../src/cluster/publisher.js';
 
 /** Just the two calls the publisher makes of a NATS connection, recorded; `answer` plays the stream. */
 function fakeConnection() {
@@ -24,6 +24,11 @@ function fakeConnection() {
   return { nc, sent, answer };
 }
 
+/** The header block's bytes: what nats.js writes after HPUB (it asks a publish's headers for this alone). */
+function encoded(h: MsgHdrs | undefined): Uint8Array {
+  return (h as unknown as { encode(): Uint8Array }).encode();
+}
+
 describe('cluster StreamPublisher', () => {
   it("publisher - each publish names its expectation twice (the header and the message id), and the stream's answers settle it", async () => {
     const { nc, sent, answer } = fakeConnection();
@@ -41,9 +46,12 @@ describe('cluster StreamPublisher', () => {
         (e: StreamError) => ({ code: e.code, message: e.message }),
       ),
     );
-    expect(sent[0]?.headers.get('Nats-Expected-Last-Subject-Sequence')).toBe('7');
-    expect(sent[0]?.headers.get('Nats-Msg-Id')).toBe('7@aWQ');
-    expect(sent[3]?.headers.get('Nats-Msg-Id')).toBe('0@horizon');
+    // the header block as nats.js itself reads one (the bytes HPUB carries)
+    const header = (i: number) => MsgHdrsImpl.decode(encoded(sent[i]?.headers));
+    expect(header(0).get('Nats-Expected-Last-Subject-Sequence')).toBe('7');
+    expect(header(0).get('Nats-Msg-Id')).toBe('7@aWQ');
+    expect(header(3).get('Nats-Msg-Id')).toBe('0@horizon');
+    expect(header(3).get('Nats-Expected-Last-Subject-Sequence')).toBe('0');
     expect(new Set(sent.map((s) => s.reply)).size).toBe(sent.length);
     answer(0, '{"stream":"GOSSIP_x","seq":12}');
     answer(1, '{"stream":"GOSSIP_x","seq":12,"duplicate":true}');
@@ -60,6 +68,47 @@ describe('cluster StreamPublisher', () => {
       { code: 0, message: expect.stringMatching(/other than JSON/) },
       { code: 0, message: expect.stringMatching(/without a sequence/) },
     ]);
+    p.close();
+  });
+
+  it('publisher - the header block is byte for byte what nats.js writes for the same two headers', () => {
+    for (const [expected, name] of [
+      [0, 'epoch'],
+      [7, 'aWQ'],
+      [Number.MAX_SAFE_INTEGER, 'a-b_c'],
+    ] as const) {
+      const theirs = new MsgHdrsImpl();
+      theirs.set('Nats-Expected-Last-Subject-Sequence', String(expected));
+      theirs.set('Nats-Msg-Id', `${expected}@${name}`);
+      expect(Buffer.from(encoded(casHeaders(expected, name))).toString('latin1')).toBe(
+        Buffer.from(theirs.encode()).toString('latin1'),
+      );
+    }
+  });
+
+  it('publisher - a PubAck is read by its sequence, whatever else it says, and only a plain one without parsing it', async () => {
+    const { nc, answer } = fakeConnection();
+    const p = new StreamPublisher(nc, 60_000);
+    const cases: [string, { seq: number } | { code: number }][] = [
+      ['{"stream":"GOSSIP_x","seq":1}', { seq: 1 }],
+      ['{"stream":"GOSSIP_x","seq":9007199254740991}', { seq: 9007199254740991 }],
+      ['{"stream":"GOSSIP_x","domain":"hub","seq":5}', { seq: 5 }],
+      ['{"stream":"GOSSIP_x","seq":5,"duplicate":true}', { code: WRONG_LAST_SEQUENCE }],
+      ['{"stream":"GOSSIP_x","seq":6,"duplicate":false}', { seq: 6 }],
+      ['{"stream":"a\\"b","seq":7}', { seq: 7 }],
+      ['{"stream":"GOSSIP_x", "seq": 8 }', { seq: 8 }],
+      ['{"stream":"GOSSIP_x","seq":}', { code: 0 }],
+      ['{"stream":"GOSSIP_x","seq":"9"}', { code: 0 }],
+      ['{"error":{"code":503,"err_code":10077,"description":"no seq here"}}', { code: 10077 }],
+    ];
+    const results = cases.map(() =>
+      p.publish('gossip.x.id.aWQ', Buffer.from('a'), 0).then(
+        (seq) => ({ seq }),
+        (e: StreamError) => ({ code: e.code }),
+      ),
+    );
+    for (const [i, [body]] of cases.entries()) answer(i, body);
+    expect(await Promise.all(results)).toEqual(cases.map(([, want]) => want));
     p.close();
   });
 

@@ -17,7 +17,7 @@ function make(
   const stream = o.stream ?? [];
   const seq = new Sequencer(
     {
-      apply: (s, _subject, body, pending) => applied.push({ seq: s, body: Buffer.from(body).toString(), pending }),
+      apply: (e, pending) => applied.push({ seq: e.seq, body: Buffer.from(e.body).toString(), pending }),
       readFrom: (s) => {
         reads.push(s);
         if (o.read) return o.read(s);

@@ -244,7 +244,7 @@ export class ClusterEdge implements RecordLog {
     this.#auth = natsAuth(o.auth, (message) => this.#log.warn({}, `cluster edge: ${message}`));
     this.#order = new Sequencer(
       {
-        apply: (seq, subject, body, pending) => this.#apply(seq, subject, body, pending),
+        apply: (e, pending) => this.#apply(e.seq, e.subject, e.body, pending, e.id),
         readFrom: async (seq) => {
           const query = { seq, next_by_subj: '>' } as unknown as MsgRequest;
           const m = await (this.#jsm as JetStreamManager).streams.getMessage(this.#subjects.stream, query);
@@ -806,10 +806,11 @@ export class ClusterEdge implements RecordLog {
 
   /**
    * One message of the stream, in the stream's order: `pending`, how many the stream
-   * holds past it (as far as the edge knows).
+   * holds past it (as far as the edge knows). `ownId`: the id of this edge's own publish,
+   * whose body is no view of a read buffer.
    */
-  #apply(seq: number, subject: string, body: Uint8Array, pending: number): void {
-    const id = this.#subjects.idOf(subject);
+  #apply(seq: number, subject: string, body: Uint8Array, pending: number, ownId?: string): void {
+    const id = ownId ?? this.#subjects.idOf(subject);
     const store = this.store;
     if (id === undefined) {
       // a meta record: the horizon (the epoch was read at the join)
@@ -839,8 +840,8 @@ export class ClusterEdge implements RecordLog {
     // every key of #pending carries this edge's tag: another edge's tag finds none
     const mine = this.#pending.get(rec.tag);
     if (mine) this.#pending.delete(rec.tag);
-    // A copy: the message's bytes are a view of the connection's read buffer.
-    const data = Uint8Array.prototype.slice.call(rec.data);
+    // A copy, unless this edge made it: another's bytes are a view of the connection's read buffer.
+    const data = ownId === undefined ? Uint8Array.prototype.slice.call(rec.data) : rec.data;
     const { ts } = rec;
     // Newest ts wins by the stream's order: every copy applies the same messages in the
     // same order with the same rule, so they agree, whatever the stream took.
@@ -957,10 +958,13 @@ export class ClusterEdge implements RecordLog {
 
   // --- the fan-out: following the stream without reading it back ---------------------
 
-  /** The stream took `body` at `seq` (its answer to this edge): for this copy and the other edges'. */
-  #handOver(seq: number, subject: string, body: Uint8Array): void {
+  /**
+   * The stream took `body` at `seq` (its answer to this edge): for this copy and the
+   * other edges'. `id`: the id of an edge's own publish, whose body is its own buffer.
+   */
+  #handOver(seq: number, subject: string, body: Uint8Array, id?: string): void {
     this.#fanout?.add(seq, subject, body);
-    this.#order.arrive({ seq, subject, body });
+    this.#order.arrive({ seq, subject, body, id });
   }
 
   /** A batch another edge handed over (fanout.ts). */
@@ -1060,28 +1064,27 @@ export class ClusterEdge implements RecordLog {
   /** One attempt: publishes if the id's last sequence is still `expected`. */
   #send(p: Pending, expected: number): void {
     p.attempts++;
-    (this.#publisher as StreamPublisher).publish(p.subject, p.body, expected).then(
-      (seq) => {
+    (this.#publisher as StreamPublisher).send(p.subject, p.body, expected, (error, seq) => {
+      if (error === undefined) {
         // Settled when the stream brings it back to the copy (#apply): then the server
         // broadcasts it and acks it, in the copy's order. Unless a newer publish of the
         // id replaced it in the stream before the copy got that far: then it is settled
         // once the copy is past its sequence (#settledThrough).
         if (this.#streamDown !== undefined) this.#streamUp();
         if (this.#pending.has(p.tag)) this.#took(p, seq);
-        this.#handOver(seq, p.subject, p.body);
-      },
-      (error: unknown) => {
-        if (!this.#pending.has(p.tag)) return;
-        if (error instanceof StreamError && error.code === WRONG_LAST_SEQUENCE) {
-          this.#conflicts++;
-          this.#conflict(p, expected);
-          return;
-        }
-        // The same compare-and-set again, until the deadline: if the first attempt was
-        // stored after all, this one fails it, and the conflict finds the edge's own tag.
-        this.#later(p, error, () => this.#send(p, expected));
-      },
-    );
+        this.#handOver(seq, p.subject, p.body, p.id);
+        return;
+      }
+      if (!this.#pending.has(p.tag)) return;
+      if (error instanceof StreamError && error.code === WRONG_LAST_SEQUENCE) {
+        this.#conflicts++;
+        this.#conflict(p, expected);
+        return;
+      }
+      // The same compare-and-set again, until the deadline: if the first attempt was
+      // stored after all, this one fails it, and the conflict finds the edge's own tag.
+      this.#later(p, error, () => this.#send(p, expected));
+    });
   }
 
   /**

@@ -16,6 +16,11 @@ export interface Entry {
   readonly seq: number;
   readonly subject: string;
   readonly body: Uint8Array;
+  /**
+   * The id, when the edge that applies it published it itself: its body is then a
+   * buffer of its own, no view of a read buffer, and its subject need not be decoded.
+   */
+  readonly id?: string | undefined;
 }
 
 /** The first byte of a batch: its layout. A batch of another layout is not read. */

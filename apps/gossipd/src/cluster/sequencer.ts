@@ -12,7 +12,7 @@ import type { Entry } from './fanout.js';
  */
 export interface SequencerHooks {
   /** One message, in the stream's order; `pending`: how many the edge knows of past it. */
-  apply(seq: number, subject: string, body: Uint8Array, pending: number): void;
+  apply(e: Entry, pending: number): void;
   /**
    * The stream's first message at or after `seq`, as its leader holds it; null when it
    * holds none (which says nothing sure: a leader just elected may not have applied all
@@ -97,7 +97,7 @@ export class Sequencer {
     if (seq <= this.#dispatched) return false;
     this.#dispatched = seq;
     this.#dropEarly(seq);
-    this.#hooks.apply(seq, subject, body, pending);
+    this.#hooks.apply({ seq, subject, body }, pending);
     return true;
   }
 
@@ -108,7 +108,7 @@ export class Sequencer {
     if (this.#mode === 'fanout' && e.seq === this.#dispatched + 1) {
       // the next one, as nearly always: applied at once, then any that waited for it
       this.#dispatched = e.seq;
-      this.#hooks.apply(e.seq, e.subject, e.body, this.#highest - e.seq);
+      this.#hooks.apply(e, this.#highest - e.seq);
       if (this.#early.size > 0) this.#drain();
       return;
     }
@@ -117,9 +117,9 @@ export class Sequencer {
       this.toConsumer(); // a gap held too long: the stream has them all
       return;
     }
-    // copied: a view would hold its whole batch while it waits
-    const body = Uint8Array.prototype.slice.call(e.body);
-    this.#early.set(e.seq, { seq: e.seq, subject: e.subject, body, arrivedAt: performance.now() });
+    // copied: a view would hold its whole batch while it waits (an edge's own is no view)
+    const body = e.id === undefined ? Uint8Array.prototype.slice.call(e.body) : e.body;
+    this.#early.set(e.seq, { seq: e.seq, subject: e.subject, body, id: e.id, arrivedAt: performance.now() });
     this.#earlyBytes += cost;
     this.#drain();
   }
@@ -191,7 +191,7 @@ export class Sequencer {
     for (let e = this.#early.get(this.#dispatched + 1); e !== undefined; e = this.#early.get(this.#dispatched + 1)) {
       this.#dropEarly(e.seq);
       this.#dispatched = e.seq;
-      this.#hooks.apply(e.seq, e.subject, e.body, Math.max(0, this.#highest - e.seq));
+      this.#hooks.apply(e, Math.max(0, this.#highest - e.seq));
     }
     if (this.#early.size === 0 || this.#gapTimer !== undefined) return;
     const at = this.#dispatched;
