@@ -29,10 +29,15 @@ function encoded(h: MsgHdrs | undefined): Uint8Array {
   return (h as unknown as { encode(): Uint8Array }).encode();
 }
 
+/** For publishers whose callbacks never throw. */
+const unexpected = (error: unknown) => {
+  throw new Error(`a callback threw: ${String(error)}`);
+};
+
 describe('cluster StreamPublisher', () => {
   it("publisher - each publish names its expectation twice (the header and the message id), and the stream's answers settle it", async () => {
     const { nc, sent, answer } = fakeConnection();
-    const p = new StreamPublisher(nc, 60_000);
+    const p = new StreamPublisher(nc, 60_000, unexpected);
     const results = [
       p.publish('gossip.x.id.aWQ', Buffer.from('a'), 7),
       p.publish('gossip.x.id.aWQ', Buffer.from('b'), 7),
@@ -88,7 +93,7 @@ describe('cluster StreamPublisher', () => {
 
   it('publisher - a PubAck is read by its sequence, whatever else it says, and only a plain one without parsing it', async () => {
     const { nc, answer } = fakeConnection();
-    const p = new StreamPublisher(nc, 60_000);
+    const p = new StreamPublisher(nc, 60_000, unexpected);
     const cases: [string, { seq: number } | { code: number }][] = [
       ['{"stream":"GOSSIP_x","seq":1}', { seq: 1 }],
       ['{"stream":"GOSSIP_x","seq":9007199254740991}', { seq: 9007199254740991 }],
@@ -99,6 +104,7 @@ describe('cluster StreamPublisher', () => {
       ['{"stream":"GOSSIP_x", "seq": 8 }', { seq: 8 }],
       ['{"stream":"GOSSIP_x","seq":}', { code: 0 }],
       ['{"stream":"GOSSIP_x","seq":"9"}', { code: 0 }],
+      ['{"stream":"GOSSIP_x","seq":0}', { code: 0 }],
       ['{"error":{"code":503,"err_code":10077,"description":"no seq here"}}', { code: 10077 }],
     ];
     const results = cases.map(() =>
@@ -112,14 +118,30 @@ describe('cluster StreamPublisher', () => {
     p.close();
   });
 
+  it("publisher - a callback that throws is reported, and the answers after it still settle theirs (the NATS client's reading goes on)", async () => {
+    const { nc, answer } = fakeConnection();
+    const thrown: unknown[] = [];
+    const p = new StreamPublisher(nc, 60_000, (error) => thrown.push(error));
+    const seqs: number[] = [];
+    p.send('gossip.x.id.aWQ', Buffer.from('a'), 0, () => {
+      throw new Error('a bug in a callback');
+    });
+    p.send('gossip.x.id.aWQ', Buffer.from('b'), 0, (error, seq) => (error ? thrown.push(error) : seqs.push(seq)));
+    expect(() => answer(0, '{"stream":"GOSSIP_x","seq":3}')).not.toThrow();
+    answer(1, '{"stream":"GOSSIP_x","seq":4}');
+    expect(thrown).toEqual([new Error('a bug in a callback')]);
+    expect(seqs).toEqual([4]);
+    p.close();
+  });
+
   it('publisher - an answer that does not come in time fails the publish, and close() fails those still waiting', async () => {
     const { nc } = fakeConnection();
-    const p = new StreamPublisher(nc, 50);
+    const p = new StreamPublisher(nc, 50, unexpected);
     await expect(p.publish('gossip.x.id.aWQ', Buffer.from('a'), 0)).rejects.toMatchObject({
       code: 0,
       message: expect.stringMatching(/timeout/),
     });
-    const slow = new StreamPublisher(nc, 60_000);
+    const slow = new StreamPublisher(nc, 60_000, unexpected);
     const waiting = slow.publish('gossip.x.id.aWQ', Buffer.from('a'), 0);
     slow.close();
     await expect(waiting).rejects.toMatchObject({ message: expect.stringMatching(/closing/) });

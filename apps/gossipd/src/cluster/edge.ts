@@ -499,12 +499,23 @@ export class ClusterEdge implements RecordLog {
         this.#nc = nc;
         this.#js = jetstream(nc, { timeout: REQUEST_TIMEOUT_MS });
         this.#jsm = await jetstreamManager(nc, { timeout: REQUEST_TIMEOUT_MS, checkAPI: false });
-        this.#publisher = new StreamPublisher(nc, REQUEST_TIMEOUT_MS);
+        this.#publisher = new StreamPublisher(nc, REQUEST_TIMEOUT_MS, (error) =>
+          this.#log.error({ err: error }, "cluster edge: handling the stream's answer to a publish failed"),
+        );
         this.#connected = true;
         this.#log.info({ server: nc.getServer(), servers: this.#o.servers }, 'cluster edge: connected to NATS');
         this.#watch(nc);
-        nc.subscribe(this.#subjects.emit, { callback: (_e, m) => this.#onEmit(m.data) });
-        nc.subscribe(this.#subjects.fanout, { callback: (_e, m) => this.#onFanout(m.data) });
+        // a subscription error (a permission refused) brings no message
+        nc.subscribe(this.#subjects.emit, {
+          callback: (e, m) => {
+            if (!e) this.#onEmit(m.data);
+          },
+        });
+        nc.subscribe(this.#subjects.fanout, {
+          callback: (e, m) => {
+            if (!e) this.#onFanout(m.data);
+          },
+        });
         this.#fanout = new FanoutBatcher(
           (batch) => {
             try {
@@ -1068,6 +1079,7 @@ export class ClusterEdge implements RecordLog {
   #send(p: Pending, expected: number): void {
     p.attempts++;
     (this.#publisher as StreamPublisher).send(p.subject, p.body, expected, (error, seq) => {
+      if (this.#closed) return; // close() refuses what waits
       if (error === undefined) {
         // Settled when the stream brings it back to the copy (#apply): then the server
         // broadcasts it and acks it, in the copy's order. Unless a newer publish of the
@@ -1229,6 +1241,7 @@ export class ClusterEdge implements RecordLog {
         this.#streamUp();
         return;
       } catch (error) {
+        if (this.#streamDown === undefined) return; // a publish found the stream back meanwhile
         this.#streamDown = (error as Error).message;
         // every try for the first ten, then one in ten: a lost quorum may last
         if (attempt >= 10 && attempt % 10 !== 0) continue;

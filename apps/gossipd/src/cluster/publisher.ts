@@ -55,9 +55,6 @@ export function casHeaders(expected: number, name: string): MsgHdrs {
 const QUOTE = 0x22;
 const ZERO = 0x30;
 const NINE = 0x39;
-function fail(w: Waiting, error: StreamError): void {
-  w.done(error, 0);
-}
 
 /** `"seq":` in a PubAck. */
 const SEQ_KEY = Buffer.from('"seq":');
@@ -80,7 +77,7 @@ function plainAckSeq(b: Buffer): number | undefined {
     seq = seq * 10 + (c - ZERO);
   }
   // the sequence ends the object, and the rest is the stream's name alone
-  if (i === start || i - start > 15 || i !== b.length - 1 || b[i] !== 0x7d) return undefined;
+  if (i === start || i - start > 15 || i !== b.length - 1 || b[i] !== 0x7d || seq === 0) return undefined;
   let quotes = 0;
   for (let j = 0; j < at; j++) if (b[j] === QUOTE) quotes++;
   return quotes === 4 ? seq : undefined;
@@ -103,11 +100,23 @@ export class StreamPublisher {
   readonly #sweep: NodeJS.Timeout;
   #count = 0;
 
-  constructor(nc: NatsConnection, timeoutMs: number) {
+  readonly #onError: (error: unknown) => void;
+
+  /**
+   * `onError`: what a `done` callback threw. Callbacks run inside the NATS client's
+   * reading of its socket, which would stop at an exception: it is caught and reported.
+   */
+  constructor(nc: NatsConnection, timeoutMs: number, onError: (error: unknown) => void) {
     this.#nc = nc;
     this.#timeoutMs = timeoutMs;
+    this.#onError = onError;
     this.#inbox = `_INBOX.${nuid.next()}.`;
-    nc.subscribe(`${this.#inbox}*`, { callback: (_error, msg) => this.#answer(msg) });
+    nc.subscribe(`${this.#inbox}*`, {
+      callback: (error, msg) => {
+        // a subscription error (a permission refused) brings no answer: the publishes time out
+        if (!error) this.#answer(msg);
+      },
+    });
     this.#sweep = setInterval(() => this.#overdue(), SWEEP_MS);
     this.#sweep.unref();
   }
@@ -133,7 +142,15 @@ export class StreamPublisher {
       this.#nc.publish(subject, body, { reply: this.#inbox + token, headers: h });
     } catch (error) {
       this.#waiting.delete(token);
-      done(error as Error, 0);
+      this.#settle(done, error as Error);
+    }
+  }
+
+  #settle(done: Done, error: StreamError | Error | undefined, seq = 0): void {
+    try {
+      done(error, seq);
+    } catch (thrown) {
+      this.#onError(thrown);
     }
   }
 
@@ -145,31 +162,34 @@ export class StreamPublisher {
     // no stream behind the subject now (no leader): a status message, no body
     if (msg.data.length === 0) {
       const code = msg.headers?.code ?? 503;
-      fail(w, new StreamError(0, `no responders (${code}): the stream has no leader now`));
+      this.#settle(w.done, new StreamError(0, `no responders (${code}): the stream has no leader now`));
       return;
     }
     const b = Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength);
     const seq = plainAckSeq(b);
     if (seq !== undefined) {
-      w.done(undefined, seq);
+      this.#settle(w.done, undefined, seq);
       return;
     }
     let answer: { seq?: unknown; duplicate?: unknown; error?: { err_code?: unknown; description?: unknown } };
     try {
       answer = JSON.parse(b.toString('utf8'));
     } catch {
-      fail(w, new StreamError(0, 'the stream answered with something other than JSON'));
+      this.#settle(w.done, new StreamError(0, 'the stream answered with something other than JSON'));
       return;
     }
     if (answer.error) {
       const code = typeof answer.error.err_code === 'number' ? answer.error.err_code : 0;
-      fail(w, new StreamError(code, String(answer.error.description ?? 'stream error')));
+      this.#settle(w.done, new StreamError(code, String(answer.error.description ?? 'stream error')));
     } else if (answer.duplicate === true) {
-      fail(w, new StreamError(WRONG_LAST_SEQUENCE, 'a publish with the same expected sequence was stored first'));
-    } else if (typeof answer.seq === 'number') {
-      w.done(undefined, answer.seq);
+      this.#settle(
+        w.done,
+        new StreamError(WRONG_LAST_SEQUENCE, 'a publish with the same expected sequence was stored first'),
+      );
+    } else if (typeof answer.seq === 'number' && answer.seq > 0) {
+      this.#settle(w.done, undefined, answer.seq);
     } else {
-      fail(w, new StreamError(0, 'the stream answered without a sequence'));
+      this.#settle(w.done, new StreamError(0, 'the stream answered without a sequence'));
     }
   }
 
@@ -178,7 +198,7 @@ export class StreamPublisher {
     for (const [token, w] of this.#waiting) {
       if (w.at > before) break; // in the order they were sent
       this.#waiting.delete(token);
-      fail(w, new StreamError(0, `timeout: no answer from the stream within ${this.#timeoutMs} ms`));
+      this.#settle(w.done, new StreamError(0, `timeout: no answer from the stream within ${this.#timeoutMs} ms`));
     }
   }
 
@@ -187,6 +207,6 @@ export class StreamPublisher {
     clearInterval(this.#sweep);
     const waiting = [...this.#waiting.values()];
     this.#waiting.clear();
-    for (const w of waiting) fail(w, new StreamError(0, 'the edge is closing'));
+    for (const w of waiting) this.#settle(w.done, new StreamError(0, 'the edge is closing'));
   }
 }

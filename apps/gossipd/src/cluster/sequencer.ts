@@ -117,8 +117,8 @@ export class Sequencer {
       this.toConsumer(); // a gap held too long: the stream has them all
       return;
     }
-    // copied: a view would hold its whole batch while it waits (an edge's own is no view)
-    const body = e.id === undefined ? Uint8Array.prototype.slice.call(e.body) : e.body;
+    // copied into a buffer of its own: a view would hold its whole batch (or pool block) while it waits
+    const body = Uint8Array.prototype.slice.call(e.body);
     this.#early.set(e.seq, { seq: e.seq, subject: e.subject, body, id: e.id, arrivedAt: performance.now() });
     this.#earlyBytes += cost;
     this.#drain();
