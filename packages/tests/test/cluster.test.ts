@@ -687,7 +687,7 @@ describe('cluster', () => {
     const js = jetstream(nc);
     // the edges' own encoders: what an edge would write, at hostile values (tag 0: no edge's)
     const { idSubject } = subjects(name);
-    const record = (ts: bigint, data: Uint8Array) => encodeRecord(ts, 0n, data);
+    const record = (ts: bigint, data: Uint8Array) => encodeRecord(ts, 0, 0, data);
     const hostile: [string, Uint8Array][] = [
       [idSubject('short'), Buffer.from([1, 2, 3])],
       [idSubject('format'), Buffer.concat([Buffer.from([99]), Buffer.alloc(20)])],

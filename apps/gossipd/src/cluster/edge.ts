@@ -145,7 +145,8 @@ const CONSUMER_INACTIVE_MS = 10_000;
 interface Pending {
   readonly id: string;
   readonly ts: bigint;
-  readonly tag: bigint;
+  /** Its publish count: the second half of its record's tag (record.ts), its key in #pending. */
+  readonly count: number;
   readonly subject: string;
   readonly body: Uint8Array;
   readonly deadline: number;
@@ -192,7 +193,8 @@ export class ClusterEdge implements RecordLog {
   readonly #log: EdgeLogger;
   readonly #subjects: Subjects;
   readonly #copyDir: string;
-  readonly #edgeTag = BigInt(randomBytes(4).readUInt32BE(0)) << 32n;
+  /** The first half of the tag of every record this edge writes (record.ts). */
+  readonly #edgeId = randomBytes(4).readUInt32BE(0);
   #count = 0;
   #store: Store | undefined;
   #server: EdgeServer | undefined;
@@ -212,7 +214,8 @@ export class ClusterEdge implements RecordLog {
   /** The stream did not answer lately: publishes are refused until it does. */
   #streamDown: string | undefined;
   #closed = false;
-  readonly #pending = new Map<bigint, Pending>();
+  /** Publishes this edge sent and has not settled, by their count. */
+  readonly #pending = new Map<number, Pending>();
   /** Publishes the stream took, by the order it said so, until the copy is past their sequence. */
   readonly #taken = new Queue<Pending>();
   /** Last stream sequence per id, as far as this edge knows: the compare-and-set's guess. */
@@ -848,9 +851,8 @@ export class ClusterEdge implements RecordLog {
     if (repair !== undefined && rec.ts >= repair.ts) this.#repairs.delete(id);
     if (rec.data.byteLength === 0) this.#tombstones.set(id, rec.ts);
     else this.#tombstones.delete(id);
-    // every key of #pending carries this edge's tag: another edge's tag finds none
-    const mine = this.#pending.get(rec.tag);
-    if (mine) this.#pending.delete(rec.tag);
+    const mine = rec.edge === this.#edgeId ? this.#pending.get(rec.count) : undefined;
+    if (mine) this.#pending.delete(rec.count);
     // A copy, unless this edge made it: another's bytes are a view of the connection's
     // read buffer. Made in Node's buffer pool (the store and the broadcast hold it no
     // longer than their next write): a buffer of its own per message cost a catch-up a
@@ -903,13 +905,13 @@ export class ClusterEdge implements RecordLog {
    * older one, an older write replaced it, and it is sent again (#conflict).
    */
   #supersede(p: Pending): void {
-    if (!this.#pending.has(p.tag)) return;
+    if (!this.#pending.has(p.count)) return;
     const held = this.store.tsOf(p.id);
     if (held === undefined || held < p.ts) {
       this.#conflict(p);
       return;
     }
-    this.#pending.delete(p.tag);
+    this.#pending.delete(p.count);
     p.resolve(SUPERSEDED);
   }
 
@@ -928,8 +930,8 @@ export class ClusterEdge implements RecordLog {
       // answer that the stream holds one is not taken for it (#retryRepairs).
       this.#repairs.set(id, { ts: m.ts, at: performance.now() });
       const subject = this.#subjects.idSubject(id);
-      // tag count 0: no publish of this edge, so no pending entry matches it
-      const body = encodeRecord(m.ts, this.#edgeTag, m.data);
+      // count 0: no publish of a client, so no pending entry matches it
+      const body = encodeRecord(m.ts, this.#edgeId, 0, m.data);
       let expected = seq;
       // Until the stream holds a value as new: a repair given up would leave an edge that
       // never saw the newer value (and every new edge) on the older one.
@@ -1054,15 +1056,16 @@ export class ClusterEdge implements RecordLog {
     // ts here is one the stream holds or held (docs/CLUSTER.md, "Newest ts wins").
     const local = this.store.tsOf(id);
     if (local !== undefined && local >= ts) return STALE_NOW;
-    this.#count = (this.#count + 1) >>> 0;
-    const tag = this.#edgeTag | BigInt(this.#count);
+    // 1 to 2^32 - 1, then round again (0 is a repair's)
+    this.#count = (this.#count % 0xffffffff) + 1;
+    const count = this.#count;
     return new Promise<PublishOutcome>((resolve, reject) => {
       const p: Pending = {
         id,
         ts,
-        tag,
+        count,
         subject: this.#subjects.idSubject(id),
-        body: encodeRecord(ts, tag, data),
+        body: encodeRecord(ts, this.#edgeId, count, data),
         deadline: performance.now() + PUBLISH_DEADLINE_MS,
         attempts: 0,
         seq: 0,
@@ -1070,7 +1073,7 @@ export class ClusterEdge implements RecordLog {
         resolve,
         reject,
       };
-      this.#pending.set(tag, p);
+      this.#pending.set(count, p);
       this.#send(p, this.#seqs.get(id) ?? 0);
     });
   }
@@ -1086,11 +1089,11 @@ export class ClusterEdge implements RecordLog {
         // id replaced it in the stream before the copy got that far: then it is settled
         // once the copy is past its sequence (#settledThrough).
         if (this.#streamDown !== undefined) this.#streamUp();
-        if (this.#pending.has(p.tag)) this.#took(p, seq);
+        if (this.#pending.has(p.count)) this.#took(p, seq);
         this.#handOver(seq, p.subject, p.body, p.id);
         return;
       }
-      if (!this.#pending.has(p.tag)) return;
+      if (!this.#pending.has(p.count)) return;
       if (error instanceof StreamError && error.code === WRONG_LAST_SEQUENCE) {
         this.#conflicts++;
         this.#conflict(p, expected);
@@ -1114,12 +1117,12 @@ export class ClusterEdge implements RecordLog {
     }
     const wait = backoff(p.attempts, STREAM_BACKOFF_MAX_MS);
     if (performance.now() + wait > p.deadline || this.#closed) {
-      this.#pending.delete(p.tag);
+      this.#pending.delete(p.count);
       p.reject(unavailable(why));
       return;
     }
     setTimeout(() => {
-      if (this.#pending.has(p.tag)) next();
+      if (this.#pending.has(p.count)) next();
     }, wait);
   }
 
@@ -1138,7 +1141,7 @@ export class ClusterEdge implements RecordLog {
   #conflict(p: Pending, tried?: number): void {
     this.#last(p.subject).then(
       (last) => {
-        if (!this.#pending.has(p.tag)) return;
+        if (!this.#pending.has(p.count)) return;
         const lastSeq = last?.seq ?? 0;
         if (tried !== undefined && lastSeq === tried) {
           // The stream still ends where this publish expected, yet refused it: it remembers
@@ -1158,13 +1161,13 @@ export class ClusterEdge implements RecordLog {
           return;
         }
         const rec = decodeRecord(last.data);
-        if (rec?.tag === p.tag) {
+        if (rec !== undefined && rec.edge === this.#edgeId && rec.count === p.count) {
           // an earlier attempt was stored (its answer was lost): settled as any taken publish
           if (last.seq > this.#applied || p.seq !== last.seq) {
             this.#took(p, last.seq);
             this.#handOver(last.seq, p.subject, last.data);
           } else {
-            this.#pending.delete(p.tag);
+            this.#pending.delete(p.count);
             p.resolve(SUPERSEDED);
           }
           return;
@@ -1184,12 +1187,12 @@ export class ClusterEdge implements RecordLog {
           Buffer.from(rec.data).equals(p.body.subarray(RECORD_HEADER_BYTES))
         ) {
           // its own value, given back to the stream by an edge's repair: it was taken
-          this.#pending.delete(p.tag);
+          this.#pending.delete(p.count);
           p.resolve(SUPERSEDED);
           return;
         }
         if (rec !== undefined && rec.ts >= p.ts) {
-          this.#pending.delete(p.tag);
+          this.#pending.delete(p.count);
           p.resolve(STALE);
           return;
         }
@@ -1197,7 +1200,7 @@ export class ClusterEdge implements RecordLog {
       },
       (error: unknown) => {
         // Never sent again without knowing the id's last sequence: read it again.
-        if (!this.#pending.has(p.tag)) return;
+        if (!this.#pending.has(p.count)) return;
         p.attempts++;
         this.#later(p, error, () => this.#conflict(p, tried));
       },

@@ -3,7 +3,8 @@
  *
  *   offset 0  u8    format, 1
  *   offset 1  i64   ts, big-endian
- *   offset 9  u64   tag: the publishing edge's 32-bit id, then its 32-bit publish count
+ *   offset 9  u64   tag: the publishing edge's 32-bit id (offset 9, u32 BE), then its
+ *                   32-bit publish count (offset 13, u32 BE; 0: no publish of a client)
  *   offset 17       data (empty: a tombstone)
  *
  * The tag lets the edge that published a message know it as its own when it comes back
@@ -14,16 +15,19 @@ export const RECORD_HEADER_BYTES = 17;
 
 export interface StreamRecord {
   ts: bigint;
-  tag: bigint;
+  /** The tag's halves: the edge that wrote it, and its publish count. */
+  edge: number;
+  count: number;
   /** A view of the message's bytes. */
   data: Uint8Array;
 }
 
-export function encodeRecord(ts: bigint, tag: bigint, data: Uint8Array): Uint8Array {
+export function encodeRecord(ts: bigint, edge: number, count: number, data: Uint8Array): Uint8Array {
   const out = Buffer.allocUnsafe(RECORD_HEADER_BYTES + data.byteLength);
   out[0] = RECORD_FORMAT;
   out.writeBigInt64BE(ts, 1);
-  out.writeBigUInt64BE(tag, 9);
+  out.writeUInt32BE(edge, 9);
+  out.writeUInt32BE(count, 13);
   out.set(data, RECORD_HEADER_BYTES);
   return out;
 }
@@ -32,7 +36,12 @@ export function encodeRecord(ts: bigint, tag: bigint, data: Uint8Array): Uint8Ar
 export function decodeRecord(body: Uint8Array): StreamRecord | undefined {
   if (body.byteLength < RECORD_HEADER_BYTES || body[0] !== RECORD_FORMAT) return undefined;
   const b = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  return { ts: b.readBigInt64BE(1), tag: b.readBigUInt64BE(9), data: b.subarray(RECORD_HEADER_BYTES) };
+  return {
+    ts: b.readBigInt64BE(1),
+    edge: b.readUInt32BE(9),
+    count: b.readUInt32BE(13),
+    data: b.subarray(RECORD_HEADER_BYTES),
+  };
 }
 
 /**
