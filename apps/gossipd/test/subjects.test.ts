@@ -14,4 +14,15 @@ describe('cluster subjects', () => {
     expect(s.idOf(s.epoch)).toBeUndefined();
     expect(s.idOf(s.emit)).toBeUndefined();
   });
+
+  it('subjects - a token no edge writes names no id: another spelling of an id, bytes that are not UTF-8', () => {
+    const s = subjects('prod');
+    expect(s.idOf('gossip.prod.id.aWQ')).toBe('id');
+    // the same bytes as 'aWQ' once decoded (its last character's spare bits set)
+    expect(Buffer.from('aWR', 'base64url').toString()).toBe('id');
+    expect(s.idOf('gossip.prod.id.aWR')).toBeUndefined();
+    expect(s.idOf('gossip.prod.id.aWQ=')).toBeUndefined(); // padded
+    expect(s.idOf(`gossip.prod.id.${Buffer.from([0xff, 0xfe]).toString('base64url')}`)).toBeUndefined();
+    expect(s.idOf('gossip.prod.id.a.b')).toBeUndefined();
+  });
 });

@@ -331,7 +331,7 @@ export class ClusterEdge implements RecordLog {
     if (!joined) {
       await this.#openCopy(position as Position);
       void this.#connect(Number.POSITIVE_INFINITY)
-        .then(() => this.#join(position as Position))
+        .then((connected) => (connected ? this.#join(position as Position) : undefined)) // false: closed meanwhile
         .catch((error: unknown) => this.#fatal(error));
       return;
     }
@@ -796,13 +796,13 @@ export class ClusterEdge implements RecordLog {
   }
 
   /** Ids whose newer value this edge gives back to the stream, until the stream brings one back. */
-  readonly #repairs = new Map<string, { ts: bigint; at: number }>();
+  readonly #repairs = new Map<string, { ts: bigint; at: number; running: boolean }>();
 
-  /** Repairs the stream has not confirmed for a while: started again from the id's last known sequence. */
+  /** Repairs the stream has not confirmed for a while, and none runs for: started again from the id's last known sequence. */
   #retryRepairs(): void {
     const before = performance.now() - STALL_MS;
     for (const [id, r] of this.#repairs) {
-      if (r.at > before) continue;
+      if (r.running || r.at > before) continue;
       r.at = performance.now();
       this.#repair(id, this.#seqs.get(id) ?? 0, true);
     }
@@ -922,13 +922,22 @@ export class ClusterEdge implements RecordLog {
    * yet, started over (#retryRepairs), not counted twice.
    */
   #repair(id: string, seq: number, again = false): void {
+    // one run per id at a time: it reads the id's last message at each attempt
+    if (this.#repairs.get(id)?.running) return;
+    const held = this.store.tsOf(id);
+    if (held === undefined) return;
     if (!again) this.#repairCount++;
+    // Done only when the stream brings a value as new back to this copy (#apply): an
+    // answer that the stream holds one is not taken for it (#retryRepairs).
+    const r = { ts: held, at: performance.now(), running: true };
+    this.#repairs.set(id, r);
     const run = async () => {
       const m = await this.store.get(id);
-      if (!m) return;
-      // Done only when the stream brings a value as new back to this copy (#apply): an
-      // answer that the stream holds one is not taken for it (#retryRepairs).
-      this.#repairs.set(id, { ts: m.ts, at: performance.now() });
+      if (!m) {
+        if (this.#repairs.get(id) === r) this.#repairs.delete(id);
+        return;
+      }
+      r.ts = m.ts;
       const subject = this.#subjects.idSubject(id);
       // count 0: no publish of a client, so no pending entry matches it
       const body = encodeRecord(m.ts, this.#edgeId, 0, m.data);
@@ -964,12 +973,16 @@ export class ClusterEdge implements RecordLog {
         }
       }
     };
-    run().catch((error: unknown) =>
-      this.#log.warn(
-        { err: (error as Error).message, id },
-        "cluster edge: could not give the stream back an id's value",
-      ),
-    );
+    run()
+      .catch((error: unknown) =>
+        this.#log.warn(
+          { err: (error as Error).message, id },
+          "cluster edge: could not give the stream back an id's value",
+        ),
+      )
+      .finally(() => {
+        r.running = false;
+      });
   }
 
   // --- the fan-out: following the stream without reading it back ---------------------

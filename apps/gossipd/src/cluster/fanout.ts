@@ -41,7 +41,8 @@ export function decodeFanout(batch: Uint8Array): Entry[] | undefined {
   let at = 1;
   while (at < b.length) {
     if (b.length - at < HEAD_BYTES) return undefined;
-    const seq = Number(b.readBigUInt64BE(at));
+    // two u32 halves: no BigInt per entry
+    const seq = b.readUInt32BE(at) * 2 ** 32 + b.readUInt32BE(at + 4);
     const subjectLen = b.readUInt16BE(at + 8);
     at += HEAD_BYTES;
     if (seq < 1 || !Number.isSafeInteger(seq) || b.length - at < subjectLen + BODY_LEN_BYTES) return undefined;
@@ -78,7 +79,8 @@ export class FanoutBatcher {
     if (1 + size > max) return;
     if (this.#bytes + size > max) this.flush();
     const head = Buffer.allocUnsafe(HEAD_BYTES + subject.length + BODY_LEN_BYTES);
-    head.writeBigUInt64BE(BigInt(seq), 0);
+    head.writeUInt32BE(Math.floor(seq / 2 ** 32), 0);
+    head.writeUInt32BE(seq >>> 0, 4);
     head.writeUInt16BE(subject.length, 8);
     head.write(subject, HEAD_BYTES, 'latin1');
     head.writeUInt32BE(body.byteLength, HEAD_BYTES + subject.length);

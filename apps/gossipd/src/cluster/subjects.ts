@@ -20,7 +20,11 @@ export interface Subjects {
   readonly fanout: string;
   /** The subject of `id`. */
   idSubject(id: string): string;
-  /** The id of an id subject, or undefined for a meta subject. */
+  /**
+   * The id of an id subject; undefined for a meta subject, and for a token no edge
+   * writes (not the canonical base64url of UTF-8: another spelling would name an id
+   * twice).
+   */
   idOf(subject: string): string | undefined;
   /** Whether `subject` is an id's (idOf gives its id), without decoding it. */
   isIdSubject(subject: string): boolean;
@@ -40,7 +44,11 @@ export function subjects(name: string): Subjects {
     // base64url: an id is any UTF-8, a subject token may not hold '.', '*', '>' or spaces.
     idSubject: (id) => idBase + Buffer.from(id, 'utf8').toString('base64url'),
     isIdSubject: (subject) => subject.startsWith(idBase),
-    idOf: (subject) =>
-      subject.startsWith(idBase) ? Buffer.from(subject.slice(idBase.length), 'base64url').toString('utf8') : undefined,
+    idOf: (subject) => {
+      if (!subject.startsWith(idBase)) return undefined;
+      const token = subject.slice(idBase.length);
+      const id = Buffer.from(token, 'base64url').toString('utf8');
+      return Buffer.from(id, 'utf8').toString('base64url') === token ? id : undefined;
+    },
   };
 }
