@@ -66,6 +66,13 @@ describe('cluster', () => {
     expect((await ca.fetch(['presence']))[0]?.found).toBe(false);
     const state = await streamState(nats, name);
     expect(state.replicas).toBe(3);
+
+    // B's copy follows A's writes through the fan-out alone: no gap asked the stream
+    // ("Following the stream"); without the fan-out, B would find them by its stall
+    // watch and a consumer, each such time counted
+    await Promise.all(Array.from({ length: 500 }, (_, i) => ca.publish(`burst/${i}`, bytes(String(i)))));
+    await eventually('the burst on edge B', () => (onB.get('burst/499') !== undefined ? true : undefined));
+    for (const d of [a, b]) expect(await metric(d, 'gossip_cluster_fanout_gaps_total')).toBe(0);
   });
 
   it("cluster - an edge's /metrics serves the cluster families docs/CLUSTER.md lists, beside docs/OPERATIONS.md's", async () => {
@@ -734,12 +741,15 @@ describe('cluster', () => {
     expect(await gaps()).toBeGreaterThanOrEqual(1);
     // an entry far past the stream's end, at an id subject: the edge reads the stream once,
     // drops it, and does not go on reading the stream for a gap that is not one
+    const before = await gaps();
     nc.publish(`gossip.${name}.fanout`, entry(1_000_000, idSubject('never'), record(5n, Buffer.from('x'))));
     await nc.flush();
-    await new Promise((r) => setTimeout(r, 300));
+    await eventually('the stream asked for the gap', async () => ((await gaps()) > before ? true : undefined));
     const after = await gaps();
-    await new Promise((r) => setTimeout(r, 1_500));
-    expect(await gaps()).toBeLessThanOrEqual(after + 1);
+    expect(after).toBe(before + 1);
+    // longer than the follower's stall watch (2 s): no read after the one
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(await gaps()).toBe(after);
     expect((await w.fetch(['never']))[0]?.found).toBe(false);
     expect(await w.publish('good', bytes('again'))).toMatchObject({ status: 'accepted' });
     // one just past the stream's end: the edge passes none of the real writes that then

@@ -460,6 +460,7 @@ describe('signals', () => {
     // the signal came while the store recovered; it was closed once open, and only then said so
     const at = (m: string) => msgs.indexOf(m);
     expect(at('recovering')).toBeGreaterThanOrEqual(0);
+    expect(at('stopping: no new connections, flushing and fsyncing')).toBeGreaterThanOrEqual(0);
     expect(at('stopping: no new connections, flushing and fsyncing')).toBeLessThan(at('store recovered'));
     expect(at('store recovered')).toBeLessThan(at('stopped cleanly'));
     expect(msgs.some((m) => m.includes('listening'))).toBe(false);
