@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULTS as SERVER } from '@gossip/server';
 import { DEFAULTS as STORE } from '@gossip/store';
+import { createUser } from '@nats-io/nkeys';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   checkExposure,
@@ -202,8 +203,12 @@ describe('config', () => {
   it('config - cluster mode: a NATS credentials file or an nkey seed file, checked at the start', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'gossip-config-'));
     try {
-      // shaped as nsc writes them; the keys are not real ones (nothing connects here)
-      const seed = `SU${'A'.repeat(56)}`;
+      // shaped as nsc writes them; a real seed, a JWT that is not (nothing connects here)
+      const seed = new TextDecoder().decode(createUser().getSeed());
+      // one letter mistyped: the shape of a seed, not its checksum
+      const typo = `${seed.slice(0, 20)}${seed[20] === 'A' ? 'B' : 'A'}${seed.slice(21)}`;
+      const typoNk = join(dir, 'typo.nk');
+      await writeFile(typoNk, `${typo}\n`);
       const creds = join(dir, 'edge.creds');
       await writeFile(
         creds,
@@ -238,6 +243,7 @@ describe('config', () => {
         [['--cluster-creds', join(dir, 'none.creds')], /need --cluster/],
         [['--cluster', 'a:4222', '--cluster-nkey', notCreds], /--cluster-nkey: .* does not hold a user nkey seed/],
         [['--cluster', 'a:4222', '--cluster-nkey', join(dir, 'none.nk')], /--cluster-nkey: cannot read/],
+        [['--cluster', 'a:4222', '--cluster-nkey', typoNk], /--cluster-nkey: .* does not hold a user nkey seed/],
         [['--cluster', 'a:4222', '--cluster-tls-key', nk], /--cluster-tls-cert and --cluster-tls-key go together/],
       ];
       for (const [argv, message] of bad) {

@@ -4,6 +4,8 @@
  * with the same (auth.ts), so that a file the start took is one the connect can use.
  */
 
+import { fromSeed } from '@nats-io/nkeys';
+
 /** A user JWT and its nkey seed, from a credentials file. */
 export interface Creds {
   jwt: string;
@@ -12,6 +14,20 @@ export interface Creds {
 
 /** A user nkey seed: `SU` and base32. */
 const USER_SEED = /^SU[A-Z2-7]{50,}$/;
+
+/**
+ * Whether `line` is a user seed the NATS client can sign with: its shape, and its
+ * checksum (a seed with a letter mistyped, or cut short, would fail every connect).
+ */
+function isUserSeed(line: string): boolean {
+  if (!USER_SEED.test(line)) return false;
+  try {
+    fromSeed(Buffer.from(line, 'ascii'));
+    return true;
+  } catch {
+    return false;
+  }
+}
 const BEGIN = /^-{3,}\s*BEGIN ([A-Z ]+?)\s*-{3,}$/;
 const END = /^-{3,}\s*END [A-Z ]+?\s*-{3,}$/;
 
@@ -45,11 +61,11 @@ export function parseCreds(text: string): Creds | undefined {
   }
   const jwt = blocks.get('NATS USER JWT');
   const seed = blocks.get('USER NKEY SEED');
-  if (jwt === undefined || seed === undefined || jwt.split('.').length !== 3 || !USER_SEED.test(seed)) return undefined;
+  if (jwt === undefined || seed === undefined || jwt.split('.').length !== 3 || !isUserSeed(seed)) return undefined;
   return { jwt, seed };
 }
 
 /** The user seed of an nkey file: its first line that is one (comments and a decorated block around it are allowed). */
 export function parseNkeySeed(text: string): string | undefined {
-  return lines(text).find((l) => USER_SEED.test(l));
+  return lines(text).find(isUserSeed);
 }
