@@ -124,6 +124,17 @@ async function main(): Promise<void> {
   let ready = false;
   let stopping: Promise<void> | undefined;
   let stoppedAt = 0;
+  /**
+   * The log lines still buffered get a moment to be taken, then the process exits. A
+   * reader that has stopped reading would otherwise hold it forever (docs/OPERATIONS.md,
+   * "Logs"): in the pending write, then in pino's flush at exit, which the destroy skips.
+   */
+  const exitAfterLogDrain = () => {
+    setTimeout(() => {
+      abandonLog();
+      process.exit();
+    }, LOG_DRAIN_MS).unref();
+  };
 
   const stop = (signal: string) => {
     if (stopping && performance.now() - stoppedAt < REPEATED_SIGNAL_MS) return;
@@ -141,22 +152,19 @@ async function main(): Promise<void> {
         // an edge closes its copy's store itself, after its last applied message (and ends
         // its start, which may wait for the cluster); a store still recovering is closed
         // once it is open
-        if (edge === undefined) store = await opening?.catch(() => undefined);
+        // (one that fails to open is the start's failure: it says so, and sets the exit code)
+        const failedToOpen = edge === undefined && (await opening?.then(() => false, () => true));
+        if (failedToOpen) store = undefined;
+        else if (edge === undefined) store = await opening;
         await (edge ?? store)?.close();
-        log.info('stopped cleanly');
+        if (!failedToOpen) log.info('stopped cleanly');
       } catch (error) {
         log.error({ err: error }, 'error while stopping');
         process.exitCode = EXIT.failed;
       }
       admin?.close();
       admin?.closeAllConnections();
-      // The log lines still buffered get a moment to be taken. A reader that has stopped
-      // reading would otherwise hold the process forever (docs/OPERATIONS.md, "Logs"): in
-      // the pending write, then in pino's flush at exit, which the destroy skips.
-      setTimeout(() => {
-        abandonLog();
-        process.exit();
-      }, LOG_DRAIN_MS).unref();
+      exitAfterLogDrain();
     })();
   };
   process.on('SIGINT', () => stop('SIGINT'));
@@ -317,7 +325,7 @@ async function main(): Promise<void> {
       );
     }
   } catch (error) {
-    if (stopping) {
+    if (stopping && edge !== undefined) {
       // what a stop during the start ended (an edge reading the cluster), not a failure
       log.info({ err: (error as Error).message }, 'stopped before it had started');
       return;
@@ -327,6 +335,8 @@ async function main(): Promise<void> {
     await (edge ?? store)?.close().catch(() => undefined);
     admin?.close();
     process.exitCode = code === 'GOSSIP_ERR_INSECURE' || code === 'GOSSIP_ERR_CONFIG' ? EXIT.config : EXIT.failed;
+    // as after a stop: a log reader that has stopped reading does not hold the exit
+    exitAfterLogDrain();
   }
 }
 

@@ -410,6 +410,27 @@ describe('signals', () => {
     expect({ code, signal }).toEqual({ code: 0, signal: null });
   });
 
+  it('exit - a gossipd that cannot start exits (code 1) also when its stdout is a full pipe nobody reads', async () => {
+    const held = await h.start();
+    const dir = await h.tmp();
+    // A shell pipeline, as an operator's: a FIFO whose reader never reads, filled before
+    // gossipd writes to it; gossipd fails on a data folder another one holds.
+    const script = [
+      `mkfifo "${dir}/out"`,
+      `sleep 60 < "${dir}/out" & reader=$!`,
+      `exec 3> "${dir}/out"`,
+      'head -c 65536 /dev/zero >&3',
+      `"${process.execPath}" "${GOSSIPD}" --port 0 --admin-port off --data-dir "${held.dataDir}" --log-format json >&3 2>/dev/null`,
+      'code=$?',
+      'kill $reader',
+      'exit $code',
+    ].join('\n');
+    const child = spawn('/bin/sh', ['-c', script], { stdio: 'ignore' });
+    h.keep({ close: async () => void child.kill('SIGKILL') });
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(1);
+  });
+
   it('signals - a second SIGTERM exits at once (code 1) also when the log reader has stopped reading', async () => {
     const { child, port, exited } = await stalledReader();
     // a client that stops reading holds the graceful stop: the window for the second signal
