@@ -153,9 +153,14 @@ async function main(): Promise<void> {
         // its start, which may wait for the cluster); a store still recovering is closed
         // once it is open
         // (one that fails to open is the start's failure: it says so, and sets the exit code)
-        const failedToOpen = edge === undefined && (await opening?.then(() => false, () => true));
-        if (failedToOpen) store = undefined;
-        else if (edge === undefined) store = await opening;
+        let failedToOpen = false;
+        if (edge === undefined && opening !== undefined) {
+          try {
+            store = await opening;
+          } catch {
+            failedToOpen = true;
+          }
+        }
         await (edge ?? store)?.close();
         if (!failedToOpen) log.info('stopped cleanly');
       } catch (error) {
