@@ -212,7 +212,8 @@ describe('cluster', () => {
     // the expired JWT, and take it again once the file holds a new one, with no restart
     const shortLived = createUser();
     const rotating = join(dir, 'rotating.creds');
-    const exp = Math.floor(Date.now() / 1000) + 4;
+    // long enough for the edge to start and connect first on a slow machine
+    const exp = Math.floor(Date.now() / 1000) + 8;
     await writeFile(rotating, fmtCreds(await encodeUser('edge', shortLived, account, {}, { exp }), shortLived));
     const e = await edge(jwtNats, name, { args: ['--cluster-creds', rotating] });
     await eventually('the edge turned away once its JWT expired', async () =>
