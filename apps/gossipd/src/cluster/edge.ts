@@ -1366,7 +1366,7 @@ export class ClusterEdge implements RecordLog {
 
   /** Raises the cluster's horizon record to at least `h`, by compare-and-set on its subject. */
   async #raiseClusterHorizon(h: HorizonRecord): Promise<void> {
-    for (;;) {
+    while (!this.#closed) {
       const last = await this.#last(this.#subjects.horizon);
       const current = last ? decodeHorizon(last.data) : undefined;
       const next: HorizonRecord = {
